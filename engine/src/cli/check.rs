@@ -1,0 +1,85 @@
+//! `dataflow check`: load and validate specs, print a summary or every problem.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::{Format, EXIT_USAGE};
+use crate::diag::{self, Diagnostic, SourceFile};
+use crate::plan;
+use crate::spec;
+
+/// Reads a spec file; the error is a one-line message for the user.
+pub fn read_spec(path: &Path) -> Result<SourceFile, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!("`{}` is not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to())
+    })?;
+    Ok(SourceFile { name: path.display().to_string(), text })
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
+    let mut any_errors = false;
+    let mut unreadable = false;
+    let mut reports = Vec::new();
+    for path in paths {
+        let file = match read_spec(path) {
+            Ok(f) => f,
+            Err(message) => {
+                unreadable = true;
+                match format {
+                    Format::Text => eprintln!("error: {message}"),
+                    Format::Json => reports.push(json!({"file": path.display().to_string(), "valid": false, "error": message})),
+                }
+                continue;
+            }
+        };
+        let loaded = spec::load(file);
+        let (plan, diagnostics) = plan::compile(&loaded);
+        let file = &loaded.file;
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        any_errors |= errors > 0;
+        match format {
+            Format::Text => report_text(file, &diagnostics, plan.as_ref(), errors),
+            Format::Json => reports.push(json!({
+                "file": file.name,
+                "valid": errors == 0,
+                "diagnostics": diagnostics.iter().map(|d| d.to_json(file)).collect::<Vec<_>>(),
+                "plan": plan.as_ref().map(plan::Plan::summary_json),
+            })),
+        }
+    }
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&json!({"files": reports})).unwrap_or_default());
+    }
+    if unreadable {
+        ExitCode::from(EXIT_USAGE)
+    } else if any_errors {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report_text(file: &SourceFile, diagnostics: &[Diagnostic], plan: Option<&plan::Plan>, errors: usize) {
+    diag::emit(file, diagnostics);
+    let warnings = diagnostics.len() - errors;
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match plan {
+        Some(plan) if errors == 0 => {
+            let note = if warnings > 0 { format!(" ({})", plural(warnings, "warning")) } else { String::new() };
+            println!("{}: valid{note}", file.name);
+            print!("{}", plan.summary_text());
+        }
+        _ => eprintln!("{}: {}, {}", file.name, plural(errors, "error"), plural(warnings, "warning")),
+    }
+}

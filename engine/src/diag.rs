@@ -1,0 +1,207 @@
+//! Diagnostics about a spec: what is wrong, where, and how to fix it.
+//!
+//! Every layer that reads a spec (the loader, the planner, the expression
+//! compiler) reports problems as [`Diagnostic`]s against a [`SourceFile`]
+//! instead of failing on the first one, so `dataflow check` can show them
+//! all at once. They render like a compiler's (codespan-reporting) or as JSON
+//! for editors and CI.
+
+use std::io::IsTerminal;
+use std::ops::Range;
+
+use codespan_reporting::diagnostic as cs;
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term::{self, termcolor};
+use serde::Serialize;
+
+/// A spec file as read from disk, kept whole so diagnostics can quote it.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.matches('\n').count() + 1;
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in a spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// A stable identifier of the kind of problem (`unknown-input`), for
+    /// tools and tests; the message may be reworded, the code may not.
+    pub code: &'static str,
+    pub message: String,
+    /// The bytes of the spec the problem is about, if it is about a place.
+    pub span: Option<Range<usize>>,
+    /// A short text shown under the span.
+    pub label: String,
+    /// Hints shown after the source excerpt ("did you mean ...").
+    pub help: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            span: None,
+            label: String::new(),
+            help: Vec::new(),
+        }
+    }
+
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
+    pub fn at(mut self, span: Option<Range<usize>>, label: impl Into<String>) -> Self {
+        self.span = span;
+        self.label = label.into();
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help.push(help.into());
+        self
+    }
+
+    /// Adds "did you mean `x`?" when one of `candidates` is close to `given`.
+    pub fn suggest<'a>(self, given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        match did_you_mean(given, candidates) {
+            Some(best) => self.help(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The candidate closest to `given`, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(given, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// A diagnostic in the JSON form of `--format json`.
+#[derive(Debug, Serialize)]
+pub struct JsonDiagnostic<'a> {
+    pub file: &'a str,
+    pub severity: Severity,
+    pub code: &'a str,
+    pub message: &'a str,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub end_line: Option<usize>,
+    pub end_column: Option<usize>,
+    pub label: &'a str,
+    pub help: &'a [String],
+}
+
+impl Diagnostic {
+    pub fn to_json<'a>(&'a self, file: &'a SourceFile) -> JsonDiagnostic<'a> {
+        let start = self.span.as_ref().map(|s| file.line_col(s.start));
+        let end = self.span.as_ref().map(|s| file.line_col(s.end));
+        JsonDiagnostic {
+            file: &file.name,
+            severity: self.severity,
+            code: self.code,
+            message: &self.message,
+            line: start.map(|p| p.0),
+            column: start.map(|p| p.1),
+            end_line: end.map(|p| p.0),
+            end_column: end.map(|p| p.1),
+            label: &self.label,
+            help: &self.help,
+        }
+    }
+
+    fn to_codespan(&self) -> cs::Diagnostic<()> {
+        let severity = match self.severity {
+            Severity::Error => cs::Severity::Error,
+            Severity::Warning => cs::Severity::Warning,
+        };
+        let mut d = cs::Diagnostic::new(severity)
+            .with_code(self.code)
+            .with_message(&self.message);
+        if let Some(span) = &self.span {
+            d = d.with_labels(vec![cs::Label::primary((), span.clone()).with_message(&self.label)]);
+        }
+        d.with_notes(self.help.iter().map(|h| format!("help: {h}")).collect())
+    }
+}
+
+/// Writes diagnostics to stderr the way a compiler does, in colour when
+/// stderr is a terminal.
+pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic]) {
+    let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
+    let choice = if std::io::stderr().is_terminal() {
+        termcolor::ColorChoice::Auto
+    } else {
+        termcolor::ColorChoice::Never
+    };
+    let mut stderr = termcolor::StandardStream::stderr(choice);
+    let config = term::Config::default();
+    for d in diagnostics {
+        // A failed write to stderr leaves nowhere to report it.
+        let _ = term::emit_to_write_style(&mut stderr, &config, &files, &d.to_codespan());
+    }
+}
+
+/// Renders diagnostics as plain text (no colour), as [`emit`] would.
+pub fn render(file: &SourceFile, diagnostics: &[Diagnostic]) -> String {
+    let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
+    let config = term::Config::default();
+    diagnostics
+        .iter()
+        .filter_map(|d| term::emit_into_string(&config, &files, &d.to_codespan()).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let f = SourceFile {
+            name: "x".into(),
+            text: "ab\nçd: e\n".into(),
+        };
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(3), (2, 1));
+        assert_eq!(f.line_col("ab\nçd: ".len()), (2, 5));
+    }
+
+    #[test]
+    fn suggests_only_close_names() {
+        assert_eq!(did_you_mean("adress", ["address", "reconnect"]), Some("address"));
+        assert_eq!(did_you_mean("zzz", ["address", "reconnect"]), None);
+    }
+}

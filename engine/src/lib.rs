@@ -1,0 +1,19 @@
+//! `dataflow`: a stream-processing engine that runs pipelines written as YAML.
+//!
+//! The layers, each depending only on those above it:
+//!
+//! - [`value`]: the record model every operator handles.
+//! - [`spec`]: the spec language: YAML text → typed [`spec::Spec`], with
+//!   source positions, and the JSON Schema generated from the same types.
+//! - [`expr`]: CEL expressions, compiled once; common shapes run natively.
+//! - [`plan`]: the validated plan: names resolved, expressions compiled,
+//!   graph checked, as a petgraph DAG. The only input of everything after.
+//! - [`diag`]: diagnostics with spans, rendered like a compiler's or as JSON.
+//! - [`cli`]: the `dataflow` command.
+
+pub mod cli;
+pub mod diag;
+pub mod expr;
+pub mod plan;
+pub mod spec;
+pub mod value;

@@ -1,0 +1,656 @@
+//! The validated plan: a spec whose names are resolved, expressions
+//! compiled and graph checked, as a petgraph DAG of operators.
+//!
+//! [`compile`] is the only way to build a [`Plan`]; it collects every
+//! problem in one pass (Vector's way) so `dataflow check` shows them all.
+//! Everything after `check` (the executor, the summary) reads the plan and
+//! never the YAML again.
+
+mod summary;
+pub mod store;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Dfs, Reversed};
+use petgraph::Direction;
+
+use crate::diag::Diagnostic;
+use crate::expr::{CompileError, Expr, Var};
+use crate::spec::spans::{self, Seg};
+use crate::spec::{
+    CheckpointSpec, JobSettings, Loaded, OnError, SinkKind, SourceKind, StateSpec, TransformKind,
+};
+pub use store::{StoreLocation, StoreLocationError};
+
+/// The most key groups a job may have (Flink's limit as well).
+pub const MAX_KEY_GROUPS: u32 = 32_768;
+
+/// A validated pipeline.
+#[derive(Debug)]
+pub struct Plan {
+    pub job: JobSettings,
+    pub checkpoint: Option<CheckpointPlan>,
+    pub state: StateSpec,
+    pub graph: DiGraph<PlanNode, EdgeKind>,
+    /// Every node, sources first, each after all of its inputs.
+    pub order: Vec<NodeIndex>,
+}
+
+/// Checkpoint settings with the store location parsed.
+#[derive(Debug, Clone)]
+pub struct CheckpointPlan {
+    pub settings: CheckpointSpec,
+    pub store: StoreLocation,
+}
+
+/// One node of the plan.
+#[derive(Debug)]
+pub struct PlanNode {
+    pub name: String,
+    pub parallelism: u32,
+    pub on_error: OnError,
+    pub op: Operator,
+}
+
+/// What a node does, with its expressions compiled.
+#[derive(Debug)]
+pub enum Operator {
+    Source(SourceKind),
+    Map(Expr),
+    Filter(Expr),
+    /// Splits a string on a separator, or emits each element of a list.
+    FlatMap(FlatMap),
+    KeyBy(Expr),
+    /// Rolling keyed sum, min or max of a field.
+    Aggregate {
+        kind: AggregateKind,
+        key: Expr,
+        field: Arc<str>,
+    },
+    Count(Expr),
+    Reduce {
+        key: Expr,
+        expr: Expr,
+    },
+    Sink(SinkKind),
+}
+
+#[derive(Debug)]
+pub enum FlatMap {
+    Split(Arc<str>),
+    Expr(Expr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateKind {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Operator {
+    /// The key that partitions this node's input, for keyed nodes.
+    pub fn key(&self) -> Option<&Expr> {
+        match self {
+            Operator::KeyBy(key)
+            | Operator::Aggregate { key, .. }
+            | Operator::Count(key)
+            | Operator::Reduce { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The `type` the user wrote, for summaries.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Operator::Source(SourceKind::Socket { .. }) => "socket",
+            Operator::Source(SourceKind::File { .. }) => "file",
+            Operator::Source(SourceKind::Generate { .. }) => "generate",
+            Operator::Source(SourceKind::Stdin { .. }) => "stdin",
+            Operator::Map(_) => "map",
+            Operator::Filter(_) => "filter",
+            Operator::FlatMap(_) => "flat_map",
+            Operator::KeyBy(_) => "key_by",
+            Operator::Aggregate { kind: AggregateKind::Sum, .. } => "sum",
+            Operator::Aggregate { kind: AggregateKind::Min, .. } => "min",
+            Operator::Aggregate { kind: AggregateKind::Max, .. } => "max",
+            Operator::Count(_) => "count",
+            Operator::Reduce { .. } => "reduce",
+            Operator::Sink(SinkKind::Print {}) => "print",
+            Operator::Sink(SinkKind::File { .. }) => "file",
+            Operator::Sink(SinkKind::Blackhole {}) => "blackhole",
+        }
+    }
+
+    pub fn is_source(&self) -> bool {
+        matches!(self, Operator::Source(_))
+    }
+
+    pub fn is_sink(&self) -> bool {
+        matches!(self, Operator::Sink(_))
+    }
+}
+
+/// How records travel along an edge between the instances of two nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// Instance i to instance i (same parallelism, no repartitioning).
+    Forward,
+    /// Round robin over the downstream instances.
+    Rebalance,
+    /// By key group of the downstream node's key.
+    Hash,
+}
+
+impl EdgeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeKind::Forward => "forward",
+            EdgeKind::Rebalance => "rebalance",
+            EdgeKind::Hash => "hash",
+        }
+    }
+}
+
+struct Compiler<'a> {
+    loaded: &'a Loaded,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Validates a loaded spec. Returns the plan when there is no error, and
+/// every diagnostic (the loader's first, then the planner's) either way.
+pub fn compile(loaded: &Loaded) -> (Option<Plan>, Vec<Diagnostic>) {
+    let mut c = Compiler {
+        loaded,
+        diagnostics: Vec::new(),
+    };
+    let plan = c.plan();
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(c.diagnostics);
+    // Errors first, each group in the order of the spec's text.
+    diagnostics.sort_by_key(|d| (!d.is_error(), d.span.as_ref().map_or(0, |s| s.start)));
+    let plan = plan.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
+    (plan, diagnostics)
+}
+
+impl Compiler<'_> {
+    fn span(&self, path: &[&str]) -> Option<Range<usize>> {
+        self.loaded.spans.value(&spans::path(path))
+    }
+
+    fn key_span(&self, path: &[&str]) -> Option<Range<usize>> {
+        self.loaded.spans.key(&spans::path(path))
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    fn plan(&mut self) -> Option<Plan> {
+        let spec = &self.loaded.spec;
+        self.job_settings();
+        let checkpoint = spec.checkpoint.as_ref().and_then(|c| self.checkpoint(c));
+
+        let mut graph: DiGraph<PlanNode, EdgeKind> = DiGraph::new();
+        let mut index: HashMap<&str, NodeIndex> = HashMap::new();
+        let default_parallelism = spec.job.parallelism;
+        for (name, node) in &spec.sources {
+            self.node_name("sources", name);
+            let parallelism = self.parallelism("sources", name, node.parallelism, default_parallelism);
+            if node.kind.single_instance() && parallelism > 1 {
+                let what = if matches!(node.kind, SourceKind::Socket { .. }) { "socket" } else { "stdin" };
+                let at = node
+                    .parallelism
+                    .map_or_else(|| self.key_span(&["sources", name]), |_| self.span(&["sources", name, "parallelism"]));
+                self.error(
+                    Diagnostic::error(
+                        "single-instance-source",
+                        format!("source `{name}` reads from {what}, which only one instance can do, but its parallelism is {parallelism}"),
+                    )
+                    .at(at, "must be 1")
+                    .help(format!("set `parallelism: 1` on `{name}`; the nodes after it can still run in parallel")),
+                );
+            }
+            self.source(name, &node.kind);
+            let op = Operator::Source(node.kind.clone());
+            index.insert(name, graph.add_node(PlanNode { name: name.clone(), parallelism, on_error: node.on_error, op }));
+        }
+        for (name, node) in &spec.transforms {
+            self.node_name("transforms", name);
+            let parallelism = self.parallelism("transforms", name, node.parallelism, default_parallelism);
+            if let Some(op) = self.transform(name, &node.kind) {
+                index.insert(name, graph.add_node(PlanNode { name: name.clone(), parallelism, on_error: node.on_error, op }));
+            }
+        }
+        for (name, node) in &spec.sinks {
+            self.node_name("sinks", name);
+            let parallelism = self.parallelism("sinks", name, node.parallelism, default_parallelism);
+            self.sink(name, &node.kind);
+            let op = Operator::Sink(node.kind.clone());
+            index.insert(name, graph.add_node(PlanNode { name: name.clone(), parallelism, on_error: node.on_error, op }));
+        }
+
+        self.edges(&mut graph, &index);
+        if spec.sources.is_empty() && !self.loaded.broken.iter().any(|n| !index.contains_key(n.as_str())) {
+            self.error(
+                Diagnostic::error("no-sources", "the spec has no sources")
+                    .at(self.key_span(&["sources"]), "")
+                    .help("add a `sources:` section, e.g. a `file` or `generate` source"),
+            );
+        }
+        if spec.sinks.is_empty() && self.loaded.broken.is_empty() {
+            self.error(
+                Diagnostic::error("no-sinks", "the spec has no sinks")
+                    .at(self.key_span(&["sinks"]), "")
+                    .help("add a `sinks:` section, e.g. `out: {type: print, inputs: [...]}`"),
+            );
+        }
+        let order = self.acyclic_order(&graph)?;
+        // With errors, nodes that failed to compile are missing from the
+        // graph and the warning would blame their inputs wrongly.
+        if !self.loaded.has_errors() && !self.diagnostics.iter().any(Diagnostic::is_error) {
+            self.unused_outputs(&graph);
+        }
+        Some(Plan {
+            job: spec.job.clone(),
+            checkpoint,
+            state: spec.state.clone(),
+            graph,
+            order,
+        })
+    }
+
+    fn job_settings(&mut self) {
+        let job = &self.loaded.spec.job;
+        let name_ok = !job.name.is_empty()
+            && job.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !job.name.starts_with('.');
+        if !name_ok && self.loaded.spans.contains(&spans::path(&["name"])) {
+            self.error(
+                Diagnostic::error("invalid-name", format!("invalid job name `{}`", job.name))
+                    .at(self.span(&["name"]), "use letters, digits, `-`, `_` and `.`")
+                    .help("the name is a folder in the checkpoint store, so it must be a plain file name"),
+            );
+        }
+        if job.max_parallelism == 0 || job.max_parallelism > MAX_KEY_GROUPS {
+            self.error(
+                Diagnostic::error(
+                    "invalid-max-parallelism",
+                    format!("`max_parallelism` must be between 1 and {MAX_KEY_GROUPS}, not {}", job.max_parallelism),
+                )
+                .at(self.span(&["max_parallelism"]), "out of range"),
+            );
+        }
+        if job.batch_size == 0 {
+            self.error(
+                Diagnostic::error("invalid-value", "`batch_size` must be at least 1")
+                    .at(self.span(&["batch_size"]), "too small"),
+            );
+        }
+    }
+
+    /// A node's parallelism, or the job's; reports values out of range.
+    fn parallelism(&mut self, section: &str, name: &str, own: Option<u32>, default: u32) -> u32 {
+        let max = self.loaded.spec.job.max_parallelism.clamp(1, MAX_KEY_GROUPS);
+        let (value, path): (u32, Vec<&str>) = match own {
+            Some(p) => (p, vec![section, name, "parallelism"]),
+            None => (default, vec!["parallelism"]),
+        };
+        if value == 0 || value > max {
+            let already_reported = own.is_none() && self.diagnostics.iter().any(|d| d.code == "invalid-parallelism" && d.span == self.span(&path));
+            if !already_reported {
+                let whose = if own.is_some() { format!("node `{name}`") } else { "the job".to_owned() };
+                self.error(
+                    Diagnostic::error(
+                        "invalid-parallelism",
+                        format!("the parallelism of {whose} must be between 1 and max_parallelism ({max}), not {value}"),
+                    )
+                    .at(self.span(&path), "out of range"),
+                );
+            }
+        }
+        value.clamp(1, max)
+    }
+
+    fn node_name(&mut self, section: &str, name: &str) {
+        let ok = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            self.error(
+                Diagnostic::error("invalid-node-name", format!("invalid node name `{name}`"))
+                    .at(self.key_span(&[section, name]), "use letters, digits, `-`, `_` and `.`")
+                    .help("instances are named `<node>#<index>` in logs and checkpoints"),
+            );
+        }
+    }
+
+    fn checkpoint(&mut self, c: &CheckpointSpec) -> Option<CheckpointPlan> {
+        for (field, value) in [("max_concurrent", c.max_concurrent), ("retain", c.retain), ("max_chain", c.max_chain)] {
+            if value == 0 {
+                self.error(
+                    Diagnostic::error("invalid-value", format!("`checkpoint.{field}` must be at least 1"))
+                        .at(self.span(&["checkpoint", field]), "must be at least 1"),
+                );
+            }
+        }
+        for (field, value) in [("interval", c.interval), ("timeout", c.timeout)] {
+            if value.0.is_zero() {
+                self.error(
+                    Diagnostic::error("invalid-duration", format!("`checkpoint.{field}` must be longer than 0ms"))
+                        .at(self.span(&["checkpoint", field]), "too short"),
+                );
+            }
+        }
+        match StoreLocation::parse(&c.store) {
+            Ok(store) => Some(CheckpointPlan { settings: c.clone(), store }),
+            Err(e) => {
+                let code = match e {
+                    StoreLocationError::NotCompiledIn { .. } => "unknown-store-scheme",
+                    _ => "invalid-store",
+                };
+                let at = if self.loaded.spans.contains(&spans::path(&["checkpoint", "store"])) {
+                    self.span(&["checkpoint", "store"])
+                } else {
+                    self.key_span(&["checkpoint"])
+                };
+                self.error(
+                    Diagnostic::error(code, e.to_string())
+                        .at(at, "bad store location")
+                        .help(format!(
+                            "supported schemes: {} (e.g. file:///tmp/dataflow/checkpoints)",
+                            store::compiled_schemes().join(", ")
+                        )),
+                );
+                None
+            }
+        }
+    }
+
+    fn source(&mut self, name: &str, kind: &SourceKind) {
+        match kind {
+            SourceKind::Socket { address, .. } => {
+                let valid = address
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+                if !valid {
+                    self.error(
+                        Diagnostic::error("invalid-address", format!("invalid address `{address}` for source `{name}`"))
+                            .at(self.span(&["sources", name, "address"]), "expected host:port")
+                            .help("e.g. `address: 127.0.0.1:8888`"),
+                    );
+                }
+            }
+            SourceKind::File { path, .. } => {
+                if path.is_empty() {
+                    self.error(
+                        Diagnostic::error("invalid-path", format!("source `{name}` has an empty `path`"))
+                            .at(self.span(&["sources", name, "path"]), "empty"),
+                    );
+                } else if let Err(e) = glob::Pattern::new(path) {
+                    self.error(
+                        Diagnostic::error("invalid-glob", format!("invalid glob pattern `{path}` in source `{name}`: {}", e.msg))
+                            .at(self.span(&["sources", name, "path"]), "bad pattern"),
+                    );
+                }
+            }
+            SourceKind::Generate { rate, words_per_line, vocabulary, .. } => {
+                for (field, bad) in [
+                    ("rate", *rate == Some(0)),
+                    ("words_per_line", *words_per_line == 0),
+                    ("vocabulary", *vocabulary == 0),
+                ] {
+                    if bad {
+                        self.error(
+                            Diagnostic::error("invalid-value", format!("`{field}` of source `{name}` must be at least 1"))
+                                .at(self.span(&["sources", name, field]), "must be at least 1"),
+                        );
+                    }
+                }
+            }
+            SourceKind::Stdin { .. } => {}
+        }
+    }
+
+    fn sink(&mut self, name: &str, kind: &SinkKind) {
+        if let SinkKind::File { path, .. } = kind {
+            if path.is_empty() {
+                self.error(
+                    Diagnostic::error("invalid-path", format!("sink `{name}` has an empty `path`"))
+                        .at(self.span(&["sinks", name, "path"]), "empty"),
+                );
+            }
+        }
+    }
+
+    /// Compiles a transform's expressions; `None` when one does not compile.
+    fn transform(&mut self, name: &str, kind: &TransformKind) -> Option<Operator> {
+        let this = &[Var::This][..];
+        Some(match kind {
+            TransformKind::Map { expr } => Operator::Map(self.expr(name, "expr", expr, this)?),
+            TransformKind::Filter { condition } => Operator::Filter(self.expr(name, "condition", condition, this)?),
+            TransformKind::FlatMap { split, expr } => match (split, expr) {
+                (Some(sep), None) if !sep.is_empty() => Operator::FlatMap(FlatMap::Split(Arc::from(sep.as_str()))),
+                (None, Some(e)) => Operator::FlatMap(FlatMap::Expr(self.expr(name, "expr", e, this)?)),
+                (Some(_), None) => {
+                    self.error(
+                        Diagnostic::error("invalid-value", format!("`split` of transform `{name}` is empty"))
+                            .at(self.span(&["transforms", name, "split"]), "empty separator"),
+                    );
+                    return None;
+                }
+                _ => {
+                    self.error(
+                        Diagnostic::error(
+                            "flat-map-needs-one",
+                            format!("flat_map `{name}` needs exactly one of `split` and `expr`"),
+                        )
+                        .at(self.key_span(&["transforms", name]), "")
+                        .help("`split: \",\"` splits a string; `expr: this.items` emits each element of a list"),
+                    );
+                    return None;
+                }
+            },
+            TransformKind::KeyBy { key } => Operator::KeyBy(self.key(name, key)?),
+            TransformKind::Sum { key, field } | TransformKind::Min { key, field } | TransformKind::Max { key, field } => {
+                let kind = match kind {
+                    TransformKind::Sum { .. } => AggregateKind::Sum,
+                    TransformKind::Min { .. } => AggregateKind::Min,
+                    _ => AggregateKind::Max,
+                };
+                let key = self.key(name, key);
+                let field_ok = crate::expr::is_field_path(field) && !field.contains('.');
+                if !field_ok {
+                    self.error(
+                        Diagnostic::error("invalid-field", format!("`field` of transform `{name}` must be a field name, not `{field}`"))
+                            .at(self.span(&["transforms", name, "field"]), "expected a field name such as `count`"),
+                    );
+                }
+                Operator::Aggregate { kind, key: key?, field: field_ok.then(|| Arc::from(field.as_str()))? }
+            }
+            TransformKind::Count { key } => Operator::Count(self.key(name, key)?),
+            TransformKind::Reduce { key, expr } => {
+                let key = self.key(name, key);
+                let expr = self.expr(name, "expr", expr, &[Var::Acc, Var::This]);
+                Operator::Reduce { key: key?, expr: expr? }
+            }
+        })
+    }
+
+    fn key(&mut self, name: &str, key: &str) -> Option<Expr> {
+        self.report_expr(name, "key", key, Expr::compile_key(key))
+    }
+
+    fn expr(&mut self, name: &str, field: &str, source: &str, vars: &[Var]) -> Option<Expr> {
+        self.report_expr(name, field, source, Expr::compile(source, vars))
+    }
+
+    fn report_expr(&mut self, name: &str, field: &str, source: &str, result: Result<Expr, CompileError>) -> Option<Expr> {
+        let err = match result {
+            Ok(e) => return Some(e),
+            Err(e) => e,
+        };
+        let value = self.span(&["transforms", name, field]);
+        let span = value.clone().map(|v| self.position_in(v, source, err.line, err.column));
+        let mut d = Diagnostic::error(
+            "invalid-expression",
+            format!("the `{field}` of transform `{name}` does not compile: {}", err.message),
+        )
+        .at(span, "here");
+        if let Some(help) = err.help {
+            d = d.help(help);
+        }
+        self.error(d);
+        None
+    }
+
+    /// The byte range of (line, column) of an expression inside the YAML
+    /// value that holds it; the whole value if the expression is not
+    /// written there verbatim (a block scalar, escapes).
+    fn position_in(&self, value: Range<usize>, source: &str, line: usize, column: usize) -> Range<usize> {
+        let text = &self.loaded.file.text;
+        let Some(found) = text[value.clone()].find(source) else { return value };
+        let start = value.start + found;
+        let in_line = source.split('\n').nth(line.saturating_sub(1)).unwrap_or(source);
+        let line_start = start + source.split('\n').take(line.saturating_sub(1)).map(|l| l.len() + 1).sum::<usize>();
+        let col_bytes: usize = in_line.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+        let at = (line_start + col_bytes).min(start + source.len());
+        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+        at..end.max(at)
+    }
+
+    fn edges(&mut self, graph: &mut DiGraph<PlanNode, EdgeKind>, index: &HashMap<&str, NodeIndex>) {
+        let spec = &self.loaded.spec;
+        let steps = spec
+            .transforms
+            .iter()
+            .map(|(n, node)| ("transforms", n, &node.inputs))
+            .chain(spec.sinks.iter().map(|(n, node)| ("sinks", n, &node.inputs)));
+        let names: Vec<&str> = spec
+            .sources
+            .keys()
+            .chain(spec.transforms.keys())
+            .chain(spec.sinks.keys())
+            .chain(self.loaded.broken.iter())
+            .map(String::as_str)
+            .collect();
+        for (section, name, inputs) in steps {
+            let Some(&to) = index.get(name.as_str()) else { continue };
+            for (i, input) in inputs.iter().enumerate() {
+                let mut path = spans::path(&[section, name, "inputs"]);
+                path.push(Seg::Index(i));
+                let at = self.loaded.spans.value(&path);
+                if inputs[..i].contains(input) {
+                    self.error(
+                        Diagnostic::error("duplicate-input", format!("`{name}` lists the input `{input}` twice"))
+                            .at(at, "listed already"),
+                    );
+                    continue;
+                }
+                let Some(&from) = index.get(input.as_str()) else {
+                    if !self.loaded.broken.contains(input) {
+                        self.error(
+                            Diagnostic::error("unknown-input", format!("`{name}` reads from `{input}`, but no node has that name"))
+                                .at(at, "no such node")
+                                .suggest(input, names.iter().copied()),
+                        );
+                    }
+                    continue;
+                };
+                if graph[from].op.is_sink() {
+                    self.error(
+                        Diagnostic::error("input-is-sink", format!("`{name}` reads from `{input}`, which is a sink and has no output"))
+                            .at(at, "a sink"),
+                    );
+                    continue;
+                }
+                let kind = if graph[to].op.key().is_some() {
+                    EdgeKind::Hash
+                } else if graph[from].parallelism == graph[to].parallelism {
+                    EdgeKind::Forward
+                } else {
+                    EdgeKind::Rebalance
+                };
+                graph.add_edge(from, to, kind);
+            }
+        }
+    }
+
+    /// A topological order of the graph; reports every cycle by name.
+    fn acyclic_order(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) -> Option<Vec<NodeIndex>> {
+        if let Ok(order) = toposort(graph, None) {
+            return Some(order);
+        }
+        for mut scc in tarjan_scc(graph) {
+            let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+            if scc.len() < 2 && !self_loop {
+                continue;
+            }
+            scc.sort();
+            let cycle = cycle_through(graph, &scc);
+            let names: Vec<&str> = cycle.iter().map(|&n| graph[n].name.as_str()).collect();
+            let first = names[0];
+            let section = if self.loaded.spec.sinks.contains_key(first) { "sinks" } else { "transforms" };
+            self.error(
+                Diagnostic::error("cycle", format!("the pipeline has a cycle: {} → {first}", names.join(" → ")))
+                    .at(self.span(&[section, first, "inputs"]), "part of a cycle")
+                    .help("a pipeline is a DAG: records may not flow back into a node they came from"),
+            );
+        }
+        None
+    }
+
+    /// Warns about nodes whose output never reaches a sink.
+    fn unused_outputs(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) {
+        let mut reaches_sink = vec![false; graph.node_count()];
+        let reversed = Reversed(graph);
+        for sink in graph.node_indices().filter(|&n| graph[n].op.is_sink()) {
+            let mut dfs = Dfs::new(&reversed, sink);
+            while let Some(n) = dfs.next(&reversed) {
+                reaches_sink[n.index()] = true;
+            }
+        }
+        for n in graph.node_indices() {
+            if reaches_sink[n.index()] {
+                continue;
+            }
+            let node = &graph[n];
+            let section = if node.op.is_source() { "sources" } else { "transforms" };
+            let consumers = graph.neighbors_directed(n, Direction::Outgoing).count();
+            let why = if consumers == 0 { "nothing reads its output" } else { "its output reaches no sink" };
+            self.diagnostics.push(
+                Diagnostic::warning("unused-output", format!("`{}` does nothing useful: {why}", node.name))
+                    .at(self.key_span(&[section, &node.name]), "output unused")
+                    .help(format!("name `{}` in the `inputs` of a sink or transform, or remove it", node.name)),
+            );
+        }
+    }
+}
+
+/// The shortest cycle through the first node of the strongly connected
+/// component `scc` (breadth-first within the component).
+fn cycle_through(graph: &DiGraph<PlanNode, EdgeKind>, scc: &[NodeIndex]) -> Vec<NodeIndex> {
+    let start = scc[0];
+    let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(at) = queue.pop_front() {
+        for next in graph.neighbors_directed(at, Direction::Outgoing) {
+            if next == start {
+                let mut cycle = vec![at];
+                while let Some(&p) = parent.get(cycle.last().unwrap_or(&start)) {
+                    cycle.push(p);
+                }
+                cycle.reverse();
+                return cycle;
+            }
+            if scc.contains(&next) && !parent.contains_key(&next) {
+                parent.insert(next, at);
+                queue.push_back(next);
+            }
+        }
+    }
+    vec![start]
+}

@@ -1,0 +1,145 @@
+//! What `dataflow check` prints about a valid plan: its nodes, edges and
+//! the settings in force, defaults filled in.
+
+use std::fmt::Write;
+
+use petgraph::Direction;
+use serde_json::{json, Value};
+
+use super::{Operator, Plan};
+use crate::spec::{SinkKind, SourceKind, StateBackendKind};
+
+impl Plan {
+    /// Where the state backend keeps its files.
+    pub fn state_dir(&self) -> String {
+        self.state.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join("dataflow")
+                .join("state")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// The delivery guarantee a sink gives after a failure and a restore.
+    fn guarantee(&self, op: &Operator) -> Option<&'static str> {
+        let Operator::Sink(kind) = op else { return None };
+        Some(match (kind, &self.checkpoint) {
+            (_, None) => "none: without checkpoints a failed job starts over",
+            (SinkKind::Blackhole {}, _) => "discards",
+            _ => "at-least-once",
+        })
+    }
+
+    fn replayable(kind: &SourceKind) -> bool {
+        matches!(kind, SourceKind::File { .. } | SourceKind::Generate { .. })
+    }
+
+    /// A human-readable summary, several lines.
+    pub fn summary_text(&self) -> String {
+        let mut out = String::new();
+        let g = &self.graph;
+        let _ = writeln!(
+            out,
+            "job `{}`: {} nodes, {} edges, max_parallelism {}, batches of {} records or {}",
+            self.job.name,
+            g.node_count(),
+            g.edge_count(),
+            self.job.max_parallelism,
+            self.job.batch_size,
+            self.job.buffer_timeout
+        );
+        let width = self.order.iter().map(|&n| g[n].name.len()).max().unwrap_or(0);
+        for &n in &self.order {
+            let node = &g[n];
+            let inputs: Vec<String> = g
+                .edges_directed(n, Direction::Incoming)
+                .map(|e| format!("{} ({})", g[petgraph::visit::EdgeRef::source(&e)].name, e.weight().name()))
+                .collect();
+            let mut line = format!(
+                "  {:<width$}  {:<9} ×{}",
+                node.name,
+                node.op.type_name(),
+                node.parallelism
+            );
+            if !inputs.is_empty() {
+                let _ = write!(line, "  ← {}", inputs.join(", "));
+            }
+            if let Operator::Source(kind) = &node.op {
+                if self.checkpoint.is_some() && !Self::replayable(kind) {
+                    line.push_str("  [not replayable: records in flight at a failure are lost]");
+                }
+            }
+            if let Some(g) = self.guarantee(&node.op) {
+                let _ = write!(line, "  [{g}]");
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        match &self.checkpoint {
+            None => out.push_str("  checkpoints: off\n"),
+            Some(c) => {
+                let s = &c.settings;
+                let _ = writeln!(
+                    out,
+                    "  checkpoints: every {}, {}, min_pause {}, timeout {}, max_concurrent {}, tolerable_failures {}, {}, retain {}, on_cancel {}",
+                    s.interval,
+                    serde_json::to_value(s.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                    s.min_pause,
+                    s.timeout,
+                    s.max_concurrent,
+                    s.tolerable_failures,
+                    if s.incremental { format!("incremental (full every {} increments)", s.max_chain) } else { "full snapshots".to_owned() },
+                    s.retain,
+                    serde_json::to_value(s.on_cancel).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                );
+                let _ = writeln!(out, "  checkpoint store: {}/{}/", c.store.to_string().trim_end_matches('/'), self.job.name);
+            }
+        }
+        let backend = match self.state.backend {
+            StateBackendKind::Memory => "memory".to_owned(),
+            StateBackendKind::Sled => format!("sled in {}", self.state_dir()),
+        };
+        let _ = writeln!(out, "  state: {backend}");
+        out
+    }
+
+    /// The same summary as JSON, for tools.
+    pub fn summary_json(&self) -> Value {
+        let g = &self.graph;
+        let nodes: Vec<Value> = self
+            .order
+            .iter()
+            .map(|&n| {
+                let node = &g[n];
+                let inputs: Vec<Value> = g
+                    .edges_directed(n, Direction::Incoming)
+                    .map(|e| json!({"from": g[petgraph::visit::EdgeRef::source(&e)].name, "edge": e.weight().name()}))
+                    .collect();
+                let mut v = json!({
+                    "name": node.name,
+                    "type": node.op.type_name(),
+                    "parallelism": node.parallelism,
+                    "on_error": node.on_error,
+                    "inputs": inputs,
+                });
+                if let Some(g) = self.guarantee(&node.op) {
+                    v["guarantee"] = json!(g);
+                }
+                if let Operator::Source(kind) = &node.op {
+                    v["replayable"] = json!(Self::replayable(kind));
+                }
+                v
+            })
+            .collect();
+        json!({
+            "name": self.job.name,
+            "parallelism": self.job.parallelism,
+            "max_parallelism": self.job.max_parallelism,
+            "batch_size": self.job.batch_size,
+            "buffer_timeout": self.job.buffer_timeout,
+            "nodes": nodes,
+            "checkpoint": self.checkpoint.as_ref().map(|c| &c.settings),
+            "state": {"backend": self.state.backend, "dir": self.state_dir()},
+        })
+    }
+}

@@ -1,0 +1,366 @@
+//! The spec language: the typed form of a pipeline YAML file.
+//!
+//! These types are the contract with users. They are deserialized from YAML
+//! by [`load`], and the JSON Schema in `schemas/pipeline.schema.json` is
+//! generated from them ([`schema`]), so the two can never disagree. Nothing
+//! here checks how nodes relate to each other; that is [`crate::plan`]'s job.
+
+mod duration;
+pub mod load;
+pub mod schema;
+pub mod spans;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+pub use load::{load, Loaded};
+
+/// A whole pipeline, as written in one YAML file.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub job: JobSettings,
+    pub checkpoint: Option<CheckpointSpec>,
+    pub state: StateSpec,
+    pub sources: IndexMap<String, Node<SourceKind>>,
+    pub transforms: IndexMap<String, Node<TransformKind>>,
+    pub sinks: IndexMap<String, Node<SinkKind>>,
+}
+
+/// The job-wide settings at the top of a spec.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// The job's name; its checkpoints live under `<store>/<name>/`.
+    /// Letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// The default number of parallel instances of every node.
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// The number of key groups keyed state is split into: the most
+    /// instances a keyed node can ever be restored at.
+    #[serde(default = "default_max_parallelism")]
+    pub max_parallelism: u32,
+    /// Records are sent downstream in batches of at most this many.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// A batch that is not full is sent anyway after this long.
+    #[serde(default = "default_buffer_timeout")]
+    pub buffer_timeout: Duration,
+}
+
+/// Checkpointing; absent means checkpointing is off.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// How often a checkpoint is triggered.
+    pub interval: Duration,
+    /// `exactly_once` aligns barriers; `at_least_once` does not.
+    #[serde(default)]
+    pub mode: CheckpointMode,
+    /// Least time between the end of one checkpoint and the start of the next.
+    #[serde(default = "zero")]
+    pub min_pause: Duration,
+    /// A checkpoint not complete by then is aborted and its files removed.
+    #[serde(default = "default_checkpoint_timeout")]
+    pub timeout: Duration,
+    /// Checkpoints in flight at once.
+    #[serde(default = "one")]
+    pub max_concurrent: u32,
+    /// Consecutive failed checkpoints tolerated before the job fails.
+    #[serde(default)]
+    pub tolerable_failures: u32,
+    /// Upload only what changed since the last completed checkpoint.
+    #[serde(default)]
+    pub incremental: bool,
+    /// With `incremental`, a full snapshot is written after this many increments in a row.
+    #[serde(default = "default_max_chain")]
+    pub max_chain: u32,
+    /// Where checkpoints are written: an OpenDAL location such as
+    /// `file:///var/lib/dataflow/checkpoints` or `s3://bucket/prefix?endpoint=...&region=...`.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Completed checkpoints kept; older ones are deleted.
+    #[serde(default = "one")]
+    pub retain: u32,
+    /// What happens to the job's checkpoints when it is cancelled.
+    #[serde(default)]
+    pub on_cancel: OnCancel,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointMode {
+    /// Barriers are aligned: each record is reflected in state exactly once.
+    #[default]
+    ExactlyOnce,
+    /// Barriers are not aligned: after a restore some records may count twice.
+    AtLeastOnce,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCancel {
+    /// Keep the retained checkpoints so the job can be restored later.
+    #[default]
+    Retain,
+    /// Delete the job's checkpoints.
+    Delete,
+}
+
+/// Where keyed state lives while the job runs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// Local working directory of the state backend (default: a folder
+    /// under the system's temporary directory).
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// In memory: fastest, bounded by RAM.
+    #[default]
+    Memory,
+    /// On disk in sled, under `state.dir`: state may exceed memory.
+    Sled,
+}
+
+/// A node of the pipeline: the settings every node has, and its kind.
+#[derive(Clone, Debug)]
+pub struct Node<K> {
+    /// The nodes this one reads from (always empty for a source).
+    pub inputs: Vec<String>,
+    pub parallelism: Option<u32>,
+    pub on_error: OnError,
+    pub kind: K,
+}
+
+/// What a node does with a record it cannot process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Fail the job.
+    #[default]
+    Fail,
+    /// Drop the record, counting it.
+    Skip,
+    /// Drop the record, counting it and logging why.
+    Log,
+}
+
+/// The settings every source has besides its `type`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCommon {
+    /// Instances of this node (default: the job's `parallelism`).
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// What to do with a record that cannot be read.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// The settings every transform and sink has besides its `type`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepCommon {
+    /// The nodes this one reads from.
+    pub inputs: Vec<String>,
+    /// Instances of this node (default: the job's `parallelism`).
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// What to do with a record that cannot be processed.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// Sources: where records come from.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(tag = "type")]
+#[schemars(transform = schema::add_source_common)]
+pub enum SourceKind {
+    /// Text lines from a TCP server, like Flink's socketTextStream.
+    Socket {
+        /// `host:port` of the server to connect to.
+        address: String,
+        /// Reconnect, with backoff, when the connection closes or fails.
+        #[serde(default)]
+        reconnect: bool,
+    },
+    /// Lines or JSON lines from files.
+    File {
+        /// A file path or a glob pattern (`logs/*.txt`).
+        path: String,
+        #[serde(default)]
+        format: InputFormat,
+        /// Keep reading as the file grows, like `tail -f`.
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Deterministic test data: the same seed always gives the same records.
+    Generate {
+        #[serde(default)]
+        seed: u64,
+        /// Records to produce; absent = unbounded.
+        #[serde(default)]
+        count: Option<u64>,
+        /// Records per second; absent = as fast as possible.
+        #[serde(default)]
+        rate: Option<u64>,
+        /// `records` gives `{"seq": n, "value": <int>}`; `lines` gives text
+        /// lines of comma-separated words drawn from a Zipf distribution.
+        #[serde(default)]
+        mode: GenerateMode,
+        /// Words per line, with `mode: lines`.
+        #[serde(default = "default_words_per_line")]
+        words_per_line: u32,
+        /// Distinct words, with `mode: lines`.
+        #[serde(default = "default_vocabulary")]
+        vocabulary: u32,
+    },
+    /// Lines or JSON lines from standard input.
+    Stdin {
+        #[serde(default)]
+        format: InputFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    /// Each line is a string record.
+    #[default]
+    Text,
+    /// Each line is a JSON value.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerateMode {
+    #[default]
+    Records,
+    Lines,
+}
+
+/// Transforms: what happens to records on the way.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(tag = "type")]
+#[schemars(transform = schema::add_step_common)]
+pub enum TransformKind {
+    /// Replaces each record by the value of a CEL expression over `this`.
+    Map { expr: String },
+    /// Keeps the records for which a CEL condition over `this` is true.
+    Filter { condition: String },
+    /// One record in, any number out: the pieces of a string split on
+    /// `split`, or the elements of the list `expr` returns.
+    FlatMap {
+        #[serde(default)]
+        split: Option<String>,
+        #[serde(default)]
+        expr: Option<String>,
+    },
+    /// Repartitions records by key so that each key goes to one instance.
+    KeyBy { key: String },
+    /// Rolling keyed sum of `field`: emits the record with `field` replaced by the key's total.
+    Sum { key: String, field: String },
+    /// Rolling keyed minimum of `field`.
+    Min { key: String, field: String },
+    /// Rolling keyed maximum of `field`.
+    Max { key: String, field: String },
+    /// Rolling keyed count: emits `{"key": <key>, "count": <n>}`.
+    Count { key: String },
+    /// Rolling keyed reduce: emits the new accumulator, a CEL expression over `acc` and `this`.
+    Reduce { key: String, expr: String },
+}
+
+/// Sinks: where records end up.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(tag = "type")]
+#[schemars(transform = schema::add_step_common)]
+pub enum SinkKind {
+    /// One JSON line per record on standard output.
+    Print {},
+    /// Part files `part-<instance>-<n>.<ext>` in the folder `path`.
+    File {
+        path: String,
+        #[serde(default)]
+        format: OutputFormat,
+    },
+    /// Counts records and discards them (for benchmarks).
+    Blackhole {},
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// One JSON value per line.
+    #[default]
+    Json,
+    /// Strings as they are, other values as JSON, one per line.
+    Text,
+    /// Maps as comma-separated field values, one record per line.
+    Csv,
+}
+
+impl SourceKind {
+    /// Whether the source can only ever run as one instance.
+    pub fn single_instance(&self) -> bool {
+        matches!(self, SourceKind::Socket { .. } | SourceKind::Stdin { .. })
+    }
+}
+
+impl TransformKind {
+    /// The key expression, for nodes that partition records by key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            TransformKind::KeyBy { key }
+            | TransformKind::Sum { key, .. }
+            | TransformKind::Min { key, .. }
+            | TransformKind::Max { key, .. }
+            | TransformKind::Count { key }
+            | TransformKind::Reduce { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn zero() -> Duration {
+    Duration::from_millis(0)
+}
+fn default_max_parallelism() -> u32 {
+    128
+}
+fn default_batch_size() -> u32 {
+    1024
+}
+fn default_buffer_timeout() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_checkpoint_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_max_chain() -> u32 {
+    10
+}
+fn default_store() -> String {
+    "file:///tmp/dataflow/checkpoints".to_owned()
+}
+fn default_words_per_line() -> u32 {
+    8
+}
+fn default_vocabulary() -> u32 {
+    1000
+}

@@ -1,0 +1,278 @@
+//! Where each key and value of a YAML document was written.
+//!
+//! serde_yaml turns YAML into typed values but forgets positions once it
+//! succeeds; a diagnostic about a node's inputs or an expression must still
+//! point at the line the user wrote. This index, built from yaml-rust2's
+//! marked event stream, maps a path in the document (`transforms.words.inputs[0]`)
+//! to the byte ranges of its key and its value.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// One step of a path into a YAML document.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into a YAML document, from its root.
+pub type Path = Vec<Seg>;
+
+/// Builds a path from string keys: `path(&["sources", "lines"])`.
+pub fn path(keys: &[&str]) -> Path {
+    keys.iter().map(|k| Seg::Key((*k).to_owned())).collect()
+}
+
+/// Renders a path the way users write it: `transforms.words.inputs[0]`.
+pub fn display(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug, Default)]
+struct Entry {
+    key: Option<Range<usize>>,
+    value: Range<usize>,
+}
+
+/// The positions of every key and value in one YAML document.
+#[derive(Debug, Default)]
+pub struct Spans {
+    entries: HashMap<Path, Entry>,
+}
+
+impl Spans {
+    /// Indexes `text`. A document yaml-rust2 cannot parse yields an empty
+    /// index: diagnostics then fall back to the start of the file.
+    pub fn build(text: &str) -> Spans {
+        let mut builder = Builder {
+            text,
+            stack: Vec::new(),
+            spans: Spans::default(),
+            documents: 0,
+        };
+        let mut parser = Parser::new_from_str(text);
+        if parser.load(&mut builder, false).is_err() {
+            return Spans::default();
+        }
+        builder.spans
+    }
+
+    /// The range of the value at `path`, or of its nearest ancestor that was written.
+    pub fn value(&self, path: &[Seg]) -> Option<Range<usize>> {
+        self.nearest(path).map(|e| e.value.clone())
+    }
+
+    /// The range of the key at `path` (of the value if it is a list item),
+    /// or of its nearest ancestor that was written.
+    pub fn key(&self, path: &[Seg]) -> Option<Range<usize>> {
+        self.nearest(path)
+            .map(|e| e.key.clone().unwrap_or_else(|| e.value.clone()))
+    }
+
+    /// Whether something was written at exactly `path`.
+    pub fn contains(&self, path: &[Seg]) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    fn nearest(&self, path: &[Seg]) -> Option<&Entry> {
+        (0..=path.len())
+            .rev()
+            .find_map(|n| self.entries.get(&path[..n]))
+    }
+}
+
+enum Frame {
+    Map {
+        path: Path,
+        key: Option<(String, Range<usize>)>,
+    },
+    Seq {
+        path: Path,
+        next: usize,
+    },
+}
+
+struct Builder<'a> {
+    text: &'a str,
+    stack: Vec<Frame>,
+    spans: Spans,
+    documents: usize,
+}
+
+impl Builder<'_> {
+    /// Byte offset of a marker, clamped to the text.
+    fn offset(&self, mark: Marker) -> usize {
+        let mut at = mark.index().min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// The end of the token starting at `start`: the scalar's own text when
+    /// it is written as is, a quoted string up to its closing quote, or else
+    /// the rest of the line without a trailing comment.
+    fn token_end(&self, start: usize, scalar: Option<&str>) -> usize {
+        let rest = &self.text[start..];
+        let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+        if let Some(s) = scalar {
+            if !s.is_empty() && line.starts_with(s) {
+                return start + s.len();
+            }
+            if let Some(quote @ ('"' | '\'')) = line.chars().next() {
+                if let Some(close) = line[1..].find(quote) {
+                    return start + close + 2;
+                }
+            }
+        }
+        let line = line.find(" #").map_or(line, |i| &line[..i]);
+        start + line.trim_end().len().max(1).min(rest.len())
+    }
+
+    /// Records a value (scalar or container) at the current position and
+    /// returns its path.
+    fn value(&mut self, range: Range<usize>) -> Option<Path> {
+        let (path, key) = match self.stack.last_mut() {
+            None => (Vec::new(), None),
+            Some(Frame::Seq { path, next }) => {
+                let mut p = path.clone();
+                p.push(Seg::Index(*next));
+                *next += 1;
+                (p, None)
+            }
+            Some(Frame::Map { path, key }) => {
+                let (name, key_range) = key.take()?;
+                let mut p = path.clone();
+                p.push(Seg::Key(name));
+                (p, Some(key_range))
+            }
+        };
+        self.spans.entries.insert(
+            path.clone(),
+            Entry {
+                key,
+                value: range,
+            },
+        );
+        Some(path)
+    }
+
+    /// Whether the next node in the current mapping is a key.
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+}
+
+impl MarkedEventReceiver for Builder<'_> {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.documents > 1 {
+            return;
+        }
+        let start = self.offset(mark);
+        match ev {
+            Event::DocumentStart => self.documents += 1,
+            Event::Scalar(text, ..) => {
+                let range = start..self.token_end(start, Some(&text));
+                if self.expecting_key() {
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some((text, range));
+                    }
+                } else {
+                    self.value(range);
+                }
+            }
+            Event::Alias(_) => {
+                let range = start..self.token_end(start, None);
+                if self.expecting_key() {
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some(("*alias".to_owned(), range));
+                    }
+                } else {
+                    self.value(range);
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let range = start..self.token_end(start, None);
+                // A container used as a mapping key has no path users can
+                // name; index its contents under a placeholder key.
+                let path = if self.expecting_key() {
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some(("?".to_owned(), range.clone()));
+                    }
+                    vec![Seg::Key("?".to_owned())]
+                } else {
+                    self.value(range).unwrap_or_default()
+                };
+                self.stack.push(match ev {
+                    Event::MappingStart(..) => Frame::Map { path, key: None },
+                    _ => Frame::Seq { path, next: 0 },
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "name: wc\nsources:\n  lines: {type: file, path: \"a b.txt\"}\ntransforms:\n  words:\n    inputs: [lines, other]   # comment\n    split: \",\"\n";
+
+    fn text(range: Range<usize>) -> &'static str {
+        &DOC[range]
+    }
+
+    #[test]
+    fn finds_keys_and_values() {
+        let spans = Spans::build(DOC);
+        assert_eq!(text(spans.key(&path(&["name"])).unwrap()), "name");
+        assert_eq!(text(spans.value(&path(&["name"])).unwrap()), "wc");
+        assert_eq!(
+            text(spans.value(&path(&["sources", "lines", "path"])).unwrap()),
+            "\"a b.txt\""
+        );
+        let mut second = path(&["transforms", "words", "inputs"]);
+        second.push(Seg::Index(1));
+        assert_eq!(text(spans.value(&second).unwrap()), "other");
+        assert_eq!(
+            text(spans.value(&path(&["transforms", "words", "split"])).unwrap()),
+            "\",\""
+        );
+    }
+
+    #[test]
+    fn falls_back_to_the_nearest_ancestor() {
+        let spans = Spans::build(DOC);
+        let missing = path(&["transforms", "words", "expr"]);
+        assert!(!spans.contains(&missing));
+        assert_eq!(text(spans.key(&missing).unwrap()), "words");
+    }
+
+    #[test]
+    fn counts_bytes_after_multibyte_text() {
+        let doc = "name: \"héllo wörld\"\nparallelism: x\n";
+        let spans = Spans::build(doc);
+        let r = spans.value(&path(&["parallelism"])).unwrap();
+        assert_eq!(&doc[r], "x");
+    }
+}

@@ -1,0 +1,298 @@
+//! The record model: every record flowing through a pipeline is a [`Value`].
+//!
+//! Values are cheap to clone on purpose: strings are slices of a shared
+//! buffer ([`Str`]), so splitting a line into words or copying a field into a
+//! key never copies bytes, and field names are shared `Arc<str>`s interned
+//! when an expression is compiled.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// A structured record value: null, bool, int, float, string, list or map.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Str),
+    List(Vec<Value>),
+    Map(Fields),
+}
+
+/// The fields of a map value, in insertion order.
+///
+/// Records have few fields, so a vector scanned linearly beats a hash map
+/// and keeps the order a user wrote in an expression.
+pub type Fields = Vec<(Arc<str>, Value)>;
+
+impl Value {
+    /// The name of this value's type, as shown in error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+        }
+    }
+
+    /// The value of field `name`, if this is a map that has it.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Map(fields) => fields.iter().find(|(k, _)| &**k == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A mutable reference to field `name`, if this is a map that has it.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        match self {
+            Value::Map(fields) => fields
+                .iter_mut()
+                .find(|(k, _)| &**k == name)
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Follows a field path (`a.b.c`) from this value.
+    pub fn path<'a>(&'a self, path: &[Arc<str>]) -> Option<&'a Value> {
+        path.iter().try_fold(self, |v, name| v.get(name))
+    }
+
+    /// The string inside, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Renders the value as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+    }
+
+    /// Appends the value's text form for the `text` and `csv` formats: a
+    /// string as itself, anything else as JSON.
+    pub fn write_text(&self, out: &mut String) {
+        match self {
+            Value::Str(s) => out.push_str(s.as_str()),
+            other => out.push_str(&other.to_json()),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(Str::from(s))
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Int(n)
+    }
+}
+
+/// An immutable UTF-8 string that is a slice of a shared buffer.
+///
+/// Cloning and slicing never copy: a line read from a file is one buffer,
+/// and the words split out of it are ranges into it.
+#[derive(Clone)]
+pub struct Str {
+    buf: Arc<str>,
+    start: u32,
+    end: u32,
+}
+
+impl Str {
+    /// The string's text.
+    pub fn as_str(&self) -> &str {
+        &self.buf[self.start as usize..self.end as usize]
+    }
+
+    /// A sub-slice of this string sharing its buffer; `range` is in bytes
+    /// relative to this string and must lie on character boundaries.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Str {
+        let start = self.start as usize + range.start;
+        let end = self.start as usize + range.end;
+        debug_assert!(self.buf.is_char_boundary(start) && self.buf.is_char_boundary(end));
+        Str {
+            buf: Arc::clone(&self.buf),
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str::from(Arc::<str>::from(s))
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str::from(Arc::<str>::from(s))
+    }
+}
+
+impl From<Arc<str>> for Str {
+    /// Strings longer than 4 GiB are cut at the last character boundary
+    /// below that size; no record is that large in practice.
+    fn from(buf: Arc<str>) -> Self {
+        let mut end = buf.len().min(u32::MAX as usize);
+        while !buf.is_char_boundary(end) {
+            end -= 1;
+        }
+        Str {
+            buf,
+            start: 0,
+            end: end as u32,
+        }
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(n) => s.serialize_i64(*n),
+            Value::Float(x) => s.serialize_f64(*x),
+            Value::Str(v) => s.serialize_str(v.as_str()),
+            Value::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Map(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(&**k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Int(n))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(i64::try_from(n).map_or(Value::Float(n as f64), Value::Int))
+    }
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Float(x))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::from(s))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Str(Str::from(s)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields: Fields = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            match fields.iter_mut().find(|(name, _)| **name == *k) {
+                Some(slot) => slot.1 = v,
+                None => fields.push((Arc::from(k), v)),
+            }
+        }
+        Ok(Value::Map(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_share_the_buffer_and_compare_by_text() {
+        let line = Str::from("a,bb,ccc");
+        let word = line.slice(2..4);
+        assert_eq!(word.as_str(), "bb");
+        assert_eq!(word, Str::from("bb"));
+        assert_eq!(word.slice(1..2).as_str(), "b");
+    }
+
+    #[test]
+    fn json_round_trip_keeps_field_order() {
+        let v: Value = serde_json::from_str(r#"{"b":1,"a":[true,null,2.5,"x"]}"#).unwrap();
+        assert_eq!(v.to_json(), r#"{"b":1,"a":[true,null,2.5,"x"]}"#);
+    }
+}
