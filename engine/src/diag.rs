@@ -100,7 +100,10 @@ impl Diagnostic {
 }
 
 /// The candidate closest to `given`, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(given, c), c))
@@ -151,7 +154,9 @@ impl Diagnostic {
             .with_code(self.code)
             .with_message(&self.message);
         if let Some(span) = &self.span {
-            d = d.with_labels(vec![cs::Label::primary((), span.clone()).with_message(&self.label)]);
+            d = d.with_labels(vec![
+                cs::Label::primary((), span.clone()).with_message(&self.label)
+            ]);
         }
         d.with_notes(self.help.iter().map(|h| format!("help: {h}")).collect())
     }
@@ -201,7 +206,10 @@ mod tests {
 
     #[test]
     fn suggests_only_close_names() {
-        assert_eq!(did_you_mean("adress", ["address", "reconnect"]), Some("address"));
+        assert_eq!(
+            did_you_mean("adress", ["address", "reconnect"]),
+            Some("address")
+        );
         assert_eq!(did_you_mean("zzz", ["address", "reconnect"]), None);
     }
 }

@@ -46,7 +46,10 @@ pub struct Expr {
 #[derive(Clone, Debug)]
 enum Kind {
     /// A field path from a variable: `this`, `this.a.b`, `acc.total`.
-    Path { var: Var, fields: Vec<Arc<str>> },
+    Path {
+        var: Var,
+        fields: Vec<Arc<str>>,
+    },
     Literal(Value),
     Map(Vec<(Arc<str>, Expr)>),
     List(Vec<Expr>),
@@ -74,11 +77,14 @@ impl Expr {
     pub fn compile(source: &str, vars: &[Var]) -> Result<Expr, CompileError> {
         let program = ENV.compile(source).map_err(|errors| {
             let first = errors.errors.first();
-            let (line, column) = first.map_or((0, 0), |e| (e.pos.0.max(0) as usize, e.pos.1.max(0) as usize));
+            // The cel parser reports 1-based lines and columns.
+            let (line, column) = first.map_or((1, 1), |e| {
+                (e.pos.0.max(1) as usize, e.pos.1.max(1) as usize)
+            });
             CompileError {
                 message: first.map_or_else(|| errors.to_string(), |e| e.msg.clone()),
-                line: line + 1,
-                column: column + 1,
+                line,
+                column,
                 help: None,
             }
         })?;
@@ -86,7 +92,9 @@ impl Expr {
         for var in references.variables() {
             if !vars.iter().any(|v| v.name() == var) {
                 let names: Vec<&str> = vars.iter().map(|v| v.name()).collect();
-                let column = source.find(var).map_or(1, |i| source[..i].chars().count() + 1);
+                let column = source
+                    .find(var)
+                    .map_or(1, |i| source[..i].chars().count() + 1);
                 return Err(CompileError {
                     message: format!("unknown variable `{var}`"),
                     line: 1,
@@ -154,15 +162,26 @@ impl Expr {
                 LiteralValue::Null => Value::Null,
                 LiteralValue::Bytes(_) => return None,
             }),
-            Ast::List(list) if list.optional_indices.is_empty() => {
-                Kind::List(list.elements.iter().map(Expr::native).collect::<Option<_>>()?)
-            }
+            Ast::List(list) if list.optional_indices.is_empty() => Kind::List(
+                list.elements
+                    .iter()
+                    .map(Expr::native)
+                    .collect::<Option<_>>()?,
+            ),
             Ast::Map(map) => {
                 let mut entries = Vec::with_capacity(map.entries.len());
                 for entry in &map.entries {
-                    let EntryExpr::MapEntry(e) = &entry.expr else { return None };
-                    let Ast::Literal(LiteralValue::String(key)) = &e.key.expr else { return None };
-                    if e.optional || entries.iter().any(|(k, _): &(Arc<str>, Expr)| **k == *key.inner()) {
+                    let EntryExpr::MapEntry(e) = &entry.expr else {
+                        return None;
+                    };
+                    let Ast::Literal(LiteralValue::String(key)) = &e.key.expr else {
+                        return None;
+                    };
+                    if e.optional
+                        || entries
+                            .iter()
+                            .any(|(k, _): &(Arc<str>, Expr)| **k == *key.inner())
+                    {
                         return None;
                     }
                     entries.push((Arc::from(key.inner()), Expr::native(&e.value)?));
@@ -184,7 +203,9 @@ impl Expr {
                 };
                 let mut v = root;
                 for f in fields {
-                    v = v.get(f).ok_or_else(|| EvalError::MissingField { field: f.to_string() })?;
+                    v = v.get(f).ok_or_else(|| EvalError::MissingField {
+                        field: f.to_string(),
+                    })?;
                 }
                 Ok(v.clone())
             }
@@ -205,7 +226,9 @@ impl Expr {
                 if let Some(acc) = acc {
                     ctx.add_variable_from_value("acc", to_cel(acc));
                 }
-                let out = program.execute(&ctx).map_err(|e| EvalError::Cel(e.to_string()))?;
+                let out = program
+                    .execute(&ctx)
+                    .map_err(|e| EvalError::Cel(e.to_string()))?;
                 from_cel(&out)
             }
         }
@@ -253,7 +276,12 @@ fn to_cel(v: &Value) -> cel::Value {
             map: Arc::new(
                 fields
                     .iter()
-                    .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.to_string())), to_cel(v)))
+                    .map(|(k, v)| {
+                        (
+                            cel::objects::Key::String(Arc::new(k.to_string())),
+                            to_cel(v),
+                        )
+                    })
                     .collect(),
             ),
         }),
@@ -268,7 +296,9 @@ fn from_cel(v: &cel::Value) -> Result<Value, EvalError> {
         cel::Value::UInt(n) => i64::try_from(*n).map_or(Value::Float(*n as f64), Value::Int),
         cel::Value::Float(x) => Value::Float(*x),
         cel::Value::String(s) => Value::Str(Str::from(s.as_str())),
-        cel::Value::List(items) => Value::List(items.iter().map(from_cel).collect::<Result<_, _>>()?),
+        cel::Value::List(items) => {
+            Value::List(items.iter().map(from_cel).collect::<Result<_, _>>()?)
+        }
         cel::Value::Map(map) => {
             let mut fields: Vec<(Arc<str>, Value)> = map
                 .map
@@ -305,14 +335,20 @@ mod tests {
     fn the_seed_expression_is_native() {
         let e = Expr::compile(r#"{"word": this, "count": 1}"#, &[Var::This]).unwrap();
         assert!(!e.is_interpreted());
-        assert_eq!(e.eval(&Value::from("x"), None).unwrap().to_json(), r#"{"word":"x","count":1}"#);
+        assert_eq!(
+            e.eval(&Value::from("x"), None).unwrap().to_json(),
+            r#"{"word":"x","count":1}"#
+        );
     }
 
     #[test]
     fn field_paths_and_keys_are_native() {
         let key = Expr::compile_key("user.id").unwrap();
         assert!(!key.is_interpreted());
-        assert_eq!(key.eval(&rec(r#"{"user":{"id":7}}"#), None), Ok(Value::Int(7)));
+        assert_eq!(
+            key.eval(&rec(r#"{"user":{"id":7}}"#), None),
+            Ok(Value::Int(7))
+        );
         assert_eq!(
             key.eval(&rec(r#"{"user":{}}"#), None),
             Err(EvalError::MissingField { field: "id".into() })
@@ -327,7 +363,10 @@ mod tests {
         let c = Expr::compile("this.count > 3", &[Var::This]).unwrap();
         assert_eq!(c.test(&rec(r#"{"count":5}"#)), Ok(true));
         let r = Expr::compile("acc + this", &[Var::Acc, Var::This]).unwrap();
-        assert_eq!(r.eval(&Value::Int(2), Some(&Value::Int(3))), Ok(Value::Int(5)));
+        assert_eq!(
+            r.eval(&Value::Int(2), Some(&Value::Int(3))),
+            Ok(Value::Int(5))
+        );
     }
 
     #[test]

@@ -12,11 +12,19 @@ use crate::spec;
 
 /// Reads a spec file; the error is a one-line message for the user.
 pub fn read_spec(path: &Path) -> Result<SourceFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        format!("`{}` is not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to())
+        format!(
+            "`{}` is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
     })?;
-    Ok(SourceFile { name: path.display().to_string(), text })
+    Ok(SourceFile {
+        name: path.display().to_string(),
+        text,
+    })
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -59,7 +67,10 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
         }
     }
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({"files": reports})).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"files": reports})).unwrap_or_default()
+        );
     }
     if unreadable {
         ExitCode::from(EXIT_USAGE)
@@ -70,16 +81,30 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
     }
 }
 
-fn report_text(file: &SourceFile, diagnostics: &[Diagnostic], plan: Option<&plan::Plan>, errors: usize) {
+fn report_text(
+    file: &SourceFile,
+    diagnostics: &[Diagnostic],
+    plan: Option<&plan::Plan>,
+    errors: usize,
+) {
     diag::emit(file, diagnostics);
     let warnings = diagnostics.len() - errors;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     match plan {
         Some(plan) if errors == 0 => {
-            let note = if warnings > 0 { format!(" ({})", plural(warnings, "warning")) } else { String::new() };
+            let note = if warnings > 0 {
+                format!(" ({})", plural(warnings, "warning"))
+            } else {
+                String::new()
+            };
             println!("{}: valid{note}", file.name);
             print!("{}", plan.summary_text());
         }
-        _ => eprintln!("{}: {}, {}", file.name, plural(errors, "error"), plural(warnings, "warning")),
+        _ => eprintln!(
+            "{}: {}, {}",
+            file.name,
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        ),
     }
 }

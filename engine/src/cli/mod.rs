@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "dataflow", version, about = "Run stream-processing pipelines written as YAML files")]
+#[command(
+    name = "dataflow",
+    version,
+    about = "Run stream-processing pipelines written as YAML files"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -6,8 +6,8 @@
 //! Everything after `check` (the executor, the summary) reads the plan and
 //! never the YAML again.
 
-mod summary;
 pub mod store;
+mod summary;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -115,9 +115,18 @@ impl Operator {
             Operator::Filter(_) => "filter",
             Operator::FlatMap(_) => "flat_map",
             Operator::KeyBy(_) => "key_by",
-            Operator::Aggregate { kind: AggregateKind::Sum, .. } => "sum",
-            Operator::Aggregate { kind: AggregateKind::Min, .. } => "min",
-            Operator::Aggregate { kind: AggregateKind::Max, .. } => "max",
+            Operator::Aggregate {
+                kind: AggregateKind::Sum,
+                ..
+            } => "sum",
+            Operator::Aggregate {
+                kind: AggregateKind::Min,
+                ..
+            } => "min",
+            Operator::Aggregate {
+                kind: AggregateKind::Max,
+                ..
+            } => "max",
             Operator::Count(_) => "count",
             Operator::Reduce { .. } => "reduce",
             Operator::Sink(SinkKind::Print {}) => "print",
@@ -200,12 +209,18 @@ impl Compiler<'_> {
         let default_parallelism = spec.job.parallelism;
         for (name, node) in &spec.sources {
             self.node_name("sources", name);
-            let parallelism = self.parallelism("sources", name, node.parallelism, default_parallelism);
+            let parallelism =
+                self.parallelism("sources", name, node.parallelism, default_parallelism);
             if node.kind.single_instance() && parallelism > 1 {
-                let what = if matches!(node.kind, SourceKind::Socket { .. }) { "socket" } else { "stdin" };
-                let at = node
-                    .parallelism
-                    .map_or_else(|| self.key_span(&["sources", name]), |_| self.span(&["sources", name, "parallelism"]));
+                let what = if matches!(node.kind, SourceKind::Socket { .. }) {
+                    "socket"
+                } else {
+                    "stdin"
+                };
+                let at = node.parallelism.map_or_else(
+                    || self.key_span(&["sources", name]),
+                    |_| self.span(&["sources", name, "parallelism"]),
+                );
                 self.error(
                     Diagnostic::error(
                         "single-instance-source",
@@ -217,25 +232,57 @@ impl Compiler<'_> {
             }
             self.source(name, &node.kind);
             let op = Operator::Source(node.kind.clone());
-            index.insert(name, graph.add_node(PlanNode { name: name.clone(), parallelism, on_error: node.on_error, op }));
+            index.insert(
+                name,
+                graph.add_node(PlanNode {
+                    name: name.clone(),
+                    parallelism,
+                    on_error: node.on_error,
+                    op,
+                }),
+            );
         }
         for (name, node) in &spec.transforms {
             self.node_name("transforms", name);
-            let parallelism = self.parallelism("transforms", name, node.parallelism, default_parallelism);
+            let parallelism =
+                self.parallelism("transforms", name, node.parallelism, default_parallelism);
             if let Some(op) = self.transform(name, &node.kind) {
-                index.insert(name, graph.add_node(PlanNode { name: name.clone(), parallelism, on_error: node.on_error, op }));
+                index.insert(
+                    name,
+                    graph.add_node(PlanNode {
+                        name: name.clone(),
+                        parallelism,
+                        on_error: node.on_error,
+                        op,
+                    }),
+                );
             }
         }
         for (name, node) in &spec.sinks {
             self.node_name("sinks", name);
-            let parallelism = self.parallelism("sinks", name, node.parallelism, default_parallelism);
+            let parallelism =
+                self.parallelism("sinks", name, node.parallelism, default_parallelism);
             self.sink(name, &node.kind);
             let op = Operator::Sink(node.kind.clone());
-            index.insert(name, graph.add_node(PlanNode { name: name.clone(), parallelism, on_error: node.on_error, op }));
+            index.insert(
+                name,
+                graph.add_node(PlanNode {
+                    name: name.clone(),
+                    parallelism,
+                    on_error: node.on_error,
+                    op,
+                }),
+            );
         }
 
         self.edges(&mut graph, &index);
-        if spec.sources.is_empty() && !self.loaded.broken.iter().any(|n| !index.contains_key(n.as_str())) {
+        if spec.sources.is_empty()
+            && !self
+                .loaded
+                .broken
+                .iter()
+                .any(|n| !index.contains_key(n.as_str()))
+        {
             self.error(
                 Diagnostic::error("no-sources", "the spec has no sources")
                     .at(self.key_span(&["sources"]), "")
@@ -267,7 +314,10 @@ impl Compiler<'_> {
     fn job_settings(&mut self) {
         let job = &self.loaded.spec.job;
         let name_ok = !job.name.is_empty()
-            && job.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && job
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !job.name.starts_with('.');
         if !name_ok && self.loaded.spans.contains(&spans::path(&["name"])) {
             self.error(
@@ -280,7 +330,10 @@ impl Compiler<'_> {
             self.error(
                 Diagnostic::error(
                     "invalid-max-parallelism",
-                    format!("`max_parallelism` must be between 1 and {MAX_KEY_GROUPS}, not {}", job.max_parallelism),
+                    format!(
+                        "`max_parallelism` must be between 1 and {MAX_KEY_GROUPS}, not {}",
+                        job.max_parallelism
+                    ),
                 )
                 .at(self.span(&["max_parallelism"]), "out of range"),
             );
@@ -295,15 +348,28 @@ impl Compiler<'_> {
 
     /// A node's parallelism, or the job's; reports values out of range.
     fn parallelism(&mut self, section: &str, name: &str, own: Option<u32>, default: u32) -> u32 {
-        let max = self.loaded.spec.job.max_parallelism.clamp(1, MAX_KEY_GROUPS);
+        let max = self
+            .loaded
+            .spec
+            .job
+            .max_parallelism
+            .clamp(1, MAX_KEY_GROUPS);
         let (value, path): (u32, Vec<&str>) = match own {
             Some(p) => (p, vec![section, name, "parallelism"]),
             None => (default, vec!["parallelism"]),
         };
         if value == 0 || value > max {
-            let already_reported = own.is_none() && self.diagnostics.iter().any(|d| d.code == "invalid-parallelism" && d.span == self.span(&path));
+            let already_reported = own.is_none()
+                && self
+                    .diagnostics
+                    .iter()
+                    .any(|d| d.code == "invalid-parallelism" && d.span == self.span(&path));
             if !already_reported {
-                let whose = if own.is_some() { format!("node `{name}`") } else { "the job".to_owned() };
+                let whose = if own.is_some() {
+                    format!("node `{name}`")
+                } else {
+                    "the job".to_owned()
+                };
                 self.error(
                     Diagnostic::error(
                         "invalid-parallelism",
@@ -318,41 +384,63 @@ impl Compiler<'_> {
 
     fn node_name(&mut self, section: &str, name: &str) {
         let ok = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ok {
             self.error(
                 Diagnostic::error("invalid-node-name", format!("invalid node name `{name}`"))
-                    .at(self.key_span(&[section, name]), "use letters, digits, `-`, `_` and `.`")
+                    .at(
+                        self.key_span(&[section, name]),
+                        "use letters, digits, `-`, `_` and `.`",
+                    )
                     .help("instances are named `<node>#<index>` in logs and checkpoints"),
             );
         }
     }
 
     fn checkpoint(&mut self, c: &CheckpointSpec) -> Option<CheckpointPlan> {
-        for (field, value) in [("max_concurrent", c.max_concurrent), ("retain", c.retain), ("max_chain", c.max_chain)] {
+        for (field, value) in [
+            ("max_concurrent", c.max_concurrent),
+            ("retain", c.retain),
+            ("max_chain", c.max_chain),
+        ] {
             if value == 0 {
                 self.error(
-                    Diagnostic::error("invalid-value", format!("`checkpoint.{field}` must be at least 1"))
-                        .at(self.span(&["checkpoint", field]), "must be at least 1"),
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("`checkpoint.{field}` must be at least 1"),
+                    )
+                    .at(self.span(&["checkpoint", field]), "must be at least 1"),
                 );
             }
         }
         for (field, value) in [("interval", c.interval), ("timeout", c.timeout)] {
             if value.0.is_zero() {
                 self.error(
-                    Diagnostic::error("invalid-duration", format!("`checkpoint.{field}` must be longer than 0ms"))
-                        .at(self.span(&["checkpoint", field]), "too short"),
+                    Diagnostic::error(
+                        "invalid-duration",
+                        format!("`checkpoint.{field}` must be longer than 0ms"),
+                    )
+                    .at(self.span(&["checkpoint", field]), "too short"),
                 );
             }
         }
         match StoreLocation::parse(&c.store) {
-            Ok(store) => Some(CheckpointPlan { settings: c.clone(), store }),
+            Ok(store) => Some(CheckpointPlan {
+                settings: c.clone(),
+                store,
+            }),
             Err(e) => {
                 let code = match e {
                     StoreLocationError::NotCompiledIn { .. } => "unknown-store-scheme",
                     _ => "invalid-store",
                 };
-                let at = if self.loaded.spans.contains(&spans::path(&["checkpoint", "store"])) {
+                let at = if self
+                    .loaded
+                    .spans
+                    .contains(&spans::path(&["checkpoint", "store"]))
+                {
                     self.span(&["checkpoint", "store"])
                 } else {
                     self.key_span(&["checkpoint"])
@@ -373,31 +461,51 @@ impl Compiler<'_> {
     fn source(&mut self, name: &str, kind: &SourceKind) {
         match kind {
             SourceKind::Socket { address, .. } => {
-                let valid = address
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+                let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
                 if !valid {
                     self.error(
-                        Diagnostic::error("invalid-address", format!("invalid address `{address}` for source `{name}`"))
-                            .at(self.span(&["sources", name, "address"]), "expected host:port")
-                            .help("e.g. `address: 127.0.0.1:8888`"),
+                        Diagnostic::error(
+                            "invalid-address",
+                            format!("invalid address `{address}` for source `{name}`"),
+                        )
+                        .at(
+                            self.span(&["sources", name, "address"]),
+                            "expected host:port",
+                        )
+                        .help("e.g. `address: 127.0.0.1:8888`"),
                     );
                 }
             }
             SourceKind::File { path, .. } => {
                 if path.is_empty() {
                     self.error(
-                        Diagnostic::error("invalid-path", format!("source `{name}` has an empty `path`"))
-                            .at(self.span(&["sources", name, "path"]), "empty"),
+                        Diagnostic::error(
+                            "invalid-path",
+                            format!("source `{name}` has an empty `path`"),
+                        )
+                        .at(self.span(&["sources", name, "path"]), "empty"),
                     );
                 } else if let Err(e) = glob::Pattern::new(path) {
                     self.error(
-                        Diagnostic::error("invalid-glob", format!("invalid glob pattern `{path}` in source `{name}`: {}", e.msg))
-                            .at(self.span(&["sources", name, "path"]), "bad pattern"),
+                        Diagnostic::error(
+                            "invalid-glob",
+                            format!(
+                                "invalid glob pattern `{path}` in source `{name}`: {}",
+                                e.msg
+                            ),
+                        )
+                        .at(self.span(&["sources", name, "path"]), "bad pattern"),
                     );
                 }
             }
-            SourceKind::Generate { rate, words_per_line, vocabulary, .. } => {
+            SourceKind::Generate {
+                rate,
+                words_per_line,
+                vocabulary,
+                ..
+            } => {
                 for (field, bad) in [
                     ("rate", *rate == Some(0)),
                     ("words_per_line", *words_per_line == 0),
@@ -405,8 +513,11 @@ impl Compiler<'_> {
                 ] {
                     if bad {
                         self.error(
-                            Diagnostic::error("invalid-value", format!("`{field}` of source `{name}` must be at least 1"))
-                                .at(self.span(&["sources", name, field]), "must be at least 1"),
+                            Diagnostic::error(
+                                "invalid-value",
+                                format!("`{field}` of source `{name}` must be at least 1"),
+                            )
+                            .at(self.span(&["sources", name, field]), "must be at least 1"),
                         );
                     }
                 }
@@ -431,14 +542,23 @@ impl Compiler<'_> {
         let this = &[Var::This][..];
         Some(match kind {
             TransformKind::Map { expr } => Operator::Map(self.expr(name, "expr", expr, this)?),
-            TransformKind::Filter { condition } => Operator::Filter(self.expr(name, "condition", condition, this)?),
+            TransformKind::Filter { condition } => {
+                Operator::Filter(self.expr(name, "condition", condition, this)?)
+            }
             TransformKind::FlatMap { split, expr } => match (split, expr) {
-                (Some(sep), None) if !sep.is_empty() => Operator::FlatMap(FlatMap::Split(Arc::from(sep.as_str()))),
-                (None, Some(e)) => Operator::FlatMap(FlatMap::Expr(self.expr(name, "expr", e, this)?)),
+                (Some(sep), None) if !sep.is_empty() => {
+                    Operator::FlatMap(FlatMap::Split(Arc::from(sep.as_str())))
+                }
+                (None, Some(e)) => {
+                    Operator::FlatMap(FlatMap::Expr(self.expr(name, "expr", e, this)?))
+                }
                 (Some(_), None) => {
                     self.error(
-                        Diagnostic::error("invalid-value", format!("`split` of transform `{name}` is empty"))
-                            .at(self.span(&["transforms", name, "split"]), "empty separator"),
+                        Diagnostic::error(
+                            "invalid-value",
+                            format!("`split` of transform `{name}` is empty"),
+                        )
+                        .at(self.span(&["transforms", name, "split"]), "empty separator"),
                     );
                     return None;
                 }
@@ -455,7 +575,9 @@ impl Compiler<'_> {
                 }
             },
             TransformKind::KeyBy { key } => Operator::KeyBy(self.key(name, key)?),
-            TransformKind::Sum { key, field } | TransformKind::Min { key, field } | TransformKind::Max { key, field } => {
+            TransformKind::Sum { key, field }
+            | TransformKind::Min { key, field }
+            | TransformKind::Max { key, field } => {
                 let kind = match kind {
                     TransformKind::Sum { .. } => AggregateKind::Sum,
                     TransformKind::Min { .. } => AggregateKind::Min,
@@ -465,17 +587,32 @@ impl Compiler<'_> {
                 let field_ok = crate::expr::is_field_path(field) && !field.contains('.');
                 if !field_ok {
                     self.error(
-                        Diagnostic::error("invalid-field", format!("`field` of transform `{name}` must be a field name, not `{field}`"))
-                            .at(self.span(&["transforms", name, "field"]), "expected a field name such as `count`"),
+                        Diagnostic::error(
+                            "invalid-field",
+                            format!(
+                                "`field` of transform `{name}` must be a field name, not `{field}`"
+                            ),
+                        )
+                        .at(
+                            self.span(&["transforms", name, "field"]),
+                            "expected a field name such as `count`",
+                        ),
                     );
                 }
-                Operator::Aggregate { kind, key: key?, field: field_ok.then(|| Arc::from(field.as_str()))? }
+                Operator::Aggregate {
+                    kind,
+                    key: key?,
+                    field: field_ok.then(|| Arc::from(field.as_str()))?,
+                }
             }
             TransformKind::Count { key } => Operator::Count(self.key(name, key)?),
             TransformKind::Reduce { key, expr } => {
                 let key = self.key(name, key);
                 let expr = self.expr(name, "expr", expr, &[Var::Acc, Var::This]);
-                Operator::Reduce { key: key?, expr: expr? }
+                Operator::Reduce {
+                    key: key?,
+                    expr: expr?,
+                }
             }
         })
     }
@@ -488,16 +625,27 @@ impl Compiler<'_> {
         self.report_expr(name, field, source, Expr::compile(source, vars))
     }
 
-    fn report_expr(&mut self, name: &str, field: &str, source: &str, result: Result<Expr, CompileError>) -> Option<Expr> {
+    fn report_expr(
+        &mut self,
+        name: &str,
+        field: &str,
+        source: &str,
+        result: Result<Expr, CompileError>,
+    ) -> Option<Expr> {
         let err = match result {
             Ok(e) => return Some(e),
             Err(e) => e,
         };
         let value = self.span(&["transforms", name, field]);
-        let span = value.clone().map(|v| self.position_in(v, source, err.line, err.column));
+        let span = value
+            .clone()
+            .map(|v| self.position_in(v, source, err.line, err.column));
         let mut d = Diagnostic::error(
             "invalid-expression",
-            format!("the `{field}` of transform `{name}` does not compile: {}", err.message),
+            format!(
+                "the `{field}` of transform `{name}` does not compile: {}",
+                err.message
+            ),
         )
         .at(span, "here");
         if let Some(help) = err.help {
@@ -510,13 +658,33 @@ impl Compiler<'_> {
     /// The byte range of (line, column) of an expression inside the YAML
     /// value that holds it; the whole value if the expression is not
     /// written there verbatim (a block scalar, escapes).
-    fn position_in(&self, value: Range<usize>, source: &str, line: usize, column: usize) -> Range<usize> {
+    fn position_in(
+        &self,
+        value: Range<usize>,
+        source: &str,
+        line: usize,
+        column: usize,
+    ) -> Range<usize> {
         let text = &self.loaded.file.text;
-        let Some(found) = text[value.clone()].find(source) else { return value };
+        let Some(found) = text[value.clone()].find(source) else {
+            return value;
+        };
         let start = value.start + found;
-        let in_line = source.split('\n').nth(line.saturating_sub(1)).unwrap_or(source);
-        let line_start = start + source.split('\n').take(line.saturating_sub(1)).map(|l| l.len() + 1).sum::<usize>();
-        let col_bytes: usize = in_line.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+        let in_line = source
+            .split('\n')
+            .nth(line.saturating_sub(1))
+            .unwrap_or(source);
+        let line_start = start
+            + source
+                .split('\n')
+                .take(line.saturating_sub(1))
+                .map(|l| l.len() + 1)
+                .sum::<usize>();
+        let col_bytes: usize = in_line
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
         let at = (line_start + col_bytes).min(start + source.len());
         let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
         at..end.max(at)
@@ -528,7 +696,11 @@ impl Compiler<'_> {
             .transforms
             .iter()
             .map(|(n, node)| ("transforms", n, &node.inputs))
-            .chain(spec.sinks.iter().map(|(n, node)| ("sinks", n, &node.inputs)));
+            .chain(
+                spec.sinks
+                    .iter()
+                    .map(|(n, node)| ("sinks", n, &node.inputs)),
+            );
         let names: Vec<&str> = spec
             .sources
             .keys()
@@ -538,32 +710,45 @@ impl Compiler<'_> {
             .map(String::as_str)
             .collect();
         for (section, name, inputs) in steps {
-            let Some(&to) = index.get(name.as_str()) else { continue };
+            let Some(&to) = index.get(name.as_str()) else {
+                continue;
+            };
             for (i, input) in inputs.iter().enumerate() {
                 let mut path = spans::path(&[section, name, "inputs"]);
                 path.push(Seg::Index(i));
                 let at = self.loaded.spans.value(&path);
                 if inputs[..i].contains(input) {
                     self.error(
-                        Diagnostic::error("duplicate-input", format!("`{name}` lists the input `{input}` twice"))
-                            .at(at, "listed already"),
+                        Diagnostic::error(
+                            "duplicate-input",
+                            format!("`{name}` lists the input `{input}` twice"),
+                        )
+                        .at(at, "listed already"),
                     );
                     continue;
                 }
                 let Some(&from) = index.get(input.as_str()) else {
                     if !self.loaded.broken.contains(input) {
                         self.error(
-                            Diagnostic::error("unknown-input", format!("`{name}` reads from `{input}`, but no node has that name"))
-                                .at(at, "no such node")
-                                .suggest(input, names.iter().copied()),
+                            Diagnostic::error(
+                                "unknown-input",
+                                format!("`{name}` reads from `{input}`, but no node has that name"),
+                            )
+                            .at(at, "no such node")
+                            .suggest(input, names.iter().copied()),
                         );
                     }
                     continue;
                 };
                 if graph[from].op.is_sink() {
                     self.error(
-                        Diagnostic::error("input-is-sink", format!("`{name}` reads from `{input}`, which is a sink and has no output"))
-                            .at(at, "a sink"),
+                        Diagnostic::error(
+                            "input-is-sink",
+                            format!(
+                                "`{name}` reads from `{input}`, which is a sink and has no output"
+                            ),
+                        )
+                        .at(at, "a sink"),
                     );
                     continue;
                 }
@@ -593,11 +778,18 @@ impl Compiler<'_> {
             let cycle = cycle_through(graph, &scc);
             let names: Vec<&str> = cycle.iter().map(|&n| graph[n].name.as_str()).collect();
             let first = names[0];
-            let section = if self.loaded.spec.sinks.contains_key(first) { "sinks" } else { "transforms" };
+            let section = if self.loaded.spec.sinks.contains_key(first) {
+                "sinks"
+            } else {
+                "transforms"
+            };
             self.error(
-                Diagnostic::error("cycle", format!("the pipeline has a cycle: {} → {first}", names.join(" → ")))
-                    .at(self.span(&[section, first, "inputs"]), "part of a cycle")
-                    .help("a pipeline is a DAG: records may not flow back into a node they came from"),
+                Diagnostic::error(
+                    "cycle",
+                    format!("the pipeline has a cycle: {} → {first}", names.join(" → ")),
+                )
+                .at(self.span(&[section, first, "inputs"]), "part of a cycle")
+                .help("a pipeline is a DAG: records may not flow back into a node they came from"),
             );
         }
         None
@@ -618,13 +810,27 @@ impl Compiler<'_> {
                 continue;
             }
             let node = &graph[n];
-            let section = if node.op.is_source() { "sources" } else { "transforms" };
+            let section = if node.op.is_source() {
+                "sources"
+            } else {
+                "transforms"
+            };
             let consumers = graph.neighbors_directed(n, Direction::Outgoing).count();
-            let why = if consumers == 0 { "nothing reads its output" } else { "its output reaches no sink" };
+            let why = if consumers == 0 {
+                "nothing reads its output"
+            } else {
+                "its output reaches no sink"
+            };
             self.diagnostics.push(
-                Diagnostic::warning("unused-output", format!("`{}` does nothing useful: {why}", node.name))
-                    .at(self.key_span(&[section, &node.name]), "output unused")
-                    .help(format!("name `{}` in the `inputs` of a sink or transform, or remove it", node.name)),
+                Diagnostic::warning(
+                    "unused-output",
+                    format!("`{}` does nothing useful: {why}", node.name),
+                )
+                .at(self.key_span(&[section, &node.name]), "output unused")
+                .help(format!(
+                    "name `{}` in the `inputs` of a sink or transform, or remove it",
+                    node.name
+                )),
             );
         }
     }

@@ -74,7 +74,10 @@ pub enum StoreLocationError {
     #[error("store scheme `{scheme}` is not supported by this build")]
     NotCompiledIn { scheme: String },
     #[error("unknown option `{option}` for an `{scheme}` store")]
-    UnknownOption { scheme: &'static str, option: String },
+    UnknownOption {
+        scheme: &'static str,
+        option: String,
+    },
 }
 
 impl StoreLocation {
@@ -91,10 +94,14 @@ impl StoreLocation {
         let authority = url.host_str().unwrap_or_default().to_owned();
         match scheme {
             Scheme::File if !authority.is_empty() => {
-                return Err(malformed("a file location is `file:///absolute/path` (three slashes)"))
+                return Err(malformed(
+                    "a file location is `file:///absolute/path` (three slashes)",
+                ))
             }
             Scheme::S3 | Scheme::Hdfs if authority.is_empty() => {
-                return Err(malformed("the location needs a bucket or host: `s3://bucket/prefix`"))
+                return Err(malformed(
+                    "the location needs a bucket or host: `s3://bucket/prefix`",
+                ))
             }
             _ => {}
         }
@@ -114,7 +121,11 @@ impl StoreLocation {
             options.insert(k.into_owned(), v.into_owned());
         }
         let path = url.path();
-        let root = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
+        let root = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path.to_owned()
+        };
         Ok(StoreLocation {
             scheme,
             authority,
@@ -126,7 +137,13 @@ impl StoreLocation {
 
 impl fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}{}", self.scheme.name(), self.authority, self.root)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.name(),
+            self.authority,
+            self.root
+        )
     }
 }
 
@@ -137,18 +154,39 @@ mod tests {
     #[test]
     fn parses_file_and_s3() {
         let f = StoreLocation::parse("file:///tmp/dataflow/checkpoints").unwrap();
-        assert_eq!((f.scheme, f.root.as_str()), (Scheme::File, "/tmp/dataflow/checkpoints"));
-        let s = StoreLocation::parse("s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1").unwrap();
+        assert_eq!(
+            (f.scheme, f.root.as_str()),
+            (Scheme::File, "/tmp/dataflow/checkpoints")
+        );
+        let s = StoreLocation::parse(
+            "s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1",
+        )
+        .unwrap();
         assert_eq!(s.authority, "bucket");
         assert_eq!(s.options["endpoint"], "http://127.0.0.1:9000");
     }
 
     #[test]
     fn rejects_bad_locations() {
-        assert!(matches!(StoreLocation::parse("/tmp/x"), Err(StoreLocationError::Malformed(..))));
-        assert!(matches!(StoreLocation::parse("file://host/tmp"), Err(StoreLocationError::Malformed(..))));
-        assert!(matches!(StoreLocation::parse("gs://b/p"), Err(StoreLocationError::NotCompiledIn { .. })));
-        assert!(matches!(StoreLocation::parse("s3://b/p?colour=red"), Err(StoreLocationError::UnknownOption { .. })));
-        assert!(matches!(StoreLocation::parse("file:///a/../b"), Err(StoreLocationError::Malformed(..))));
+        assert!(matches!(
+            StoreLocation::parse("/tmp/x"),
+            Err(StoreLocationError::Malformed(..))
+        ));
+        assert!(matches!(
+            StoreLocation::parse("file://host/tmp"),
+            Err(StoreLocationError::Malformed(..))
+        ));
+        assert!(matches!(
+            StoreLocation::parse("gs://b/p"),
+            Err(StoreLocationError::NotCompiledIn { .. })
+        ));
+        assert!(matches!(
+            StoreLocation::parse("s3://b/p?colour=red"),
+            Err(StoreLocationError::UnknownOption { .. })
+        ));
+        assert!(matches!(
+            StoreLocation::parse("file:///a/../b"),
+            Err(StoreLocationError::Malformed(..))
+        ));
     }
 }

@@ -23,7 +23,9 @@ impl Plan {
 
     /// The delivery guarantee a sink gives after a failure and a restore.
     fn guarantee(&self, op: &Operator) -> Option<&'static str> {
-        let Operator::Sink(kind) = op else { return None };
+        let Operator::Sink(kind) = op else {
+            return None;
+        };
         Some(match (kind, &self.checkpoint) {
             (_, None) => "none: without checkpoints a failed job starts over",
             (SinkKind::Blackhole {}, _) => "discards",
@@ -49,12 +51,23 @@ impl Plan {
             self.job.batch_size,
             self.job.buffer_timeout
         );
-        let width = self.order.iter().map(|&n| g[n].name.len()).max().unwrap_or(0);
+        let width = self
+            .order
+            .iter()
+            .map(|&n| g[n].name.len())
+            .max()
+            .unwrap_or(0);
         for &n in &self.order {
             let node = &g[n];
             let inputs: Vec<String> = g
                 .edges_directed(n, Direction::Incoming)
-                .map(|e| format!("{} ({})", g[petgraph::visit::EdgeRef::source(&e)].name, e.weight().name()))
+                .map(|e| {
+                    format!(
+                        "{} ({})",
+                        g[petgraph::visit::EdgeRef::source(&e)].name,
+                        e.weight().name()
+                    )
+                })
                 .collect();
             let mut line = format!(
                 "  {:<width$}  {:<9} ×{}",
@@ -92,7 +105,12 @@ impl Plan {
                     s.retain,
                     serde_json::to_value(s.on_cancel).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                 );
-                let _ = writeln!(out, "  checkpoint store: {}/{}/", c.store.to_string().trim_end_matches('/'), self.job.name);
+                let _ = writeln!(
+                    out,
+                    "  checkpoint store: {}/{}/",
+                    c.store.to_string().trim_end_matches('/'),
+                    self.job.name
+                );
             }
         }
         let backend = match self.state.backend {

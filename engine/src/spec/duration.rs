@@ -118,7 +118,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "10", "s", "10x", "1.5s", "-1s", "10 s s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "1.5s",
+            "-1s",
+            "10 s s",
+            "99999999999999999999h",
+        ] {
             assert!(Duration::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -14,8 +14,8 @@ use serde_yaml::{Mapping, Value};
 
 use super::spans::{self, Path, Seg, Spans};
 use super::{
-    JobSettings, Node, SinkKind, SourceCommon, SourceKind, Spec, StateSpec,
-    StepCommon, TransformKind,
+    JobSettings, Node, SinkKind, SourceCommon, SourceKind, Spec, StateSpec, StepCommon,
+    TransformKind,
 };
 use crate::diag::{Diagnostic, SourceFile};
 
@@ -177,12 +177,22 @@ impl Loader<'_> {
                 "checkpoint" => {
                     // `checkpoint:` with nothing after it turns checkpointing on with defaults
                     // for everything but `interval`, which serde then reports as missing.
-                    let value = if value.is_null() { Value::Mapping(Mapping::new()) } else { value };
-                    spec.checkpoint = self.typed(&spans::path(&["checkpoint"]), "`checkpoint`", value, &[]);
+                    let value = if value.is_null() {
+                        Value::Mapping(Mapping::new())
+                    } else {
+                        value
+                    };
+                    spec.checkpoint =
+                        self.typed(&spans::path(&["checkpoint"]), "`checkpoint`", value, &[]);
                 }
                 "state" => {
-                    let value = if value.is_null() { Value::Mapping(Mapping::new()) } else { value };
-                    if let Some(state) = self.typed(&spans::path(&["state"]), "`state`", value, &[]) {
+                    let value = if value.is_null() {
+                        Value::Mapping(Mapping::new())
+                    } else {
+                        value
+                    };
+                    if let Some(state) = self.typed(&spans::path(&["state"]), "`state`", value, &[])
+                    {
                         spec.state = state;
                     }
                 }
@@ -194,7 +204,9 @@ impl Loader<'_> {
                 }
             }
         }
-        if let Some(job) = self.typed::<JobSettings>(&Vec::new(), "the spec", Value::Mapping(settings), TOP_LEVEL) {
+        if let Some(job) =
+            self.typed::<JobSettings>(&Vec::new(), "the spec", Value::Mapping(settings), TOP_LEVEL)
+        {
             spec.job = job;
         }
         self.duplicate_names(&spec);
@@ -215,7 +227,14 @@ impl Loader<'_> {
             Err(e) => {
                 let mut full = path.to_vec();
                 full.extend(error_path(e.path()));
-                let d = serde_diagnostic(self.spans, &full, path.len(), what, &e.into_inner().to_string(), extra_fields);
+                let d = serde_diagnostic(
+                    self.spans,
+                    &full,
+                    path.len(),
+                    what,
+                    &e.into_inner().to_string(),
+                    extra_fields,
+                );
                 self.diagnostics.push(d);
                 None
             }
@@ -270,7 +289,10 @@ impl Loader<'_> {
             self.diagnostics.push(
                 Diagnostic::error(
                     "invalid-type",
-                    format!("{what} must be a mapping with a `type`, not {}", yaml_type(&value)),
+                    format!(
+                        "{what} must be a mapping with a `type`, not {}",
+                        yaml_type(&value)
+                    ),
                 )
                 .at(self.spans.value(&path), "expected a mapping"),
             );
@@ -293,7 +315,10 @@ impl Loader<'_> {
                 self.diagnostics.push(
                     Diagnostic::error(
                         "invalid-type",
-                        format!("the `type` of {what} must be a string, not {}", yaml_type(&other)),
+                        format!(
+                            "the `type` of {what} must be a string, not {}",
+                            yaml_type(&other)
+                        ),
                     )
                     .at(self.spans.value(&p), "expected a string"),
                 );
@@ -306,18 +331,20 @@ impl Loader<'_> {
             p
         };
         if !K::TYPES.contains(&ty.as_str()) {
-            let mut d = Diagnostic::error(
-                "unknown-type",
-                format!("{what} has an unknown type `{ty}`"),
-            )
-            .at(self.spans.value(&type_path), format!("not a {}", K::NOUN));
+            let mut d =
+                Diagnostic::error("unknown-type", format!("{what} has an unknown type `{ty}`"))
+                    .at(self.spans.value(&type_path), format!("not a {}", K::NOUN));
             d = match section_of_type(&ty) {
                 Some(noun) => d.help(format!(
                     "`{ty}` is a {noun}: move `{name}` under `{noun}s:`"
                 )),
                 None => d.suggest(&ty, K::TYPES.iter().copied()),
             };
-            self.diagnostics.push(d.help(format!("a {} is one of: {}", K::NOUN, K::TYPES.join(", "))));
+            self.diagnostics.push(d.help(format!(
+                "a {} is one of: {}",
+                K::NOUN,
+                K::TYPES.join(", ")
+            )));
             return None;
         }
 
@@ -339,9 +366,12 @@ impl Loader<'_> {
             let mut p = path.clone();
             p.push(Seg::Key("inputs".into()));
             self.diagnostics.push(
-                Diagnostic::error("source-with-inputs", format!("{what} has `inputs`, but a source reads no inputs"))
-                    .at(self.spans.key(&p), "remove this field")
-                    .help("to read from another node, make this node a transform"),
+                Diagnostic::error(
+                    "source-with-inputs",
+                    format!("{what} has `inputs`, but a source reads no inputs"),
+                )
+                .at(self.spans.key(&p), "remove this field")
+                .help("to read from another node, make this node a transform"),
             );
             ok = false;
         }
@@ -384,14 +414,25 @@ impl Loader<'_> {
             tag: serde_yaml::value::Tag::new(ty.clone()),
             value: Value::Mapping(fields),
         }));
-        let extra = if has_inputs { common_keys } else { &["type", "parallelism", "on_error"][..] };
+        let extra = if has_inputs {
+            common_keys
+        } else {
+            &["type", "parallelism", "on_error"][..]
+        };
         let kind = match serde_path_to_error::deserialize::<_, K>(tagged) {
             Ok(kind) => kind,
             Err(e) => {
                 let mut full = path.clone();
                 full.extend(error_path(e.path()).into_iter().skip(1));
                 let what = format!("{what} ({ty})");
-                let d = serde_diagnostic(self.spans, &full, path.len(), &what, &e.into_inner().to_string(), extra);
+                let d = serde_diagnostic(
+                    self.spans,
+                    &full,
+                    path.len(),
+                    &what,
+                    &e.into_inner().to_string(),
+                    extra,
+                );
                 self.diagnostics.push(d);
                 return None;
             }
@@ -439,7 +480,10 @@ fn yaml_error(e: &serde_yaml::Error, text: &str) -> Diagnostic {
         .to_owned();
     let span = e.location().map(|loc| {
         let start = loc.index().min(text.len());
-        let end = text[start..].find('\n').map_or(text.len(), |i| start + i).max(start);
+        let end = text[start..]
+            .find('\n')
+            .map_or(text.len(), |i| start + i)
+            .max(start);
         start..end.max(start + usize::from(start < text.len()))
     });
     let code = if message.starts_with("duplicate entry") {
@@ -474,7 +518,14 @@ fn expected_names(message: &str) -> Vec<&str> {
 
 /// A diagnostic for a serde error at `path`, of which the first `base`
 /// segments lead to the piece described as `what`.
-fn serde_diagnostic(spans: &Spans, path: &Path, base: usize, what: &str, message: &str, extra: &[&str]) -> Diagnostic {
+fn serde_diagnostic(
+    spans: &Spans,
+    path: &Path,
+    base: usize,
+    what: &str,
+    message: &str,
+    extra: &[&str],
+) -> Diagnostic {
     let first_name = message.split('`').nth(1).unwrap_or_default();
     let mut expected = expected_names(message);
     for f in extra {
@@ -487,9 +538,12 @@ fn serde_diagnostic(spans: &Spans, path: &Path, base: usize, what: &str, message
         let mut at = path.clone();
         at.push(Seg::Key(field.to_owned()));
         let known: Vec<&str> = expected.iter().copied().filter(|f| *f != "type").collect();
-        let mut d = Diagnostic::error("unknown-field", format!("unknown field `{field}` in {what}"))
-            .at(spans.key(&at), "unknown field")
-            .suggest(field, known.iter().copied());
+        let mut d = Diagnostic::error(
+            "unknown-field",
+            format!("unknown field `{field}` in {what}"),
+        )
+        .at(spans.key(&at), "unknown field")
+        .suggest(field, known.iter().copied());
         if d.help.is_empty() && !known.is_empty() {
             d = d.help(format!("known fields: {}", known.join(", ")));
         }
@@ -497,27 +551,48 @@ fn serde_diagnostic(spans: &Spans, path: &Path, base: usize, what: &str, message
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
-        return Diagnostic::error("missing-field", format!("{what} is missing the required field `{field}`"))
-            .at(spans.key(path), format!("add `{field}` here"));
+        return Diagnostic::error(
+            "missing-field",
+            format!("{what} is missing the required field `{field}`"),
+        )
+        .at(spans.key(path), format!("add `{field}` here"));
     }
     let field = spans::display(&path[base.min(path.len())..]);
-    let place = if field.is_empty() { what.to_owned() } else { format!("`{field}` in {what}") };
+    let place = if field.is_empty() {
+        what.to_owned()
+    } else {
+        format!("`{field}` in {what}")
+    };
     if message.starts_with("unknown variant `") {
-        let mut d = Diagnostic::error("invalid-value", format!("invalid value `{first_name}` for {place}"))
-            .at(spans.value(path), "unknown value")
-            .suggest(first_name, expected.iter().copied());
+        let mut d = Diagnostic::error(
+            "invalid-value",
+            format!("invalid value `{first_name}` for {place}"),
+        )
+        .at(spans.value(path), "unknown value")
+        .suggest(first_name, expected.iter().copied());
         if !expected.is_empty() {
             d = d.help(format!("expected one of: {}", expected.join(", ")));
         }
         return d;
     }
     if message.starts_with("invalid type:") {
-        return Diagnostic::error("invalid-type", format!("wrong type for {place}: {}", &message["invalid type: ".len()..]))
-            .at(spans.value(path), "wrong type");
+        return Diagnostic::error(
+            "invalid-type",
+            format!(
+                "wrong type for {place}: {}",
+                &message["invalid type: ".len()..]
+            ),
+        )
+        .at(spans.value(path), "wrong type");
     }
-    let code = if message.contains("duration") { "invalid-duration" } else { "invalid-value" };
+    let code = if message.contains("duration") {
+        "invalid-duration"
+    } else {
+        "invalid-value"
+    };
     let text = message.strip_prefix("invalid value: ").unwrap_or(message);
-    Diagnostic::error(code, format!("invalid value for {place}: {text}")).at(spans.value(path), "invalid value")
+    Diagnostic::error(code, format!("invalid value for {place}: {text}"))
+        .at(spans.value(path), "invalid value")
 }
 
 fn yaml_type(v: &Value) -> &'static str {

@@ -7,7 +7,10 @@
 use schemars::{generate::SchemaSettings, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use super::{CheckpointSpec, JobSettings, SinkKind, SourceCommon, SourceKind, StateSpec, StepCommon, TransformKind};
+use super::{
+    CheckpointSpec, JobSettings, SinkKind, SourceCommon, SourceKind, StateSpec, StepCommon,
+    TransformKind,
+};
 
 /// The schema of a whole spec, pretty-printed, with a trailing newline.
 pub fn generate() -> String {
@@ -18,8 +21,14 @@ pub fn generate() -> String {
         .entry("properties")
         .or_insert_with(|| json!({}));
     if let Value::Object(props) = props {
-        props.insert("checkpoint".into(), generator.subschema_for::<CheckpointSpec>().to_value());
-        props.insert("state".into(), generator.subschema_for::<StateSpec>().to_value());
+        props.insert(
+            "checkpoint".into(),
+            generator.subschema_for::<CheckpointSpec>().to_value(),
+        );
+        props.insert(
+            "state".into(),
+            generator.subschema_for::<StateSpec>().to_value(),
+        );
         for (key, nodes) in [
             ("sources", generator.subschema_for::<SourceKind>()),
             ("transforms", generator.subschema_for::<TransformKind>()),
@@ -32,16 +41,16 @@ pub fn generate() -> String {
         }
     }
     let obj = root.ensure_object();
-    obj.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+    obj.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
     obj.insert("title".into(), json!("dataflow pipeline"));
     obj.insert(
         "description".into(),
         json!("A dataflow pipeline: named sources, transforms and sinks, each transform and sink naming its inputs."),
     );
-    let defs: Map<String, Value> = generator
-        .take_definitions(true)
-        .into_iter()
-        .collect();
+    let defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     obj.insert("$defs".into(), Value::Object(defs));
     let mut text = serde_json::to_string_pretty(&root).unwrap_or_default();
     text.push('\n');
@@ -71,7 +80,9 @@ fn add_common<C: JsonSchema>(schema: &mut Schema, inputs_required: bool) {
         return;
     };
     for variant in variants {
-        let Some(variant) = variant.as_object_mut() else { continue };
+        let Some(variant) = variant.as_object_mut() else {
+            continue;
+        };
         if let Some(Value::Object(props)) = variant.get_mut("properties") {
             for (k, v) in &common_props {
                 props.entry(k.clone()).or_insert_with(|| v.clone());

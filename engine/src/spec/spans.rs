@@ -60,8 +60,12 @@ impl Spans {
     /// Indexes `text`. A document yaml-rust2 cannot parse yields an empty
     /// index: diagnostics then fall back to the start of the file.
     pub fn build(text: &str) -> Spans {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         let mut builder = Builder {
             text,
+            line_starts,
             stack: Vec::new(),
             spans: Spans::default(),
             documents: 0,
@@ -110,19 +114,29 @@ enum Frame {
 
 struct Builder<'a> {
     text: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
     stack: Vec<Frame>,
     spans: Spans,
     documents: usize,
 }
 
 impl Builder<'_> {
-    /// Byte offset of a marker, clamped to the text.
+    /// Byte offset of a marker. yaml-rust2 counts its index in characters,
+    /// with 1-based lines and 0-based columns; the line and column are
+    /// what converts to bytes cheaply.
     fn offset(&self, mark: Marker) -> usize {
-        let mut at = mark.index().min(self.text.len());
-        while !self.text.is_char_boundary(at) {
-            at -= 1;
-        }
-        at
+        let line_start = self
+            .line_starts
+            .get(mark.line().saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len());
+        let line = &self.text[line_start..];
+        line_start
+            + line
+                .char_indices()
+                .nth(mark.col())
+                .map_or(line.len(), |(i, _)| i)
     }
 
     /// The end of the token starting at `start`: the scalar's own text when
@@ -163,13 +177,9 @@ impl Builder<'_> {
                 (p, Some(key_range))
             }
         };
-        self.spans.entries.insert(
-            path.clone(),
-            Entry {
-                key,
-                value: range,
-            },
-        );
+        self.spans
+            .entries
+            .insert(path.clone(), Entry { key, value: range });
         Some(path)
     }
 
@@ -255,7 +265,11 @@ mod tests {
         second.push(Seg::Index(1));
         assert_eq!(text(spans.value(&second).unwrap()), "other");
         assert_eq!(
-            text(spans.value(&path(&["transforms", "words", "split"])).unwrap()),
+            text(
+                spans
+                    .value(&path(&["transforms", "words", "split"]))
+                    .unwrap()
+            ),
             "\",\""
         );
     }
