@@ -2,4 +2,5 @@
 //! One test binary (with a module per area) keeps link times down.
 
 mod harness;
+mod run;
 mod specs;

@@ -1,0 +1,13 @@
+//! What travels on the channels between instances.
+
+use crate::value::Value;
+
+/// One message on a channel. Records always move in batches; control
+/// messages (end of input, and checkpoint barriers) travel in the same
+/// channel, so they stay in order with the records around them.
+#[derive(Debug)]
+pub enum Message {
+    Batch(Vec<Value>),
+    /// The sending instance will send nothing more.
+    End,
+}
