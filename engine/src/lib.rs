@@ -11,10 +11,12 @@
 //! - [`diag`]: diagnostics with spans, rendered like a compiler's or as JSON.
 //! - [`state`]: keyed state backends (memory, sled), addressed by key group.
 //! - [`operators`]: sources, transforms and sinks, as small traits.
+//! - [`checkpoint`]: barriers, snapshots, the coordinator and the store.
 //! - [`runtime`]: the executor: a thread per operator instance, bounded
 //!   channels between them, batches of records, cancellation and failure.
 //! - [`cli`]: the `dataflow` command.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod diag;
 pub mod expr;

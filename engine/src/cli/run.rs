@@ -30,6 +30,10 @@ pub fn run(path: &Path, quiet: bool) -> ExitCode {
     init_logging(quiet);
     let options = RunOptions {
         status_line: !quiet && std::io::stderr().is_terminal(),
+        spec_hash: format!(
+            "{:016x}",
+            xxhash_rust::xxh3::xxh3_64(loaded.file.text.as_bytes())
+        ),
     };
     match runtime::run(&plan, &options) {
         Ok((outcome, summary)) => {

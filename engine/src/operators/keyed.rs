@@ -92,6 +92,10 @@ impl Operator for Keyed {
         out.push(emitted);
         Ok(())
     }
+
+    fn snapshot(&mut self) -> Result<Option<crate::state::Changes>, OpError> {
+        Ok(Some(self.state.take_changes()?))
+    }
 }
 
 fn number(v: &Value, field: &str) -> Result<Value, RecordError> {

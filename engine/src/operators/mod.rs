@@ -44,6 +44,12 @@ impl From<crate::expr::EvalError> for OpError {
 /// A transform: one record in, zero or more out.
 pub trait Operator: Send {
     fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError>;
+
+    /// The synchronous part of a checkpoint: the keyed state changed since
+    /// the last one. `None` for stateless operators.
+    fn snapshot(&mut self) -> Result<Option<crate::state::Changes>, OpError> {
+        Ok(None)
+    }
 }
 
 /// What a source's [`Source::poll`] found.
@@ -63,6 +69,10 @@ pub trait Source: Send {
     /// `Err(OpError::Record)` after the good ones before it; the next poll
     /// goes on after it.
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError>;
+
+    /// Where the source is: what a checkpoint records, so that a restore
+    /// can resume right after the last record before the barrier.
+    fn position(&self) -> serde_json::Value;
 }
 
 /// Why a sink failed.

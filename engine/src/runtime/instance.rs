@@ -9,14 +9,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender};
 
+use super::alignment::{Aligner, Step};
 use super::message::Message;
 use super::metrics::Metrics;
 use super::output::{Cancelled, Output};
+use crate::checkpoint::uploader::UploadTask;
+use crate::checkpoint::{Ack, Report};
 use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
 use crate::spec::OnError;
+use crate::state::Changes;
 use crate::value::Value;
 
 /// What an instance runs.
@@ -47,6 +51,21 @@ pub struct Instance {
     pub metrics: Arc<Metrics>,
     pub cancel: Cancel,
     pub batch_size: usize,
+    /// Present when the job takes checkpoints.
+    pub checkpoint: Option<Checkpointing>,
+}
+
+/// An instance's part in checkpoints.
+pub struct Checkpointing {
+    pub node: String,
+    pub index: u32,
+    pub parallelism: u32,
+    /// Sources: checkpoint ids to emit barriers for.
+    pub triggers: Option<Receiver<u64>>,
+    pub reports: Sender<Report>,
+    /// Stateful operators: where the asynchronous part of a snapshot goes.
+    pub uploader: Option<Sender<UploadTask>>,
+    pub aligner: Aligner,
 }
 
 enum Next {
@@ -79,6 +98,7 @@ impl Instance {
             let poll = source.poll(&mut batch, self.batch_size);
             self.metrics.add_out(batch.len());
             self.output.push_all(batch.drain(..))?;
+            self.source_barriers(&*source)?;
             match poll {
                 Ok(Poll::End) => {
                     self.output.end()?;
@@ -101,6 +121,12 @@ impl Instance {
                 Next::Message(i, Message::End) => {
                     ended[i] = true;
                     open -= 1;
+                    let step = self.aligner_step(|a| a.on_end(i));
+                    self.snapshot_if(step, || op.snapshot())?;
+                }
+                Next::Message(i, Message::Barrier(id)) => {
+                    let step = self.aligner_step(|a| a.on_barrier(i, id));
+                    self.snapshot_if(step, || op.snapshot())?;
                 }
                 Next::Message(_, Message::Batch(records)) => {
                     self.metrics.add_in(records.len());
@@ -130,6 +156,12 @@ impl Instance {
                 Next::Message(i, Message::End) => {
                     ended[i] = true;
                     open -= 1;
+                    let step = self.aligner_step(|a| a.on_end(i));
+                    self.snapshot_if(step, || Ok(None))?;
+                }
+                Next::Message(i, Message::Barrier(id)) => {
+                    let step = self.aligner_step(|a| a.on_barrier(i, id));
+                    self.snapshot_if(step, || Ok(None))?;
                 }
                 Next::Message(_, Message::Batch(records)) => {
                     self.metrics.add_in(records.len());
@@ -166,7 +198,17 @@ impl Instance {
         }
         let mut select = Select::new();
         let mut live = Vec::with_capacity(self.inputs.len());
-        for (i, rx) in self.inputs.iter().enumerate().filter(|(i, _)| !ended[*i]) {
+        let blocked = |i: usize| {
+            self.checkpoint
+                .as_ref()
+                .is_some_and(|c| c.aligner.is_blocked(i))
+        };
+        for (i, rx) in self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !ended[*i] && !blocked(*i))
+        {
             select.recv(rx);
             live.push(i);
         }
@@ -178,6 +220,88 @@ impl Instance {
                     .map_err(|_| Stop::Cancelled)
             }
             Err(_) => Ok(Next::Idle),
+        }
+    }
+
+    /// Emits a barrier for every checkpoint the coordinator triggered, with
+    /// the source's position after the records already passed on.
+    fn source_barriers(&mut self, source: &dyn Source) -> Result<(), Stop> {
+        let Some(cp) = &self.checkpoint else {
+            return Ok(());
+        };
+        let Some(triggers) = &cp.triggers else {
+            return Ok(());
+        };
+        let ids: Vec<u64> = triggers.try_iter().collect();
+        for id in ids {
+            self.output.barrier(id)?;
+            let mut ack = self.ack(id, Duration::ZERO, Duration::ZERO);
+            ack.source_position = Some(source.position());
+            if let Some(cp) = &self.checkpoint {
+                let _ = cp.reports.send(Report::Ack(ack));
+            }
+        }
+        Ok(())
+    }
+
+    fn aligner_step(&mut self, f: impl FnOnce(&mut Aligner) -> Step) -> Step {
+        match &mut self.checkpoint {
+            Some(cp) => f(&mut cp.aligner),
+            None => Step::Continue,
+        }
+    }
+
+    /// When a barrier has come on every input: takes the synchronous part
+    /// of the snapshot, forwards the barrier, and hands the rest to the
+    /// uploader (or acknowledges at once when there is no state).
+    fn snapshot_if(
+        &mut self,
+        step: Step,
+        take: impl FnOnce() -> Result<Option<Changes>, OpError>,
+    ) -> Result<(), Stop> {
+        let Step::Snapshot { id, alignment } = step else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let changes =
+            take().map_err(|e| Stop::Failed(format!("cannot snapshot its state: {e}")))?;
+        let sync = started.elapsed();
+        self.output.barrier(id)?;
+        let ack = self.ack(id, sync, alignment);
+        let Some(cp) = &self.checkpoint else {
+            return Ok(());
+        };
+        match (changes, &cp.uploader) {
+            (Some(changes), Some(uploader)) => {
+                if uploader
+                    .send(UploadTask::Snapshot { changes, ack })
+                    .is_err()
+                {
+                    return Err(Stop::Failed("its snapshot uploader stopped".into()));
+                }
+            }
+            _ => {
+                let _ = cp.reports.send(Report::Ack(ack));
+            }
+        }
+        Ok(())
+    }
+
+    fn ack(&self, id: u64, sync: Duration, alignment: Duration) -> Ack {
+        let (node, index, parallelism) =
+            self.checkpoint.as_ref().map_or((String::new(), 0, 1), |c| {
+                (c.node.clone(), c.index, c.parallelism)
+            });
+        Ack {
+            id,
+            instance: self.name.clone(),
+            node,
+            index,
+            parallelism,
+            files: Vec::new(),
+            source_position: None,
+            sync,
+            alignment,
         }
     }
 

@@ -8,6 +8,8 @@ use crate::value::Value;
 #[derive(Debug)]
 pub enum Message {
     Batch(Vec<Value>),
+    /// Checkpoint barrier N: everything before it belongs to checkpoint N.
+    Barrier(u64),
     /// The sending instance will send nothing more.
     End,
 }

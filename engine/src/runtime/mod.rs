@@ -7,6 +7,7 @@
 //! everything on the first failure or on Ctrl-C/SIGTERM, draws the status
 //! line, and reports how the job ended.
 
+mod alignment;
 mod build;
 mod instance;
 mod message;
@@ -18,12 +19,16 @@ mod status;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use petgraph::graph::NodeIndex;
 
+use crate::checkpoint::coordinator::{self, Control, Coordinator, Participant, Stats};
+use crate::checkpoint::store::{CheckpointStore, OpendalStore};
+use crate::checkpoint::uploader::{self, UploaderConfig};
+use crate::checkpoint::{layout, Report};
 use crate::operators::sources::Canceller;
-use crate::plan::Plan;
-use crate::spec::StateBackendKind;
+use crate::plan::{Operator, Plan};
+use crate::spec::{OnCancel, StateBackendKind};
 use build::StateFactory;
 use instance::{Finish, Instance};
 use message::Message;
@@ -49,6 +54,8 @@ pub enum RunError {
     },
     #[error("cannot start the job: {0}")]
     Setup(String),
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 /// Options of `dataflow run` that are not in the spec.
@@ -56,6 +63,20 @@ pub enum RunError {
 pub struct RunOptions {
     /// Show the live status line (only ever on a terminal).
     pub status_line: bool,
+    /// A hash of the spec's text, recorded in each checkpoint.
+    pub spec_hash: String,
+}
+
+/// The job's side of checkpointing while it runs.
+struct Checkpoints {
+    store: Arc<dyn CheckpointStore>,
+    reports: Sender<Report>,
+    /// Dropping it stops the coordinator.
+    control: Option<Sender<Control>>,
+    done: Receiver<Result<Stats, (String, Stats)>>,
+    triggers: Vec<Sender<u64>>,
+    uploaders: Vec<Sender<uploader::UploadTask>>,
+    participants: Vec<Participant>,
 }
 
 /// One node's instances' counters.
@@ -98,6 +119,26 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     let signals = signals::listen();
     let state = open_state(plan).map_err(|e| (e, String::new()))?;
     let physical = physical::expand(plan);
+    let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
+    let mut checkpoints = match &plan.checkpoint {
+        None => None,
+        Some(cp) => {
+            let store: Arc<dyn CheckpointStore> = Arc::new(
+                OpendalStore::open(&cp.store)
+                    .map_err(|e| (RunError::Setup(e.to_string()), String::new()))?,
+            );
+            let (_, done) = crossbeam_channel::bounded(1);
+            Some(Checkpoints {
+                store,
+                reports: reports_tx.clone(),
+                control: None,
+                done,
+                triggers: Vec::new(),
+                uploaders: Vec::new(),
+                participants: Vec::new(),
+            })
+        }
+    };
     let mut job = Job {
         name: plan.job.name.clone(),
         nodes: plan
@@ -137,7 +178,55 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 break;
             }
         };
+        let checkpoint = match (&plan.checkpoint, checkpoints.as_mut()) {
+            (Some(cp), Some(c)) => {
+                let is_source = node.op.is_source();
+                c.participants.push(Participant {
+                    name: instance_name.clone(),
+                    is_source,
+                });
+                let triggers = is_source.then(|| {
+                    let (tx, rx) = crossbeam_channel::bounded(16);
+                    c.triggers.push(tx);
+                    rx
+                });
+                let stateful = node.op.key().is_some() && !matches!(node.op, Operator::KeyBy(_));
+                let uploader = if stateful {
+                    let config = UploaderConfig {
+                        job: plan.job.name.clone(),
+                        node: node.name.clone(),
+                        index: wiring.index,
+                        incremental: cp.settings.incremental,
+                        max_chain: cp.settings.max_chain,
+                    };
+                    match uploader::spawn(config, Arc::clone(&c.store), c.reports.clone()) {
+                        Ok(tx) => {
+                            c.uploaders.push(tx.clone());
+                            Some(tx)
+                        }
+                        Err(e) => {
+                            first_error =
+                                Some(RunError::Setup(format!("cannot start a thread: {e}")));
+                            break;
+                        }
+                    }
+                } else {
+                    None
+                };
+                Some(instance::Checkpointing {
+                    node: node.name.clone(),
+                    index: wiring.index,
+                    parallelism: node.parallelism,
+                    triggers,
+                    reports: c.reports.clone(),
+                    uploader,
+                    aligner: alignment::Aligner::new(wiring.inputs.len(), cp.settings.mode),
+                })
+            }
+            _ => None,
+        };
         let instance = Instance {
+            checkpoint,
             on_error: node.on_error,
             name: instance_name.clone(),
             inputs: wiring.inputs,
@@ -179,9 +268,26 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
         }
     }
     drop(ended_tx);
+    drop(reports_tx);
+    if first_error.is_none() {
+        if let (Some(cp), Some(c)) = (&plan.checkpoint, checkpoints.as_mut()) {
+            let config = coordinator::Config {
+                job: plan.job.name.clone(),
+                spec_hash: options.spec_hash.clone(),
+                settings: cp.settings.clone(),
+                max_parallelism: plan.job.max_parallelism,
+                participants: std::mem::take(&mut c.participants),
+            };
+            if let Err(e) = start_coordinator(config, c, reports_rx) {
+                first_error = Some(RunError::Setup(e));
+            }
+        }
+    }
     if first_error.is_some() {
         canceller.cancel();
     }
+    let never = crossbeam_channel::never();
+    let mut checkpoint_stats = None;
 
     let mut status = options.status_line.then(status::StatusLine::new);
     let mut outcome = Outcome::Finished;
@@ -191,6 +297,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
             recv(ended_rx) -> ended => {
                 let Ok(ended) = ended else { break };
                 running -= 1;
+                if let Some(control) = checkpoints.as_ref().and_then(|c| c.control.as_ref()) {
+                    let _ = control.send(Control::Finished(ended.instance.clone()));
+                }
                 match ended.result {
                     Ok(Finish::Done | Finish::Cancelled) => {}
                     Ok(Finish::OutputClosed) => canceller.cancel(),
@@ -199,6 +308,20 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                             first_error = Some(RunError::Instance { node: ended.node, instance: ended.instance, cause });
                         }
                         canceller.cancel();
+                    }
+                }
+            }
+            recv(checkpoints.as_ref().map_or(&never, |c| &c.done)) -> result => {
+                if let Ok(result) = result {
+                    match result {
+                        Ok(stats) => checkpoint_stats = Some(stats),
+                        Err((cause, stats)) => {
+                            checkpoint_stats = Some(stats);
+                            if first_error.is_none() {
+                                first_error = Some(RunError::Checkpoint(cause));
+                            }
+                            canceller.cancel();
+                        }
                     }
                 }
             }
@@ -225,19 +348,69 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
         status.clear();
     }
     drop(state);
+    if let Some(mut c) = checkpoints {
+        // Stop the coordinator and collect its figures.
+        c.control = None;
+        if checkpoint_stats.is_none() {
+            checkpoint_stats = c
+                .done
+                .recv()
+                .ok()
+                .map(|r| r.unwrap_or_else(|(_, stats)| stats));
+        }
+        let cancelled = matches!(outcome, Outcome::Cancelled(_));
+        if cancelled
+            && plan
+                .checkpoint
+                .as_ref()
+                .is_some_and(|cp| cp.settings.on_cancel == OnCancel::Delete)
+        {
+            if let Err(e) = c.store.delete_dir(&layout::job_dir(&plan.job.name)) {
+                tracing::warn!("on_cancel: delete: {e}");
+            }
+        }
+    }
     let elapsed = started.elapsed();
+    let with_stats = |summary: String| match &checkpoint_stats {
+        Some(stats) => format!("{summary} | {}", status::checkpoint_summary(stats)),
+        None => summary,
+    };
     match first_error {
-        Some(e) => Err((e, status::summary(&job, "failed", elapsed))),
+        Some(e) => Err((e, with_stats(status::summary(&job, "failed", elapsed)))),
         None => {
             let word = if outcome == Outcome::Finished {
                 "finished"
             } else {
                 "cancelled"
             };
-            let summary = status::summary(&job, word, elapsed);
-            Ok((outcome, summary))
+            Ok((outcome, with_stats(status::summary(&job, word, elapsed))))
         }
     }
+}
+
+/// Starts the coordinator thread; its result arrives on `c.done`.
+fn start_coordinator(
+    config: coordinator::Config,
+    c: &mut Checkpoints,
+    reports: Receiver<Report>,
+) -> Result<(), String> {
+    let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let coordinator = Coordinator::new(
+        config,
+        Arc::clone(&c.store),
+        std::mem::take(&mut c.triggers),
+        std::mem::take(&mut c.uploaders),
+    )?;
+    std::thread::Builder::new()
+        .name("checkpoints".into())
+        .spawn(move || {
+            let _ = done_tx.send(coordinator.run(&reports, &control_rx));
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    c.control = Some(control_tx);
+    c.done = done_rx;
+    Ok(())
 }
 
 fn open_state(plan: &Plan) -> Result<StateFactory, RunError> {

@@ -154,12 +154,21 @@ impl Output {
         Ok(())
     }
 
+    /// Flushes, then sends barrier `id` on every channel, after the records before it.
+    pub fn barrier(&mut self, id: u64) -> Result<(), Cancelled> {
+        self.broadcast(|| Message::Barrier(id))
+    }
+
     /// Flushes, then tells every downstream instance this one has ended.
     pub fn end(&mut self) -> Result<(), Cancelled> {
+        self.broadcast(|| Message::End)
+    }
+
+    fn broadcast(&mut self, message: impl Fn() -> Message) -> Result<(), Cancelled> {
         self.flush()?;
         for edge in &self.edges {
             for sender in &edge.senders {
-                send(sender, Message::End, &self.cancel)?;
+                send(sender, message(), &self.cancel)?;
             }
         }
         Ok(())

@@ -72,6 +72,28 @@ pub fn human(n: f64) -> String {
     }
 }
 
+/// Checkpoint figures for the summary.
+pub fn checkpoint_summary(stats: &crate::checkpoint::coordinator::Stats) -> String {
+    let mut durations = stats.durations.clone();
+    durations.sort();
+    let median = durations
+        .get(durations.len() / 2)
+        .copied()
+        .unwrap_or_default();
+    let max = durations.last().copied().unwrap_or_default();
+    format!(
+        "checkpoints: {} completed{}, {} failed, duration median {} ms max {} ms, {} written, longest sync part {:.2} ms, longest alignment {:.1} ms",
+        stats.completed,
+        stats.last.map(|id| format!(" (last chk-{id})")).unwrap_or_default(),
+        stats.failed,
+        median.as_millis(),
+        max.as_millis(),
+        crate::checkpoint::coordinator::human_bytes(stats.bytes_written),
+        stats.max_sync.as_secs_f64() * 1e3,
+        stats.max_alignment.as_secs_f64() * 1e3,
+    )
+}
+
 /// The one-line summary printed when a job ends.
 pub fn summary(job: &Job, outcome: &str, elapsed: Duration) -> String {
     let mut parts = Vec::new();

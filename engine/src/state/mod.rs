@@ -40,4 +40,17 @@ pub trait KeyedState: Send {
     fn get(&mut self, key_group: u16, key: &[u8]) -> Result<Option<Value>, StateError>;
     /// Stores `value` for `key`.
     fn put(&mut self, key_group: u16, key: &[u8], value: Value) -> Result<(), StateError>;
+    /// The synchronous part of a snapshot: every entry changed since the
+    /// last call, with its value encoded. Costs time in the number of
+    /// changed keys, not in the size of the state.
+    fn take_changes(&mut self) -> Result<Changes, StateError>;
+}
+
+/// Changed entries: ((key group, encoded key), value). Values are encoded
+/// by the uploader, off the operator's thread.
+pub type Changes = Vec<((u16, Box<[u8]>), Value)>;
+
+/// The encoding of values in snapshots (and in sled).
+pub fn encode_value(value: &Value) -> Box<[u8]> {
+    value.to_json().into_bytes().into_boxed_slice()
 }

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{KeyedState, StateError};
+use rustc_hash::FxHashMap;
+
+use super::{encode_value, Changes, KeyedState, StateError};
 use crate::value::Value;
 
 /// The sled database of one job run; removed when the run ends.
@@ -52,6 +54,7 @@ impl SledStore {
             tree,
             namespace: namespace.to_owned(),
             buf: Vec::new(),
+            changed: FxHashMap::default(),
         })
     }
 }
@@ -68,6 +71,10 @@ pub struct SledState {
     tree: sled::Tree,
     namespace: String,
     buf: Vec<u8>,
+    /// Entries written since the last snapshot, with their latest value, so
+    /// the synchronous part of a snapshot reads nothing from disk.
+    /// Keyed by the tree key (key group, then key).
+    changed: FxHashMap<Box<[u8]>, Value>,
 }
 
 impl SledState {
@@ -104,14 +111,28 @@ impl KeyedState for SledState {
     }
 
     fn put(&mut self, key_group: u16, key: &[u8], value: Value) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(&value).map_err(|source| StateError::Decode {
-            namespace: self.namespace.clone(),
-            source,
-        })?;
-        let inserted = self
-            .tree
-            .insert(entry_key(&mut self.buf, key_group, key), bytes);
+        let bytes = encode_value(&value);
+        let entry = entry_key(&mut self.buf, key_group, key);
+        let inserted = self.tree.insert(entry, &*bytes);
+        match self.changed.get_mut(entry) {
+            Some(slot) => *slot = value,
+            None => {
+                self.changed.insert(entry.into(), value);
+            }
+        }
         inserted.map_err(|e| self.sled_error(e))?;
         Ok(())
+    }
+
+    fn take_changes(&mut self) -> Result<Changes, StateError> {
+        Ok(std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|(entry, value)| {
+                (
+                    (u16::from_be_bytes([entry[0], entry[1]]), entry[2..].into()),
+                    value,
+                )
+            })
+            .collect())
     }
 }

@@ -80,7 +80,17 @@ impl FileSource {
 }
 
 impl Source for FileSource {
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.current,
+            "path": self.files.get(self.current).map(|p| p.display().to_string()),
+            "offset": self.offset,
+        })
+    }
+
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        // Records this call adds; `out` may hold earlier ones.
+        let start = out.len();
         while out.len() < max {
             if self.current >= self.files.len() {
                 return Ok(Poll::End);
@@ -112,7 +122,7 @@ impl Source for FileSource {
                     })?;
                 }
                 if at_end_waits {
-                    if !out.is_empty() {
+                    if out.len() > start {
                         return Ok(Poll::Ready);
                     }
                     if self.cancel.wait(Duration::from_millis(50)) {

@@ -92,7 +92,13 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Source for GenerateSource {
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "next": self.next })
+    }
+
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        // Records this call adds; `out` may hold earlier ones.
+        let start = out.len();
         let mut budget = max;
         if let Some(rate) = self.rate {
             let due = (self.started.elapsed().as_secs_f64() * rate) as u64;
@@ -112,7 +118,7 @@ impl Source for GenerateSource {
         for _ in 0..budget {
             let n = self.next;
             if self.count.is_some_and(|c| n >= c) {
-                return Ok(if out.is_empty() {
+                return Ok(if out.len() == start {
                     Poll::End
                 } else {
                     Poll::Ready

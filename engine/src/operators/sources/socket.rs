@@ -22,6 +22,7 @@ pub struct SocketSource {
     cancel: Cancel,
     /// Bytes of the current, not yet complete line.
     pending: Vec<u8>,
+    lines: u64,
 }
 
 impl SocketSource {
@@ -33,6 +34,7 @@ impl SocketSource {
             backoff: Duration::from_millis(100),
             cancel,
             pending: Vec::new(),
+            lines: 0,
         }
     }
 
@@ -63,7 +65,15 @@ impl SocketSource {
 }
 
 impl Source for SocketSource {
+    /// A socket cannot be replayed; the count of lines read is recorded for
+    /// information only.
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "lines": self.lines })
+    }
+
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        // Records this call adds; `out` may hold earlier ones.
+        let start = out.len();
         if self.cancel.is_cancelled() {
             return Ok(Poll::End);
         }
@@ -89,7 +99,7 @@ impl Source for SocketSource {
                         self.pending.clear();
                     }
                     if !self.reconnect {
-                        return Ok(if out.is_empty() {
+                        return Ok(if out.len() == start {
                             Poll::End
                         } else {
                             Poll::Ready
@@ -97,16 +107,17 @@ impl Source for SocketSource {
                     }
                     return self
                         .lost(format!("{} closed the connection", self.address))
-                        .map(|p| if out.is_empty() { p } else { Poll::Ready });
+                        .map(|p| if out.len() == start { p } else { Poll::Ready });
                 }
                 Ok(_) if self.pending.ends_with(b"\n") => {
                     let line = String::from_utf8_lossy(&self.pending);
                     out.push(Value::Str(Str::from(trim_newline(&line))));
                     self.pending.clear();
+                    self.lines += 1;
                 }
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Ok(if out.is_empty() {
+                    return Ok(if out.len() == start {
                         Poll::Idle
                     } else {
                         Poll::Ready

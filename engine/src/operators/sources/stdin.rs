@@ -17,6 +17,7 @@ use crate::value::{Str, Value};
 pub struct StdinSource {
     format: InputFormat,
     lines: Receiver<std::io::Result<String>>,
+    lines_read: u64,
 }
 
 impl StdinSource {
@@ -33,11 +34,16 @@ impl StdinSource {
                     }
                 }
             });
-        StdinSource { format, lines: rx }
+        StdinSource {
+            format,
+            lines: rx,
+            lines_read: 0,
+        }
     }
 
-    fn push(&self, line: std::io::Result<String>, out: &mut Vec<Value>) -> Result<(), OpError> {
+    fn push(&mut self, line: std::io::Result<String>, out: &mut Vec<Value>) -> Result<(), OpError> {
         let line = line.map_err(|e| OpError::Fatal(format!("cannot read standard input: {e}")))?;
+        self.lines_read += 1;
         let line = line.strip_suffix('\r').unwrap_or(&line);
         match self.format {
             InputFormat::Text => out.push(Value::Str(Str::from(line))),
@@ -49,7 +55,15 @@ impl StdinSource {
 }
 
 impl Source for StdinSource {
+    /// Standard input cannot be replayed; the count of lines read is
+    /// recorded for information only.
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "lines": self.lines_read })
+    }
+
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        // Records this call adds; `out` may hold earlier ones.
+        let start = out.len();
         match self.lines.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => self.push(line, out)?,
             Err(RecvTimeoutError::Timeout) => return Ok(Poll::Idle),
@@ -60,7 +74,7 @@ impl Source for StdinSource {
                 Ok(line) => self.push(line, out)?,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    return Ok(if out.is_empty() {
+                    return Ok(if out.len() == start {
                         Poll::End
                     } else {
                         Poll::Ready
