@@ -1,5 +1,6 @@
 //! Integration tests: they drive the real `dataflow` binary, as a user would.
 //! One test binary (with a module per area) keeps link times down.
 
+mod check;
 mod harness;
 mod specs;
