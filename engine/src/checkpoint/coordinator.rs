@@ -62,7 +62,6 @@ impl Schedule {
 #[derive(Debug, Clone)]
 pub struct Participant {
     pub name: String,
-    pub is_source: bool,
 }
 
 pub struct Config {
@@ -153,22 +152,25 @@ impl Coordinator {
 
     /// Runs until `control` is dropped. Returns the figures, or the reason
     /// the job must fail.
-    pub fn run(
-        mut self,
+    /// Runs until the job ends (`control` or `reports` disconnected), or
+    /// until checkpointing fails the job: the error says why. Call
+    /// [`Coordinator::drain`] afterwards.
+    pub fn coordinate(
+        &mut self,
         reports: &Receiver<Report>,
         control: &Receiver<Control>,
-    ) -> Result<Stats, (String, Stats)> {
+    ) -> Result<(), String> {
         let tick = Duration::from_millis(5);
         loop {
             crossbeam_channel::select! {
-                recv(reports) -> report => {
-                    if let Ok(report) = report {
-                        self.on_report(report)?;
-                    }
-                }
+                recv(reports) -> report => match report {
+                    Ok(report) => self.on_report(report)?,
+                    // Every instance and uploader is gone: nothing more can complete.
+                    Err(_) => return Ok(()),
+                },
                 recv(control) -> msg => match msg {
                     Ok(Control::Finished(name)) => self.on_finished(name),
-                    Err(_) => return Ok(self.stats),
+                    Err(_) => return Ok(()),
                 },
                 default(tick) => {}
             }
@@ -177,6 +179,31 @@ impl Coordinator {
                 self.trigger();
             }
         }
+    }
+
+    /// At the end of the job: no checkpoint still in flight will complete.
+    /// Aborts them and waits (a bounded time) for their late uploads, so
+    /// that no file of theirs is left behind.
+    pub fn drain(mut self, reports: &Receiver<Report>) -> Stats {
+        self.triggers.clear();
+        // Uploaders stop once the instances and this coordinator let go of them.
+        self.uploaders.clear();
+        for id in std::mem::take(&mut self.in_flight).into_keys() {
+            tracing::info!("checkpoint {id} abandoned: the job is ending");
+            self.aborted.insert(id);
+            self.remove_files(id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Ok(report) = reports.recv_deadline(deadline) {
+            let id = match report {
+                Report::Ack(ack) => ack.id,
+                Report::Declined { id, .. } => id,
+            };
+            if self.aborted.contains(&id) {
+                self.remove_files(id);
+            }
+        }
+        self.stats
     }
 
     fn trigger(&mut self) {
@@ -198,7 +225,7 @@ impl Coordinator {
         }
     }
 
-    fn on_report(&mut self, report: Report) -> Result<(), (String, Stats)> {
+    fn on_report(&mut self, report: Report) -> Result<(), String> {
         match report {
             Report::Ack(ack) => {
                 let id = ack.id;
@@ -246,7 +273,7 @@ impl Coordinator {
         }
     }
 
-    fn expire(&mut self) -> Result<(), (String, Stats)> {
+    fn expire(&mut self) -> Result<(), String> {
         let timeout = self.config.settings.timeout.0;
         let expired: Vec<u64> = self
             .in_flight
@@ -273,7 +300,7 @@ impl Coordinator {
         Ok(())
     }
 
-    fn complete(&mut self, id: u64) -> Result<(), (String, Stats)> {
+    fn complete(&mut self, id: u64) -> Result<(), String> {
         let Some(flight) = self.in_flight.remove(&id) else {
             return Ok(());
         };
@@ -409,7 +436,7 @@ impl Coordinator {
         }
     }
 
-    fn abort(&mut self, id: u64, why: &str, failure: bool) -> Result<(), (String, Stats)> {
+    fn abort(&mut self, id: u64, why: &str, failure: bool) -> Result<(), String> {
         if self.in_flight.remove(&id).is_none() {
             return Ok(());
         }
@@ -428,13 +455,10 @@ impl Coordinator {
             self.consecutive_failures
         );
         if self.consecutive_failures > tolerable {
-            return Err((
-                format!(
-                    "checkpoint {id} failed: {why}; that is {} failed checkpoint{} in a row, more than tolerable_failures ({tolerable})",
-                    self.consecutive_failures,
-                    if self.consecutive_failures == 1 { "" } else { "s" }
-                ),
-                self.stats.clone(),
+            return Err(format!(
+                "checkpoint {id} failed: {why}; that is {} failed checkpoint{} in a row, more than tolerable_failures ({tolerable})",
+                self.consecutive_failures,
+                if self.consecutive_failures == 1 { "" } else { "s" }
             ));
         }
         Ok(())

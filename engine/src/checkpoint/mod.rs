@@ -14,6 +14,7 @@
 //! pure functions tested without a store.
 
 pub mod coordinator;
+pub mod inspect;
 pub mod layout;
 pub mod metadata;
 pub mod restore;

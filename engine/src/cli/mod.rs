@@ -4,6 +4,7 @@
 //! errors or the job failed, 2 a usage error (bad flags, unreadable file).
 
 mod check;
+mod checkpoints;
 mod run;
 
 use std::process::ExitCode;
@@ -40,6 +41,14 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// List a job's checkpoints and check that each is whole.
+    Checkpoints {
+        /// A spec file, or the location of a job's folder in a store
+        /// (e.g. file:///tmp/dataflow/checkpoints/word-count).
+        target: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Print the JSON Schema of a spec (the file in schemas/ is this output).
     Schema,
 }
@@ -65,6 +74,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { specs, format } => check::run(&specs, format),
         Command::Run { spec, quiet } => run::run(&spec, quiet),
+        Command::Checkpoints { target, format } => checkpoints::run(&target, format),
         Command::Schema => {
             print!("{}", crate::spec::schema::generate());
             ExitCode::SUCCESS

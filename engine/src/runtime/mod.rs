@@ -67,13 +67,20 @@ pub struct RunOptions {
     pub spec_hash: String,
 }
 
+/// What the coordinator thread reports: a failure as soon as it happens,
+/// and its figures when it has finished.
+enum CoordinatorEvent {
+    Failed(String),
+    Finished(Stats),
+}
+
 /// The job's side of checkpointing while it runs.
 struct Checkpoints {
     store: Arc<dyn CheckpointStore>,
     reports: Sender<Report>,
     /// Dropping it stops the coordinator.
     control: Option<Sender<Control>>,
-    done: Receiver<Result<Stats, (String, Stats)>>,
+    done: Receiver<CoordinatorEvent>,
     triggers: Vec<Sender<u64>>,
     uploaders: Vec<Sender<uploader::UploadTask>>,
     participants: Vec<Participant>,
@@ -183,7 +190,6 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 let is_source = node.op.is_source();
                 c.participants.push(Participant {
                     name: instance_name.clone(),
-                    is_source,
                 });
                 let triggers = is_source.then(|| {
                     let (tx, rx) = crossbeam_channel::bounded(16);
@@ -286,7 +292,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     if first_error.is_some() {
         canceller.cancel();
     }
-    let never = crossbeam_channel::never();
+    // Once the coordinator has finished, its channel is replaced by one
+    // that never fires, so the select below does not spin on it.
+    let mut coordinator_events = checkpoints
+        .as_ref()
+        .map_or_else(crossbeam_channel::never, |c| c.done.clone());
     let mut checkpoint_stats = None;
 
     let mut status = options.status_line.then(status::StatusLine::new);
@@ -311,18 +321,16 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                     }
                 }
             }
-            recv(checkpoints.as_ref().map_or(&never, |c| &c.done)) -> result => {
-                if let Ok(result) = result {
-                    match result {
-                        Ok(stats) => checkpoint_stats = Some(stats),
-                        Err((cause, stats)) => {
-                            checkpoint_stats = Some(stats);
-                            if first_error.is_none() {
-                                first_error = Some(RunError::Checkpoint(cause));
-                            }
-                            canceller.cancel();
+            recv(coordinator_events) -> result => {
+                match result {
+                    Ok(CoordinatorEvent::Failed(cause)) => {
+                        if first_error.is_none() {
+                            first_error = Some(RunError::Checkpoint(cause));
                         }
+                        canceller.cancel();
                     }
+                    Ok(CoordinatorEvent::Finished(stats)) => checkpoint_stats = Some(stats),
+                    Err(_) => coordinator_events = crossbeam_channel::never(),
                 }
             }
             recv(signals) -> sig => {
@@ -349,14 +357,16 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     }
     drop(state);
     if let Some(mut c) = checkpoints {
-        // Stop the coordinator and collect its figures.
+        // Stop the coordinator and collect its figures; it finishes once
+        // every holder of a report channel is gone.
         c.control = None;
-        if checkpoint_stats.is_none() {
-            checkpoint_stats = c
-                .done
-                .recv()
-                .ok()
-                .map(|r| r.unwrap_or_else(|(_, stats)| stats));
+        drop(c.reports);
+        while checkpoint_stats.is_none() {
+            match c.done.recv() {
+                Ok(CoordinatorEvent::Finished(stats)) => checkpoint_stats = Some(stats),
+                Ok(CoordinatorEvent::Failed(_)) => {}
+                Err(_) => break,
+            }
         }
         let cancelled = matches!(outcome, Outcome::Cancelled(_));
         if cancelled
@@ -395,7 +405,7 @@ fn start_coordinator(
     reports: Receiver<Report>,
 ) -> Result<(), String> {
     let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(2);
     let coordinator = Coordinator::new(
         config,
         Arc::clone(&c.store),
@@ -405,7 +415,11 @@ fn start_coordinator(
     std::thread::Builder::new()
         .name("checkpoints".into())
         .spawn(move || {
-            let _ = done_tx.send(coordinator.run(&reports, &control_rx));
+            let mut coordinator = coordinator;
+            if let Err(cause) = coordinator.coordinate(&reports, &control_rx) {
+                let _ = done_tx.send(CoordinatorEvent::Failed(cause));
+            }
+            let _ = done_tx.send(CoordinatorEvent::Finished(coordinator.drain(&reports)));
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;
     c.control = Some(control_tx);
