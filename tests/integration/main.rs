@@ -2,6 +2,8 @@
 //! One test binary (with a module per area) keeps link times down.
 
 mod check;
+mod checkpoints;
 mod harness;
 mod run;
+mod s3;
 mod specs;

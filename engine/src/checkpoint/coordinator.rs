@@ -107,6 +107,9 @@ pub struct Coordinator {
     aborted: BTreeSet<u64>,
     completed: Vec<Metadata>,
     finished: BTreeSet<String>,
+    /// Aborted checkpoints whose files could not all be removed yet (the
+    /// store was unreachable); retried after each completed checkpoint.
+    unremoved: BTreeSet<u64>,
     consecutive_failures: u32,
     stats: Stats,
 }
@@ -145,6 +148,7 @@ impl Coordinator {
             aborted: BTreeSet::new(),
             completed: existing,
             finished: BTreeSet::new(),
+            unremoved: BTreeSet::new(),
             consecutive_failures: 0,
             stats: Stats::default(),
         })
@@ -202,6 +206,9 @@ impl Coordinator {
             if self.aborted.contains(&id) {
                 self.remove_files(id);
             }
+        }
+        for id in self.unremoved.clone() {
+            self.remove_files(id);
         }
         self.stats
     }
@@ -384,6 +391,9 @@ impl Coordinator {
     }
 
     fn retain(&mut self) {
+        for id in self.unremoved.clone() {
+            self.remove_files(id);
+        }
         let job = &self.config.job;
         let shared: Vec<String> = match self.store.list(&layout::shared_dir(job)) {
             Ok(names) => names
@@ -464,23 +474,29 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Removes every file checkpoint `id` wrote: its folder and its shared files.
-    fn remove_files(&self, id: u64) {
+    /// Removes every file checkpoint `id` wrote: its folder and its shared
+    /// files. What cannot be removed now is retried later.
+    fn remove_files(&mut self, id: u64) {
         let job = &self.config.job;
-        if let Err(e) = self.store.delete_dir(&layout::checkpoint_dir(job, id)) {
-            tracing::warn!("cannot remove aborted checkpoint {id}: {e}");
-        }
+        let shared = layout::shared_dir(job);
         let ids = BTreeSet::from([id]);
-        match self.store.list(&layout::shared_dir(job)) {
-            Ok(names) => {
-                for name in names.iter().filter(|n| written_by_any(n, &ids)) {
-                    let _ = self
-                        .store
-                        .delete(&format!("{}{name}", layout::shared_dir(job)));
-                }
+        let removed = self
+            .store
+            .delete_dir(&layout::checkpoint_dir(job, id))
+            .and_then(|()| {
+                self.store
+                    .list(&shared)?
+                    .iter()
+                    .filter(|n| written_by_any(n, &ids))
+                    .try_for_each(|name| self.store.delete(&format!("{shared}{name}")))
+            });
+        match removed {
+            Ok(()) => {
+                self.unremoved.remove(&id);
             }
             Err(e) => {
-                tracing::warn!("cannot list shared files to remove aborted checkpoint {id}: {e}")
+                tracing::warn!("cannot yet remove the files of aborted checkpoint {id}: {e}");
+                self.unremoved.insert(id);
             }
         }
     }

@@ -1,0 +1,502 @@
+//! Checkpoints through the real binary, against `file://` and the
+//! in-process S3 server: settings, retention, alignment, failures, damage.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dataflow::checkpoint::metadata::Metadata;
+use dataflow::checkpoint::snapshot::{self, Entries};
+
+use crate::harness::{bin, dataflow, text};
+use crate::s3::S3Server;
+
+/// Where a test's checkpoints go.
+enum Store {
+    File(tempfile::TempDir),
+    S3(S3Server),
+}
+
+impl Store {
+    fn file() -> Store {
+        Store::File(tempfile::tempdir().unwrap())
+    }
+
+    fn all() -> Vec<Store> {
+        vec![Store::file(), Store::S3(S3Server::start())]
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Store::File(dir) => format!("file://{}", dir.path().display()),
+            Store::S3(server) => server.store_url("ck"),
+        }
+    }
+
+    /// The local folder holding the job's files (s3s-fs keeps objects as files).
+    fn job_dir(&self, job: &str) -> PathBuf {
+        match self {
+            Store::File(dir) => dir.path().join(job),
+            Store::S3(server) => server.dir("ck").join(job),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Store::File(_) => "file",
+            Store::S3(_) => "s3",
+        }
+    }
+}
+
+fn write_spec(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A keyed count over `count` generated records at `rate` per second.
+fn keyed_job(job: &str, store: &str, checkpoint: &str, count: u64, rate: u64) -> String {
+    format!(
+        r#"name: {job}
+checkpoint:
+  store: "{store}"
+{checkpoint}
+sources:
+  gen: {{type: generate, seed: 3, count: {count}, rate: {rate}}}
+transforms:
+  pairs: {{type: map, inputs: [gen], expr: '{{"k": this.seq % 5000, "n": 1}}'}}
+  sums: {{type: sum, inputs: [pairs], key: k, field: n}}
+sinks:
+  out: {{type: blackhole, inputs: [sums]}}
+"#
+    )
+}
+
+/// Every complete checkpoint's metadata, by id.
+fn completed(job_dir: &Path) -> Vec<Metadata> {
+    let mut out: Vec<Metadata> = checkpoint_dirs(job_dir)
+        .iter()
+        .filter_map(|d| std::fs::read(d.join("_metadata")).ok())
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .collect();
+    out.sort_by_key(|m| m.checkpoint_id);
+    out
+}
+
+/// Checkpoint folders holding at least one file (an object store has no
+/// empty folders; s3s-fs leaves them on disk).
+fn checkpoint_dirs(job_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(job_dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("chk-"))
+        .filter(|p| !files_under(p, "").is_empty())
+        .collect()
+}
+
+/// Every file under `dir`, as store paths (`<job>/...`).
+fn files_under(job_dir: &Path, job: &str) -> BTreeSet<String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &name, out);
+            } else {
+                out.insert(name);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(job_dir, job, &mut out);
+    out
+}
+
+/// Every file in the store belongs to a retained, complete checkpoint.
+fn assert_no_orphans(store: &Store, job: &str) {
+    let dir = store.job_dir(job);
+    let metas = completed(&dir);
+    let mut needed: BTreeSet<String> = metas
+        .iter()
+        .flat_map(|m| m.files().map(|f| f.path.clone()))
+        .collect();
+    needed.extend(
+        metas
+            .iter()
+            .map(|m| format!("{job}/chk-{}/_metadata", m.checkpoint_id)),
+    );
+    let present = files_under(&dir, job);
+    let orphans: Vec<&String> = present.difference(&needed).collect();
+    assert!(
+        orphans.is_empty(),
+        "{}: files no retained checkpoint needs: {orphans:?}",
+        store.name()
+    );
+    let missing: Vec<&String> = needed.difference(&present).collect();
+    assert!(
+        missing.is_empty(),
+        "{}: files a retained checkpoint needs are gone: {missing:?}",
+        store.name()
+    );
+}
+
+fn run(spec: &Path) -> Output {
+    let out = dataflow(&["run", spec.to_str().unwrap()]);
+    eprintln!("{}", text(&out).1.lines().last().unwrap_or_default());
+    out
+}
+
+#[test]
+fn retention_keeps_exactly_retain_checkpoints_and_no_orphan_file() {
+    for store in Store::all() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = "  interval: 100ms\n  incremental: true\n  max_chain: 3\n  retain: 2";
+        let spec = write_spec(
+            dir.path(),
+            "ret",
+            &keyed_job("ret", &store.url(), checkpoint, 40_000, 25_000),
+        );
+        let out = run(&spec);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{}: {stderr}", store.name());
+        let metas = completed(&store.job_dir("ret"));
+        assert_eq!(metas.len(), 2, "{}: {stderr}", store.name());
+        assert_eq!(
+            checkpoint_dirs(&store.job_dir("ret")).len(),
+            2,
+            "{}: an incomplete folder is left",
+            store.name()
+        );
+        assert!(
+            metas[1].checkpoint_id >= 5,
+            "{}: too few checkpoints to test retention: {stderr}",
+            store.name()
+        );
+        for m in &metas {
+            let chain = &m.instances["sums#0"].files;
+            assert!(
+                chain.len() <= 4,
+                "{}: a chain longer than max_chain + 1: {chain:?}",
+                store.name()
+            );
+            assert_eq!(
+                chain[0].kind,
+                dataflow::checkpoint::layout::SnapshotKind::Full
+            );
+        }
+        assert_no_orphans(&store, "ret");
+        let listing = dataflow(&["checkpoints", spec.to_str().unwrap()]);
+        let (stdout, stderr) = text(&listing);
+        assert_eq!(listing.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("chk-{}", metas[1].checkpoint_id))
+                && stdout.contains("(latest)"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn checkpoints_honour_interval_min_pause_and_max_concurrent() {
+    let store = Store::file();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = "  interval: 40ms\n  min_pause: 120ms\n  max_concurrent: 1\n  retain: 1000";
+    let spec = write_spec(
+        dir.path(),
+        "pause",
+        &keyed_job("pause", &store.url(), checkpoint, 30_000, 20_000),
+    );
+    assert_eq!(run(&spec).status.code(), Some(0));
+    let metas = completed(&store.job_dir("pause"));
+    assert!(metas.len() >= 4, "only {} checkpoints", metas.len());
+    for pair in metas.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        // Timestamps are whole milliseconds: allow 1 ms of rounding.
+        assert!(
+            b.triggered_at_ms + 1 >= a.completed_at_ms + 120,
+            "min_pause: {} ended {}, {} started {}",
+            a.checkpoint_id,
+            a.completed_at_ms,
+            b.checkpoint_id,
+            b.triggered_at_ms
+        );
+        assert!(b.triggered_at_ms + 1 >= a.triggered_at_ms + 40, "interval");
+    }
+
+    let checkpoint = "  interval: 20ms\n  max_concurrent: 2\n  retain: 1000";
+    let spec = write_spec(
+        dir.path(),
+        "conc",
+        &keyed_job("conc", &store.url(), checkpoint, 30_000, 20_000),
+    );
+    assert_eq!(run(&spec).status.code(), Some(0));
+    let metas = completed(&store.job_dir("conc"));
+    assert!(metas.len() >= 4);
+    for m in &metas {
+        let overlapping = metas
+            .iter()
+            .filter(|o| {
+                o.triggered_at_ms < m.completed_at_ms && o.completed_at_ms > m.triggered_at_ms
+            })
+            .count();
+        assert!(
+            overlapping <= 2,
+            "more than 2 checkpoints in flight around {}",
+            m.checkpoint_id
+        );
+    }
+}
+
+#[test]
+fn timeouts_abort_leave_nothing_and_fail_after_tolerable_failures() {
+    let server = S3Server::start();
+    server.set_delay_ms(400);
+    let store = Store::S3(server);
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = "  interval: 50ms\n  timeout: 150ms\n  tolerable_failures: 2";
+    let spec = write_spec(
+        dir.path(),
+        "slow",
+        &keyed_job("slow", &store.url(), checkpoint, 10_000_000, 20_000),
+    );
+    let out = run(&spec);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not complete after 150ms"), "{stderr}");
+    assert!(
+        stderr.contains("3 failed checkpoints in a row, more than tolerable_failures (2)"),
+        "{stderr}"
+    );
+    assert!(
+        files_under(&store.job_dir("slow"), "slow").is_empty(),
+        "aborted checkpoints left files: {:?}",
+        files_under(&store.job_dir("slow"), "slow")
+    );
+}
+
+#[test]
+fn a_store_outage_within_tolerable_failures_is_survived() {
+    let mut server = S3Server::start();
+    let url = server.store_url("ck");
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = "  interval: 100ms\n  timeout: 2s\n  tolerable_failures: 1000\n  incremental: true\n  retain: 2";
+    let spec = write_spec(
+        dir.path(),
+        "outage",
+        &keyed_job("outage", &url, checkpoint, 45_000, 15_000),
+    );
+    let mut child = Command::new(bin())
+        .args(["run", spec.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(1000));
+    let restarted_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    server.restart();
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("failed:"),
+        "no checkpoint failed while the store was down: {stderr}"
+    );
+    let store = Store::S3(server);
+    let metas = completed(&store.job_dir("outage"));
+    assert!(
+        metas.iter().any(|m| m.triggered_at_ms >= restarted_ms),
+        "no checkpoint completed after the store came back: {stderr}"
+    );
+    assert_no_orphans(&store, "outage");
+}
+
+/// The count of records per source kept in a checkpoint's state.
+fn counts_in(store: &Store, m: &Metadata) -> std::collections::HashMap<String, i64> {
+    let mut entries = Entries::new();
+    for file in &m.instances["counts#0"].files {
+        let path = match store {
+            Store::File(dir) => dir.path().join(&file.path),
+            Store::S3(server) => server.dir("ck").join(&file.path),
+        };
+        snapshot::decode_into(&std::fs::read(path).unwrap(), |_| true, &mut entries).unwrap();
+    }
+    entries
+        .iter()
+        .map(|((_, key), value)| {
+            let key = String::from_utf8_lossy(&key[1..]).into_owned();
+            let count: i64 = serde_json::from_slice(value).unwrap();
+            (key, count)
+        })
+        .collect()
+}
+
+fn two_speed_job(job: &str, store: &str, mode: &str) -> String {
+    format!(
+        r#"name: {job}
+checkpoint:
+  store: "{store}"
+  interval: 100ms
+  mode: {mode}
+  retain: 1000
+sources:
+  fast: {{type: generate, seed: 1, count: 3000000}}
+  slow: {{type: generate, seed: 2, count: 3000, rate: 1500}}
+transforms:
+  tag_fast: {{type: map, inputs: [fast], expr: '{{"src": "fast"}}'}}
+  tag_slow: {{type: map, inputs: [slow], expr: '{{"src": "slow"}}'}}
+  counts: {{type: count, inputs: [tag_fast, tag_slow], key: src, parallelism: 1}}
+sinks:
+  out: {{type: blackhole, inputs: [counts]}}
+"#
+    )
+}
+
+#[test]
+fn exactly_once_alignment_snapshots_exactly_the_records_before_the_barriers() {
+    let store = Store::file();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "align",
+        &two_speed_job("align", &store.url(), "exactly_once"),
+    );
+    assert_eq!(run(&spec).status.code(), Some(0));
+    let metas = completed(&store.job_dir("align"));
+    assert!(metas.len() >= 3, "only {} checkpoints", metas.len());
+    for m in &metas {
+        let counts = counts_in(&store, m);
+        for src in ["fast", "slow"] {
+            let position = m.instances[&format!("{src}#0")]
+                .source_position
+                .as_ref()
+                .unwrap()["next"]
+                .as_i64()
+                .unwrap();
+            assert_eq!(
+                counts.get(src).copied().unwrap_or(0),
+                position,
+                "checkpoint {}: `{src}`",
+                m.checkpoint_id
+            );
+        }
+    }
+}
+
+#[test]
+fn at_least_once_does_not_block_the_fast_input() {
+    let store = Store::file();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "unaligned",
+        &two_speed_job("unaligned", &store.url(), "at_least_once"),
+    );
+    assert_eq!(run(&spec).status.code(), Some(0));
+    let metas = completed(&store.job_dir("unaligned"));
+    assert!(metas.len() >= 3);
+    let ahead = metas
+        .iter()
+        .filter(|m| {
+            let position = m.instances["fast#0"].source_position.as_ref().unwrap()["next"]
+                .as_i64()
+                .unwrap();
+            counts_in(&store, m)["fast"] > position
+        })
+        .count();
+    assert!(
+        ahead > 0,
+        "the fast input never ran past its barrier while the slow one caught up"
+    );
+    for m in &metas {
+        // Never less than what came before the barrier: nothing is lost.
+        let position = m.instances["fast#0"].source_position.as_ref().unwrap()["next"]
+            .as_i64()
+            .unwrap();
+        assert!(counts_in(&store, m)["fast"] >= position);
+    }
+}
+
+#[test]
+fn damaged_checkpoints_are_reported_by_name() {
+    let store = Store::file();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = "  interval: 100ms\n  incremental: false\n  retain: 3";
+    let spec = write_spec(
+        dir.path(),
+        "dmg",
+        &keyed_job("dmg", &store.url(), checkpoint, 30_000, 20_000),
+    );
+    assert_eq!(run(&spec).status.code(), Some(0));
+    let metas = completed(&store.job_dir("dmg"));
+    assert_eq!(metas.len(), 3);
+    let Store::File(root) = &store else {
+        unreachable!()
+    };
+    let file_of = |m: &Metadata| root.path().join(&m.instances["sums#0"].files[0].path);
+    // A truncated file, a flipped byte, a missing _metadata.
+    let truncated = file_of(&metas[0]);
+    let len = std::fs::metadata(&truncated).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&truncated)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let flipped = file_of(&metas[1]);
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    bytes[20] ^= 0x40;
+    std::fs::write(&flipped, bytes).unwrap();
+    std::fs::remove_file(
+        store
+            .job_dir("dmg")
+            .join(format!("chk-{}/_metadata", metas[2].checkpoint_id)),
+    )
+    .unwrap();
+
+    let out = dataflow(&["checkpoints", spec.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = |id: u64| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!("chk-{id} ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line(metas[0].checkpoint_id).contains("DAMAGED")
+            && line(metas[0].checkpoint_id).contains("bytes, but the checkpoint recorded"),
+        "{stdout}"
+    );
+    assert!(
+        line(metas[1].checkpoint_id).contains("DAMAGED")
+            && line(metas[1].checkpoint_id).contains("checksum"),
+        "{stdout}"
+    );
+    assert!(
+        line(metas[2].checkpoint_id).contains("incomplete"),
+        "{stdout}"
+    );
+    let json = dataflow(&["checkpoints", spec.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let statuses: Vec<&str> = v["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["damaged", "damaged", "incomplete"]);
+}
