@@ -292,7 +292,7 @@ fn a_store_outage_within_tolerable_failures_is_survived() {
         "outage",
         &keyed_job("outage", &url, checkpoint, 45_000, 15_000),
     );
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["run", spec.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
