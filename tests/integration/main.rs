@@ -7,3 +7,4 @@ mod harness;
 mod run;
 mod s3;
 mod specs;
+mod incremental;
