@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue};
+use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::IdedExpr;
 
 use crate::value::{Str, Value};
@@ -34,6 +34,13 @@ pub enum EvalError {
     #[error("the expression returned {0}, which a record cannot hold")]
     Unrepresentable(&'static str),
 }
+
+/// The longest expression accepted, in bytes. The `cel` parser recurses
+/// once per level of nesting, and a chain of a thousand or more operators
+/// (`1 + 1 + ...`, `this.a.a...`) can overflow a 2 MiB thread stack inside
+/// it (in a debug build), which aborts the process. The limit keeps the
+/// nesting below that; real expressions are far shorter.
+pub const MAX_EXPRESSION_LEN: usize = 2048;
 
 static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
 
@@ -75,6 +82,17 @@ impl Var {
 impl Expr {
     /// Compiles `source`, which may read only the variables in `vars`.
     pub fn compile(source: &str, vars: &[Var]) -> Result<Expr, CompileError> {
+        if source.len() > MAX_EXPRESSION_LEN {
+            return Err(CompileError {
+                message: format!(
+                    "the expression is {} bytes long, more than the {MAX_EXPRESSION_LEN} allowed",
+                    source.len()
+                ),
+                line: 1,
+                column: 1,
+                help: Some("split the computation over several transforms".to_owned()),
+            });
+        }
         let program = ENV.compile(source).map_err(|errors| {
             let first = errors.errors.first();
             // The cel parser reports 1-based lines and columns.
@@ -88,16 +106,26 @@ impl Expr {
                 help: None,
             }
         })?;
-        let references = program.references();
-        for var in references.variables() {
+        let mut free = Vec::new();
+        free_variables(program.expression(), &mut Vec::new(), &mut free);
+        for (var, id) in free {
             if !vars.iter().any(|v| v.name() == var) {
                 let names: Vec<&str> = vars.iter().map(|v| v.name()).collect();
-                let column = source
-                    .find(var)
-                    .map_or(1, |i| source[..i].chars().count() + 1);
+                // The parser records where each node starts, in bytes.
+                let (line, column) = program
+                    .source_info()
+                    .offset_for(id)
+                    .and_then(|(start, _)| source.get(..start as usize))
+                    .map_or((1, 1), |before| {
+                        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                        (
+                            before.matches('\n').count() + 1,
+                            before[line_start..].chars().count() + 1,
+                        )
+                    });
                 return Err(CompileError {
                     message: format!("unknown variable `{var}`"),
-                    line: 1,
+                    line,
                     column,
                     help: Some(format!(
                         "the record is `this`, so a field is `this.{var}`; variables here: {}",
@@ -246,6 +274,64 @@ impl Expr {
     }
 }
 
+/// Appends to `out`, in the order they are written and once each, the
+/// variables `ast` reads that are not in `bound`, with the id of the node
+/// where each is first read. A macro such as `exists(i, i > 3)` binds its
+/// iteration variable for its body, so `i` there is not a variable the
+/// expression needs from outside.
+fn free_variables<'a>(ast: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut Vec<(&'a str, u64)>) {
+    match &ast.expr {
+        // `@`-names are the accumulators macros introduce.
+        Ast::Ident(name) => {
+            let name = name.as_str();
+            if !name.starts_with('@')
+                && !bound.contains(&name)
+                && !out.iter().any(|(n, _)| *n == name)
+            {
+                out.push((name, ast.id));
+            }
+        }
+        Ast::Call(call) => {
+            if let Some(target) = &call.target {
+                free_variables(target, bound, out);
+            }
+            for arg in &call.args {
+                free_variables(arg, bound, out);
+            }
+        }
+        Ast::Comprehension(c) => {
+            free_variables(&c.iter_range, bound, out);
+            free_variables(&c.accu_init, bound, out);
+            let outer = bound.len();
+            bound.push(&c.iter_var);
+            bound.extend(c.iter_var2.as_deref());
+            bound.push(&c.accu_var);
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                free_variables(part, bound, out);
+            }
+            bound.truncate(outer);
+        }
+        Ast::List(list) => {
+            for item in &list.elements {
+                free_variables(item, bound, out);
+            }
+        }
+        Ast::Map(MapExpr { entries }) | Ast::Struct(StructExpr { entries, .. }) => {
+            for entry in entries {
+                match &entry.expr {
+                    EntryExpr::MapEntry(e) => {
+                        free_variables(&e.key, bound, out);
+                        free_variables(&e.value, bound, out);
+                    }
+                    EntryExpr::StructField(f) => free_variables(&f.value, bound, out),
+                }
+            }
+        }
+        Ast::Select(select) => free_variables(&select.operand, bound, out),
+        Ast::Literal(_) | Ast::Unspecified => {}
+    }
+}
+
 fn var_named(name: &str) -> Option<Var> {
     match name {
         "this" => Some(Var::This),
@@ -367,6 +453,47 @@ mod tests {
             r.eval(&Value::Int(2), Some(&Value::Int(3))),
             Ok(Value::Int(5))
         );
+    }
+
+    #[test]
+    fn macros_may_bind_their_own_variables() {
+        let e = Expr::compile("this.items.exists(i, i > 3)", &[Var::This]).unwrap();
+        assert_eq!(
+            e.eval(&rec(r#"{"items":[1,5]}"#), None),
+            Ok(Value::Bool(true))
+        );
+        let e = Expr::compile("this.items.map(x, x * 2)", &[Var::This]).unwrap();
+        assert_eq!(
+            e.eval(&rec(r#"{"items":[1,5]}"#), None),
+            Ok(Value::List(vec![Value::Int(2), Value::Int(10)]))
+        );
+        // Outside its macro, the bound name is unknown again.
+        let err = Expr::compile("this.items.all(i, i > 0) && i > 0", &[Var::This]).unwrap_err();
+        assert_eq!(err.message, "unknown variable `i`");
+        assert_eq!((err.line, err.column), (1, 29), "{err:?}");
+        let err = Expr::compile("\"é\" == this\n  && wrod", &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 6), "{err:?}");
+    }
+
+    #[test]
+    fn expressions_of_the_greatest_length_compile_without_overflowing_the_stack() {
+        // The deepest shapes fit in the limit: one level of nesting per two bytes.
+        let plus = format!("1{}", "+1".repeat((MAX_EXPRESSION_LEN - 1) / 2));
+        let select = format!("this{}", ".a".repeat((MAX_EXPRESSION_LEN - 4) / 2));
+        for source in [plus, select] {
+            assert!(source.len() <= MAX_EXPRESSION_LEN);
+            // Spec checks run on threads with the default 2 MiB stack.
+            let compiled = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || Expr::compile(&source, &[Var::This]).is_ok())
+                .unwrap()
+                .join();
+            assert_eq!(compiled.ok(), Some(true));
+        }
+        // Found by probing `dataflow check`: 50,000 terms overflowed the stack.
+        let long = format!("1{}", " + 1".repeat(50_000));
+        let err = Expr::compile(&long, &[Var::This]).unwrap_err();
+        assert!(err.message.contains("bytes long"), "{err:?}");
     }
 
     #[test]

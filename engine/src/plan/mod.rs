@@ -9,7 +9,7 @@
 pub mod store;
 mod summary;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -277,6 +277,7 @@ impl Compiler<'_> {
 
         self.edges(&mut graph, &index);
         if spec.sources.is_empty()
+            && !self.loaded.unread.contains("sources")
             && !self
                 .loaded
                 .broken
@@ -289,7 +290,10 @@ impl Compiler<'_> {
                     .help("add a `sources:` section, e.g. a `file` or `generate` source"),
             );
         }
-        if spec.sinks.is_empty() && self.loaded.broken.is_empty() {
+        if spec.sinks.is_empty()
+            && !self.loaded.unread.contains("sinks")
+            && self.loaded.broken.is_empty()
+        {
             self.error(
                 Diagnostic::error("no-sinks", "the spec has no sinks")
                     .at(self.key_span(&["sinks"]), "")
@@ -312,6 +316,9 @@ impl Compiler<'_> {
     }
 
     fn job_settings(&mut self) {
+        if self.loaded.unread.contains(crate::spec::load::JOB) {
+            return;
+        }
         let job = &self.loaded.spec.job;
         let name_ok = !job.name.is_empty()
             && job
@@ -709,6 +716,10 @@ impl Compiler<'_> {
             .chain(self.loaded.broken.iter())
             .map(String::as_str)
             .collect();
+        let declared: HashSet<&str> = names.iter().copied().collect();
+        let sections_unread = ["sources", "transforms", "sinks"]
+            .iter()
+            .any(|s| self.loaded.unread.contains(s));
         for (section, name, inputs) in steps {
             let Some(&to) = index.get(name.as_str()) else {
                 continue;
@@ -728,7 +739,10 @@ impl Compiler<'_> {
                     continue;
                 }
                 let Some(&from) = index.get(input.as_str()) else {
-                    if !self.loaded.broken.contains(input) {
+                    // A declared node missing from the graph failed to
+                    // compile and has its own diagnostic already; with a
+                    // section unread, the input may name one of its nodes.
+                    if !declared.contains(input.as_str()) && !sections_unread {
                         self.error(
                             Diagnostic::error(
                                 "unknown-input",
@@ -859,4 +873,50 @@ fn cycle_through(graph: &DiGraph<PlanNode, EdgeKind>, scc: &[NodeIndex]) -> Vec<
         }
     }
     vec![start]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::SourceFile;
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        let loaded = crate::spec::load(SourceFile {
+            name: "test.yaml".to_owned(),
+            text: text.to_owned(),
+        });
+        compile(&loaded).1.iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn a_node_that_does_not_compile_is_not_also_an_unknown_input() {
+        let codes = codes(
+            "name: wc\nsources:\n  lines: {type: file, path: a.txt}\ntransforms:\n  \
+             counts: {type: count, inputs: [lines], key: 'this.word +'}\n\
+             sinks:\n  out: {type: print, inputs: [counts]}\n",
+        );
+        assert_eq!(codes, ["invalid-expression"]);
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_read_is_not_also_missing_its_nodes() {
+        assert_eq!(
+            codes("name: x\nsources:\n  a: {type: generate\nsinks: {}\n"),
+            ["yaml-syntax"]
+        );
+        assert_eq!(
+            codes("name: x\nsources:\n  a: {type: generate}\n  a: {type: generate}\n"),
+            ["duplicate-key"]
+        );
+        assert_eq!(
+            codes("name: [x]\nsources: {a: {type: generate}}\nsinks: {o: {type: print, inputs: [b]}}\n"),
+            ["invalid-type", "unknown-input"]
+        );
+        assert_eq!(codes(""), ["empty-spec"]);
+        assert_eq!(codes("- a\n"), ["invalid-type"]);
+        assert_eq!(
+            codes("name: x\nsources: 5\nsinks:\n  o: {type: print, inputs: [a]}\n"),
+            ["invalid-type"]
+        );
+    }
 }

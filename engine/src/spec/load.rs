@@ -28,6 +28,11 @@ pub struct Loaded {
     /// Nodes that are declared but could not be read; references to them
     /// are not reported again as unknown inputs.
     pub broken: HashSet<String>,
+    /// Parts of the spec that could not be read at all: [`JOB`] (the
+    /// top-level settings) or a node section (`sources`, ...), because of
+    /// a wrong type or a document that is not a mapping. What they hold is
+    /// unknown, so the planner reports nothing more about them.
+    pub unread: HashSet<&'static str>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -49,6 +54,12 @@ const TOP_LEVEL: &[&str] = &[
     "transforms",
     "sinks",
 ];
+
+/// The part of the spec that is the job settings, in [`Loaded::unread`].
+pub const JOB: &str = "job";
+
+/// Every part of the spec [`Loaded::unread`] may name.
+const PARTS: [&str; 4] = [JOB, SourceKind::KEY, TransformKind::KEY, SinkKind::KEY];
 
 /// A section of node definitions and how its nodes are read.
 trait Section: DeserializeOwned + Sized {
@@ -96,6 +107,7 @@ struct Loader<'a> {
     spans: &'a Spans,
     diagnostics: Vec<Diagnostic>,
     broken: HashSet<String>,
+    unread: HashSet<&'static str>,
 }
 
 /// Loads a spec from its text.
@@ -105,14 +117,21 @@ pub fn load(file: SourceFile) -> Loaded {
         spans: &spans,
         diagnostics: Vec::new(),
         broken: HashSet::new(),
+        unread: HashSet::new(),
     };
     let spec = loader.document(&file.text);
-    let (diagnostics, broken) = (loader.diagnostics, loader.broken);
+    let Loader {
+        diagnostics,
+        broken,
+        unread,
+        ..
+    } = loader;
     Loaded {
         file,
         spans,
         spec,
         broken,
+        unread,
         diagnostics,
     }
 }
@@ -137,6 +156,7 @@ impl Loader<'_> {
             Ok(v) => v,
             Err(e) => {
                 self.diagnostics.push(yaml_error(&e, text));
+                self.unread.extend(PARTS);
                 return spec;
             }
         };
@@ -147,6 +167,7 @@ impl Loader<'_> {
                     Diagnostic::error("empty-spec", "the spec is empty")
                         .help("a spec needs at least `name`, `sources` and `sinks`"),
                 );
+                self.unread.extend(PARTS);
                 return spec;
             }
             other => {
@@ -160,6 +181,7 @@ impl Loader<'_> {
                     )
                     .at(self.spans.value(&[]), "expected a mapping"),
                 );
+                self.unread.extend(PARTS);
                 return spec;
             }
         };
@@ -204,10 +226,16 @@ impl Loader<'_> {
                 }
             }
         }
-        if let Some(job) =
-            self.typed::<JobSettings>(&Vec::new(), "the spec", Value::Mapping(settings), TOP_LEVEL)
-        {
-            spec.job = job;
+        match self.typed::<JobSettings>(
+            &Vec::new(),
+            "the spec",
+            Value::Mapping(settings),
+            TOP_LEVEL,
+        ) {
+            Some(job) => spec.job = job,
+            None => {
+                self.unread.insert(JOB);
+            }
         }
         self.duplicate_names(&spec);
         spec
@@ -259,6 +287,7 @@ impl Loader<'_> {
                     )
                     .at(self.spans.value(&section_path), "expected a mapping"),
                 );
+                self.unread.insert(K::KEY);
                 return nodes;
             }
         };
@@ -486,7 +515,8 @@ fn yaml_error(e: &serde_yaml::Error, text: &str) -> Diagnostic {
             .max(start);
         start..end.max(start + usize::from(start < text.len()))
     });
-    let code = if message.starts_with("duplicate entry") {
+    // serde_yaml names the mapping first: `sources: duplicate entry with key "a"`.
+    let code = if message.contains("duplicate entry") {
         "duplicate-key"
     } else {
         "yaml-syntax"
