@@ -100,16 +100,27 @@ impl Diagnostic {
 }
 
 /// The candidate closest to `given`, if it is close enough to be a typo.
+///
+/// Case is ignored (`Sum` is `sum`). A candidate is close when it sounds
+/// alike (Jaro-Winkler above 0.8), or when a few edits make it, a
+/// swapped pair of letters counting as one: Jaro-Winkler alone misses
+/// short swaps such as `dri` for `dir`.
 pub fn did_you_mean<'a>(
     given: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let given = given.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(given, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter_map(|c| {
+            let lower = c.to_lowercase();
+            let edits = strsim::osa_distance(&given, &lower);
+            let similar = strsim::jaro_winkler(&given, &lower);
+            let close = similar > 0.8 || edits <= (lower.chars().count() / 4).max(1);
+            (close && edits < lower.chars().count()).then_some((edits, -similar, c))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| c)
 }
 
 /// A diagnostic in the JSON form of `--format json`.
@@ -211,5 +222,8 @@ mod tests {
             Some("address")
         );
         assert_eq!(did_you_mean("zzz", ["address", "reconnect"]), None);
+        assert_eq!(did_you_mean("dri", ["backend", "dir"]), Some("dir"));
+        assert_eq!(did_you_mean("Sum", ["min", "sum", "max"]), Some("sum"));
+        assert_eq!(did_you_mean("a", ["b", "c"]), None);
     }
 }

@@ -99,40 +99,45 @@ impl Expr {
             let (line, column) = first.map_or((1, 1), |e| {
                 (e.pos.0.max(1) as usize, e.pos.1.max(1) as usize)
             });
+            let (message, help) =
+                first.map_or_else(|| (errors.to_string(), None), |e| syntax_message(&e.msg));
             CompileError {
-                message: first.map_or_else(|| errors.to_string(), |e| e.msg.clone()),
+                message,
                 line,
                 column,
-                help: None,
+                help,
             }
         })?;
-        let mut free = Vec::new();
-        free_variables(program.expression(), &mut Vec::new(), &mut free);
-        for (var, id) in free {
-            if !vars.iter().any(|v| v.name() == var) {
-                let names: Vec<&str> = vars.iter().map(|v| v.name()).collect();
-                // The parser records where each node starts, in bytes.
-                let (line, column) = program
-                    .source_info()
-                    .offset_for(id)
-                    .and_then(|(start, _)| source.get(..start as usize))
-                    .map_or((1, 1), |before| {
-                        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-                        (
-                            before.matches('\n').count() + 1,
-                            before[line_start..].chars().count() + 1,
-                        )
-                    });
-                return Err(CompileError {
-                    message: format!("unknown variable `{var}`"),
-                    line,
-                    column,
-                    help: Some(format!(
-                        "the record is `this`, so a field is `this.{var}`; variables here: {}",
-                        names.join(", ")
-                    )),
-                });
-            }
+        let mut unknown = Vec::new();
+        free_variables(program.expression(), &mut Vec::new(), &mut unknown);
+        unknown.retain(|(name, _)| !vars.iter().any(|v| v.name() == *name));
+        let info = program.source_info();
+        let first = unknown
+            .into_iter()
+            .map(|(name, id)| (info.offset_for(id).map_or(0, |(start, _)| start), name))
+            .min();
+        if let Some((offset, var)) = first {
+            let (line, column) = line_column(source, offset as usize);
+            let names: Vec<&str> = vars.iter().map(|v| v.name()).collect();
+            let help = if let Some(near) = crate::diag::did_you_mean(var, names.iter().copied()) {
+                format!("did you mean `{near}`?")
+            } else if var == Var::Acc.name() {
+                format!(
+                    "`acc` is the accumulator of a `reduce` and exists only there; variables here: {}",
+                    names.join(", ")
+                )
+            } else {
+                format!(
+                    "the record is `this`, so a field is `this.{var}`; variables here: {}",
+                    names.join(", ")
+                )
+            };
+            return Err(CompileError {
+                message: format!("unknown variable `{var}`"),
+                line,
+                column,
+                help: Some(help),
+            });
         }
         Ok(Expr::native(program.expression()).unwrap_or(Expr {
             kind: Kind::Cel(Arc::new(program)),
@@ -274,46 +279,37 @@ impl Expr {
     }
 }
 
-/// Appends to `out`, in the order they are written and once each, the
-/// variables `ast` reads that are not in `bound`, with the id of the node
-/// where each is first read. A macro such as `exists(i, i > 3)` binds its
-/// iteration variable for its body, so `i` there is not a variable the
-/// expression needs from outside.
+/// Collects the identifiers `ast` reads that no comprehension around them
+/// binds (`w` in `this.split(",").map(w, w.trim())` is bound), with the id
+/// of the expression that reads each.
 fn free_variables<'a>(ast: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut Vec<(&'a str, u64)>) {
     match &ast.expr {
-        // `@`-names are the accumulators macros introduce.
         Ast::Ident(name) => {
-            let name = name.as_str();
-            if !name.starts_with('@')
-                && !bound.contains(&name)
-                && !out.iter().any(|(n, _)| *n == name)
-            {
+            // `@`-names are the accumulators macros introduce.
+            if !name.starts_with('@') && !bound.contains(&name.as_str()) {
                 out.push((name, ast.id));
             }
         }
         Ast::Call(call) => {
-            if let Some(target) = &call.target {
-                free_variables(target, bound, out);
-            }
-            for arg in &call.args {
-                free_variables(arg, bound, out);
+            for e in call.target.iter().map(|t| &**t).chain(&call.args) {
+                free_variables(e, bound, out);
             }
         }
         Ast::Comprehension(c) => {
             free_variables(&c.iter_range, bound, out);
             free_variables(&c.accu_init, bound, out);
-            let outer = bound.len();
+            let depth = bound.len();
             bound.push(&c.iter_var);
             bound.extend(c.iter_var2.as_deref());
             bound.push(&c.accu_var);
-            for part in [&c.loop_cond, &c.loop_step, &c.result] {
-                free_variables(part, bound, out);
+            for e in [&c.loop_cond, &c.loop_step, &c.result] {
+                free_variables(e, bound, out);
             }
-            bound.truncate(outer);
+            bound.truncate(depth);
         }
         Ast::List(list) => {
-            for item in &list.elements {
-                free_variables(item, bound, out);
+            for e in &list.elements {
+                free_variables(e, bound, out);
             }
         }
         Ast::Map(MapExpr { entries }) | Ast::Struct(StructExpr { entries, .. }) => {
@@ -330,6 +326,81 @@ fn free_variables<'a>(ast: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut Vec
         Ast::Select(select) => free_variables(&select.operand, bound, out),
         Ast::Literal(_) | Ast::Unspecified => {}
     }
+}
+
+/// The 1-based line and column (in characters) of the byte `offset` of `source`.
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A CEL parser message, which names the grammar's tokens
+/// (`mismatched input '}' expecting {'[', '{', ..., IDENTIFIER}`), said
+/// in a spec author's words, with a hint when one fits.
+fn syntax_message(message: &str) -> (String, Option<String>) {
+    let message = message.strip_prefix("Syntax error: ").unwrap_or(message);
+    let quoted = |rest: &str| -> Option<String> {
+        let rest = rest.strip_prefix('\'')?;
+        Some(rest[..rest.rfind('\'')?].to_owned())
+    };
+    let unexpected = [
+        "mismatched input ",
+        "extraneous input ",
+        "no viable alternative at input ",
+    ]
+    .iter()
+    .find_map(|p| message.strip_prefix(p));
+    if let Some(rest) = unexpected {
+        let (token, expecting) = match rest.split_once(" expecting ") {
+            Some((token, expecting)) => (token, Some(expecting)),
+            None => (rest, None),
+        };
+        let token = quoted(token).unwrap_or_else(|| token.to_owned());
+        let help = expecting.map(|e| {
+            let set = e.strip_prefix('{').and_then(|e| e.strip_suffix('}'));
+            let names: Vec<&str> = set
+                .unwrap_or(e)
+                .split(", ")
+                .map(|t| t.trim_matches('\''))
+                .collect();
+            if names
+                .iter()
+                .any(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            {
+                "a value is expected here: a literal, `this`, a field, a call or a bracket"
+                    .to_owned()
+            } else {
+                let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                format!("expected {}", names.join(" or "))
+            }
+        });
+        if token == "<EOF>" {
+            return ("the expression ends too early".to_owned(), help);
+        }
+        return (format!("unexpected `{token}`"), help);
+    }
+    if let Some(text) = message
+        .strip_prefix("token recognition error at: ")
+        .and_then(quoted)
+    {
+        if text.starts_with(['"', '\'']) {
+            return (
+                format!("a string is not closed: {text}"),
+                Some("end the string with the quote it starts with".to_owned()),
+            );
+        }
+        let help = text
+            .starts_with('=')
+            .then(|| "compare with `==`".to_owned());
+        return (format!("unexpected character `{}`", text.trim_end()), help);
+    }
+    (message.to_owned(), None)
 }
 
 fn var_named(name: &str) -> Option<Var> {
@@ -456,26 +527,6 @@ mod tests {
     }
 
     #[test]
-    fn macros_may_bind_their_own_variables() {
-        let e = Expr::compile("this.items.exists(i, i > 3)", &[Var::This]).unwrap();
-        assert_eq!(
-            e.eval(&rec(r#"{"items":[1,5]}"#), None),
-            Ok(Value::Bool(true))
-        );
-        let e = Expr::compile("this.items.map(x, x * 2)", &[Var::This]).unwrap();
-        assert_eq!(
-            e.eval(&rec(r#"{"items":[1,5]}"#), None),
-            Ok(Value::List(vec![Value::Int(2), Value::Int(10)]))
-        );
-        // Outside its macro, the bound name is unknown again.
-        let err = Expr::compile("this.items.all(i, i > 0) && i > 0", &[Var::This]).unwrap_err();
-        assert_eq!(err.message, "unknown variable `i`");
-        assert_eq!((err.line, err.column), (1, 29), "{err:?}");
-        let err = Expr::compile("\"é\" == this\n  && wrod", &[Var::This]).unwrap_err();
-        assert_eq!((err.line, err.column), (2, 6), "{err:?}");
-    }
-
-    #[test]
     fn expressions_of_the_greatest_length_compile_without_overflowing_the_stack() {
         // The deepest shapes fit in the limit: one level of nesting per two bytes.
         let plus = format!("1{}", "+1".repeat((MAX_EXPRESSION_LEN - 1) / 2));
@@ -504,5 +555,51 @@ mod tests {
         let err = Expr::compile("wrod == 'a'", &[Var::This]).unwrap_err();
         assert_eq!(err.message, "unknown variable `wrod`");
         assert_eq!(err.column, 1);
+    }
+
+    #[test]
+    fn an_unknown_variable_is_found_where_it_is_read() {
+        // Not inside the string literal that spells the same word first,
+        // and counting characters, not bytes.
+        let err = Expr::compile(r#"{"wörd": this, "word": word}"#, &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 24), "{err:?}");
+        let err = Expr::compile("this.a +\n  thsi.b", &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 3), "{err:?}");
+        assert_eq!(err.help.as_deref(), Some("did you mean `this`?"));
+        let err = Expr::compile("\"é\" == this\n  && wrod", &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 6), "{err:?}");
+    }
+
+    #[test]
+    fn comprehension_variables_are_bound() {
+        let e = Expr::compile(r#"this.split(",").map(w, w.trim())"#, &[Var::This]);
+        assert!(e.is_ok(), "{e:?}");
+        let e = Expr::compile("this.items.exists(i, i > 3)", &[Var::This]).unwrap();
+        assert_eq!(
+            e.eval(&rec(r#"{"items":[1,5]}"#), None),
+            Ok(Value::Bool(true))
+        );
+        let e = Expr::compile("this.items.map(x, x * 2)", &[Var::This]).unwrap();
+        assert_eq!(
+            e.eval(&rec(r#"{"items":[1,5]}"#), None),
+            Ok(Value::List(vec![Value::Int(2), Value::Int(10)]))
+        );
+        // Outside its macro, the bound name is unknown again.
+        let e = Expr::compile("this.items.exists(x, x > 1) && x > 0", &[Var::This]);
+        assert_eq!(e.unwrap_err().message, "unknown variable `x`");
+        let err = Expr::compile("this.items.all(i, i > 0) && i > 0", &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 29), "{err:?}");
+    }
+
+    #[test]
+    fn syntax_errors_are_said_in_plain_words() {
+        let err = Expr::compile("this.count >", &[Var::This]).unwrap_err();
+        assert_eq!(err.message, "the expression ends too early");
+        let err = Expr::compile("{'a': 1 'b': 2}", &[Var::This]).unwrap_err();
+        assert_eq!(err.message, "unexpected `'b'`");
+        assert_eq!(err.help.as_deref(), Some("expected `}` or `,`"));
+        let err = Expr::compile("this.a = 1", &[Var::This]).unwrap_err();
+        assert_eq!(err.message, "unexpected character `=`");
+        assert_eq!(err.help.as_deref(), Some("compare with `==`"));
     }
 }

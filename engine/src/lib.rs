@@ -9,11 +9,20 @@
 //! - [`plan`]: the validated plan: names resolved, expressions compiled,
 //!   graph checked, as a petgraph DAG. The only input of everything after.
 //! - [`diag`]: diagnostics with spans, rendered like a compiler's or as JSON.
+//! - [`state`]: keyed state backends (memory, sled), addressed by key group.
+//! - [`operators`]: sources, transforms and sinks, as small traits.
+//! - [`checkpoint`]: barriers, snapshots, the coordinator and the store.
+//! - [`runtime`]: the executor: a thread per operator instance, bounded
+//!   channels between them, batches of records, cancellation and failure.
 //! - [`cli`]: the `dataflow` command.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod diag;
 pub mod expr;
+pub mod operators;
 pub mod plan;
+pub mod runtime;
 pub mod spec;
+pub mod state;
 pub mod value;

@@ -190,3 +190,42 @@ fn schema_and_check_reject_the_same_broken_specs() {
         );
     }
 }
+
+#[test]
+fn schema_and_check_agree_on_empty_sections() {
+    let validator = validator();
+    // `state:` and `transforms:` with nothing after them are the defaults
+    // and no transforms.
+    let empty = "name: wc\nstate:\ntransforms:\n\
+                 sources:\n  lines: {type: file, path: a.txt}\n\
+                 sinks:\n  out: {type: print, inputs: [lines]}\n";
+    let problems = violations(&validator, empty);
+    assert!(
+        problems.is_empty(),
+        "the schema rejects empty sections:\n{problems}"
+    );
+    let loaded = dataflow::spec::load(dataflow::diag::SourceFile {
+        name: "empty.yaml".to_owned(),
+        text: empty.to_owned(),
+    });
+    let (plan, diagnostics) = dataflow::plan::compile(&loaded);
+    assert!(
+        plan.is_some(),
+        "check rejects empty sections: {diagnostics:#?}"
+    );
+    // An empty `checkpoint:` turns checkpointing on without an `interval`.
+    let checkpoint = format!("{empty}checkpoint:\n");
+    assert!(
+        !violations(&validator, &checkpoint).is_empty(),
+        "the schema accepts an empty `checkpoint:`"
+    );
+    let loaded = dataflow::spec::load(dataflow::diag::SourceFile {
+        name: "checkpoint.yaml".to_owned(),
+        text: checkpoint,
+    });
+    let (_, diagnostics) = dataflow::plan::compile(&loaded);
+    assert!(
+        diagnostics.iter().any(|d| d.code == "missing-field"),
+        "check accepts an empty `checkpoint:`: {diagnostics:#?}"
+    );
+}

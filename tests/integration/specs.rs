@@ -30,3 +30,50 @@ fn check_accepts_every_example_spec() {
         assert!(stderr.is_empty(), "{spec} has warnings:\n{stderr}");
     }
 }
+
+/// Bounded examples run to completion; the socket example runs against a
+/// local server until it is cancelled.
+#[test]
+fn every_example_spec_runs() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    for spec in example_specs() {
+        if !spec.contains("socket") {
+            let out = dataflow(&["run", &spec]);
+            let (_, stderr) = text(&out);
+            assert_eq!(out.status.code(), Some(0), "{spec}: {stderr}");
+            assert!(stderr.contains(" finished in "), "{spec}: {stderr}");
+            continue;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:8888")
+            .expect("port 8888 is free for the socket example");
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(b"to,be,or,not,to,be\n").unwrap();
+            // Hold the connection open, as `nc -lk` would, until the job goes away.
+            let mut buf = [0u8; 1];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+        });
+        let child = Command::new(crate::harness::bin())
+            .args(["run", &spec])
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        server.join().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(130), "{spec}: {stderr}");
+        assert!(
+            stdout.contains(r#"{"word":"be","count":2}"#),
+            "{spec}: {stdout}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! errors or the job failed, 2 a usage error (bad flags, unreadable file).
 
 mod check;
+mod run;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run a pipeline until its sources end, it fails, or it is cancelled (Ctrl-C).
+    Run {
+        /// The spec to run.
+        spec: std::path::PathBuf,
+        /// No status line, no summary: only the records and errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print the JSON Schema of a spec (the file in schemas/ is this output).
     Schema,
 }
@@ -55,6 +64,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { specs, format } => check::run(&specs, format),
+        Command::Run { spec, quiet } => run::run(&spec, quiet),
         Command::Schema => {
             print!("{}", crate::spec::schema::generate());
             ExitCode::SUCCESS

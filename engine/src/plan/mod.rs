@@ -168,6 +168,11 @@ impl EdgeKind {
 struct Compiler<'a> {
     loaded: &'a Loaded,
     diagnostics: Vec<Diagnostic>,
+    /// Nodes that are declared but left out of the graph: those the
+    /// loader could not read, transforms whose expressions do not
+    /// compile, and the second definitions of a name. Their problem is
+    /// reported once; nodes reading from them are not blamed for it.
+    unbuilt: HashSet<String>,
 }
 
 /// Validates a loaded spec. Returns the plan when there is no error, and
@@ -176,8 +181,10 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Vec<Diagnostic>) {
     let mut c = Compiler {
         loaded,
         diagnostics: Vec::new(),
+        unbuilt: loaded.broken.clone(),
     };
-    let plan = c.plan();
+    // A text that is not a YAML mapping has nothing more to check.
+    let plan = if loaded.readable { c.plan() } else { None };
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(c.diagnostics);
     // Errors first, each group in the order of the spec's text.
@@ -242,20 +249,33 @@ impl Compiler<'_> {
                 }),
             );
         }
+        // A name defined in two sections is reported by the loader; the
+        // first definition is the node, the second is left out.
+        let mut shadowed: HashSet<(&str, &str)> = HashSet::new();
         for (name, node) in &spec.transforms {
             self.node_name("transforms", name);
             let parallelism =
                 self.parallelism("transforms", name, node.parallelism, default_parallelism);
-            if let Some(op) = self.transform(name, &node.kind) {
-                index.insert(
-                    name,
-                    graph.add_node(PlanNode {
-                        name: name.clone(),
-                        parallelism,
-                        on_error: node.on_error,
-                        op,
-                    }),
-                );
+            let op = self.transform(name, &node.kind);
+            if index.contains_key(name.as_str()) {
+                shadowed.insert(("transforms", name));
+                continue;
+            }
+            match op {
+                Some(op) => {
+                    index.insert(
+                        name,
+                        graph.add_node(PlanNode {
+                            name: name.clone(),
+                            parallelism,
+                            on_error: node.on_error,
+                            op,
+                        }),
+                    );
+                }
+                None => {
+                    self.unbuilt.insert(name.clone());
+                }
             }
         }
         for (name, node) in &spec.sinks {
@@ -263,6 +283,10 @@ impl Compiler<'_> {
             let parallelism =
                 self.parallelism("sinks", name, node.parallelism, default_parallelism);
             self.sink(name, &node.kind);
+            if index.contains_key(name.as_str()) {
+                shadowed.insert(("sinks", name));
+                continue;
+            }
             let op = Operator::Sink(node.kind.clone());
             index.insert(
                 name,
@@ -275,9 +299,10 @@ impl Compiler<'_> {
             );
         }
 
-        self.edges(&mut graph, &index);
+        self.edges(&mut graph, &index, &shadowed);
+        // A section that is not a mapping has its own diagnostic already.
         if spec.sources.is_empty()
-            && !self.loaded.unread.contains("sources")
+            && !self.loaded.has_error_at(&spans::path(&["sources"]))
             && !self
                 .loaded
                 .broken
@@ -286,17 +311,17 @@ impl Compiler<'_> {
         {
             self.error(
                 Diagnostic::error("no-sources", "the spec has no sources")
-                    .at(self.key_span(&["sources"]), "")
+                    .at(self.key_span(&["sources"]), "no source is declared")
                     .help("add a `sources:` section, e.g. a `file` or `generate` source"),
             );
         }
         if spec.sinks.is_empty()
-            && !self.loaded.unread.contains("sinks")
+            && !self.loaded.has_error_at(&spans::path(&["sinks"]))
             && self.loaded.broken.is_empty()
         {
             self.error(
                 Diagnostic::error("no-sinks", "the spec has no sinks")
-                    .at(self.key_span(&["sinks"]), "")
+                    .at(self.key_span(&["sinks"]), "no sink is declared")
                     .help("add a `sinks:` section, e.g. `out: {type: print, inputs: [...]}`"),
             );
         }
@@ -316,9 +341,6 @@ impl Compiler<'_> {
     }
 
     fn job_settings(&mut self) {
-        if self.loaded.unread.contains(crate::spec::load::JOB) {
-            return;
-        }
         let job = &self.loaded.spec.job;
         let name_ok = !job.name.is_empty()
             && job
@@ -326,7 +348,8 @@ impl Compiler<'_> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !job.name.starts_with('.');
-        if !name_ok && self.loaded.spans.contains(&spans::path(&["name"])) {
+        let name = spans::path(&["name"]);
+        if !name_ok && self.loaded.spans.contains(&name) && !self.loaded.has_error_at(&name) {
             self.error(
                 Diagnostic::error("invalid-name", format!("invalid job name `{}`", job.name))
                     .at(self.span(&["name"]), "use letters, digits, `-`, `_` and `.`")
@@ -569,14 +592,25 @@ impl Compiler<'_> {
                     );
                     return None;
                 }
-                _ => {
-                    self.error(
-                        Diagnostic::error(
-                            "flat-map-needs-one",
-                            format!("flat_map `{name}` needs exactly one of `split` and `expr`"),
+                // Both, or neither.
+                (split, _) => {
+                    let (message, at, label) = if split.is_some() {
+                        (
+                            format!("flat_map `{name}` has both `split` and `expr`"),
+                            self.key_span(&["transforms", name, "expr"]),
+                            "remove `split` or `expr`",
                         )
-                        .at(self.key_span(&["transforms", name]), "")
-                        .help("`split: \",\"` splits a string; `expr: this.items` emits each element of a list"),
+                    } else {
+                        (
+                            format!("flat_map `{name}` has neither `split` nor `expr`"),
+                            self.key_span(&["transforms", name]),
+                            "add `split` or `expr`",
+                        )
+                    };
+                    self.error(
+                        Diagnostic::error("flat-map-needs-one", message)
+                            .at(at, label)
+                            .help("a flat_map needs exactly one of them: `split: \",\"` splits a string; `expr: this.items` emits each element of a list"),
                     );
                     return None;
                 }
@@ -663,8 +697,9 @@ impl Compiler<'_> {
     }
 
     /// The byte range of (line, column) of an expression inside the YAML
-    /// value that holds it; the whole value if the expression is not
-    /// written there verbatim (a block scalar, escapes).
+    /// value that holds it. An expression written over several lines of a
+    /// block scalar (`|`) is found line by line; if it is not written
+    /// verbatim (escapes, a folded scalar), the whole value is the place.
     fn position_in(
         &self,
         value: Range<usize>,
@@ -673,31 +708,56 @@ impl Compiler<'_> {
         column: usize,
     ) -> Range<usize> {
         let text = &self.loaded.file.text;
-        let Some(found) = text[value.clone()].find(source) else {
-            return value;
-        };
-        let start = value.start + found;
         let in_line = source
             .split('\n')
             .nth(line.saturating_sub(1))
             .unwrap_or(source);
-        let line_start = start
-            + source
-                .split('\n')
-                .take(line.saturating_sub(1))
-                .map(|l| l.len() + 1)
-                .sum::<usize>();
+        let line_start = match text[value.clone()].find(source) {
+            Some(found) => {
+                let start = value.start + found;
+                start
+                    + source
+                        .split('\n')
+                        .take(line.saturating_sub(1))
+                        .map(|l| l.len() + 1)
+                        .sum::<usize>()
+            }
+            None => {
+                // The value's `line`-th line, which must hold the expression's.
+                let first = text[..value.start].rfind('\n').map_or(0, |i| i + 1);
+                let Some(file_line) = text[first..]
+                    .split_inclusive('\n')
+                    .scan(first, |at, l| {
+                        let start = *at;
+                        *at += l.len();
+                        Some((start, l))
+                    })
+                    .nth(line.saturating_sub(1))
+                else {
+                    return value;
+                };
+                match file_line.1.find(in_line) {
+                    Some(i) if !in_line.trim().is_empty() => file_line.0 + i,
+                    _ => return value,
+                }
+            }
+        };
         let col_bytes: usize = in_line
             .chars()
             .take(column.saturating_sub(1))
             .map(char::len_utf8)
             .sum();
-        let at = (line_start + col_bytes).min(start + source.len());
+        let at = (line_start + col_bytes.min(in_line.len())).min(text.len());
         let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
         at..end.max(at)
     }
 
-    fn edges(&mut self, graph: &mut DiGraph<PlanNode, EdgeKind>, index: &HashMap<&str, NodeIndex>) {
+    fn edges(
+        &mut self,
+        graph: &mut DiGraph<PlanNode, EdgeKind>,
+        index: &HashMap<&str, NodeIndex>,
+        shadowed: &HashSet<(&str, &str)>,
+    ) {
         let spec = &self.loaded.spec;
         let steps = spec
             .transforms
@@ -716,11 +776,15 @@ impl Compiler<'_> {
             .chain(self.loaded.broken.iter())
             .map(String::as_str)
             .collect();
-        let declared: HashSet<&str> = names.iter().copied().collect();
-        let sections_unread = ["sources", "transforms", "sinks"]
+        // With a section that is not a mapping, an input may name one of
+        // the nodes it was meant to hold.
+        let section_not_a_mapping = ["sources", "transforms", "sinks"]
             .iter()
-            .any(|s| self.loaded.unread.contains(s));
+            .any(|s| self.loaded.has_error_at(&spans::path(&[s])));
         for (section, name, inputs) in steps {
+            if shadowed.contains(&(section, name.as_str())) {
+                continue;
+            }
             let Some(&to) = index.get(name.as_str()) else {
                 continue;
             };
@@ -734,15 +798,15 @@ impl Compiler<'_> {
                             "duplicate-input",
                             format!("`{name}` lists the input `{input}` twice"),
                         )
-                        .at(at, "listed already"),
+                        .at(at, "listed already")
+                        .help(format!(
+                            "remove the second `{input}`: each input is read once"
+                        )),
                     );
                     continue;
                 }
                 let Some(&from) = index.get(input.as_str()) else {
-                    // A declared node missing from the graph failed to
-                    // compile and has its own diagnostic already; with a
-                    // section unread, the input may name one of its nodes.
-                    if !declared.contains(input.as_str()) && !sections_unread {
+                    if !self.unbuilt.contains(input) && !section_not_a_mapping {
                         self.error(
                             Diagnostic::error(
                                 "unknown-input",
@@ -755,15 +819,24 @@ impl Compiler<'_> {
                     continue;
                 };
                 if graph[from].op.is_sink() {
-                    self.error(
-                        Diagnostic::error(
-                            "input-is-sink",
-                            format!(
-                                "`{name}` reads from `{input}`, which is a sink and has no output"
-                            ),
-                        )
-                        .at(at, "a sink"),
-                    );
+                    let upstream = spec
+                        .sinks
+                        .get(input)
+                        .map(|s| &s.inputs[..])
+                        .unwrap_or_default();
+                    let mut d = Diagnostic::error(
+                        "input-is-sink",
+                        format!("`{name}` reads from `{input}`, which is a sink and has no output"),
+                    )
+                    .at(at, "a sink");
+                    if !upstream.is_empty() {
+                        d =
+                            d.help(format!(
+                            "to get the records `{input}` receives, read from what it reads: {}",
+                            upstream.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                    self.error(d);
                     continue;
                 }
                 let kind = if graph[to].op.key().is_some() {
@@ -792,17 +865,29 @@ impl Compiler<'_> {
             let cycle = cycle_through(graph, &scc);
             let names: Vec<&str> = cycle.iter().map(|&n| graph[n].name.as_str()).collect();
             let first = names[0];
-            let section = if self.loaded.spec.sinks.contains_key(first) {
-                "sinks"
-            } else {
-                "transforms"
-            };
+            let last = names[names.len() - 1];
+            // Only transforms can be in a cycle: sources read nothing and
+            // sinks are read by nothing. Point at the input that closes it.
+            let inputs = self
+                .loaded
+                .spec
+                .transforms
+                .get(first)
+                .map(|n| &n.inputs[..])
+                .unwrap_or_default();
+            let mut path = spans::path(&["transforms", first, "inputs"]);
+            if let Some(i) = inputs.iter().position(|i| i == last) {
+                path.push(Seg::Index(i));
+            }
             self.error(
                 Diagnostic::error(
                     "cycle",
                     format!("the pipeline has a cycle: {} → {first}", names.join(" → ")),
                 )
-                .at(self.span(&[section, first, "inputs"]), "part of a cycle")
+                .at(
+                    self.loaded.spans.value(&path),
+                    format!("`{first}` reads from `{last}`"),
+                )
                 .help("a pipeline is a DAG: records may not flow back into a node they came from"),
             );
         }
@@ -879,13 +964,53 @@ fn cycle_through(graph: &DiGraph<PlanNode, EdgeKind>, scc: &[NodeIndex]) -> Vec<
 mod tests {
     use super::*;
     use crate::diag::SourceFile;
+    use proptest::prelude::*;
+
+    const WORD_COUNT: &str = include_str!("../../../specs/word_count.yaml");
+
+    fn check(text: String) -> Vec<Diagnostic> {
+        let loaded = crate::spec::load(SourceFile {
+            name: "spec.yaml".into(),
+            text,
+        });
+        compile(&loaded).1
+    }
+
+    #[test]
+    fn the_example_compiles() {
+        assert_eq!(check(WORD_COUNT.to_owned()), Vec::new());
+    }
+
+    proptest! {
+        /// A typo anywhere in a valid spec (a character inserted, deleted
+        /// or replaced) never makes `check` panic, and every diagnostic
+        /// points inside the text, on character boundaries.
+        #[test]
+        fn a_typo_anywhere_is_reported_not_a_panic(
+            at in 0usize..WORD_COUNT.len(),
+            delete in 0usize..3,
+            insert in prop::sample::select(vec!["", "\t", "\"", "'", ":", ": ", " ", "\n", "[", "{", "-", "#", "x", "é", "\n  ", "*a", "&a", "!t"]),
+        ) {
+            let mut at = at;
+            while !WORD_COUNT.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + delete).min(WORD_COUNT.len());
+            while !WORD_COUNT.is_char_boundary(end) {
+                end += 1;
+            }
+            let text = format!("{}{insert}{}", &WORD_COUNT[..at], &WORD_COUNT[end..]);
+            for d in check(text.clone()) {
+                if let Some(span) = &d.span {
+                    prop_assert!(span.start <= span.end && span.end <= text.len(), "{d:?}");
+                    prop_assert!(text.is_char_boundary(span.start) && text.is_char_boundary(span.end), "{d:?}");
+                }
+            }
+        }
+    }
 
     fn codes(text: &str) -> Vec<&'static str> {
-        let loaded = crate::spec::load(SourceFile {
-            name: "test.yaml".to_owned(),
-            text: text.to_owned(),
-        });
-        compile(&loaded).1.iter().map(|d| d.code).collect()
+        check(text.to_owned()).iter().map(|d| d.code).collect()
     }
 
     #[test]
@@ -904,9 +1029,13 @@ mod tests {
             codes("name: x\nsources:\n  a: {type: generate\nsinks: {}\n"),
             ["yaml-syntax"]
         );
+        // A node defined twice is read once, and the rest still checked.
         assert_eq!(
-            codes("name: x\nsources:\n  a: {type: generate}\n  a: {type: generate}\n"),
-            ["duplicate-key"]
+            codes(
+                "name: x\nsources:\n  a: {type: generate}\n  a: {type: generate}\n\
+                 sinks: {o: {type: print, inputs: [a]}}\n"
+            ),
+            ["duplicate-node"]
         );
         assert_eq!(
             codes("name: [x]\nsources: {a: {type: generate}}\nsinks: {o: {type: print, inputs: [b]}}\n"),

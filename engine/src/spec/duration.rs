@@ -19,29 +19,79 @@ impl Duration {
         Duration(std::time::Duration::from_secs(s))
     }
 
-    /// Parses `text`; the error says what was expected.
+    /// Parses `text`; the error, `invalid duration `<text>`: <why>`, says
+    /// what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let digits = text.bytes().take_while(u8::is_ascii_digit).count();
         let (number, unit) = text.split_at(digits);
+        let invalid = |why: String| format!("invalid duration `{text}`: {why}");
         let expected = || {
-            format!("invalid duration `{text}`: expected a whole number followed by ms, s, m or h (e.g. 500ms, 10s, 1m)")
+            invalid(
+                "expected a whole number followed by ms, s, m or h (e.g. 500ms, 10s, 1m)"
+                    .to_owned(),
+            )
         };
+        if let Some(fraction) = unit.strip_prefix('.') {
+            return Err(match fractional_millis(number, fraction) {
+                Some(ms) => invalid(format!("the number must be whole; write {ms}ms")),
+                None => expected(),
+            });
+        }
         if number.is_empty() {
             return Err(expected());
         }
-        let n: u64 = number.parse().map_err(|_| expected())?;
+        let n: u64 = number
+            .parse()
+            .map_err(|_| invalid("the number is too large".to_owned()))?;
         let ms_per_unit = match unit {
             "ms" => 1,
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "" => {
+                return Err(invalid(format!(
+                    "a duration needs a unit, e.g. {n}ms or {n}s"
+                )))
+            }
             _ => return Err(expected()),
         };
         n.checked_mul(ms_per_unit)
             .map(Duration::from_millis)
-            .ok_or_else(|| format!("duration `{text}` is too large"))
+            .ok_or_else(|| invalid("it is too large".to_owned()))
     }
+}
+
+/// `whole.fraction<unit>` in whole milliseconds (`1` `5s` is 1500), when
+/// it is one: the value to suggest for a duration written with a fraction.
+fn fractional_millis(whole: &str, fraction_and_unit: &str) -> Option<u64> {
+    let digits = fraction_and_unit
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    let (fraction, unit) = fraction_and_unit.split_at(digits);
+    let ms_per_unit: u64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    let scale = 10u64.checked_pow(u32::try_from(fraction.len()).ok()?)?;
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let fraction: u64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    let total = whole
+        .checked_mul(scale)?
+        .checked_add(fraction)?
+        .checked_mul(ms_per_unit)?;
+    (total % scale == 0).then_some(total / scale)
 }
 
 impl fmt::Display for Duration {
@@ -69,13 +119,14 @@ impl<'de> Deserialize<'de> for Duration {
                 Duration::parse(s).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
-                Err(E::custom(format!(
-                    "invalid duration `{n}`: a duration needs a unit, e.g. {n}ms or {n}s"
-                )))
+                Duration::parse(&n.to_string()).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+                Duration::parse(&n.to_string()).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Duration, E> {
                 Err(E::custom(format!(
-                    "invalid duration `{n}`: expected a whole number followed by ms, s, m or h"
+                    "invalid duration `{x}`: expected a whole number followed by ms, s, m or h (e.g. 500ms, 10s, 1m)"
                 )))
             }
         }
@@ -130,6 +181,20 @@ mod tests {
         ] {
             assert!(Duration::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn errors_say_what_to_write() {
+        let err = |text| Duration::parse(text).unwrap_err();
+        assert!(
+            err("10").contains("needs a unit, e.g. 10ms or 10s"),
+            "{}",
+            err("10")
+        );
+        assert!(err("1.5s").contains("write 1500ms"), "{}", err("1.5s"));
+        assert!(err("0.25m").contains("write 15000ms"), "{}", err("0.25m"));
+        assert!(err("10x").starts_with("invalid duration `10x`: expected"));
+        assert!(err("99999999999999999999h").contains("too large"));
     }
 
     proptest! {

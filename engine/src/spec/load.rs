@@ -3,42 +3,57 @@
 //! serde stops at its first error, so the document is cut into pieces that
 //! fail independently (the job settings, `checkpoint`, `state`, and each
 //! node) and each piece is deserialized on its own through
-//! serde_path_to_error. The path of each error, looked up in the [`Spans`]
-//! index, gives the line and column to show.
+//! serde_path_to_error; a field it rejects is reported, set aside, and the
+//! piece read again, so every wrong field is reported. The path of each
+//! error, looked up in the [`Spans`] index, gives the line and column to show.
 
 use std::collections::HashSet;
 
 use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
+use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::{Mapping, Value};
 
+use super::serde_errors::{error_path, quoted_after, serde_diagnostic};
 use super::spans::{self, Path, Seg, Spans};
+use super::syntax;
 use super::{
     JobSettings, Node, SinkKind, SourceCommon, SourceKind, Spec, StateSpec, StepCommon,
     TransformKind,
 };
-use crate::diag::{Diagnostic, SourceFile};
+use crate::diag::{did_you_mean, Diagnostic, SourceFile};
 
 /// The result of loading a spec: as much of it as could be read, and what
 /// was wrong. The spec is usable only when no diagnostic is an error.
 pub struct Loaded {
     pub file: SourceFile,
     pub spans: Spans,
+    /// Whether the text is a YAML mapping at all. When it is not (a syntax
+    /// error, an empty file, a list), `spec` is empty and there is nothing
+    /// more to check.
+    pub readable: bool,
     pub spec: Spec,
-    /// Nodes that are declared but could not be read; references to them
-    /// are not reported again as unknown inputs.
+    /// Nodes that are declared but could not be read, or that sit under a
+    /// misspelled section; references to them are not reported again as
+    /// unknown inputs.
     pub broken: HashSet<String>,
-    /// Parts of the spec that could not be read at all: [`JOB`] (the
-    /// top-level settings) or a node section (`sources`, ...), because of
-    /// a wrong type or a document that is not a mapping. What they hold is
-    /// unknown, so the planner reports nothing more about them.
-    pub unread: HashSet<&'static str>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Loaded {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Whether an error was already reported about the value at `path`:
+    /// a value the loader could not read is not checked again.
+    pub fn has_error_at(&self, path: &[Seg]) -> bool {
+        let at = self.spans.value(path);
+        at.is_some()
+            && self
+                .diagnostics
+                .iter()
+                .any(|d| d.is_error() && d.span == at)
     }
 }
 
@@ -54,12 +69,6 @@ const TOP_LEVEL: &[&str] = &[
     "transforms",
     "sinks",
 ];
-
-/// The part of the spec that is the job settings, in [`Loaded::unread`].
-pub const JOB: &str = "job";
-
-/// Every part of the spec [`Loaded::unread`] may name.
-const PARTS: [&str; 4] = [JOB, SourceKind::KEY, TransformKind::KEY, SinkKind::KEY];
 
 /// A section of node definitions and how its nodes are read.
 trait Section: DeserializeOwned + Sized {
@@ -103,11 +112,14 @@ fn section_of_type(ty: &str) -> Option<&'static str> {
     .map(|(_, noun)| noun)
 }
 
+/// The sections of nodes, for suggestions when one is misspelled.
+const SECTIONS: [&str; 3] = [SourceKind::KEY, TransformKind::KEY, SinkKind::KEY];
+
 struct Loader<'a> {
     spans: &'a Spans,
     diagnostics: Vec<Diagnostic>,
     broken: HashSet<String>,
-    unread: HashSet<&'static str>,
+    readable: bool,
 }
 
 /// Loads a spec from its text.
@@ -117,21 +129,16 @@ pub fn load(file: SourceFile) -> Loaded {
         spans: &spans,
         diagnostics: Vec::new(),
         broken: HashSet::new(),
-        unread: HashSet::new(),
+        readable: false,
     };
     let spec = loader.document(&file.text);
-    let Loader {
-        diagnostics,
-        broken,
-        unread,
-        ..
-    } = loader;
+    let (diagnostics, broken, readable) = (loader.diagnostics, loader.broken, loader.readable);
     Loaded {
         file,
         spans,
+        readable,
         spec,
         broken,
-        unread,
         diagnostics,
     }
 }
@@ -152,11 +159,10 @@ impl Loader<'_> {
             transforms: IndexMap::new(),
             sinks: IndexMap::new(),
         };
-        let root: Value = match serde_yaml::from_str(text) {
+        let root = match syntax::parse(text) {
             Ok(v) => v,
-            Err(e) => {
-                self.diagnostics.push(yaml_error(&e, text));
-                self.unread.extend(PARTS);
+            Err(d) => {
+                self.diagnostics.push(d);
                 return spec;
             }
         };
@@ -165,9 +171,12 @@ impl Loader<'_> {
             Value::Null => {
                 self.diagnostics.push(
                     Diagnostic::error("empty-spec", "the spec is empty")
+                        .at(
+                            Some(0..text.find('\n').unwrap_or(text.len())),
+                            "nothing but comments",
+                        )
                         .help("a spec needs at least `name`, `sources` and `sinks`"),
                 );
-                self.unread.extend(PARTS);
                 return spec;
             }
             other => {
@@ -181,11 +190,12 @@ impl Loader<'_> {
                     )
                     .at(self.spans.value(&[]), "expected a mapping"),
                 );
-                self.unread.extend(PARTS);
                 return spec;
             }
         };
 
+        self.readable = true;
+        self.duplicate_keys(text);
         let mut settings = Mapping::new();
         for (key, value) in root {
             let Some(name) = key.as_str().map(str::to_owned) else {
@@ -205,7 +215,7 @@ impl Loader<'_> {
                         value
                     };
                     spec.checkpoint =
-                        self.typed(&spans::path(&["checkpoint"]), "`checkpoint`", value, &[]);
+                        self.typed(&spans::path(&["checkpoint"]), "`checkpoint`", value);
                 }
                 "state" => {
                     let value = if value.is_null() {
@@ -213,8 +223,7 @@ impl Loader<'_> {
                     } else {
                         value
                     };
-                    if let Some(state) = self.typed(&spans::path(&["state"]), "`state`", value, &[])
-                    {
+                    if let Some(state) = self.typed(&spans::path(&["state"]), "`state`", value) {
                         spec.state = state;
                     }
                 }
@@ -222,49 +231,109 @@ impl Loader<'_> {
                 "transforms" => spec.transforms = self.section::<TransformKind>(value, true),
                 "sinks" => spec.sinks = self.section::<SinkKind>(value, true),
                 _ => {
+                    // The nodes under a misspelled section are declared all
+                    // the same: do not also report them as missing inputs.
+                    if let (Value::Mapping(nodes), Some(_)) = (
+                        &value,
+                        did_you_mean(&name, SECTIONS)
+                            .filter(|_| !TOP_LEVEL.contains(&name.as_str())),
+                    ) {
+                        self.broken
+                            .extend(nodes.keys().filter_map(Value::as_str).map(str::to_owned));
+                    }
                     settings.insert(Value::String(name), value);
                 }
             }
         }
-        match self.typed::<JobSettings>(
-            &Vec::new(),
-            "the spec",
-            Value::Mapping(settings),
-            TOP_LEVEL,
-        ) {
-            Some(job) => spec.job = job,
-            None => {
-                self.unread.insert(JOB);
-            }
+        if let Some(job) = self.fields::<JobSettings>(&[], "the spec", settings, None, TOP_LEVEL) {
+            spec.job = job;
         }
         self.duplicate_names(&spec);
         spec
     }
 
-    /// Deserializes `value` (found at `path`) as a `T`, reporting failure.
-    /// `extra_fields` are other names valid at this place, for suggestions.
-    fn typed<T: DeserializeOwned>(
+    /// Deserializes `value` (found at `path`, described as `what`) as the
+    /// struct `T`, reporting every problem.
+    fn typed<T: DeserializeOwned>(&mut self, path: &[Seg], what: &str, value: Value) -> Option<T> {
+        match value {
+            Value::Mapping(fields) => self.fields(path, what, fields, None, &[]),
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "invalid-type",
+                        format!(
+                            "{what} must be a mapping of settings, not {}",
+                            yaml_type(&other)
+                        ),
+                    )
+                    .at(self.spans.value(path), "expected a mapping"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Deserializes the mapping `fields` (found at `path`, described as
+    /// `what`) as a `T`, or as its variant `tag` if `T` is an enum. Every
+    /// field serde rejects is reported, set aside, and the rest read again,
+    /// until it reads or a required field is missing. `extra` are other
+    /// names valid at this place, for suggestions.
+    fn fields<T: DeserializeOwned>(
         &mut self,
         path: &[Seg],
         what: &str,
-        value: Value,
-        extra_fields: &[&str],
+        mut fields: Mapping,
+        tag: Option<&str>,
+        extra: &[&str],
     ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let mut full = path.to_vec();
-                full.extend(error_path(e.path()));
-                let d = serde_diagnostic(
-                    self.spans,
-                    &full,
-                    path.len(),
-                    what,
-                    &e.into_inner().to_string(),
-                    extra_fields,
-                );
-                self.diagnostics.push(d);
-                None
+        let mut set_aside: Vec<String> = Vec::new();
+        loop {
+            let value = match tag {
+                Some(tag) => Value::Tagged(Box::new(TaggedValue {
+                    tag: Tag::new(tag),
+                    value: Value::Mapping(fields.clone()),
+                })),
+                None => Value::Mapping(fields.clone()),
+            };
+            let e = match serde_path_to_error::deserialize::<_, T>(value) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            // The path of an error inside a variant starts with the variant.
+            let inner: Path = error_path(e.path())
+                .into_iter()
+                .skip(usize::from(tag.is_some()))
+                .collect();
+            let message = e.into_inner().to_string();
+            if let Some(field) = quoted_after(&message, "missing field `") {
+                // Its value was wrong, or its name misspelled (`feild`):
+                // that is reported already.
+                if set_aside
+                    .iter()
+                    .any(|f| f == field || did_you_mean(f, [field]).is_some())
+                {
+                    return None;
+                }
+            }
+            let mut full = path.to_vec();
+            full.extend(inner.iter().cloned());
+            self.diagnostics.push(serde_diagnostic(
+                self.spans,
+                &full,
+                path.len(),
+                what,
+                &message,
+                extra,
+            ));
+            let culprit = quoted_after(&message, "unknown field `")
+                .map(str::to_owned)
+                .or_else(|| match inner.first() {
+                    Some(Seg::Key(k)) => Some(k.clone()),
+                    _ => None,
+                });
+            match culprit {
+                Some(field) if fields.remove(field.as_str()).is_some() => set_aside.push(field),
+                _ => return None,
             }
         }
     }
@@ -287,7 +356,6 @@ impl Loader<'_> {
                     )
                     .at(self.spans.value(&section_path), "expected a mapping"),
                 );
-                self.unread.insert(K::KEY);
                 return nodes;
             }
         };
@@ -410,7 +478,14 @@ impl Loader<'_> {
                 Some(Value::Sequence(s)) => s.is_empty(),
                 _ => false,
             };
-            if empty {
+            // `input: [lines]` is reported as an unknown field with its
+            // suggestion; saying `inputs` is missing would be the same mistake twice.
+            let misspelled = common.get("inputs").is_none()
+                && fields
+                    .keys()
+                    .filter_map(Value::as_str)
+                    .any(|k| did_you_mean(k, ["inputs"]).is_some());
+            if empty && !misspelled {
                 let mut p = path.clone();
                 p.push(Seg::Key("inputs".into()));
                 let at = if self.spans.contains(&p) {
@@ -423,55 +498,79 @@ impl Loader<'_> {
                         .at(at, "name the nodes it reads from")
                         .help("e.g. `inputs: [lines]`"),
                 );
+            }
+            if empty {
                 common.remove("inputs");
                 common.insert(Value::String("inputs".into()), Value::Sequence(Vec::new()));
                 ok = false;
             }
         }
 
-        let (inputs, parallelism, on_error) = if has_inputs {
-            let c: StepCommon = self.typed(&path, &what, Value::Mapping(common), &[])?;
-            (c.inputs, c.parallelism, c.on_error)
+        // A node with any wrong field is not read at all: with the field
+        // set aside, it would be blamed for lacking it.
+        let reported = self.diagnostics.len();
+        let common = if has_inputs {
+            self.fields::<StepCommon>(&path, &what, common, None, &[])
+                .map(|c| (c.inputs, c.parallelism, c.on_error))
         } else {
-            let c: SourceCommon = self.typed(&path, &what, Value::Mapping(common), &[])?;
-            (Vec::new(), c.parallelism, c.on_error)
+            self.fields::<SourceCommon>(&path, &what, common, None, &[])
+                .map(|c| (Vec::new(), c.parallelism, c.on_error))
         };
-
         // The kind is read as a YAML-tagged enum (`!file {...}`),
         // whose error paths, unlike an internally tagged one's, reach inside.
-        let tagged = Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
-            tag: serde_yaml::value::Tag::new(ty.clone()),
-            value: Value::Mapping(fields),
-        }));
         let extra = if has_inputs {
             common_keys
         } else {
             &["type", "parallelism", "on_error"][..]
         };
-        let kind = match serde_path_to_error::deserialize::<_, K>(tagged) {
-            Ok(kind) => kind,
-            Err(e) => {
-                let mut full = path.clone();
-                full.extend(error_path(e.path()).into_iter().skip(1));
-                let what = format!("{what} ({ty})");
-                let d = serde_diagnostic(
-                    self.spans,
-                    &full,
-                    path.len(),
-                    &what,
-                    &e.into_inner().to_string(),
-                    extra,
-                );
-                self.diagnostics.push(d);
-                return None;
-            }
-        };
+        let kind = self.fields::<K>(&path, &format!("{what} ({ty})"), fields, Some(&ty), extra);
+        let ((inputs, parallelism, on_error), kind) = (common?, kind?);
+        let ok = ok && self.diagnostics.len() == reported;
         ok.then_some(Node {
             inputs,
             parallelism,
             on_error,
             kind,
         })
+    }
+
+    /// Keys written twice in one mapping: the first is read, the others reported.
+    fn duplicate_keys(&mut self, text: &str) {
+        let line = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+        for dup in self.spans.duplicates() {
+            let first = line(dup.first.start);
+            let key = &dup.key;
+            let section = match dup.parent.as_slice() {
+                [Seg::Key(section)] if SECTIONS.contains(&section.as_str()) => Some(section),
+                _ => None,
+            };
+            let d = match section {
+                Some(section) => Diagnostic::error(
+                    "duplicate-node",
+                    format!("node `{key}` is defined twice under `{section}`"),
+                )
+                .at(Some(dup.again.clone()), "defined again here")
+                .help(format!(
+                    "`{key}` is first defined on line {first}, and only that definition is read; rename one of them"
+                )),
+                None => {
+                    let place = if dup.parent.is_empty() {
+                        "the spec".to_owned()
+                    } else {
+                        format!("`{}`", spans::display(&dup.parent))
+                    };
+                    Diagnostic::error(
+                        "duplicate-key",
+                        format!("`{key}` is written twice in {place}"),
+                    )
+                    .at(Some(dup.again.clone()), "written again here")
+                    .help(format!(
+                        "the first `{key}` is on line {first}, and only it is read; remove one of them"
+                    ))
+                }
+            };
+            self.diagnostics.push(d);
+        }
     }
 
     /// Node names are one namespace across sources, transforms and sinks.
@@ -497,132 +596,6 @@ impl Loader<'_> {
             }
         }
     }
-}
-
-/// A YAML syntax error, located where serde_yaml found it.
-fn yaml_error(e: &serde_yaml::Error, text: &str) -> Diagnostic {
-    let message = e.to_string();
-    // serde_yaml appends " at line L column C"; the span shows it already.
-    let message = message
-        .find(" at line ")
-        .map_or(message.as_str(), |i| &message[..i])
-        .to_owned();
-    let span = e.location().map(|loc| {
-        let start = loc.index().min(text.len());
-        let end = text[start..]
-            .find('\n')
-            .map_or(text.len(), |i| start + i)
-            .max(start);
-        start..end.max(start + usize::from(start < text.len()))
-    });
-    // serde_yaml names the mapping first: `sources: duplicate entry with key "a"`.
-    let code = if message.contains("duplicate entry") {
-        "duplicate-key"
-    } else {
-        "yaml-syntax"
-    };
-    let mut d = Diagnostic::error(code, message).at(span, "here");
-    if code == "duplicate-key" {
-        d = d.help("each name may appear once in a mapping; node names must be unique");
-    }
-    d
-}
-
-fn error_path(path: &serde_path_to_error::Path) -> Path {
-    use serde_path_to_error::Segment;
-    path.iter()
-        .filter_map(|seg| match seg {
-            Segment::Seq { index } => Some(Seg::Index(*index)),
-            Segment::Map { key } => Some(Seg::Key(key.clone())),
-            Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
-            Segment::Unknown => None,
-        })
-        .collect()
-}
-
-/// The names between backticks in a serde message, after its first one:
-/// the expected fields or variants.
-fn expected_names(message: &str) -> Vec<&str> {
-    message.split('`').skip(1).step_by(2).skip(1).collect()
-}
-
-/// A diagnostic for a serde error at `path`, of which the first `base`
-/// segments lead to the piece described as `what`.
-fn serde_diagnostic(
-    spans: &Spans,
-    path: &Path,
-    base: usize,
-    what: &str,
-    message: &str,
-    extra: &[&str],
-) -> Diagnostic {
-    let first_name = message.split('`').nth(1).unwrap_or_default();
-    let mut expected = expected_names(message);
-    for f in extra {
-        if !expected.contains(f) {
-            expected.push(f);
-        }
-    }
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let field = rest.split('`').next().unwrap_or_default();
-        let mut at = path.clone();
-        at.push(Seg::Key(field.to_owned()));
-        let known: Vec<&str> = expected.iter().copied().filter(|f| *f != "type").collect();
-        let mut d = Diagnostic::error(
-            "unknown-field",
-            format!("unknown field `{field}` in {what}"),
-        )
-        .at(spans.key(&at), "unknown field")
-        .suggest(field, known.iter().copied());
-        if d.help.is_empty() && !known.is_empty() {
-            d = d.help(format!("known fields: {}", known.join(", ")));
-        }
-        return d;
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let field = rest.split('`').next().unwrap_or_default();
-        return Diagnostic::error(
-            "missing-field",
-            format!("{what} is missing the required field `{field}`"),
-        )
-        .at(spans.key(path), format!("add `{field}` here"));
-    }
-    let field = spans::display(&path[base.min(path.len())..]);
-    let place = if field.is_empty() {
-        what.to_owned()
-    } else {
-        format!("`{field}` in {what}")
-    };
-    if message.starts_with("unknown variant `") {
-        let mut d = Diagnostic::error(
-            "invalid-value",
-            format!("invalid value `{first_name}` for {place}"),
-        )
-        .at(spans.value(path), "unknown value")
-        .suggest(first_name, expected.iter().copied());
-        if !expected.is_empty() {
-            d = d.help(format!("expected one of: {}", expected.join(", ")));
-        }
-        return d;
-    }
-    if message.starts_with("invalid type:") {
-        return Diagnostic::error(
-            "invalid-type",
-            format!(
-                "wrong type for {place}: {}",
-                &message["invalid type: ".len()..]
-            ),
-        )
-        .at(spans.value(path), "wrong type");
-    }
-    let code = if message.contains("duration") {
-        "invalid-duration"
-    } else {
-        "invalid-value"
-    };
-    let text = message.strip_prefix("invalid value: ").unwrap_or(message);
-    Diagnostic::error(code, format!("invalid value for {place}: {text}"))
-        .at(spans.value(path), "invalid value")
 }
 
 fn yaml_type(v: &Value) -> &'static str {

@@ -8,7 +8,9 @@
 mod duration;
 pub mod load;
 pub mod schema;
+mod serde_errors;
 pub mod spans;
+mod syntax;
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;

@@ -50,10 +50,27 @@ struct Entry {
     value: Range<usize>,
 }
 
+/// A key written twice in one mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The path of the mapping that holds the key.
+    pub parent: Path,
+    pub key: String,
+    /// Where the key was written the first time.
+    pub first: Range<usize>,
+    /// Where it was written again.
+    pub again: Range<usize>,
+}
+
 /// The positions of every key and value in one YAML document.
+///
+/// When a key is written twice, the positions are those of its first
+/// occurrence, the one that is read; the later ones are listed in
+/// [`Spans::duplicates`].
 #[derive(Debug, Default)]
 pub struct Spans {
     entries: HashMap<Path, Entry>,
+    duplicates: Vec<Duplicate>,
 }
 
 impl Spans {
@@ -94,6 +111,11 @@ impl Spans {
         self.entries.contains_key(path)
     }
 
+    /// The keys written more than once in a mapping, in the order of the text.
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
+    }
+
     fn nearest(&self, path: &[Seg]) -> Option<&Entry> {
         (0..=path.len())
             .rev()
@@ -101,10 +123,18 @@ impl Spans {
     }
 }
 
+/// The key under which the contents of a duplicate key are indexed, so
+/// that they do not overwrite those of the first occurrence.
+const SHADOWED: &str = "?duplicate";
+
 enum Frame {
     Map {
         path: Path,
+        /// The key whose value comes next; its path segment, which is
+        /// [`SHADOWED`] for a duplicate key.
         key: Option<(String, Range<usize>)>,
+        /// The keys seen so far and where.
+        seen: HashMap<String, Range<usize>>,
     },
     Seq {
         path: Path,
@@ -175,7 +205,7 @@ impl Builder<'_> {
                 *next += 1;
                 (p, None)
             }
-            Some(Frame::Map { path, key }) => {
+            Some(Frame::Map { path, key, .. }) => {
                 let (name, key_range) = key.take()?;
                 let mut p = path.clone();
                 p.push(Seg::Key(name));
@@ -192,6 +222,42 @@ impl Builder<'_> {
     fn expecting_key(&self) -> bool {
         matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
     }
+
+    /// Records `name`, written at `range`, as the next key of the current
+    /// mapping, noting it if the mapping has it already. An alias used as a
+    /// key has no name to compare (`comparable` is false).
+    fn key(&mut self, name: String, range: Range<usize>, comparable: bool) {
+        let Some(Frame::Map { path, key, seen }) = self.stack.last_mut() else {
+            return;
+        };
+        // yaml-rust2 marks the start of a block mapping at the `:` after
+        // its first key; the mapping really starts at that key.
+        if seen.is_empty() {
+            if let Some(entry) = self.spans.entries.get_mut(path.as_slice()) {
+                if range.start < entry.value.start {
+                    entry.value = range.clone();
+                }
+            }
+        }
+        let shadowed = path.iter().any(|s| *s == Seg::Key(SHADOWED.to_owned()));
+        match seen.get(&name).filter(|_| comparable) {
+            Some(first) => {
+                if !shadowed {
+                    self.spans.duplicates.push(Duplicate {
+                        parent: path.clone(),
+                        key: name,
+                        first: first.clone(),
+                        again: range.clone(),
+                    });
+                }
+                *key = Some((SHADOWED.to_owned(), range));
+            }
+            None => {
+                seen.insert(name.clone(), range.clone());
+                *key = Some((name, range));
+            }
+        }
+    }
 }
 
 impl MarkedEventReceiver for Builder<'_> {
@@ -205,9 +271,7 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::Scalar(text, ..) => {
                 let range = start..self.token_end(start, Some(&text));
                 if self.expecting_key() {
-                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-                        *key = Some((text, range));
-                    }
+                    self.key(text, range, true);
                 } else {
                     self.value(range);
                 }
@@ -215,9 +279,7 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::Alias(_) => {
                 let range = start..self.token_end(start, None);
                 if self.expecting_key() {
-                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-                        *key = Some(("*alias".to_owned(), range));
-                    }
+                    self.key("*alias".to_owned(), range, false);
                 } else {
                     self.value(range);
                 }
@@ -235,7 +297,11 @@ impl MarkedEventReceiver for Builder<'_> {
                     self.value(range).unwrap_or_default()
                 };
                 self.stack.push(match ev {
-                    Event::MappingStart(..) => Frame::Map { path, key: None },
+                    Event::MappingStart(..) => Frame::Map {
+                        path,
+                        key: None,
+                        seen: HashMap::new(),
+                    },
                     _ => Frame::Seq { path, next: 0 },
                 });
             }
@@ -295,6 +361,38 @@ mod tests {
         let spans = Spans::build(doc);
         let r = spans.value(&[]).unwrap();
         assert_eq!(&doc[r], "\u{3000}");
+    }
+
+    #[test]
+    fn a_block_mapping_starts_at_its_first_key() {
+        let doc = "# header\nname: wc\nstate:\n  backend: memory\n";
+        let spans = Spans::build(doc);
+        let root = spans.value(&[]).unwrap();
+        assert_eq!(&doc[root.start..root.start + 4], "name");
+        let state = spans.value(&path(&["state"])).unwrap();
+        assert_eq!(&doc[state.start..state.start + 7], "backend");
+    }
+
+    #[test]
+    fn duplicate_keys_are_listed_and_the_first_is_kept() {
+        let doc = "a:\n  b: 1\n  c: 2\n  b: {d: 3}\na: x\n";
+        let spans = Spans::build(doc);
+        let dups = spans.duplicates();
+        assert_eq!(dups.len(), 2, "{dups:?}");
+        assert_eq!(
+            (dups[0].parent.clone(), dups[0].key.as_str()),
+            (path(&["a"]), "b")
+        );
+        assert_eq!(&doc[dups[0].first.clone()], "b");
+        assert_eq!(dups[0].first.start, 5);
+        assert_eq!(dups[0].again.start, 19);
+        assert_eq!(
+            (dups[1].parent.is_empty(), dups[1].key.as_str()),
+            (true, "a")
+        );
+        // The value read is the first one, and so are its positions.
+        assert_eq!(&doc[spans.value(&path(&["a", "b"])).unwrap()], "1");
+        assert!(!spans.contains(&path(&["a", "b", "d"])));
     }
 
     #[test]

@@ -1,0 +1,558 @@
+//! The checkpoint coordinator: Flink's JobManager role.
+//!
+//! It triggers checkpoints on schedule ([`Schedule`]), collects every
+//! instance's acknowledgement, writes `_metadata` last, tells uploaders a
+//! checkpoint completed, runs retention, and aborts checkpoints that time
+//! out or that an instance could not write, removing their files. Past
+//! `tolerable_failures` consecutive failures it fails the job.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::layout;
+use super::metadata::{InstanceState, Metadata, FORMAT_VERSION};
+use super::retention;
+use super::store::CheckpointStore;
+use super::uploader::UploadTask;
+use super::{Ack, Report};
+use crate::spec::CheckpointSpec;
+
+/// When the next checkpoint may start: every `interval`, no sooner than
+/// `min_pause` after the previous one ended, at most `max_concurrent` at once.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    interval: Duration,
+    min_pause: Duration,
+    max_concurrent: usize,
+    last_trigger: Instant,
+    last_end: Option<Instant>,
+}
+
+impl Schedule {
+    pub fn new(settings: &CheckpointSpec, start: Instant) -> Schedule {
+        Schedule {
+            interval: settings.interval.0,
+            min_pause: settings.min_pause.0,
+            max_concurrent: settings.max_concurrent.max(1) as usize,
+            last_trigger: start,
+            last_end: None,
+        }
+    }
+
+    pub fn due(&self, now: Instant, in_flight: usize) -> bool {
+        in_flight < self.max_concurrent
+            && now >= self.last_trigger + self.interval
+            && self.last_end.is_none_or(|end| now >= end + self.min_pause)
+    }
+
+    pub fn triggered(&mut self, now: Instant) {
+        self.last_trigger = now;
+    }
+
+    /// A checkpoint completed or was aborted at `now`.
+    pub fn ended(&mut self, now: Instant) {
+        self.last_end = Some(now);
+    }
+}
+
+/// One instance that takes part in every checkpoint.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    pub name: String,
+    pub is_source: bool,
+}
+
+pub struct Config {
+    pub job: String,
+    pub spec_hash: String,
+    pub settings: CheckpointSpec,
+    pub max_parallelism: u32,
+    pub participants: Vec<Participant>,
+}
+
+/// What the supervisor tells the coordinator.
+pub enum Control {
+    /// An instance ended: it will acknowledge nothing more.
+    Finished(String),
+}
+
+/// Figures for the run summary.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub completed: u64,
+    pub failed: u64,
+    pub last: Option<u64>,
+    pub durations: Vec<Duration>,
+    pub max_sync: Duration,
+    pub max_alignment: Duration,
+    pub bytes_written: u64,
+}
+
+struct InFlight {
+    started: Instant,
+    triggered_at_ms: u64,
+    acks: BTreeMap<String, Ack>,
+}
+
+pub struct Coordinator {
+    config: Config,
+    store: Arc<dyn CheckpointStore>,
+    triggers: Vec<Sender<u64>>,
+    uploaders: Vec<Sender<UploadTask>>,
+    schedule: Schedule,
+    next_id: u64,
+    in_flight: BTreeMap<u64, InFlight>,
+    aborted: BTreeSet<u64>,
+    completed: Vec<Metadata>,
+    finished: BTreeSet<String>,
+    consecutive_failures: u32,
+    stats: Stats,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Coordinator {
+    /// Prepares a coordinator; numbering continues after the checkpoints
+    /// already in the store, which retention then treats as older ones.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn CheckpointStore>,
+        triggers: Vec<Sender<u64>>,
+        uploaders: Vec<Sender<UploadTask>>,
+    ) -> Result<Coordinator, String> {
+        let existing = existing_checkpoints(&*store, &config.job)?;
+        let next_id = existing
+            .iter()
+            .map(|m| m.checkpoint_id)
+            .chain(highest_folder(&*store, &config.job)?)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        Ok(Coordinator {
+            schedule: Schedule::new(&config.settings, Instant::now()),
+            config,
+            store,
+            triggers,
+            uploaders,
+            next_id,
+            in_flight: BTreeMap::new(),
+            aborted: BTreeSet::new(),
+            completed: existing,
+            finished: BTreeSet::new(),
+            consecutive_failures: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Runs until `control` is dropped. Returns the figures, or the reason
+    /// the job must fail.
+    pub fn run(
+        mut self,
+        reports: &Receiver<Report>,
+        control: &Receiver<Control>,
+    ) -> Result<Stats, (String, Stats)> {
+        let tick = Duration::from_millis(5);
+        loop {
+            crossbeam_channel::select! {
+                recv(reports) -> report => {
+                    if let Ok(report) = report {
+                        self.on_report(report)?;
+                    }
+                }
+                recv(control) -> msg => match msg {
+                    Ok(Control::Finished(name)) => self.on_finished(name),
+                    Err(_) => return Ok(self.stats),
+                },
+                default(tick) => {}
+            }
+            self.expire()?;
+            if self.finished.is_empty() && self.schedule.due(Instant::now(), self.in_flight.len()) {
+                self.trigger();
+            }
+        }
+    }
+
+    fn trigger(&mut self) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let now = Instant::now();
+        self.schedule.triggered(now);
+        self.in_flight.insert(
+            id,
+            InFlight {
+                started: now,
+                triggered_at_ms: now_ms(),
+                acks: BTreeMap::new(),
+            },
+        );
+        for t in &self.triggers {
+            // A source that has ended cannot take part; `on_finished` aborts the checkpoint.
+            let _ = t.send(id);
+        }
+    }
+
+    fn on_report(&mut self, report: Report) -> Result<(), (String, Stats)> {
+        match report {
+            Report::Ack(ack) => {
+                let id = ack.id;
+                if self.aborted.contains(&id) {
+                    // A late acknowledgement of an aborted checkpoint: its files must go too.
+                    self.remove_files(id);
+                    return Ok(());
+                }
+                let Some(flight) = self.in_flight.get_mut(&id) else {
+                    return Ok(());
+                };
+                flight.acks.insert(ack.instance.clone(), ack);
+                if flight.acks.len() == self.config.participants.len() {
+                    self.complete(id)?;
+                }
+                Ok(())
+            }
+            Report::Declined {
+                id,
+                instance,
+                cause,
+            } => self.abort(
+                id,
+                &format!("{instance} could not write its snapshot: {cause}"),
+                true,
+            ),
+        }
+    }
+
+    fn on_finished(&mut self, name: String) {
+        self.finished.insert(name);
+        let stuck: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| self.finished.iter().any(|n| !f.acks.contains_key(n)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            // Not a failure: part of the job has simply finished.
+            let _ = self.abort(
+                id,
+                "part of the job finished before it was acknowledged",
+                false,
+            );
+        }
+    }
+
+    fn expire(&mut self) -> Result<(), (String, Stats)> {
+        let timeout = self.config.settings.timeout.0;
+        let expired: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.started.elapsed() > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let missing: Vec<&str> = self
+                .config
+                .participants
+                .iter()
+                .filter(|p| !self.in_flight[&id].acks.contains_key(&p.name))
+                .map(|p| p.name.as_str())
+                .take(5)
+                .collect();
+            let why = format!(
+                "not complete after {} (waiting for {})",
+                self.config.settings.timeout,
+                missing.join(", ")
+            );
+            self.abort(id, &why, true)?;
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, id: u64) -> Result<(), (String, Stats)> {
+        let Some(flight) = self.in_flight.remove(&id) else {
+            return Ok(());
+        };
+        let settings = &self.config.settings;
+        let metadata = Metadata {
+            format_version: FORMAT_VERSION,
+            job: self.config.job.clone(),
+            spec_hash: self.config.spec_hash.clone(),
+            checkpoint_id: id,
+            triggered_at_ms: flight.triggered_at_ms,
+            completed_at_ms: now_ms(),
+            mode: settings.mode,
+            incremental: settings.incremental,
+            max_parallelism: self.config.max_parallelism,
+            instances: flight
+                .acks
+                .values()
+                .map(|a| {
+                    let state = InstanceState {
+                        node: a.node.clone(),
+                        instance: a.index,
+                        parallelism: a.parallelism,
+                        files: a.files.clone(),
+                        source_position: a.source_position.clone(),
+                    };
+                    (a.instance.clone(), state)
+                })
+                .collect(),
+            alignment_ms: flight
+                .acks
+                .values()
+                .map(|a| a.alignment.as_secs_f64() * 1e3)
+                .fold(0.0, f64::max),
+            sync_ms: flight
+                .acks
+                .values()
+                .map(|a| a.sync.as_secs_f64() * 1e3)
+                .fold(0.0, f64::max),
+        };
+        let bytes = serde_json::to_vec_pretty(&metadata).unwrap_or_default();
+        if let Err(e) = self
+            .store
+            .write(&layout::metadata(&self.config.job, id), bytes)
+        {
+            self.in_flight.insert(id, flight);
+            return self.abort(id, &format!("cannot write its metadata: {e}"), true);
+        }
+        let duration = flight.started.elapsed();
+        self.schedule.ended(Instant::now());
+        self.consecutive_failures = 0;
+        let written = metadata.written_size();
+        tracing::info!(
+            "checkpoint {id} complete in {} ms: {} written ({}), alignment {:.1} ms, sync {:.2} ms",
+            duration.as_millis(),
+            human_bytes(written),
+            if metadata.is_full() {
+                "full"
+            } else {
+                "incremental"
+            },
+            metadata.alignment_ms,
+            metadata.sync_ms
+        );
+        let s = &mut self.stats;
+        s.completed += 1;
+        s.last = Some(id);
+        s.durations.push(duration);
+        s.bytes_written += written;
+        s.max_sync = s
+            .max_sync
+            .max(Duration::from_secs_f64(metadata.sync_ms / 1e3));
+        s.max_alignment = s
+            .max_alignment
+            .max(Duration::from_secs_f64(metadata.alignment_ms / 1e3));
+        for u in &self.uploaders {
+            let _ = u.send(UploadTask::Completed(id));
+        }
+        self.completed.push(metadata);
+        self.retain();
+        Ok(())
+    }
+
+    fn retain(&mut self) {
+        let job = &self.config.job;
+        let shared: Vec<String> = match self.store.list(&layout::shared_dir(job)) {
+            Ok(names) => names
+                .into_iter()
+                .map(|n| format!("{}{n}", layout::shared_dir(job)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("retention skipped: {e}");
+                return;
+            }
+        };
+        let in_flight: BTreeSet<String> = self
+            .in_flight
+            .values()
+            .flat_map(|f| {
+                f.acks
+                    .values()
+                    .flat_map(|a| a.files.iter().map(|f| f.path.clone()))
+            })
+            .collect();
+        // Files being written for in-flight checkpoints are not listed yet in any ack.
+        let in_flight_ids: BTreeSet<u64> = self.in_flight.keys().copied().collect();
+        let shared: Vec<String> = shared
+            .into_iter()
+            .filter(|p| !written_by_any(p, &in_flight_ids))
+            .collect();
+        let completed: Vec<&Metadata> = self.completed.iter().collect();
+        let deletions = retention::plan(
+            &completed,
+            self.config.settings.retain as usize,
+            &shared,
+            &in_flight,
+        );
+        for id in &deletions.checkpoints {
+            // The metadata goes first: a half-deleted checkpoint never looks complete.
+            let removed = self
+                .store
+                .delete(&layout::metadata(job, *id))
+                .and_then(|()| self.store.delete_dir(&layout::checkpoint_dir(job, *id)));
+            if let Err(e) = removed {
+                tracing::warn!("retention could not delete checkpoint {id}: {e}");
+            }
+        }
+        self.completed
+            .retain(|m| !deletions.checkpoints.contains(&m.checkpoint_id));
+        for f in &deletions.shared_files {
+            if let Err(e) = self.store.delete(f) {
+                tracing::warn!("retention could not delete {f}: {e}");
+            }
+        }
+    }
+
+    fn abort(&mut self, id: u64, why: &str, failure: bool) -> Result<(), (String, Stats)> {
+        if self.in_flight.remove(&id).is_none() {
+            return Ok(());
+        }
+        self.aborted.insert(id);
+        self.schedule.ended(Instant::now());
+        self.remove_files(id);
+        if !failure {
+            tracing::info!("checkpoint {id} abandoned: {why}");
+            return Ok(());
+        }
+        self.stats.failed += 1;
+        self.consecutive_failures += 1;
+        let tolerable = self.config.settings.tolerable_failures;
+        tracing::warn!(
+            "checkpoint {id} failed: {why} ({} in a row, {tolerable} tolerated)",
+            self.consecutive_failures
+        );
+        if self.consecutive_failures > tolerable {
+            return Err((
+                format!(
+                    "checkpoint {id} failed: {why}; that is {} failed checkpoint{} in a row, more than tolerable_failures ({tolerable})",
+                    self.consecutive_failures,
+                    if self.consecutive_failures == 1 { "" } else { "s" }
+                ),
+                self.stats.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes every file checkpoint `id` wrote: its folder and its shared files.
+    fn remove_files(&self, id: u64) {
+        let job = &self.config.job;
+        if let Err(e) = self.store.delete_dir(&layout::checkpoint_dir(job, id)) {
+            tracing::warn!("cannot remove aborted checkpoint {id}: {e}");
+        }
+        let ids = BTreeSet::from([id]);
+        match self.store.list(&layout::shared_dir(job)) {
+            Ok(names) => {
+                for name in names.iter().filter(|n| written_by_any(n, &ids)) {
+                    let _ = self
+                        .store
+                        .delete(&format!("{}{name}", layout::shared_dir(job)));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot list shared files to remove aborted checkpoint {id}: {e}")
+            }
+        }
+    }
+}
+
+/// Whether a shared file name (`<node>-<i>-<N>.full|delta`) was written by one of `ids`.
+fn written_by_any(name: &str, ids: &BTreeSet<u64>) -> bool {
+    let stem = name.rsplit('/').next().unwrap_or(name);
+    let stem = stem
+        .strip_suffix(".full")
+        .or_else(|| stem.strip_suffix(".delta"))
+        .unwrap_or("");
+    stem.rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .is_some_and(|n| ids.contains(&n))
+}
+
+/// The completed checkpoints in the store (those with a readable `_metadata`).
+pub fn existing_checkpoints(
+    store: &dyn CheckpointStore,
+    job: &str,
+) -> Result<Vec<Metadata>, String> {
+    let mut out = Vec::new();
+    for name in store
+        .list(&layout::job_dir(job))
+        .map_err(|e| e.to_string())?
+    {
+        let Some(id) = layout::parse_checkpoint_name(&name) else {
+            continue;
+        };
+        // A folder without metadata is an unfinished checkpoint: it never counts.
+        if let Ok(bytes) = store.read(&layout::metadata(job, id)) {
+            match serde_json::from_slice::<Metadata>(&bytes) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!("ignoring checkpoint {id}: its metadata is damaged ({e})"),
+            }
+        }
+    }
+    out.sort_by_key(|m| m.checkpoint_id);
+    Ok(out)
+}
+
+/// The highest checkpoint number with a folder, complete or not.
+fn highest_folder(store: &dyn CheckpointStore, job: &str) -> Result<Option<u64>, String> {
+    Ok(store
+        .list(&layout::job_dir(job))
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|n| layout::parse_checkpoint_name(n))
+        .max())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(interval: u64, min_pause: u64, max_concurrent: u32) -> CheckpointSpec {
+        serde_yaml::from_str(&format!("{{interval: {interval}ms, min_pause: {min_pause}ms, max_concurrent: {max_concurrent}}}")).unwrap()
+    }
+
+    #[test]
+    fn interval_min_pause_and_max_concurrent() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Schedule::new(&settings(100, 50, 1), t0);
+        assert!(!s.due(t0 + ms(99), 0));
+        assert!(s.due(t0 + ms(100), 0));
+        s.triggered(t0 + ms(100));
+        assert!(!s.due(t0 + ms(250), 1), "one at a time");
+        s.ended(t0 + ms(190));
+        assert!(s.due(t0 + ms(240), 0));
+        // A long checkpoint ending late pushes the next one back by min_pause.
+        s.triggered(t0 + ms(240));
+        s.ended(t0 + ms(400));
+        assert!(!s.due(t0 + ms(449), 0));
+        assert!(s.due(t0 + ms(450), 0));
+        let s = Schedule::new(&settings(10, 0, 2), t0);
+        assert!(s.due(t0 + ms(10), 1));
+        assert!(!s.due(t0 + ms(10), 2));
+    }
+
+    #[test]
+    fn shared_file_names_name_their_checkpoint() {
+        let ids = BTreeSet::from([7]);
+        assert!(written_by_any("wc/shared/counts-0-7.delta", &ids));
+        assert!(written_by_any("my-node-1-7.full", &ids));
+        assert!(!written_by_any("counts-0-17.delta", &ids));
+        assert!(!written_by_any("counts-7-1.delta", &ids));
+    }
+}

@@ -1,0 +1,93 @@
+//! `_metadata`: what a completed checkpoint consists of.
+//!
+//! Written last, after every file it names is in the store: a checkpoint
+//! folder without it is an aborted or unfinished checkpoint and never
+//! counts. It names every file a restore needs (for incremental
+//! checkpoints, each instance's chain: a full snapshot then deltas) with its
+//! size and checksum, and every source's position.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::SnapshotKind;
+use crate::spec::CheckpointMode;
+
+/// Bumped whenever the format changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub format_version: u32,
+    pub job: String,
+    /// xxh3 of the spec's text, hex.
+    pub spec_hash: String,
+    pub checkpoint_id: u64,
+    /// Milliseconds since the Unix epoch.
+    pub triggered_at_ms: u64,
+    pub completed_at_ms: u64,
+    pub mode: CheckpointMode,
+    pub incremental: bool,
+    pub max_parallelism: u32,
+    /// By instance name (`counts#0`).
+    pub instances: BTreeMap<String, InstanceState>,
+    /// The longest time an instance held inputs blocked for alignment.
+    pub alignment_ms: f64,
+    /// The longest synchronous part of a snapshot.
+    pub sync_ms: f64,
+}
+
+/// What one instance contributed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceState {
+    pub node: String,
+    pub instance: u32,
+    pub parallelism: u32,
+    /// The keyed state's files, oldest first: a full snapshot, then deltas.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRef>,
+    /// Where a source was when it emitted the barrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_position: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Relative to the store's root.
+    pub path: String,
+    pub size: u64,
+    /// xxh3-64 of the whole file, 16 hex digits.
+    pub checksum: String,
+    pub kind: SnapshotKind,
+    /// The checkpoint that wrote the file.
+    pub checkpoint: u64,
+}
+
+impl Metadata {
+    /// Every file the checkpoint needs.
+    pub fn files(&self) -> impl Iterator<Item = &FileRef> {
+        self.instances.values().flat_map(|i| i.files.iter())
+    }
+
+    /// The size of everything a restore reads.
+    pub fn total_size(&self) -> u64 {
+        self.files().map(|f| f.size).sum()
+    }
+
+    /// The size of the files this checkpoint wrote itself.
+    pub fn written_size(&self) -> u64 {
+        self.files()
+            .filter(|f| f.checkpoint == self.checkpoint_id)
+            .map(|f| f.size)
+            .sum()
+    }
+
+    /// Full when no instance's state depends on an earlier checkpoint.
+    pub fn is_full(&self) -> bool {
+        self.files().all(|f| f.checkpoint == self.checkpoint_id)
+    }
+}
+
+pub fn hex(checksum: u64) -> String {
+    format!("{checksum:016x}")
+}

@@ -1,0 +1,189 @@
+//! The checkpoint store: a small trait, and its OpenDAL implementation.
+//!
+//! Every read and write of checkpoint data goes through [`CheckpointStore`],
+//! so the protocol above it never knows whether files land on a local
+//! disk or in S3. Paths are relative to the store location's root.
+
+use crate::plan::store::{Scheme, StoreLocation};
+
+/// Why the store failed; names the operation, the path and the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {op} `{path}` in {store}: {cause}")]
+    Failed {
+        op: &'static str,
+        path: String,
+        store: String,
+        cause: String,
+    },
+    #[error("`{path}` does not exist in {store}")]
+    NotFound { path: String, store: String },
+    #[error("cannot open the store {store}: {cause}")]
+    Open { store: String, cause: String },
+}
+
+/// Where checkpoints are kept.
+pub trait CheckpointStore: Send + Sync {
+    fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    fn read(&self, path: &str) -> Result<Vec<u8>, StoreError>;
+    /// The names of the entries directly in `dir` (folders end with `/`).
+    fn list(&self, dir: &str) -> Result<Vec<String>, StoreError>;
+    fn delete(&self, path: &str) -> Result<(), StoreError>;
+    /// Deletes a folder and everything in it; a missing folder is not an error.
+    fn delete_dir(&self, dir: &str) -> Result<(), StoreError>;
+    /// The store's location, for messages.
+    fn describe(&self) -> String;
+}
+
+/// A store reached through OpenDAL's blocking API.
+pub struct OpendalStore {
+    op: opendal::blocking::Operator,
+    location: String,
+    /// The blocking operator drives async services on this runtime, which
+    /// must outlive it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl OpendalStore {
+    pub fn open(location: &StoreLocation) -> Result<OpendalStore, StoreError> {
+        let describe = location.to_string();
+        let open_error = |cause: String| StoreError::Open {
+            store: describe.clone(),
+            cause,
+        };
+        opendal::install_default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("store-io")
+            .enable_all()
+            .build()
+            .map_err(|e| open_error(e.to_string()))?;
+        let op = match location.scheme {
+            #[cfg(feature = "store-fs")]
+            Scheme::File => {
+                let builder = opendal::services::Fs::default().root(&location.root);
+                opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
+            }
+            #[cfg(feature = "store-s3")]
+            Scheme::S3 => {
+                let mut builder = opendal::services::S3::default()
+                    .bucket(&location.authority)
+                    .root(&location.root)
+                    .disable_ec2_metadata();
+                let opts = &location.options;
+                if let Some(v) = opts.get("endpoint") {
+                    builder = builder.endpoint(v);
+                }
+                builder = builder.region(opts.get("region").map_or("us-east-1", String::as_str));
+                if let (Some(id), Some(secret)) =
+                    (opts.get("access_key_id"), opts.get("secret_access_key"))
+                {
+                    builder = builder
+                        .access_key_id(id)
+                        .secret_access_key(secret)
+                        .disable_config_load();
+                }
+                opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
+            }
+            #[cfg(feature = "store-hdfs")]
+            Scheme::Hdfs => {
+                let builder = opendal::services::Hdfs::default()
+                    .name_node(&format!("hdfs://{}", location.authority))
+                    .root(&location.root);
+                opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(open_error(format!(
+                    "the `{}` service is not compiled in",
+                    other.name()
+                )))
+            }
+        };
+        let op = {
+            let _guard = runtime.enter();
+            opendal::blocking::Operator::new(op).map_err(|e| open_error(e.to_string()))?
+        };
+        Ok(OpendalStore {
+            op,
+            location: describe,
+            _runtime: runtime,
+        })
+    }
+
+    fn failed(&self, op: &'static str, path: &str, e: opendal::Error) -> StoreError {
+        if e.kind() == opendal::ErrorKind::NotFound {
+            return StoreError::NotFound {
+                path: path.to_owned(),
+                store: self.location.clone(),
+            };
+        }
+        StoreError::Failed {
+            op,
+            path: path.to_owned(),
+            store: self.location.clone(),
+            cause: e.to_string(),
+        }
+    }
+}
+
+impl CheckpointStore for OpendalStore {
+    fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.op
+            .write(path, bytes)
+            .map(|_| ())
+            .map_err(|e| self.failed("write", path, e))
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, StoreError> {
+        self.op
+            .read(path)
+            .map(|b| b.to_vec())
+            .map_err(|e| self.failed("read", path, e))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        let entries = match self.op.list(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.failed("list", dir, e)),
+        };
+        Ok(entries
+            .into_iter()
+            .map(|e| e.path().to_owned())
+            .filter(|p| p.trim_end_matches('/') != dir.trim_end_matches('/'))
+            .filter_map(|p| p.strip_prefix(dir).map(str::to_owned).or(Some(p)))
+            .map(|p| {
+                p.rsplit_once('/')
+                    .filter(|(_, name)| !name.is_empty())
+                    .map_or(p.clone(), |(_, name)| name.to_owned())
+            })
+            .collect())
+    }
+
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        match self.op.delete(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.failed("delete", path, e)),
+        }
+    }
+
+    fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
+        match self.op.delete_options(
+            dir,
+            opendal::options::DeleteOptions {
+                recursive: true,
+                ..Default::default()
+            },
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.failed("delete", dir, e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.location.clone()
+    }
+}

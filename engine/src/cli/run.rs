@@ -1,0 +1,71 @@
+//! `dataflow run`: validate a spec, then run it until it ends, fails or is cancelled.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::check::read_spec;
+use super::EXIT_USAGE;
+use crate::runtime::{self, Outcome, RunOptions};
+use crate::{diag, plan, spec};
+
+pub fn run(path: &Path, quiet: bool) -> ExitCode {
+    let file = match read_spec(path) {
+        Ok(f) => f,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let loaded = spec::load(file);
+    let (plan, diagnostics) = plan::compile(&loaded);
+    diag::emit(&loaded.file, &diagnostics);
+    let Some(plan) = plan else {
+        eprintln!(
+            "{}: not run, the spec has errors (see `dataflow check`)",
+            loaded.file.name
+        );
+        return ExitCode::from(1);
+    };
+    init_logging(quiet);
+    let options = RunOptions {
+        status_line: !quiet && std::io::stderr().is_terminal(),
+        spec_hash: format!(
+            "{:016x}",
+            xxhash_rust::xxh3::xxh3_64(loaded.file.text.as_bytes())
+        ),
+    };
+    match runtime::run(&plan, &options) {
+        Ok((outcome, summary)) => {
+            if !quiet {
+                eprintln!("{summary}");
+            }
+            match outcome {
+                Outcome::Finished => ExitCode::SUCCESS,
+                Outcome::Cancelled(sig) => ExitCode::from((128 + sig) as u8),
+            }
+        }
+        Err((error, summary)) => {
+            eprintln!("error: {error}");
+            if !summary.is_empty() && !quiet {
+                eprintln!("{summary}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let level = if quiet {
+        tracing::Level::ERROR
+    } else {
+        tracing::Level::INFO
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .try_init();
+}

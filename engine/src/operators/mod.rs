@@ -1,0 +1,94 @@
+//! Operators: what each node of a plan does with records, apart from how
+//! records reach it (that is [`crate::runtime`]'s job).
+//!
+//! Three small traits meet the runtime: a [`Source`] produces records, an
+//! [`Operator`] turns one record into any number, a [`Sink`] consumes
+//! batches. None of them sees channels, batching or barriers.
+
+pub mod keyed;
+pub mod sinks;
+pub mod sources;
+pub mod stateless;
+
+use crate::value::Value;
+
+/// Why one record could not be processed. The node's `on_error` decides
+/// whether that fails the job or drops the record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordError(pub String);
+
+/// Why an operator cannot go on at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// A record was bad: subject to `on_error`.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The operator itself failed (its state, its files, its connection).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl From<crate::state::StateError> for OpError {
+    fn from(e: crate::state::StateError) -> Self {
+        OpError::Fatal(e.to_string())
+    }
+}
+
+impl From<crate::expr::EvalError> for OpError {
+    fn from(e: crate::expr::EvalError) -> Self {
+        OpError::Record(RecordError(e.to_string()))
+    }
+}
+
+/// A transform: one record in, zero or more out.
+pub trait Operator: Send {
+    fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError>;
+
+    /// The synchronous part of a checkpoint: the keyed state changed since
+    /// the last one. `None` for stateless operators.
+    fn snapshot(&mut self) -> Result<Option<crate::state::Changes>, OpError> {
+        Ok(None)
+    }
+}
+
+/// What a source's [`Source::poll`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Records were added (perhaps fewer than asked for); poll again.
+    Ready,
+    /// Nothing to read right now; poll again later.
+    Idle,
+    /// The source is exhausted.
+    End,
+}
+
+/// A source of records.
+pub trait Source: Send {
+    /// Appends up to `max` records to `out`. A bad record is reported as
+    /// `Err(OpError::Record)` after the good ones before it; the next poll
+    /// goes on after it.
+    fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError>;
+
+    /// Where the source is: what a checkpoint records, so that a restore
+    /// can resume right after the last record before the barrier.
+    fn position(&self) -> serde_json::Value;
+}
+
+/// Why a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Whoever read the output went away (`dataflow run ... | head`): not a
+    /// failure of the job, but the end of it.
+    #[error("the reader of the output closed it")]
+    Closed,
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A consumer of records.
+pub trait Sink: Send {
+    fn write(&mut self, batch: &[Value]) -> Result<(), SinkError>;
+    /// The input has ended: flush and close.
+    fn finish(&mut self) -> Result<(), SinkError>;
+}

@@ -1,0 +1,161 @@
+//! The `file` source: lines or JSON lines from a path or a glob.
+//!
+//! Files are read in name order; the instance `i` of `p` reads every file
+//! whose position in that order is `i` modulo `p`. The source tracks the
+//! file and byte offset of the next line, which is what a checkpoint
+//! records and a restore seeks back to.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{parse_json_line, trim_newline, Cancel};
+use crate::operators::{OpError, Poll, RecordError, Source};
+use crate::spec::InputFormat;
+use crate::value::{Str, Value};
+
+pub struct FileSource {
+    files: Vec<PathBuf>,
+    /// Index in `files` of the file being read.
+    current: usize,
+    reader: Option<BufReader<File>>,
+    /// Byte offset of the next line in the current file.
+    offset: u64,
+    format: InputFormat,
+    follow: bool,
+    cancel: Cancel,
+    line: String,
+}
+
+impl FileSource {
+    /// Resolves `pattern` (a path or a glob) to the files of one instance.
+    pub fn open(
+        pattern: &str,
+        format: InputFormat,
+        follow: bool,
+        instance: u32,
+        parallelism: u32,
+        cancel: Cancel,
+    ) -> Result<FileSource, OpError> {
+        let mut all: Vec<PathBuf> = glob::glob(pattern)
+            .map_err(|e| OpError::Fatal(format!("invalid glob pattern `{pattern}`: {}", e.msg)))?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        if all.is_empty() {
+            return Err(OpError::Fatal(format!("no file matches `{pattern}`")));
+        }
+        all.sort();
+        let files = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 % parallelism == instance)
+            .map(|(_, p)| p)
+            .collect();
+        Ok(FileSource {
+            files,
+            current: 0,
+            reader: None,
+            offset: 0,
+            format,
+            follow,
+            cancel,
+            line: String::new(),
+        })
+    }
+
+    fn open_current(&mut self) -> Result<(), OpError> {
+        let path = &self.files[self.current];
+        let file = File::open(path)
+            .map_err(|e| OpError::Fatal(format!("cannot open `{}`: {e}", path.display())))?;
+        self.reader = Some(BufReader::with_capacity(256 * 1024, file));
+        self.offset = 0;
+        Ok(())
+    }
+
+    fn is_last_file(&self) -> bool {
+        self.current + 1 >= self.files.len()
+    }
+}
+
+impl Source for FileSource {
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.current,
+            "path": self.files.get(self.current).map(|p| p.display().to_string()),
+            "offset": self.offset,
+        })
+    }
+
+    fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        // Records this call adds; `out` may hold earlier ones.
+        let start = out.len();
+        while out.len() < max {
+            if self.current >= self.files.len() {
+                return Ok(Poll::End);
+            }
+            if self.reader.is_none() {
+                self.open_current()?;
+            }
+            let at_end_waits = self.follow && self.is_last_file();
+            let Some(reader) = self.reader.as_mut() else {
+                continue;
+            };
+            self.line.clear();
+            let n = reader.read_line(&mut self.line).map_err(|e| {
+                OpError::Fatal(format!(
+                    "cannot read `{}`: {e}",
+                    self.files[self.current].display()
+                ))
+            })?;
+            // A line without its newline at the end of a followed file may
+            // still be growing: leave it for the next poll.
+            let partial = n > 0 && !self.line.ends_with('\n');
+            if n == 0 || (partial && at_end_waits) {
+                if n > 0 {
+                    reader.seek_relative(-(n as i64)).map_err(|e| {
+                        OpError::Fatal(format!(
+                            "cannot seek in `{}`: {e}",
+                            self.files[self.current].display()
+                        ))
+                    })?;
+                }
+                if at_end_waits {
+                    if out.len() > start {
+                        return Ok(Poll::Ready);
+                    }
+                    if self.cancel.wait(Duration::from_millis(50)) {
+                        return Ok(Poll::End);
+                    }
+                    return Ok(Poll::Idle);
+                }
+                self.current += 1;
+                self.reader = None;
+                continue;
+            }
+            self.offset += n as u64;
+            let text = trim_newline(&self.line);
+            match self.format {
+                InputFormat::Text => out.push(Value::Str(Str::from(text))),
+                InputFormat::Json => {
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    match parse_json_line(text) {
+                        Ok(v) => out.push(v),
+                        Err(e) => {
+                            let at = format!(
+                                "{}:{}",
+                                self.files[self.current].display(),
+                                self.offset - n as u64
+                            );
+                            return Err(RecordError(format!("{e} (at byte {at})")).into());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Poll::Ready)
+    }
+}

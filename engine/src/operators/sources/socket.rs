@@ -1,0 +1,132 @@
+//! The `socket` source: text lines from a TCP server, like Flink's
+//! socketTextStream. A closed connection ends the stream, unless
+//! `reconnect` is set, in which case it reconnects with backoff.
+
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use super::{trim_newline, Cancel};
+use crate::operators::{OpError, Poll, Source};
+use crate::value::{Str, Value};
+
+/// How long a read waits before the source checks for cancellation and
+/// lets partial batches go out.
+const READ_TIMEOUT: Duration = Duration::from_millis(50);
+
+pub struct SocketSource {
+    address: String,
+    reconnect: bool,
+    reader: Option<BufReader<TcpStream>>,
+    backoff: Duration,
+    cancel: Cancel,
+    /// Bytes of the current, not yet complete line.
+    pending: Vec<u8>,
+    lines: u64,
+}
+
+impl SocketSource {
+    pub fn new(address: String, reconnect: bool, cancel: Cancel) -> SocketSource {
+        SocketSource {
+            address,
+            reconnect,
+            reader: None,
+            backoff: Duration::from_millis(100),
+            cancel,
+            pending: Vec::new(),
+            lines: 0,
+        }
+    }
+
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        let addr = self.address.to_socket_addrs()?.next().ok_or_else(|| {
+            std::io::Error::new(ErrorKind::NotFound, "the address resolves to nothing")
+        })?;
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        Ok(stream)
+    }
+
+    /// Handles a connection that failed or closed: ends the stream, or
+    /// waits out the backoff before the next attempt.
+    fn lost(&mut self, why: String) -> Result<Poll, OpError> {
+        self.reader = None;
+        self.pending.clear();
+        if !self.reconnect {
+            return Err(OpError::Fatal(why));
+        }
+        tracing::warn!("{why}; reconnecting in {:?}", self.backoff);
+        if self.cancel.wait(self.backoff) {
+            return Ok(Poll::End);
+        }
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+        Ok(Poll::Idle)
+    }
+}
+
+impl Source for SocketSource {
+    /// A socket cannot be replayed; the count of lines read is recorded for
+    /// information only.
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "lines": self.lines })
+    }
+
+    fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        // Records this call adds; `out` may hold earlier ones.
+        let start = out.len();
+        if self.cancel.is_cancelled() {
+            return Ok(Poll::End);
+        }
+        if self.reader.is_none() {
+            match self.connect() {
+                Ok(stream) => {
+                    self.backoff = Duration::from_millis(100);
+                    self.reader = Some(BufReader::with_capacity(256 * 1024, stream));
+                }
+                Err(e) => return self.lost(format!("cannot connect to {}: {e}", self.address)),
+            }
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(Poll::Idle);
+        };
+        while out.len() < max {
+            match reader.read_until(b'\n', &mut self.pending) {
+                Ok(0) => {
+                    // The server closed the connection: a last line without a newline still counts.
+                    if !self.pending.is_empty() {
+                        let line = String::from_utf8_lossy(&self.pending).into_owned();
+                        out.push(Value::Str(Str::from(line)));
+                        self.pending.clear();
+                    }
+                    if !self.reconnect {
+                        return Ok(if out.len() == start {
+                            Poll::End
+                        } else {
+                            Poll::Ready
+                        });
+                    }
+                    return self
+                        .lost(format!("{} closed the connection", self.address))
+                        .map(|p| if out.len() == start { p } else { Poll::Ready });
+                }
+                Ok(_) if self.pending.ends_with(b"\n") => {
+                    let line = String::from_utf8_lossy(&self.pending);
+                    out.push(Value::Str(Str::from(trim_newline(&line))));
+                    self.pending.clear();
+                    self.lines += 1;
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(if out.len() == start {
+                        Poll::Idle
+                    } else {
+                        Poll::Ready
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.lost(format!("reading from {} failed: {e}", self.address)),
+            }
+        }
+        Ok(Poll::Ready)
+    }
+}

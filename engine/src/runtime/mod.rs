@@ -1,0 +1,464 @@
+//! The executor: runs a [`Plan`] as one OS thread per operator instance,
+//! connected by bounded crossbeam channels.
+//!
+//! The plan is expanded into a physical graph ([`physical`]); each
+//! instance runs the loop in [`instance`] on a thread named `<node>#<i>`.
+//! The calling thread supervises: it waits for instances to end, cancels
+//! everything on the first failure or on Ctrl-C/SIGTERM, draws the status
+//! line, and reports how the job ended.
+
+mod alignment;
+mod build;
+mod instance;
+mod message;
+mod metrics;
+mod output;
+mod physical;
+mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use petgraph::graph::NodeIndex;
+
+use crate::checkpoint::coordinator::{self, Control, Coordinator, Participant, Stats};
+use crate::checkpoint::store::{CheckpointStore, OpendalStore};
+use crate::checkpoint::uploader::{self, UploaderConfig};
+use crate::checkpoint::{layout, Report};
+use crate::operators::sources::Canceller;
+use crate::plan::{Operator, Plan};
+use crate::spec::{OnCancel, StateBackendKind};
+use build::StateFactory;
+use instance::{Finish, Instance};
+use message::Message;
+use metrics::Metrics;
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every source ended and every sink finished (or a sink's reader closed the output).
+    Finished,
+    /// Cancelled by a signal (its number).
+    Cancelled(i32),
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{instance} (node `{node}`) failed: {cause}")]
+    Instance {
+        node: String,
+        instance: String,
+        cause: String,
+    },
+    #[error("cannot start the job: {0}")]
+    Setup(String),
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+/// Options of `dataflow run` that are not in the spec.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show the live status line (only ever on a terminal).
+    pub status_line: bool,
+    /// A hash of the spec's text, recorded in each checkpoint.
+    pub spec_hash: String,
+}
+
+/// The job's side of checkpointing while it runs.
+struct Checkpoints {
+    store: Arc<dyn CheckpointStore>,
+    reports: Sender<Report>,
+    /// Dropping it stops the coordinator.
+    control: Option<Sender<Control>>,
+    done: Receiver<Result<Stats, (String, Stats)>>,
+    triggers: Vec<Sender<u64>>,
+    uploaders: Vec<Sender<uploader::UploadTask>>,
+    participants: Vec<Participant>,
+}
+
+/// One node's instances' counters.
+pub struct NodeStats {
+    pub name: String,
+    pub index: NodeIndex,
+    pub is_source: bool,
+    pub is_sink: bool,
+    pub instances: Vec<Arc<Metrics>>,
+}
+
+impl NodeStats {
+    /// Records in, out and dropped, over all instances.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        self.instances
+            .iter()
+            .map(|m| m.snapshot())
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    }
+}
+
+/// What the supervisor watches.
+pub struct Job {
+    pub name: String,
+    pub nodes: Vec<NodeStats>,
+    pub queues: Vec<(NodeIndex, Receiver<Message>)>,
+}
+
+/// An instance thread's last word.
+struct Ended {
+    node: String,
+    instance: String,
+    result: Result<Finish, String>,
+}
+
+/// Runs the plan to its end; returns how it ended and the summary line.
+pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunError, String)> {
+    let started = Instant::now();
+    let canceller = Canceller::new();
+    let signals = signals::listen();
+    let state = open_state(plan).map_err(|e| (e, String::new()))?;
+    let physical = physical::expand(plan);
+    let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
+    let mut checkpoints = match &plan.checkpoint {
+        None => None,
+        Some(cp) => {
+            let store: Arc<dyn CheckpointStore> = Arc::new(
+                OpendalStore::open(&cp.store)
+                    .map_err(|e| (RunError::Setup(e.to_string()), String::new()))?,
+            );
+            let (_, done) = crossbeam_channel::bounded(1);
+            Some(Checkpoints {
+                store,
+                reports: reports_tx.clone(),
+                control: None,
+                done,
+                triggers: Vec::new(),
+                uploaders: Vec::new(),
+                participants: Vec::new(),
+            })
+        }
+    };
+    let mut job = Job {
+        name: plan.job.name.clone(),
+        nodes: plan
+            .order
+            .iter()
+            .map(|&n| NodeStats {
+                name: plan.graph[n].name.clone(),
+                index: n,
+                is_source: plan.graph[n].op.is_source(),
+                is_sink: plan.graph[n].op.is_sink(),
+                instances: Vec::new(),
+            })
+            .collect(),
+        queues: physical.queues,
+    };
+
+    let total = physical.instances.len();
+    let (ended_tx, ended_rx) = crossbeam_channel::bounded::<Ended>(total);
+    let mut threads = Vec::with_capacity(total);
+    let mut first_error: Option<RunError> = None;
+    for wiring in physical.instances {
+        let node = &plan.graph[wiring.node];
+        let instance_name = format!("{}#{}", node.name, wiring.index);
+        let metrics = Arc::new(Metrics::default());
+        if let Some(stats) = job.nodes.iter_mut().find(|s| s.index == wiring.node) {
+            stats.instances.push(Arc::clone(&metrics));
+        }
+        let cancel = canceller.token();
+        let role = match build::role(plan, node, wiring.index, &state, &cancel) {
+            Ok(role) => role,
+            Err(e) => {
+                first_error = Some(RunError::Instance {
+                    node: node.name.clone(),
+                    instance: instance_name,
+                    cause: e.to_string(),
+                });
+                break;
+            }
+        };
+        let checkpoint = match (&plan.checkpoint, checkpoints.as_mut()) {
+            (Some(cp), Some(c)) => {
+                let is_source = node.op.is_source();
+                c.participants.push(Participant {
+                    name: instance_name.clone(),
+                    is_source,
+                });
+                let triggers = is_source.then(|| {
+                    let (tx, rx) = crossbeam_channel::bounded(16);
+                    c.triggers.push(tx);
+                    rx
+                });
+                let stateful = node.op.key().is_some() && !matches!(node.op, Operator::KeyBy(_));
+                let uploader = if stateful {
+                    let config = UploaderConfig {
+                        job: plan.job.name.clone(),
+                        node: node.name.clone(),
+                        index: wiring.index,
+                        incremental: cp.settings.incremental,
+                        max_chain: cp.settings.max_chain,
+                    };
+                    match uploader::spawn(config, Arc::clone(&c.store), c.reports.clone()) {
+                        Ok(tx) => {
+                            c.uploaders.push(tx.clone());
+                            Some(tx)
+                        }
+                        Err(e) => {
+                            first_error =
+                                Some(RunError::Setup(format!("cannot start a thread: {e}")));
+                            break;
+                        }
+                    }
+                } else {
+                    None
+                };
+                Some(instance::Checkpointing {
+                    node: node.name.clone(),
+                    index: wiring.index,
+                    parallelism: node.parallelism,
+                    triggers,
+                    reports: c.reports.clone(),
+                    uploader,
+                    aligner: alignment::Aligner::new(wiring.inputs.len(), cp.settings.mode),
+                })
+            }
+            _ => None,
+        };
+        let instance = Instance {
+            checkpoint,
+            on_error: node.on_error,
+            name: instance_name.clone(),
+            inputs: wiring.inputs,
+            output: output::Output::new(
+                wiring.outputs,
+                plan.job.batch_size as usize,
+                plan.job.buffer_timeout.0,
+                cancel.clone(),
+            ),
+            metrics,
+            cancel,
+            batch_size: plan.job.batch_size as usize,
+        };
+        let ended_tx = ended_tx.clone();
+        let node_name = node.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(instance_name.clone())
+            .spawn(move || {
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| instance.run(role)))
+                        .unwrap_or_else(|panic| {
+                            Err(format!(
+                                "internal error (a bug in dataflow): {}",
+                                panic_message(&panic)
+                            ))
+                        });
+                let _ = ended_tx.send(Ended {
+                    node: node_name,
+                    instance: instance_name,
+                    result,
+                });
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                first_error = Some(RunError::Setup(format!("cannot start a thread: {e}")));
+                break;
+            }
+        }
+    }
+    drop(ended_tx);
+    drop(reports_tx);
+    if first_error.is_none() {
+        if let (Some(cp), Some(c)) = (&plan.checkpoint, checkpoints.as_mut()) {
+            let config = coordinator::Config {
+                job: plan.job.name.clone(),
+                spec_hash: options.spec_hash.clone(),
+                settings: cp.settings.clone(),
+                max_parallelism: plan.job.max_parallelism,
+                participants: std::mem::take(&mut c.participants),
+            };
+            if let Err(e) = start_coordinator(config, c, reports_rx) {
+                first_error = Some(RunError::Setup(e));
+            }
+        }
+    }
+    if first_error.is_some() {
+        canceller.cancel();
+    }
+    let never = crossbeam_channel::never();
+    let mut checkpoint_stats = None;
+
+    let mut status = options.status_line.then(status::StatusLine::new);
+    let mut outcome = Outcome::Finished;
+    let mut running = threads.len();
+    while running > 0 {
+        crossbeam_channel::select! {
+            recv(ended_rx) -> ended => {
+                let Ok(ended) = ended else { break };
+                running -= 1;
+                if let Some(control) = checkpoints.as_ref().and_then(|c| c.control.as_ref()) {
+                    let _ = control.send(Control::Finished(ended.instance.clone()));
+                }
+                match ended.result {
+                    Ok(Finish::Done | Finish::Cancelled) => {}
+                    Ok(Finish::OutputClosed) => canceller.cancel(),
+                    Err(cause) => {
+                        if first_error.is_none() {
+                            first_error = Some(RunError::Instance { node: ended.node, instance: ended.instance, cause });
+                        }
+                        canceller.cancel();
+                    }
+                }
+            }
+            recv(checkpoints.as_ref().map_or(&never, |c| &c.done)) -> result => {
+                if let Ok(result) = result {
+                    match result {
+                        Ok(stats) => checkpoint_stats = Some(stats),
+                        Err((cause, stats)) => {
+                            checkpoint_stats = Some(stats);
+                            if first_error.is_none() {
+                                first_error = Some(RunError::Checkpoint(cause));
+                            }
+                            canceller.cancel();
+                        }
+                    }
+                }
+            }
+            recv(signals) -> sig => {
+                if let Ok(sig) = sig {
+                    if outcome != Outcome::Finished {
+                        // A second signal: the user does not want to wait for a clean stop.
+                        std::process::exit(128 + sig);
+                    }
+                    outcome = Outcome::Cancelled(sig);
+                    canceller.cancel();
+                }
+            }
+            default(Duration::from_millis(250)) => {}
+        }
+        if let Some(status) = status.as_mut() {
+            status.update(&job);
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(status) = status {
+        status.clear();
+    }
+    drop(state);
+    if let Some(mut c) = checkpoints {
+        // Stop the coordinator and collect its figures.
+        c.control = None;
+        if checkpoint_stats.is_none() {
+            checkpoint_stats = c
+                .done
+                .recv()
+                .ok()
+                .map(|r| r.unwrap_or_else(|(_, stats)| stats));
+        }
+        let cancelled = matches!(outcome, Outcome::Cancelled(_));
+        if cancelled
+            && plan
+                .checkpoint
+                .as_ref()
+                .is_some_and(|cp| cp.settings.on_cancel == OnCancel::Delete)
+        {
+            if let Err(e) = c.store.delete_dir(&layout::job_dir(&plan.job.name)) {
+                tracing::warn!("on_cancel: delete: {e}");
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let with_stats = |summary: String| match &checkpoint_stats {
+        Some(stats) => format!("{summary} | {}", status::checkpoint_summary(stats)),
+        None => summary,
+    };
+    match first_error {
+        Some(e) => Err((e, with_stats(status::summary(&job, "failed", elapsed)))),
+        None => {
+            let word = if outcome == Outcome::Finished {
+                "finished"
+            } else {
+                "cancelled"
+            };
+            Ok((outcome, with_stats(status::summary(&job, word, elapsed))))
+        }
+    }
+}
+
+/// Starts the coordinator thread; its result arrives on `c.done`.
+fn start_coordinator(
+    config: coordinator::Config,
+    c: &mut Checkpoints,
+    reports: Receiver<Report>,
+) -> Result<(), String> {
+    let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let coordinator = Coordinator::new(
+        config,
+        Arc::clone(&c.store),
+        std::mem::take(&mut c.triggers),
+        std::mem::take(&mut c.uploaders),
+    )?;
+    std::thread::Builder::new()
+        .name("checkpoints".into())
+        .spawn(move || {
+            let _ = done_tx.send(coordinator.run(&reports, &control_rx));
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    c.control = Some(control_tx);
+    c.done = done_rx;
+    Ok(())
+}
+
+fn open_state(plan: &Plan) -> Result<StateFactory, RunError> {
+    Ok(match plan.state.backend {
+        StateBackendKind::Memory => StateFactory::Memory,
+        StateBackendKind::Sled => {
+            let dir = std::path::Path::new(&plan.state_dir()).join(format!(
+                "{}-{}",
+                plan.job.name,
+                std::process::id()
+            ));
+            let store = crate::state::sled::SledStore::open(&dir)
+                .map_err(|e| RunError::Setup(e.to_string()))?;
+            StateFactory::Sled(store)
+        }
+    })
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
+mod signals {
+    //! Ctrl-C and SIGTERM, delivered as messages to the supervisor.
+
+    use crossbeam_channel::Receiver;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
+    /// A channel that receives the number of each SIGINT or SIGTERM. If the
+    /// handlers cannot be installed, the default behaviour (exit) stays.
+    pub fn listen() -> Receiver<i32> {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        if let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) {
+            let _ = std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    for sig in signals.forever() {
+                        if tx.send(sig).is_err() {
+                            break;
+                        }
+                    }
+                });
+        }
+        rx
+    }
+}

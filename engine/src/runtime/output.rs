@@ -1,0 +1,193 @@
+//! An instance's output: batching and partitioning onto its out-edges.
+//!
+//! Records are appended to one buffer per downstream channel and sent when
+//! the buffer is full or when `buffer_timeout` has passed since the last
+//! flush: one channel send per batch, never per record.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+
+use super::message::Message;
+use crate::expr::Expr;
+use crate::operators::sources::Cancel;
+use crate::plan::EdgeKind;
+use crate::state::{encode_key, key_group};
+use crate::value::Value;
+
+/// The job was cancelled while this instance was waiting to send.
+#[derive(Debug)]
+pub struct Cancelled;
+
+/// How often a blocked send looks at the cancellation flag.
+const SEND_POLL: Duration = Duration::from_millis(100);
+
+/// The channels of one edge, from this instance to the downstream instances.
+pub struct OutEdge {
+    pub kind: EdgeKind,
+    /// Forward: one channel; rebalance and hash: one per downstream instance.
+    pub senders: Vec<Sender<Message>>,
+    /// The downstream node's key, for hash edges.
+    pub key: Option<Expr>,
+    pub max_parallelism: u32,
+    buffers: Vec<Vec<Value>>,
+    next: usize,
+    key_buf: Vec<u8>,
+}
+
+impl OutEdge {
+    pub fn new(
+        kind: EdgeKind,
+        senders: Vec<Sender<Message>>,
+        key: Option<Expr>,
+        max_parallelism: u32,
+    ) -> OutEdge {
+        let buffers = senders.iter().map(|_| Vec::new()).collect();
+        OutEdge {
+            kind,
+            senders,
+            key,
+            max_parallelism,
+            buffers,
+            next: 0,
+            key_buf: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, record: Value, batch_size: usize, cancel: &Cancel) -> Result<(), Cancelled> {
+        let t = self.target(&record);
+        let buffer = &mut self.buffers[t];
+        buffer.push(record);
+        if buffer.len() >= batch_size {
+            let batch = std::mem::replace(buffer, Vec::with_capacity(batch_size));
+            send(&self.senders[t], Message::Batch(batch), cancel)?;
+        }
+        Ok(())
+    }
+
+    /// The downstream channel a record goes to.
+    fn target(&mut self, record: &Value) -> usize {
+        let n = self.senders.len();
+        match self.kind {
+            EdgeKind::Forward => 0,
+            EdgeKind::Rebalance => {
+                self.next = (self.next + 1) % n;
+                self.next
+            }
+            EdgeKind::Hash => {
+                // A record whose key cannot be computed goes to the first
+                // instance, whose operator reports it under its `on_error`.
+                let Some(Ok(key)) = self.key.as_ref().map(|k| k.eval(record, None)) else {
+                    return 0;
+                };
+                self.key_buf.clear();
+                encode_key(&key, &mut self.key_buf);
+                let kg = key_group(&self.key_buf, self.max_parallelism);
+                crate::state::owner(kg, n as u32, self.max_parallelism) as usize
+            }
+        }
+    }
+}
+
+pub struct Output {
+    edges: Vec<OutEdge>,
+    batch_size: usize,
+    buffer_timeout: Duration,
+    last_flush: Instant,
+    cancel: Cancel,
+}
+
+impl Output {
+    pub fn new(
+        edges: Vec<OutEdge>,
+        batch_size: usize,
+        buffer_timeout: Duration,
+        cancel: Cancel,
+    ) -> Output {
+        Output {
+            edges,
+            batch_size,
+            buffer_timeout,
+            last_flush: Instant::now(),
+            cancel,
+        }
+    }
+
+    /// Routes records to their downstream buffers, sending full batches.
+    pub fn push_all(&mut self, records: impl Iterator<Item = Value>) -> Result<(), Cancelled> {
+        let Some((last, others)) = self.edges.split_last_mut() else {
+            return Ok(());
+        };
+        for record in records {
+            for edge in others.iter_mut() {
+                edge.push(record.clone(), self.batch_size, &self.cancel)?;
+            }
+            last.push(record, self.batch_size, &self.cancel)?;
+        }
+        Ok(())
+    }
+
+    /// When the next timed flush is due.
+    pub fn flush_deadline(&self) -> Instant {
+        self.last_flush + self.buffer_timeout
+    }
+
+    /// Sends partial batches if `buffer_timeout` has passed since the last flush.
+    pub fn flush_if_due(&mut self) -> Result<(), Cancelled> {
+        if Instant::now() >= self.flush_deadline() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends every partial batch now.
+    pub fn flush(&mut self) -> Result<(), Cancelled> {
+        for edge in &mut self.edges {
+            for (buffer, sender) in edge.buffers.iter_mut().zip(&edge.senders) {
+                if !buffer.is_empty() {
+                    let batch = std::mem::replace(buffer, Vec::with_capacity(self.batch_size));
+                    send(sender, Message::Batch(batch), &self.cancel)?;
+                }
+            }
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    /// Flushes, then sends barrier `id` on every channel, after the records before it.
+    pub fn barrier(&mut self, id: u64) -> Result<(), Cancelled> {
+        self.broadcast(|| Message::Barrier(id))
+    }
+
+    /// Flushes, then tells every downstream instance this one has ended.
+    pub fn end(&mut self) -> Result<(), Cancelled> {
+        self.broadcast(|| Message::End)
+    }
+
+    fn broadcast(&mut self, message: impl Fn() -> Message) -> Result<(), Cancelled> {
+        self.flush()?;
+        for edge in &self.edges {
+            for sender in &edge.senders {
+                send(sender, message(), &self.cancel)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends, blocking while the channel is full (backpressure) but giving up
+/// when the job is cancelled.
+fn send(sender: &Sender<Message>, mut msg: Message, cancel: &Cancel) -> Result<(), Cancelled> {
+    loop {
+        match sender.send_timeout(msg, SEND_POLL) {
+            Ok(()) => return Ok(()),
+            Err(SendTimeoutError::Timeout(m)) => {
+                if cancel.is_cancelled() {
+                    return Err(Cancelled);
+                }
+                msg = m;
+            }
+            Err(SendTimeoutError::Disconnected(_)) => return Err(Cancelled),
+        }
+    }
+}

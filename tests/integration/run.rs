@@ -1,0 +1,389 @@
+//! `dataflow run`: real files, a real TCP server, real signals.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{bin, dataflow, root, text};
+
+/// A deterministic pseudo-random generator, independent of the engine's.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// Writes `lines` lines of comma-separated words and returns the true count of each word.
+fn word_file(path: &std::path::Path, lines: usize, seed: u64) -> HashMap<String, u64> {
+    let mut rng = Lcg(seed);
+    let mut counts = HashMap::new();
+    let mut out = String::new();
+    for _ in 0..lines {
+        let n = 1 + rng.next() % 8;
+        let words: Vec<String> = (0..n).map(|_| format!("w{}", rng.next() % 300)).collect();
+        for w in &words {
+            *counts.entry(w.clone()).or_insert(0) += 1;
+        }
+        out.push_str(&words.join(","));
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+    counts
+}
+
+fn word_count_spec(
+    input: &std::path::Path,
+    parallelism: u32,
+    backend: &str,
+    state_dir: &std::path::Path,
+) -> String {
+    format!(
+        r#"name: wc-test
+parallelism: {parallelism}
+state: {{backend: {backend}, dir: "{}"}}
+sources:
+  lines: {{type: file, path: "{}", parallelism: 1}}
+transforms:
+  words: {{type: flat_map, inputs: [lines], split: ","}}
+  pairs: {{type: map, inputs: [words], expr: '{{"word": this, "count": 1}}'}}
+  counts: {{type: sum, inputs: [pairs], key: word, field: count}}
+sinks:
+  out: {{type: print, inputs: [counts]}}
+"#,
+        state_dir.display(),
+        input.display()
+    )
+}
+
+/// Parses print-sink output (with or without `i> ` prefixes) into records.
+fn records(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| match l.split_once("> ") {
+            Some((prefix, rest)) if prefix.chars().all(|c| c.is_ascii_digit()) => rest,
+            _ => l,
+        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn word_count_matches_a_reference_at_every_parallelism_and_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    let reference = word_file(&input, 5000, 7);
+    for backend in ["memory", "sled"] {
+        for parallelism in [1, 2, 4] {
+            let spec = dir.path().join(format!("wc-{backend}-{parallelism}.yaml"));
+            std::fs::write(
+                &spec,
+                word_count_spec(&input, parallelism, backend, &dir.path().join("state")),
+            )
+            .unwrap();
+            let out = dataflow(&["run", spec.to_str().unwrap()]);
+            let (stdout, stderr) = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{backend} p{parallelism}: {stderr}"
+            );
+            // Keyed order: each word's rolling sums are exactly 1, 2, ..., n.
+            let mut seen: HashMap<String, u64> = HashMap::new();
+            for r in records(&stdout) {
+                let word = r["word"].as_str().unwrap().to_owned();
+                let count = r["count"].as_u64().unwrap();
+                let last = seen.entry(word.clone()).or_insert(0);
+                assert_eq!(
+                    count,
+                    *last + 1,
+                    "{backend} p{parallelism}: `{word}` jumped from {last} to {count}"
+                );
+                *last = count;
+            }
+            assert_eq!(
+                seen, reference,
+                "{backend} p{parallelism}: final counts differ"
+            );
+            assert!(stderr.contains("wc-test finished"), "no summary: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn socket_source_reads_from_a_real_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"a,b\nb,c\nc\n").unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("socket.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"name: socket-test
+sources:
+  lines: {{type: socket, address: "{addr}"}}
+transforms:
+  words: {{type: flat_map, inputs: [lines], split: ","}}
+  counts: {{type: count, inputs: [words], key: this}}
+sinks:
+  out: {{type: print, inputs: [counts]}}
+"#
+        ),
+    )
+    .unwrap();
+    let out = dataflow(&["run", spec.to_str().unwrap()]);
+    server.join().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let finals: HashMap<String, u64> = records(&stdout)
+        .into_iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        finals,
+        HashMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 2)])
+    );
+}
+
+#[test]
+fn a_refused_connection_fails_clearly() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("refused.yaml");
+    std::fs::write(
+        &spec,
+        format!("name: refused\nsources:\n  lines: {{type: socket, address: \"127.0.0.1:{port}\"}}\nsinks:\n  out: {{type: print, inputs: [lines]}}\n"),
+    )
+    .unwrap();
+    let out = dataflow(&["run", spec.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lines#0 (node `lines`) failed: cannot connect to 127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+#[test]
+fn a_slow_reader_holds_memory_bounded_and_sigterm_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("endless.yaml");
+    std::fs::write(
+        &spec,
+        "name: endless\nsources:\n  gen: {type: generate, seed: 1}\ntransforms:\n  big: {type: map, inputs: [gen], expr: '{\"seq\": this.seq, \"pad\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}'}\nsinks:\n  out: {type: print, inputs: [big]}\n",
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", spec.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    // The sink can only go as fast as this reader: 64 KiB every 20 ms.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut peak = 0;
+    let mut read = 0usize;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        read += stdout.read(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+    }
+    signal(pid, "TERM");
+    // Keep draining so the sink is not stuck on a full pipe while it stops.
+    let drain = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = stdout.read_to_end(&mut sink);
+    });
+    let status = child.wait().unwrap();
+    drain.join().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    eprintln!("backpressure: read {read} bytes in 3 s; peak RSS {peak} KiB");
+    assert!(read > 0);
+    // An unbounded queue would hold the generator's output: millions of records per second.
+    assert!(
+        peak < 100 * 1024,
+        "peak RSS {peak} KiB: the channels are not bounding memory"
+    );
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("endless cancelled"), "{stderr}");
+}
+
+#[test]
+fn sigint_cancels_with_130() {
+    let mut child = Command::new(bin())
+        .args(["run", "specs/generate_word_count.yaml"])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // An unbounded variant is not needed: the signal lands while the job runs or right after.
+    std::thread::sleep(Duration::from_millis(50));
+    signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
+}
+
+fn json_spec(dir: &std::path::Path, on_error: &str) -> std::path::PathBuf {
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, "{\"n\": 1}\nnot json\n{\"n\": 2}\n{\"m\": 3}\n").unwrap();
+    let spec = dir.join(format!("json-{on_error}.yaml"));
+    std::fs::write(
+        &spec,
+        format!(
+            r#"name: bad-records
+sources:
+  in: {{type: file, path: "{}", format: json, on_error: {on_error}}}
+transforms:
+  double: {{type: map, inputs: [in], expr: "this.n * 2", on_error: {on_error}}}
+sinks:
+  out: {{type: print, inputs: [double]}}
+"#,
+            input.display()
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+#[test]
+fn bad_records_fail_the_job_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dataflow(&["run", json_spec(dir.path(), "fail").to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: in#0 (node `in`) failed: a line is not JSON"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("in.jsonl:9"),
+        "the byte offset of the bad line: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn bad_records_are_dropped_and_counted_with_skip_and_log() {
+    for mode in ["skip", "log"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dataflow(&["run", json_spec(dir.path(), mode).to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {stderr}");
+        assert_eq!(stdout, "2\n4\n", "{mode}");
+        assert!(stderr.contains("in 3 out (1 dropped)"), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("double 3 in/2 out (1 dropped)"),
+            "{mode}: {stderr}"
+        );
+        let logged = stderr.contains("dropped a record");
+        assert_eq!(logged, mode == "log", "{mode}: {stderr}");
+    }
+}
+
+#[test]
+fn an_unwritable_sink_folder_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file-not-folder");
+    std::fs::write(&blocker, "x").unwrap();
+    let spec = dir.path().join("unwritable.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: unwritable\nsources:\n  gen: {{type: generate, count: 10}}\nsinks:\n  out: {{type: file, inputs: [gen], path: \"{}/sub\"}}\n",
+            blocker.display()
+        ),
+    )
+    .unwrap();
+    let out = dataflow(&["run", spec.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("out#0 (node `out`) failed: cannot create the folder"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn file_sink_shows_only_finished_part_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("parts.yaml");
+    let out_dir = dir.path().join("out");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: parts\nparallelism: 2\nsources:\n  gen: {{type: generate, count: 1000}}\nsinks:\n  out: {{type: file, inputs: [gen], path: \"{}\", format: csv}}\n",
+            out_dir.display()
+        ),
+    )
+    .unwrap();
+    for run in 0..2 {
+        let out = dataflow(&["run", spec.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+        let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let expected: Vec<String> = (0..=run)
+            .flat_map(|n| [format!("part-0-{n}.csv"), format!("part-1-{n}.csv")])
+            .collect();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(names, expected);
+    }
+    let lines: usize = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| {
+            BufReader::new(std::fs::File::open(e.unwrap().path()).unwrap())
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(lines, 2000);
+}
