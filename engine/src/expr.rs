@@ -35,6 +35,13 @@ pub enum EvalError {
     Unrepresentable(&'static str),
 }
 
+/// The longest expression accepted, in bytes. The `cel` parser recurses
+/// once per level of nesting, and a chain of a thousand or more operators
+/// (`1 + 1 + ...`, `this.a.a...`) can overflow a 2 MiB thread stack inside
+/// it (in a debug build), which aborts the process. The limit keeps the
+/// nesting below that; real expressions are far shorter.
+pub const MAX_EXPRESSION_LEN: usize = 2048;
+
 static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
 
 /// A compiled expression.
@@ -75,6 +82,17 @@ impl Var {
 impl Expr {
     /// Compiles `source`, which may read only the variables in `vars`.
     pub fn compile(source: &str, vars: &[Var]) -> Result<Expr, CompileError> {
+        if source.len() > MAX_EXPRESSION_LEN {
+            return Err(CompileError {
+                message: format!(
+                    "the expression is {} bytes long, more than the {MAX_EXPRESSION_LEN} allowed",
+                    source.len()
+                ),
+                line: 1,
+                column: 1,
+                help: Some("split the computation over several transforms".to_owned()),
+            });
+        }
         let program = ENV.compile(source).map_err(|errors| {
             let first = errors.errors.first();
             // The cel parser reports 1-based lines and columns.
@@ -509,6 +527,27 @@ mod tests {
     }
 
     #[test]
+    fn expressions_of_the_greatest_length_compile_without_overflowing_the_stack() {
+        // The deepest shapes fit in the limit: one level of nesting per two bytes.
+        let plus = format!("1{}", "+1".repeat((MAX_EXPRESSION_LEN - 1) / 2));
+        let select = format!("this{}", ".a".repeat((MAX_EXPRESSION_LEN - 4) / 2));
+        for source in [plus, select] {
+            assert!(source.len() <= MAX_EXPRESSION_LEN);
+            // Spec checks run on threads with the default 2 MiB stack.
+            let compiled = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || Expr::compile(&source, &[Var::This]).is_ok())
+                .unwrap()
+                .join();
+            assert_eq!(compiled.ok(), Some(true));
+        }
+        // Found by probing `dataflow check`: 50,000 terms overflowed the stack.
+        let long = format!("1{}", " + 1".repeat(50_000));
+        let err = Expr::compile(&long, &[Var::This]).unwrap_err();
+        assert!(err.message.contains("bytes long"), "{err:?}");
+    }
+
+    #[test]
     fn compile_errors_have_a_position() {
         let err = Expr::compile("this.count >", &[Var::This]).unwrap_err();
         assert_eq!(err.line, 1);
@@ -527,14 +566,29 @@ mod tests {
         let err = Expr::compile("this.a +\n  thsi.b", &[Var::This]).unwrap_err();
         assert_eq!((err.line, err.column), (2, 3), "{err:?}");
         assert_eq!(err.help.as_deref(), Some("did you mean `this`?"));
+        let err = Expr::compile("\"é\" == this\n  && wrod", &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 6), "{err:?}");
     }
 
     #[test]
     fn comprehension_variables_are_bound() {
         let e = Expr::compile(r#"this.split(",").map(w, w.trim())"#, &[Var::This]);
         assert!(e.is_ok(), "{e:?}");
+        let e = Expr::compile("this.items.exists(i, i > 3)", &[Var::This]).unwrap();
+        assert_eq!(
+            e.eval(&rec(r#"{"items":[1,5]}"#), None),
+            Ok(Value::Bool(true))
+        );
+        let e = Expr::compile("this.items.map(x, x * 2)", &[Var::This]).unwrap();
+        assert_eq!(
+            e.eval(&rec(r#"{"items":[1,5]}"#), None),
+            Ok(Value::List(vec![Value::Int(2), Value::Int(10)]))
+        );
+        // Outside its macro, the bound name is unknown again.
         let e = Expr::compile("this.items.exists(x, x > 1) && x > 0", &[Var::This]);
         assert_eq!(e.unwrap_err().message, "unknown variable `x`");
+        let err = Expr::compile("this.items.all(i, i > 0) && i > 0", &[Var::This]).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 29), "{err:?}");
     }
 
     #[test]

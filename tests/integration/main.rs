@@ -3,8 +3,11 @@
 
 mod check;
 mod checkpoints;
+mod docs;
+mod fuzz;
 mod harness;
+mod incremental;
 mod run;
 mod s3;
+mod schema;
 mod specs;
-mod incremental;

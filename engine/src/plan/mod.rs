@@ -300,7 +300,9 @@ impl Compiler<'_> {
         }
 
         self.edges(&mut graph, &index, &shadowed);
+        // A section that is not a mapping has its own diagnostic already.
         if spec.sources.is_empty()
+            && !self.loaded.has_error_at(&spans::path(&["sources"]))
             && !self
                 .loaded
                 .broken
@@ -313,7 +315,10 @@ impl Compiler<'_> {
                     .help("add a `sources:` section, e.g. a `file` or `generate` source"),
             );
         }
-        if spec.sinks.is_empty() && self.loaded.broken.is_empty() {
+        if spec.sinks.is_empty()
+            && !self.loaded.has_error_at(&spans::path(&["sinks"]))
+            && self.loaded.broken.is_empty()
+        {
             self.error(
                 Diagnostic::error("no-sinks", "the spec has no sinks")
                     .at(self.key_span(&["sinks"]), "no sink is declared")
@@ -771,6 +776,11 @@ impl Compiler<'_> {
             .chain(self.loaded.broken.iter())
             .map(String::as_str)
             .collect();
+        // With a section that is not a mapping, an input may name one of
+        // the nodes it was meant to hold.
+        let section_not_a_mapping = ["sources", "transforms", "sinks"]
+            .iter()
+            .any(|s| self.loaded.has_error_at(&spans::path(&[s])));
         for (section, name, inputs) in steps {
             if shadowed.contains(&(section, name.as_str())) {
                 continue;
@@ -796,7 +806,7 @@ impl Compiler<'_> {
                     continue;
                 }
                 let Some(&from) = index.get(input.as_str()) else {
-                    if !self.unbuilt.contains(input) {
+                    if !self.unbuilt.contains(input) && !section_not_a_mapping {
                         self.error(
                             Diagnostic::error(
                                 "unknown-input",
@@ -997,5 +1007,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        check(text.to_owned()).iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn a_node_that_does_not_compile_is_not_also_an_unknown_input() {
+        let codes = codes(
+            "name: wc\nsources:\n  lines: {type: file, path: a.txt}\ntransforms:\n  \
+             counts: {type: count, inputs: [lines], key: 'this.word +'}\n\
+             sinks:\n  out: {type: print, inputs: [counts]}\n",
+        );
+        assert_eq!(codes, ["invalid-expression"]);
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_read_is_not_also_missing_its_nodes() {
+        assert_eq!(
+            codes("name: x\nsources:\n  a: {type: generate\nsinks: {}\n"),
+            ["yaml-syntax"]
+        );
+        // A node defined twice is read once, and the rest still checked.
+        assert_eq!(
+            codes(
+                "name: x\nsources:\n  a: {type: generate}\n  a: {type: generate}\n\
+                 sinks: {o: {type: print, inputs: [a]}}\n"
+            ),
+            ["duplicate-node"]
+        );
+        assert_eq!(
+            codes("name: [x]\nsources: {a: {type: generate}}\nsinks: {o: {type: print, inputs: [b]}}\n"),
+            ["invalid-type", "unknown-input"]
+        );
+        assert_eq!(codes(""), ["empty-spec"]);
+        assert_eq!(codes("- a\n"), ["invalid-type"]);
+        assert_eq!(
+            codes("name: x\nsources: 5\nsinks:\n  o: {type: print, inputs: [a]}\n"),
+            ["invalid-type"]
+        );
     }
 }

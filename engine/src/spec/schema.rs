@@ -25,9 +25,12 @@ pub fn generate() -> String {
             "checkpoint".into(),
             generator.subschema_for::<CheckpointSpec>().to_value(),
         );
+        // The loader reads an empty `state:` (null) as the defaults and an
+        // empty node section as one without nodes; an empty `checkpoint:`
+        // lacks its required `interval` in both.
         props.insert(
             "state".into(),
-            generator.subschema_for::<StateSpec>().to_value(),
+            json!({"anyOf": [generator.subschema_for::<StateSpec>().to_value(), {"type": "null"}]}),
         );
         for (key, nodes) in [
             ("sources", generator.subschema_for::<SourceKind>()),
@@ -36,7 +39,7 @@ pub fn generate() -> String {
         ] {
             props.insert(
                 key.into(),
-                json!({"type": "object", "additionalProperties": nodes.to_value()}),
+                json!({"type": ["object", "null"], "additionalProperties": nodes.to_value()}),
             );
         }
     }

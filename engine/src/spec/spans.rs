@@ -171,7 +171,8 @@ impl Builder<'_> {
 
     /// The end of the token starting at `start`: the scalar's own text when
     /// it is written as is, a quoted string up to its closing quote, or else
-    /// the rest of the line without a trailing comment.
+    /// the rest of the line without a trailing comment, and at least one
+    /// whole character when there is one.
     fn token_end(&self, start: usize, scalar: Option<&str>) -> usize {
         let rest = &self.text[start..];
         let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
@@ -186,7 +187,11 @@ impl Builder<'_> {
             }
         }
         let line = line.find(" #").map_or(line, |i| &line[..i]);
-        start + line.trim_end().len().max(1).min(rest.len())
+        match line.trim_end().len() {
+            // Only whitespace, which may be a multibyte character such as U+3000.
+            0 => start + rest.chars().next().map_or(0, char::len_utf8),
+            len => start + len,
+        }
     }
 
     /// Records a value (scalar or container) at the current position and
@@ -346,6 +351,16 @@ mod tests {
         let missing = path(&["transforms", "words", "expr"]);
         assert!(!spans.contains(&missing));
         assert_eq!(text(spans.key(&missing).unwrap()), "words");
+    }
+
+    #[test]
+    fn spans_of_multibyte_whitespace_end_on_a_character_boundary() {
+        // Found by the loader's property test: a plain scalar folded over
+        // two lines whose first line is an ideographic space.
+        let doc = "\u{3000}\nname";
+        let spans = Spans::build(doc);
+        let r = spans.value(&[]).unwrap();
+        assert_eq!(&doc[r], "\u{3000}");
     }
 
     #[test]
