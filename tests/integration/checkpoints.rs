@@ -205,7 +205,12 @@ fn retention_keeps_exactly_retain_checkpoints_and_no_orphan_file() {
 
 #[test]
 fn checkpoints_honour_interval_min_pause_and_max_concurrent() {
-    let store = Store::file();
+    for store in Store::all() {
+        schedule_on(&store);
+    }
+}
+
+fn schedule_on(store: &Store) {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = "  interval: 40ms\n  min_pause: 120ms\n  max_concurrent: 1\n  retain: 1000";
     let spec = write_spec(
@@ -365,7 +370,12 @@ sinks:
 
 #[test]
 fn exactly_once_alignment_snapshots_exactly_the_records_before_the_barriers() {
-    let store = Store::file();
+    for store in Store::all() {
+        aligned_on(&store);
+    }
+}
+
+fn aligned_on(store: &Store) {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(
         dir.path(),
@@ -376,7 +386,7 @@ fn exactly_once_alignment_snapshots_exactly_the_records_before_the_barriers() {
     let metas = completed(&store.job_dir("align"));
     assert!(metas.len() >= 3, "only {} checkpoints", metas.len());
     for m in &metas {
-        let counts = counts_in(&store, m);
+        let counts = counts_in(store, m);
         for src in ["fast", "slow"] {
             let position = m.instances[&format!("{src}#0")]
                 .source_position

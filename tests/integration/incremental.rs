@@ -21,7 +21,9 @@ const KEYS: i64 = 1_000_000;
 fn put(state: &mut MemoryState, key: i64, value: i64) {
     let mut k = Vec::new();
     encode_key(&Value::Int(key), &mut k);
-    state.put(key_group(&k, 128), &k, Value::Int(value)).unwrap();
+    state
+        .put(key_group(&k, 128), &k, Value::Int(value))
+        .unwrap();
 }
 
 struct Snapshotter {
@@ -32,8 +34,17 @@ struct Snapshotter {
 impl Snapshotter {
     fn new(store: Arc<dyn CheckpointStore>, job: &str, incremental: bool) -> Snapshotter {
         let (tx, reports) = crossbeam_channel::bounded(4);
-        let config = UploaderConfig { job: job.into(), node: "sums".into(), index: 0, incremental, max_chain: 10 };
-        Snapshotter { tasks: uploader::spawn(config, store, tx).unwrap(), reports }
+        let config = UploaderConfig {
+            job: job.into(),
+            node: "sums".into(),
+            index: 0,
+            incremental,
+            max_chain: 10,
+        };
+        Snapshotter {
+            tasks: uploader::spawn(config, store, tx).unwrap(),
+            reports,
+        }
     }
 
     /// Takes checkpoint `id` of `state` and returns its chain.
@@ -52,7 +63,9 @@ impl Snapshotter {
             sync,
             alignment: Duration::ZERO,
         };
-        self.tasks.send(UploadTask::Snapshot { changes, ack }).unwrap();
+        self.tasks
+            .send(UploadTask::Snapshot { changes, ack })
+            .unwrap();
         match self.reports.recv().unwrap() {
             Report::Ack(ack) => {
                 self.tasks.send(UploadTask::Completed(id)).unwrap();
@@ -90,10 +103,14 @@ fn check(store: Arc<dyn CheckpointStore>, name: &str) {
     for k in 0..KEYS {
         put(&mut same, k, if k % (KEYS / 1000) == 0 { k + 1 } else { k });
     }
-    let (full_chain, _) = Snapshotter::new(Arc::clone(&store), "inc-full", false).checkpoint(1, &mut same);
+    let (full_chain, _) =
+        Snapshotter::new(Arc::clone(&store), "inc-full", false).checkpoint(1, &mut same);
     let expected = load_chain(&*store, &full_chain, |_| true).unwrap();
     assert_eq!(restored.len(), KEYS as usize);
-    assert!(restored == expected, "{name}: the restored chain differs from a full snapshot");
+    assert!(
+        restored == expected,
+        "{name}: the restored chain differs from a full snapshot"
+    );
     // Only some key groups: a restore at another parallelism reads just its share.
     let half = load_chain(&*store, &second, |kg| kg < 64).unwrap();
     assert!(half.keys().all(|(kg, _)| *kg < 64) && !half.is_empty() && half.len() < restored.len());

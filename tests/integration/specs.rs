@@ -62,7 +62,8 @@ fn every_example_spec_runs() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // Long enough for two of its 10 s checkpoints: retention must keep only the latest.
+        std::thread::sleep(std::time::Duration::from_millis(21_000));
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
@@ -75,5 +76,18 @@ fn every_example_spec_runs() {
             stdout.contains(r#"{"word":"be","count":2}"#),
             "{spec}: {stdout}"
         );
+        assert!(
+            stderr.contains("checkpoints: 2 completed"),
+            "{spec}: {stderr}"
+        );
+        let listing = dataflow(&["checkpoints", &spec]);
+        let (listed, _) = text(&listing);
+        assert_eq!(listing.status.code(), Some(0), "{listed}");
+        let kept: Vec<&str> = listed
+            .lines()
+            .filter(|l| l.trim_start().starts_with("chk-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "retain: 1 keeps only the latest: {listed}");
+        assert!(kept[0].ends_with("(latest)"), "{listed}");
     }
 }
