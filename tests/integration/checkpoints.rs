@@ -440,7 +440,12 @@ fn at_least_once_does_not_block_the_fast_input() {
 
 #[test]
 fn damaged_checkpoints_are_reported_by_name() {
-    let store = Store::file();
+    for store in Store::all() {
+        damage_on(&store);
+    }
+}
+
+fn damage_on(store: &Store) {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = "  interval: 100ms\n  incremental: false\n  retain: 3";
     let spec = write_spec(
@@ -451,10 +456,8 @@ fn damaged_checkpoints_are_reported_by_name() {
     assert_eq!(run(&spec).status.code(), Some(0));
     let metas = completed(&store.job_dir("dmg"));
     assert_eq!(metas.len(), 3);
-    let Store::File(root) = &store else {
-        unreachable!()
-    };
-    let file_of = |m: &Metadata| root.path().join(&m.instances["sums#0"].files[0].path);
+    let store_root = store.job_dir("dmg").parent().unwrap().to_owned();
+    let file_of = |m: &Metadata| store_root.join(&m.instances["sums#0"].files[0].path);
     // A truncated file, a flipped byte, a missing _metadata.
     let truncated = file_of(&metas[0]);
     let len = std::fs::metadata(&truncated).unwrap().len();
