@@ -73,6 +73,13 @@ pub trait Source: Send {
     /// Where the source is: what a checkpoint records, so that a restore
     /// can resume right after the last record before the barrier.
     fn position(&self) -> serde_json::Value;
+
+    /// Resumes from the positions a checkpoint recorded for this node's
+    /// instances (all of them: the node's parallelism may have changed).
+    /// Sources that cannot replay keep reading where they are.
+    fn restore(&mut self, _positions: &[serde_json::Value]) -> Result<(), OpError> {
+        Ok(())
+    }
 }
 
 /// Why a sink failed.

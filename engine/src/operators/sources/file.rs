@@ -6,7 +6,7 @@
 //! records and a restore seeks back to.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct FileSource {
     follow: bool,
     cancel: Cancel,
     line: String,
+    /// Where to start reading each file: 0, or the offset a restored checkpoint recorded.
+    resume_at: Vec<u64>,
 }
 
 impl FileSource {
@@ -62,15 +64,23 @@ impl FileSource {
             follow,
             cancel,
             line: String::new(),
+            resume_at: Vec::new(),
         })
     }
 
     fn open_current(&mut self) -> Result<(), OpError> {
         let path = &self.files[self.current];
-        let file = File::open(path)
-            .map_err(|e| OpError::Fatal(format!("cannot open `{}`: {e}", path.display())))?;
+        let fail = |what: &str, e: std::io::Error| {
+            OpError::Fatal(format!("cannot {what} `{}`: {e}", path.display()))
+        };
+        let mut file = File::open(path).map_err(|e| fail("open", e))?;
+        let offset = self.resume_at.get(self.current).copied().unwrap_or(0);
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| fail("seek in", e))?;
+        }
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
-        self.offset = 0;
+        self.offset = offset;
         Ok(())
     }
 
@@ -80,12 +90,39 @@ impl FileSource {
 }
 
 impl Source for FileSource {
+    /// The files read to the end, and the byte offset in the one being read.
     fn position(&self) -> serde_json::Value {
+        let name = |p: &PathBuf| p.display().to_string();
         serde_json::json!({
-            "file": self.current,
-            "path": self.files.get(self.current).map(|p| p.display().to_string()),
-            "offset": self.offset,
+            "done": self.files[..self.current.min(self.files.len())].iter().map(name).collect::<Vec<_>>(),
+            "reading": self.files.get(self.current).map(|p| serde_json::json!({"path": name(p), "offset": self.offset})),
         })
+    }
+
+    /// Skips the files any old instance finished and seeks to the offset
+    /// one was reading at, so files may move between instances on rescale.
+    fn restore(&mut self, positions: &[serde_json::Value]) -> Result<(), OpError> {
+        let mut done = std::collections::BTreeSet::new();
+        let mut reading = std::collections::BTreeMap::new();
+        for p in positions {
+            for d in p["done"].as_array().into_iter().flatten() {
+                done.insert(d.as_str().unwrap_or_default().to_owned());
+            }
+            if let (Some(path), Some(offset)) = (
+                p["reading"]["path"].as_str(),
+                p["reading"]["offset"].as_u64(),
+            ) {
+                reading.insert(path.to_owned(), offset);
+            }
+        }
+        self.files
+            .retain(|f| !done.contains(&f.display().to_string()));
+        self.resume_at = self
+            .files
+            .iter()
+            .map(|f| reading.get(&f.display().to_string()).copied().unwrap_or(0))
+            .collect();
+        Ok(())
     }
 
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {

@@ -93,7 +93,28 @@ fn mix(mut z: u64) -> u64 {
 
 impl Source for GenerateSource {
     fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "next": self.next })
+        serde_json::json!({ "next": self.next, "step": self.step, "instance": self.next % self.step.max(1) })
+    }
+
+    /// Resumes at the recorded sequence number of this instance. Sequence
+    /// numbers are dealt round robin over the instances, so the parallelism
+    /// must be the one the checkpoint was taken at.
+    fn restore(&mut self, positions: &[serde_json::Value]) -> Result<(), OpError> {
+        let instance = self.next % self.step.max(1);
+        let mine = positions.iter().find(|p| {
+            p["instance"].as_u64() == Some(instance) && p["step"].as_u64() == Some(self.step)
+        });
+        match mine.and_then(|p| p["next"].as_u64()) {
+            Some(next) if positions.len() as u64 == self.step => {
+                self.next = next;
+                Ok(())
+            }
+            _ => Err(OpError::Fatal(format!(
+                "a `generate` source cannot change parallelism on restore: the checkpoint has {} instances, the spec {}",
+                positions.len(),
+                self.step
+            ))),
+        }
     }
 
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
