@@ -72,6 +72,7 @@ impl Snapshotter {
                 (ack.files, sync)
             }
             Report::Declined { cause, .. } => panic!("snapshot {id} failed: {cause}"),
+            Report::InputEnded { .. } => unreachable!("no source here"),
         }
     }
 }

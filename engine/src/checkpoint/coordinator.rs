@@ -17,7 +17,7 @@ use super::metadata::{InstanceState, Metadata, FORMAT_VERSION};
 use super::retention;
 use super::store::CheckpointStore;
 use super::uploader::UploadTask;
-use super::{Ack, Report};
+use super::{Ack, Report, SourceCommand};
 use crate::spec::CheckpointSpec;
 
 /// When the next checkpoint may start: every `interval`, no sooner than
@@ -45,7 +45,12 @@ impl Schedule {
     pub fn due(&self, now: Instant, in_flight: usize) -> bool {
         in_flight < self.max_concurrent
             && now >= self.last_trigger + self.interval
-            && self.last_end.is_none_or(|end| now >= end + self.min_pause)
+            && self.rested(now)
+    }
+
+    /// Whether `min_pause` has passed since the last checkpoint ended.
+    pub fn rested(&self, now: Instant) -> bool {
+        self.last_end.is_none_or(|end| now >= end + self.min_pause)
     }
 
     pub fn triggered(&mut self, now: Instant) {
@@ -62,6 +67,7 @@ impl Schedule {
 #[derive(Debug, Clone)]
 pub struct Participant {
     pub name: String,
+    pub is_source: bool,
 }
 
 pub struct Config {
@@ -99,9 +105,16 @@ struct InFlight {
 pub struct Coordinator {
     config: Config,
     store: Arc<dyn CheckpointStore>,
-    triggers: Vec<Sender<u64>>,
+    triggers: Vec<Sender<SourceCommand>>,
     uploaders: Vec<Sender<UploadTask>>,
+    /// Sinks, told of each completed checkpoint so they can commit.
+    commits: Vec<Sender<u64>>,
     schedule: Schedule,
+    /// Sources that reached the end of their input.
+    inputs_ended: BTreeSet<String>,
+    /// Once every source's input has ended: the first checkpoint triggered
+    /// since, whose completion lets the job finish.
+    final_checkpoint: Option<u64>,
     next_id: u64,
     in_flight: BTreeMap<u64, InFlight>,
     aborted: BTreeSet<u64>,
@@ -126,8 +139,9 @@ impl Coordinator {
     pub fn new(
         config: Config,
         store: Arc<dyn CheckpointStore>,
-        triggers: Vec<Sender<u64>>,
+        triggers: Vec<Sender<SourceCommand>>,
         uploaders: Vec<Sender<UploadTask>>,
+        commits: Vec<Sender<u64>>,
     ) -> Result<Coordinator, String> {
         let existing = existing_checkpoints(&*store, &config.job)?;
         let next_id = existing
@@ -143,6 +157,9 @@ impl Coordinator {
             store,
             triggers,
             uploaders,
+            commits,
+            inputs_ended: BTreeSet::new(),
+            final_checkpoint: None,
             next_id,
             in_flight: BTreeMap::new(),
             aborted: BTreeSet::new(),
@@ -179,8 +196,26 @@ impl Coordinator {
                 default(tick) => {}
             }
             self.expire()?;
-            if self.finished.is_empty() && self.schedule.due(Instant::now(), self.in_flight.len()) {
-                self.trigger();
+            let sources = self
+                .config
+                .participants
+                .iter()
+                .filter(|p| p.is_source)
+                .count();
+            let all_ended = self.inputs_ended.len() == sources;
+            // The last checkpoint goes as soon as every input has ended, so
+            // the tail of a bounded job is committed without waiting.
+            let finishing = all_ended
+                && self.in_flight.is_empty()
+                && self.final_checkpoint.is_none()
+                && self.schedule.rested(Instant::now());
+            if self.finished.is_empty()
+                && (finishing || self.schedule.due(Instant::now(), self.in_flight.len()))
+            {
+                let id = self.trigger();
+                if all_ended && self.final_checkpoint.is_none() {
+                    self.final_checkpoint = Some(id);
+                }
             }
         }
     }
@@ -190,6 +225,7 @@ impl Coordinator {
     /// that no file of theirs is left behind.
     pub fn drain(mut self, reports: &Receiver<Report>) -> Stats {
         self.triggers.clear();
+        self.commits.clear();
         // Uploaders stop once the instances and this coordinator let go of them.
         self.uploaders.clear();
         for id in std::mem::take(&mut self.in_flight).into_keys() {
@@ -202,6 +238,7 @@ impl Coordinator {
             let id = match report {
                 Report::Ack(ack) => ack.id,
                 Report::Declined { id, .. } => id,
+                Report::InputEnded { .. } => continue,
             };
             if self.aborted.contains(&id) {
                 self.remove_files(id);
@@ -213,7 +250,7 @@ impl Coordinator {
         self.stats
     }
 
-    fn trigger(&mut self) {
+    fn trigger(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let now = Instant::now();
@@ -228,8 +265,9 @@ impl Coordinator {
         );
         for t in &self.triggers {
             // A source that has ended cannot take part; `on_finished` aborts the checkpoint.
-            let _ = t.send(id);
+            let _ = t.send(SourceCommand::Checkpoint(id));
         }
+        id
     }
 
     fn on_report(&mut self, report: Report) -> Result<(), String> {
@@ -248,6 +286,10 @@ impl Coordinator {
                 if flight.acks.len() == self.config.participants.len() {
                     self.complete(id)?;
                 }
+                Ok(())
+            }
+            Report::InputEnded { instance } => {
+                self.inputs_ended.insert(instance);
                 Ok(())
             }
             Report::Declined {
@@ -385,6 +427,14 @@ impl Coordinator {
         for u in &self.uploaders {
             let _ = u.send(UploadTask::Completed(id));
         }
+        for c in &self.commits {
+            let _ = c.send(id);
+        }
+        if self.final_checkpoint.is_some_and(|f| id >= f) {
+            for t in &self.triggers {
+                let _ = t.send(SourceCommand::Finish);
+            }
+        }
         self.completed.push(metadata);
         self.retain();
         Ok(())
@@ -452,6 +502,9 @@ impl Coordinator {
         }
         self.aborted.insert(id);
         self.schedule.ended(Instant::now());
+        if self.final_checkpoint == Some(id) {
+            self.final_checkpoint = None;
+        }
         self.remove_files(id);
         if !failure {
             tracing::info!("checkpoint {id} abandoned: {why}");

@@ -44,10 +44,25 @@ pub struct Ack {
     pub alignment: Duration,
 }
 
+/// What the coordinator tells a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceCommand {
+    /// Emit barrier N.
+    Checkpoint(u64),
+    /// A checkpoint taken after every source reached the end of its input
+    /// is complete: end the stream.
+    Finish,
+}
+
 /// What instances and uploaders tell the coordinator.
 #[derive(Debug)]
 pub enum Report {
     Ack(Ack),
+    /// A source reached the end of its input; it keeps answering triggers
+    /// until told to [`SourceCommand::Finish`].
+    InputEnded {
+        instance: String,
+    },
     /// The instance could not write its part.
     Declined {
         id: u64,

@@ -54,3 +54,181 @@ pub fn load_chain(
     }
     Ok(entries)
 }
+
+/// A checkpoint chosen to restore from, verified.
+pub struct Restore {
+    pub store: std::sync::Arc<dyn CheckpointStore>,
+    pub metadata: super::metadata::Metadata,
+    /// Where it is, for messages (`file:///…/word-count/chk-17`).
+    pub location: String,
+}
+
+/// Finds and verifies the checkpoint `from` names: `latest`, `chk-<N>` in
+/// the spec's store, or a full location (`s3://bucket/prefix/job/chk-17`).
+/// Returns it with notes for the user (such as a damaged newer checkpoint
+/// skipped by `latest`), or a message saying why it cannot be used.
+pub fn resolve(
+    spec_store: &crate::plan::StoreLocation,
+    job: &str,
+    from: &str,
+) -> Result<(Restore, Vec<String>), String> {
+    use super::inspect::{self, FoundState};
+    use super::layout::parse_checkpoint_name;
+    use crate::plan::StoreLocation;
+
+    let (location, job, wanted) = if from.contains("://") {
+        let mut location = StoreLocation::parse(from).map_err(|e| e.to_string())?;
+        let root = location.root.trim_end_matches('/').to_owned();
+        let mut parts = root.rsplitn(3, '/');
+        let (name, job_name, parent) = (parts.next(), parts.next(), parts.next());
+        let (Some(id), Some(job_name)) = (
+            name.and_then(parse_checkpoint_name),
+            job_name.filter(|j| !j.is_empty()),
+        ) else {
+            return Err(format!(
+                "`{from}` is not a checkpoint's location: expected <store>/<job>/chk-<N>"
+            ));
+        };
+        location.root = match parent {
+            Some(p) if !p.is_empty() => p.to_owned(),
+            _ => "/".to_owned(),
+        };
+        (location, job_name.to_owned(), Some(id))
+    } else if from == "latest" {
+        (spec_store.clone(), job.to_owned(), None)
+    } else {
+        let id = parse_checkpoint_name(from)
+            .ok_or_else(|| format!("`{from}` is not a checkpoint: use `latest`, a name such as `chk-17`, or a full location"))?;
+        (spec_store.clone(), job.to_owned(), Some(id))
+    };
+    let store: std::sync::Arc<dyn CheckpointStore> = std::sync::Arc::new(
+        super::store::OpendalStore::open(&location).map_err(|e| e.to_string())?,
+    );
+    let found = inspect::list(&*store, &job)?;
+    let here = format!("{}/{job}", location.to_string().trim_end_matches('/'));
+    let available = || {
+        let names: Vec<String> = found
+            .iter()
+            .filter(|f| matches!(f.state, FoundState::Valid(_)))
+            .map(|f| format!("chk-{}", f.id))
+            .collect();
+        if names.is_empty() {
+            format!("there are no complete checkpoints in {here}")
+        } else {
+            format!("the complete ones are: {}", names.join(", "))
+        }
+    };
+    let mut notes = Vec::new();
+    let chosen = match wanted {
+        Some(id) => match found.iter().find(|f| f.id == id) {
+            None => {
+                return Err(format!(
+                    "there is no checkpoint chk-{id} in {here}; {}",
+                    available()
+                ))
+            }
+            Some(f) => f,
+        },
+        None => {
+            let mut chosen = None;
+            for f in found.iter().rev() {
+                match &f.state {
+                    FoundState::Valid(_) => {
+                        chosen = Some(f);
+                        break;
+                    }
+                    FoundState::Damaged(why) => notes.push(format!(
+                        "chk-{} is damaged ({why}); trying an older one",
+                        f.id
+                    )),
+                    FoundState::Incomplete => {}
+                }
+            }
+            let f = chosen.ok_or_else(|| format!("no intact checkpoint to restore in {here}"))?;
+            if !notes.is_empty() {
+                notes.push(format!(
+                    "restoring from chk-{}, the newest intact checkpoint",
+                    f.id
+                ));
+            }
+            f
+        }
+    };
+    match &chosen.state {
+        FoundState::Valid(metadata) => Ok((
+            Restore { store, metadata: (**metadata).clone(), location: format!("{here}/chk-{}", chosen.id) },
+            notes,
+        )),
+        FoundState::Incomplete => Err(format!(
+            "chk-{} in {here} is incomplete (it has no _metadata: it was aborted or never finished); {}",
+            chosen.id,
+            available()
+        )),
+        FoundState::Damaged(why) => Err(format!("chk-{} in {here} cannot be restored: {why}", chosen.id)),
+    }
+}
+
+/// Checks, before anything runs, that the plan can take the checkpoint's
+/// state: every node holding state is still there and of the same kind,
+/// `max_parallelism` is the same, and sources that cannot rescale keep
+/// their parallelism. Returns notes about state deliberately dropped.
+pub fn check_mapping(
+    plan: &crate::plan::Plan,
+    metadata: &super::metadata::Metadata,
+    allow_non_restored: bool,
+) -> Result<Vec<String>, String> {
+    use crate::plan::Operator;
+    use crate::spec::SourceKind;
+
+    let id = metadata.checkpoint_id;
+    if metadata.max_parallelism != plan.job.max_parallelism {
+        return Err(format!(
+            "chk-{id} was taken with max_parallelism {} and the spec has {}: keyed state is split into that many key groups, so it must stay the same",
+            metadata.max_parallelism, plan.job.max_parallelism
+        ));
+    }
+    let mut notes = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for state in metadata.instances.values() {
+        let holds_state = !state.files.is_empty() || state.source_position.is_some();
+        if !holds_state || !seen.insert(state.node.as_str()) {
+            continue;
+        }
+        let node = plan.graph.node_weights().find(|n| n.name == state.node);
+        let fits = node.is_some_and(|n| match &n.op {
+            Operator::Source(_) => state.source_position.is_some(),
+            op => {
+                !state.files.is_empty() && op.key().is_some() && !matches!(op, Operator::KeyBy(_))
+            }
+        });
+        if !fits {
+            let why = if node.is_some() {
+                "which is no longer the same kind of node"
+            } else {
+                "which the spec no longer has"
+            };
+            if !allow_non_restored {
+                return Err(format!(
+                    "chk-{id} holds the state of node `{}`, {why}; rename the node back, or run with --allow-non-restored-state to start without that state",
+                    state.node
+                ));
+            }
+            notes.push(format!(
+                "the state of `{}` in chk-{id} is not restored (--allow-non-restored-state)",
+                state.node
+            ));
+            continue;
+        }
+        if let Some(n) = node {
+            if let Operator::Source(SourceKind::Generate { .. }) = n.op {
+                if state.parallelism != n.parallelism {
+                    return Err(format!(
+                        "`{}` is a generate source taken at parallelism {} in chk-{id}; it cannot be restored at {}",
+                        n.name, state.parallelism, n.parallelism
+                    ));
+                }
+            }
+        }
+    }
+    Ok(notes)
+}

@@ -40,6 +40,14 @@ enum Command {
         /// No status line, no summary: only the records and errors.
         #[arg(long, short)]
         quiet: bool,
+        /// Restore from a checkpoint: `latest`, a name such as `chk-17`, or a
+        /// full location (`file:///…/word-count/chk-17`, `s3://…/chk-17`).
+        #[arg(long = "from", short = 's', value_name = "CHECKPOINT")]
+        from: Option<String>,
+        /// Start even if the checkpoint holds state of nodes the spec no
+        /// longer has (that state is dropped), as Flink's flag does.
+        #[arg(long)]
+        allow_non_restored_state: bool,
     },
     /// List a job's checkpoints and check that each is whole.
     Checkpoints {
@@ -73,7 +81,12 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { specs, format } => check::run(&specs, format),
-        Command::Run { spec, quiet } => run::run(&spec, quiet),
+        Command::Run {
+            spec,
+            quiet,
+            from,
+            allow_non_restored_state,
+        } => run::run(&spec, quiet, from.as_deref(), allow_non_restored_state),
         Command::Checkpoints { target, format } => checkpoints::run(&target, format),
         Command::Schema => {
             print!("{}", crate::spec::schema::generate());

@@ -6,10 +6,14 @@ use std::process::ExitCode;
 
 use super::check::read_spec;
 use super::EXIT_USAGE;
+use std::sync::Arc;
+
+use crate::checkpoint::restore::{check_mapping, resolve, Restore};
+use crate::plan::Plan;
 use crate::runtime::{self, Outcome, RunOptions};
 use crate::{diag, plan, spec};
 
-pub fn run(path: &Path, quiet: bool) -> ExitCode {
+pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: bool) -> ExitCode {
     let file = match read_spec(path) {
         Ok(f) => f,
         Err(message) => {
@@ -28,12 +32,23 @@ pub fn run(path: &Path, quiet: bool) -> ExitCode {
         return ExitCode::from(1);
     };
     init_logging(quiet);
+    let restore = match from
+        .map(|f| restore_point(&plan, f, allow_non_restored))
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: cannot restore: {message}");
+            return ExitCode::from(1);
+        }
+    };
     let options = RunOptions {
         status_line: !quiet && std::io::stderr().is_terminal(),
         spec_hash: format!(
             "{:016x}",
             xxhash_rust::xxh3::xxh3_64(loaded.file.text.as_bytes())
         ),
+        restore: restore.map(Arc::new),
     };
     match runtime::run(&plan, &options) {
         Ok((outcome, summary)) => {
@@ -53,6 +68,22 @@ pub fn run(path: &Path, quiet: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The verified checkpoint `from` names, checked against the plan.
+fn restore_point(plan: &Plan, from: &str, allow_non_restored: bool) -> Result<Restore, String> {
+    let cp = plan.checkpoint.as_ref().ok_or_else(|| {
+        "the spec has no `checkpoint:` section, so there is no store to restore from".to_owned()
+    })?;
+    let (restore, notes) = resolve(&cp.store, &plan.job.name, from)?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    for note in check_mapping(plan, &restore.metadata, allow_non_restored)? {
+        tracing::warn!("{note}");
+    }
+    tracing::info!("restoring from {}", restore.location);
+    Ok(restore)
 }
 
 fn init_logging(quiet: bool) {

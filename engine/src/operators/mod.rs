@@ -96,6 +96,14 @@ pub enum SinkError {
 /// A consumer of records.
 pub trait Sink: Send {
     fn write(&mut self, batch: &[Value]) -> Result<(), SinkError>;
+    /// Barrier `id` has come: pre-commit what was written before it.
+    fn on_barrier(&mut self, _id: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Checkpoint `id` is complete: commit what was pre-committed up to it.
+    fn on_complete(&mut self, _id: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// The input has ended: flush and close.
     fn finish(&mut self) -> Result<(), SinkError>;
 }

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::instance::Role;
+use crate::checkpoint::restore::{load_chain, Restore};
 use crate::operators::keyed::{Fold, Keyed};
 use crate::operators::sinks::{blackhole::BlackholeSink, file::FileSink, print::PrintSink};
 use crate::operators::sources::{
@@ -18,7 +19,8 @@ use crate::plan::{FlatMap, Operator, Plan, PlanNode};
 use crate::spec::{SinkKind, SourceKind};
 use crate::state::memory::MemoryState;
 use crate::state::sled::SledStore;
-use crate::state::KeyedState;
+use crate::state::{KeyGroupRange, KeyedState};
+use crate::value::Value;
 
 /// Where keyed operators get their state.
 pub enum StateFactory {
@@ -41,6 +43,7 @@ pub fn role(
     index: u32,
     state: &StateFactory,
     cancel: &Cancel,
+    restore: Option<&Restore>,
 ) -> Result<Role, OpError> {
     let p = node.parallelism;
     let max_parallelism = plan.job.max_parallelism;
@@ -50,14 +53,18 @@ pub fn role(
             .key()
             .cloned()
             .ok_or_else(|| OpError::Fatal("a keyed operator without a key".into()))?;
+        let mut keyed_state = state.state(&node.name)?;
+        if let Some(restore) = restore {
+            load_keyed_state(restore, node, index, max_parallelism, &mut *keyed_state)?;
+        }
         Ok(Role::Transform(Box::new(Keyed::new(
             key,
             fold,
-            state.state(&node.name)?,
+            keyed_state,
             max_parallelism,
         ))))
     };
-    Ok(match &node.op {
+    let mut role = match &node.op {
         Operator::Source(kind) => Role::Source(match kind {
             SourceKind::File {
                 path,
@@ -110,10 +117,61 @@ pub fn role(
         Operator::Sink(kind) => Role::Sink(match kind {
             SinkKind::Print {} => Box::new(PrintSink::new(index, p)),
             SinkKind::File { path, format } => Box::new(
-                FileSink::open(Path::new(path), *format, index)
+                FileSink::open(Path::new(path), *format, index, plan.checkpoint.is_some())
                     .map_err(|e| OpError::Fatal(e.to_string()))?,
             ),
             SinkKind::Blackhole {} => Box::new(BlackholeSink),
         }),
-    })
+    };
+    if let (Some(restore), Role::Source(source)) = (restore, &mut role) {
+        let positions: Vec<serde_json::Value> = restore
+            .metadata
+            .instances
+            .values()
+            .filter(|i| i.node == node.name)
+            .filter_map(|i| i.source_position.clone())
+            .collect();
+        if !positions.is_empty() {
+            source.restore(&positions)?;
+        }
+    }
+    Ok(role)
+}
+
+/// Loads the keyed state of instance `index` of `node` from a checkpoint:
+/// from every old instance whose key groups overlap this one's, so the
+/// parallelism may differ from the checkpoint's.
+fn load_keyed_state(
+    restore: &Restore,
+    node: &PlanNode,
+    index: u32,
+    max_parallelism: u32,
+    state: &mut dyn KeyedState,
+) -> Result<(), OpError> {
+    let mine = KeyGroupRange::of_instance(index, node.parallelism, max_parallelism);
+    for old in restore
+        .metadata
+        .instances
+        .values()
+        .filter(|i| i.node == node.name && !i.files.is_empty())
+    {
+        let theirs = KeyGroupRange::of_instance(old.instance, old.parallelism, max_parallelism);
+        if theirs.end < mine.start || theirs.start > mine.end {
+            continue;
+        }
+        let entries =
+            load_chain(&*restore.store, &old.files, |kg| mine.contains(kg)).map_err(|e| {
+                OpError::Fatal(format!("cannot restore from {}: {e}", restore.location))
+            })?;
+        for ((kg, key), value) in entries {
+            let value: Value = serde_json::from_slice(&value).map_err(|e| {
+                OpError::Fatal(format!(
+                    "cannot restore from {}: a damaged value ({e})",
+                    restore.location
+                ))
+            })?;
+            state.put(kg, &key, value)?;
+        }
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ use super::message::Message;
 use super::metrics::Metrics;
 use super::output::{Cancelled, Output};
 use crate::checkpoint::uploader::UploadTask;
-use crate::checkpoint::{Ack, Report};
+use crate::checkpoint::{Ack, Report, SourceCommand};
 use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
 use crate::spec::OnError;
@@ -61,7 +61,9 @@ pub struct Checkpointing {
     pub index: u32,
     pub parallelism: u32,
     /// Sources: checkpoint ids to emit barriers for.
-    pub triggers: Option<Receiver<u64>>,
+    pub triggers: Option<Receiver<SourceCommand>>,
+    /// Sinks: ids of completed checkpoints, to commit.
+    pub commits: Option<Receiver<u64>>,
     pub reports: Sender<Report>,
     /// Stateful operators: where the asynchronous part of a snapshot goes.
     pub uploader: Option<Sender<UploadTask>>,
@@ -101,6 +103,7 @@ impl Instance {
             self.source_barriers(&*source)?;
             match poll {
                 Ok(Poll::End) => {
+                    self.await_finish(&*source)?;
                     self.output.end()?;
                     return Ok(Finish::Done);
                 }
@@ -157,11 +160,11 @@ impl Instance {
                     ended[i] = true;
                     open -= 1;
                     let step = self.aligner_step(|a| a.on_end(i));
-                    self.snapshot_if(step, || Ok(None))?;
+                    self.sink_barrier(step, &mut *sink)?;
                 }
                 Next::Message(i, Message::Barrier(id)) => {
                     let step = self.aligner_step(|a| a.on_barrier(i, id));
-                    self.snapshot_if(step, || Ok(None))?;
+                    self.sink_barrier(step, &mut *sink)?;
                 }
                 Next::Message(_, Message::Batch(records)) => {
                     self.metrics.add_in(records.len());
@@ -173,7 +176,11 @@ impl Instance {
                 }
                 Next::Idle => {}
             }
+            self.commit(&mut *sink)?;
         }
+        // The final checkpoint completed before the sources ended their
+        // streams, so its commit is already waiting.
+        self.commit(&mut *sink)?;
         match sink.finish() {
             Ok(()) => Ok(Finish::Done),
             Err(SinkError::Closed) => Ok(Finish::OutputClosed),
@@ -226,20 +233,72 @@ impl Instance {
     /// Emits a barrier for every checkpoint the coordinator triggered, with
     /// the source's position after the records already passed on.
     fn source_barriers(&mut self, source: &dyn Source) -> Result<(), Stop> {
+        let commands: Vec<SourceCommand> =
+            match self.checkpoint.as_ref().and_then(|c| c.triggers.as_ref()) {
+                Some(triggers) => triggers.try_iter().collect(),
+                None => return Ok(()),
+            };
+        for command in commands {
+            if let SourceCommand::Checkpoint(id) = command {
+                self.source_barrier(id, source)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn source_barrier(&mut self, id: u64, source: &dyn Source) -> Result<(), Stop> {
+        self.output.barrier(id)?;
+        let mut ack = self.ack(id, Duration::ZERO, Duration::ZERO);
+        ack.source_position = Some(source.position());
+        if let Some(cp) = &self.checkpoint {
+            let _ = cp.reports.send(Report::Ack(ack));
+        }
+        Ok(())
+    }
+
+    /// With checkpoints, a source whose input has ended stays until a
+    /// checkpoint taken after every input ended completes, answering
+    /// triggers meanwhile, so the tail of the output gets committed.
+    fn await_finish(&mut self, source: &dyn Source) -> Result<(), Stop> {
         let Some(cp) = &self.checkpoint else {
             return Ok(());
         };
-        let Some(triggers) = &cp.triggers else {
+        let Some(triggers) = cp.triggers.clone() else {
             return Ok(());
         };
-        let ids: Vec<u64> = triggers.try_iter().collect();
-        for id in ids {
-            self.output.barrier(id)?;
-            let mut ack = self.ack(id, Duration::ZERO, Duration::ZERO);
-            ack.source_position = Some(source.position());
-            if let Some(cp) = &self.checkpoint {
-                let _ = cp.reports.send(Report::Ack(ack));
+        let _ = cp.reports.send(Report::InputEnded {
+            instance: self.name.clone(),
+        });
+        self.output.flush()?;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
             }
+            match triggers.recv_timeout(RECV_POLL) {
+                Ok(SourceCommand::Checkpoint(id)) => self.source_barrier(id, source)?,
+                Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Pre-commits a sink's output at a barrier, then acknowledges.
+    fn sink_barrier(&mut self, step: Step, sink: &mut dyn Sink) -> Result<(), Stop> {
+        if let Step::Snapshot { id, .. } = step {
+            sink.on_barrier(id)
+                .map_err(|e| Stop::Failed(format!("cannot pre-commit for checkpoint {id}: {e}")))?;
+        }
+        self.snapshot_if(step, || Ok(None))
+    }
+
+    /// Commits a sink's output up to every checkpoint completed since last asked.
+    fn commit(&mut self, sink: &mut dyn Sink) -> Result<(), Stop> {
+        let Some(commits) = self.checkpoint.as_ref().and_then(|c| c.commits.as_ref()) else {
+            return Ok(());
+        };
+        for id in commits.try_iter() {
+            sink.on_complete(id)
+                .map_err(|e| Stop::Failed(format!("cannot commit checkpoint {id}: {e}")))?;
         }
         Ok(())
     }

@@ -23,9 +23,10 @@ use crossbeam_channel::{Receiver, Sender};
 use petgraph::graph::NodeIndex;
 
 use crate::checkpoint::coordinator::{self, Control, Coordinator, Participant, Stats};
+use crate::checkpoint::restore::Restore;
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::checkpoint::uploader::{self, UploaderConfig};
-use crate::checkpoint::{layout, Report};
+use crate::checkpoint::{layout, Report, SourceCommand};
 use crate::operators::sources::Canceller;
 use crate::plan::{Operator, Plan};
 use crate::spec::{OnCancel, StateBackendKind};
@@ -59,12 +60,14 @@ pub enum RunError {
 }
 
 /// Options of `dataflow run` that are not in the spec.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Show the live status line (only ever on a terminal).
     pub status_line: bool,
     /// A hash of the spec's text, recorded in each checkpoint.
     pub spec_hash: String,
+    /// The checkpoint to start from, already verified against the plan.
+    pub restore: Option<Arc<Restore>>,
 }
 
 /// What the coordinator thread reports: a failure as soon as it happens,
@@ -81,8 +84,9 @@ struct Checkpoints {
     /// Dropping it stops the coordinator.
     control: Option<Sender<Control>>,
     done: Receiver<CoordinatorEvent>,
-    triggers: Vec<Sender<u64>>,
+    triggers: Vec<Sender<SourceCommand>>,
     uploaders: Vec<Sender<uploader::UploadTask>>,
+    commits: Vec<Sender<u64>>,
     participants: Vec<Participant>,
 }
 
@@ -125,6 +129,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     let canceller = Canceller::new();
     let signals = signals::listen();
     let state = open_state(plan).map_err(|e| (e, String::new()))?;
+    if let Some(restore) = &options.restore {
+        recover_sinks(plan, restore.metadata.checkpoint_id)
+            .map_err(|e| (RunError::Setup(e), String::new()))?;
+    }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
     let mut checkpoints = match &plan.checkpoint {
@@ -142,6 +150,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 done,
                 triggers: Vec::new(),
                 uploaders: Vec::new(),
+                commits: Vec::new(),
                 participants: Vec::new(),
             })
         }
@@ -174,7 +183,14 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
             stats.instances.push(Arc::clone(&metrics));
         }
         let cancel = canceller.token();
-        let role = match build::role(plan, node, wiring.index, &state, &cancel) {
+        let role = match build::role(
+            plan,
+            node,
+            wiring.index,
+            &state,
+            &cancel,
+            options.restore.as_deref(),
+        ) {
             Ok(role) => role,
             Err(e) => {
                 first_error = Some(RunError::Instance {
@@ -190,6 +206,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 let is_source = node.op.is_source();
                 c.participants.push(Participant {
                     name: instance_name.clone(),
+                    is_source,
                 });
                 let triggers = is_source.then(|| {
                     let (tx, rx) = crossbeam_channel::bounded(16);
@@ -219,7 +236,13 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 } else {
                     None
                 };
+                let commits = node.op.is_sink().then(|| {
+                    let (tx, rx) = crossbeam_channel::bounded(4096);
+                    c.commits.push(tx);
+                    rx
+                });
                 Some(instance::Checkpointing {
+                    commits,
                     node: node.name.clone(),
                     index: wiring.index,
                     parallelism: node.parallelism,
@@ -398,6 +421,18 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     }
 }
 
+/// Before a restored job starts, settles every file sink's folder: output
+/// of the restored checkpoint's past is committed, anything newer removed.
+fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
+    for node in plan.graph.node_weights() {
+        if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
+            crate::operators::sinks::file::recover(std::path::Path::new(path), restored)
+                .map_err(|e| format!("cannot recover the output of `{}`: {e}", node.name))?;
+        }
+    }
+    Ok(())
+}
+
 /// Starts the coordinator thread; its result arrives on `c.done`.
 fn start_coordinator(
     config: coordinator::Config,
@@ -411,6 +446,7 @@ fn start_coordinator(
         Arc::clone(&c.store),
         std::mem::take(&mut c.triggers),
         std::mem::take(&mut c.uploaders),
+        std::mem::take(&mut c.commits),
     )?;
     std::thread::Builder::new()
         .name("checkpoints".into())

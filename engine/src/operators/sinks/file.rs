@@ -1,9 +1,18 @@
-//! The `file` sink: part files in a folder.
+//! The `file` sink: part files in a folder, committed in two phases when
+//! the job takes checkpoints (Flink's two-phase-commit file sink).
 //!
-//! Instance `i` writes `.part-<i>-<n>.<ext>.inprogress`, hidden by its
-//! leading dot, and renames it to `part-<i>-<n>.<ext>` when its input ends,
-//! so a reader of the folder only sees finished files. `n` is the first
-//! number not used yet, so a new run never overwrites an old one's output.
+//! Files being written are hidden, their names beginning with a dot, so a
+//! reader of the folder only ever sees finished, committed files:
+//!
+//! - Without checkpoints, instance `i` writes `.part-<i>-<n>.<ext>.inprogress`
+//!   and renames it to `part-<i>-<n>.<ext>` when its input ends; `n` is the
+//!   first number not used yet, so a new run never overwrites an old one.
+//! - With checkpoints, at barrier N the file being written is closed as
+//!   `.part-<i>-<N>.<ext>.pending` (pre-commit); when checkpoint N completes,
+//!   the pending files up to N are renamed to `part-<i>-<N>.<ext>` (commit).
+//!   A restore from checkpoint C first commits the pending files up to C
+//!   (idempotently: their records are in C's past) and deletes everything
+//!   newer ([`recover`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,56 +23,117 @@ use crate::spec::OutputFormat;
 use crate::value::Value;
 
 pub struct FileSink {
-    writer: BufWriter<File>,
-    in_progress: PathBuf,
-    final_path: PathBuf,
+    dir: PathBuf,
+    ext: &'static str,
+    instance: u32,
     format: OutputFormat,
+    /// Commit at checkpoints rather than at the end of input.
+    transactional: bool,
+    current: Option<Part>,
+    /// Closed files waiting for their checkpoint to complete: (checkpoint, path).
+    pending: Vec<(u64, PathBuf)>,
+    /// In-progress files opened so far, for unique names.
+    opened: u64,
     line: String,
 }
 
+/// The file being written.
+struct Part {
+    writer: BufWriter<File>,
+    path: PathBuf,
+}
+
+fn io_error(what: &str, p: &Path, e: std::io::Error) -> SinkError {
+    SinkError::Io(format!("cannot {what} `{}`: {e}", p.display()))
+}
+
+fn extension(format: OutputFormat) -> &'static str {
+    match format {
+        OutputFormat::Json => "json",
+        OutputFormat::Text => "txt",
+        OutputFormat::Csv => "csv",
+    }
+}
+
 impl FileSink {
-    pub fn open(dir: &Path, format: OutputFormat, instance: u32) -> Result<FileSink, SinkError> {
-        let io = |what: &str, p: &Path, e: std::io::Error| {
-            SinkError::Io(format!("cannot {what} `{}`: {e}", p.display()))
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io("create the folder", dir, e))?;
-        let ext = match format {
-            OutputFormat::Json => "json",
-            OutputFormat::Text => "txt",
-            OutputFormat::Csv => "csv",
-        };
-        let (in_progress, final_path, file) = (0u64..)
-            .find_map(|n| {
-                let name = format!("part-{instance}-{n}.{ext}");
-                let final_path = dir.join(&name);
-                let in_progress = dir.join(format!(".{name}.inprogress"));
-                if final_path.exists() {
-                    return None;
-                }
+    pub fn open(
+        dir: &Path,
+        format: OutputFormat,
+        instance: u32,
+        transactional: bool,
+    ) -> Result<FileSink, SinkError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create the folder", dir, e))?;
+        Ok(FileSink {
+            dir: dir.to_owned(),
+            ext: extension(format),
+            instance,
+            format,
+            transactional,
+            current: None,
+            pending: Vec::new(),
+            opened: 0,
+            line: String::new(),
+        })
+    }
+
+    fn final_name(&self, n: u64) -> PathBuf {
+        self.dir
+            .join(format!("part-{}-{n}.{}", self.instance, self.ext))
+    }
+
+    fn part(&mut self) -> Result<&mut Part, SinkError> {
+        if self.current.is_none() {
+            let mut n = 0u64;
+            let (path, file) = loop {
+                let path = if self.transactional {
+                    self.opened += 1;
+                    self.dir.join(format!(
+                        ".part-{}-{}-{}.{}.inprogress",
+                        self.instance,
+                        std::process::id(),
+                        self.opened,
+                        self.ext
+                    ))
+                } else {
+                    while self.final_name(n).exists() {
+                        n += 1;
+                    }
+                    self.dir.join(format!(
+                        ".part-{}-{n}.{}.inprogress",
+                        self.instance, self.ext
+                    ))
+                };
                 // create_new: two runs writing the same folder never share a file.
                 match std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .open(&in_progress)
+                    .open(&path)
                 {
-                    Ok(f) => Some(Ok((in_progress, final_path, f))),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
-                    Err(e) => Some(Err(io("create", &in_progress, e))),
+                    Ok(f) => break (path, f),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                    Err(e) => return Err(io_error("create", &path, e)),
                 }
-            })
-            .unwrap_or_else(|| {
-                Err(SinkError::Io(format!(
-                    "no free part file name in `{}`",
-                    dir.display()
-                )))
-            })?;
-        Ok(FileSink {
-            writer: BufWriter::with_capacity(256 * 1024, file),
-            in_progress,
-            final_path,
-            format,
-            line: String::new(),
-        })
+            };
+            self.current = Some(Part {
+                writer: BufWriter::with_capacity(256 * 1024, file),
+                path,
+            });
+        }
+        Ok(self.current.as_mut().expect("just opened"))
+    }
+
+    /// Flushes and syncs the current file, returning its path.
+    fn close(&mut self) -> Result<Option<PathBuf>, SinkError> {
+        let Some(mut part) = self.current.take() else {
+            return Ok(None);
+        };
+        let err = |e| io_error("write", &part.path, e);
+        part.writer.flush().map_err(err)?;
+        part.writer
+            .get_ref()
+            .sync_all()
+            .map_err(|e| io_error("sync", &part.path, e))?;
+        Ok(Some(part.path))
     }
 }
 
@@ -82,43 +152,147 @@ fn csv_field(value: &Value, out: &mut String) {
 
 impl Sink for FileSink {
     fn write(&mut self, batch: &[Value]) -> Result<(), SinkError> {
+        let mut line = std::mem::take(&mut self.line);
+        let format = self.format;
+        let part = self.part()?;
         for record in batch {
-            self.line.clear();
-            match self.format {
-                OutputFormat::Json => self.line.push_str(&record.to_json()),
-                OutputFormat::Text => record.write_text(&mut self.line),
+            line.clear();
+            match format {
+                OutputFormat::Json => line.push_str(&record.to_json()),
+                OutputFormat::Text => record.write_text(&mut line),
                 OutputFormat::Csv => match record {
                     Value::Map(fields) => {
                         for (i, (_, v)) in fields.iter().enumerate() {
                             if i > 0 {
-                                self.line.push(',');
+                                line.push(',');
                             }
-                            csv_field(v, &mut self.line);
+                            csv_field(v, &mut line);
                         }
                     }
-                    other => csv_field(other, &mut self.line),
+                    other => csv_field(other, &mut line),
                 },
             }
-            self.line.push('\n');
-            self.writer.write_all(self.line.as_bytes()).map_err(|e| {
-                SinkError::Io(format!(
-                    "cannot write `{}`: {e}",
-                    self.in_progress.display()
-                ))
-            })?;
+            line.push('\n');
+            part.writer
+                .write_all(line.as_bytes())
+                .map_err(|e| io_error("write", &part.path, e))?;
+        }
+        self.line = line;
+        Ok(())
+    }
+
+    /// Pre-commit: what was written before barrier `id` becomes pending for it.
+    fn on_barrier(&mut self, id: u64) -> Result<(), SinkError> {
+        if !self.transactional {
+            return Ok(());
+        }
+        if let Some(path) = self.close()? {
+            let pending = self
+                .dir
+                .join(format!(".part-{}-{id}.{}.pending", self.instance, self.ext));
+            std::fs::rename(&path, &pending).map_err(|e| io_error("pre-commit", &path, e))?;
+            self.pending.push((id, pending));
+        }
+        Ok(())
+    }
+
+    /// Commit: checkpoint `id` is complete, so files pending up to it become visible.
+    fn on_complete(&mut self, id: u64) -> Result<(), SinkError> {
+        let (ready, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(n, _)| *n <= id);
+        self.pending = later;
+        for (n, path) in ready {
+            std::fs::rename(&path, self.final_name(n)).map_err(|e| io_error("commit", &path, e))?;
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        let err = |e: std::io::Error| {
-            SinkError::Io(format!(
-                "cannot finish `{}`: {e}",
-                self.final_path.display()
-            ))
+        if self.transactional {
+            // Everything was pre-committed at the final checkpoint's barrier;
+            // what is still pending stays for a restore to commit.
+            return Ok(());
+        }
+        if let Some(path) = self.close()? {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let visible = name
+                .trim_start_matches('.')
+                .trim_end_matches(".inprogress")
+                .to_owned();
+            std::fs::rename(&path, self.dir.join(visible))
+                .map_err(|e| io_error("finish", &path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Before a job restored from checkpoint `restored` starts: commits the
+/// files pending up to it and deletes newer pending and in-progress files.
+pub fn recover(dir: &Path, restored: u64) -> Result<(), SinkError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with(".part-") && name.ends_with(".inprogress") {
+            std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+        } else if let Some(visible) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".pending"))
+        {
+            // visible = part-<i>-<N>.<ext>
+            let checkpoint = visible
+                .split('.')
+                .next()
+                .and_then(|stem| stem.rsplit('-').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            match checkpoint {
+                Some(n) if n <= restored => {
+                    std::fs::rename(&path, dir.join(visible))
+                        .map_err(|e| io_error("commit", &path, e))?;
+                }
+                _ => std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_files_become_visible_only_when_their_checkpoint_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::open(dir.path(), OutputFormat::Text, 0, true).unwrap();
+        let visible = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            v.sort();
+            v
         };
-        self.writer.flush().map_err(err)?;
-        self.writer.get_ref().sync_all().map_err(err)?;
-        std::fs::rename(&self.in_progress, &self.final_path).map_err(err)
+        sink.write(&[Value::from("a")]).unwrap();
+        sink.on_barrier(1).unwrap();
+        sink.write(&[Value::from("b")]).unwrap();
+        sink.on_barrier(2).unwrap();
+        assert!(visible(dir.path()).is_empty());
+        sink.on_complete(1).unwrap();
+        assert_eq!(visible(dir.path()), ["part-0-1.txt"]);
+        sink.write(&[Value::from("c")]).unwrap();
+        // A crash now, and a restore from checkpoint 1: 2 is discarded, as is "c".
+        recover(dir.path(), 1).unwrap();
+        let all: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(all, ["part-0-1.txt"]);
     }
 }
