@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::restore::{check_mapping, resolve, Restore};
 use crate::plan::Plan;
-use crate::runtime::{self, Outcome, RunOptions};
+use crate::runtime::{self, Outcome, RunError, RunOptions};
 use crate::{diag, plan, spec};
 
 pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: bool) -> ExitCode {
@@ -42,7 +42,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
             return ExitCode::from(1);
         }
     };
-    let options = RunOptions {
+    let mut options = RunOptions {
         status_line: !quiet && std::io::stderr().is_terminal(),
         spec_hash: format!(
             "{:016x}",
@@ -50,24 +50,70 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
         ),
         restore: restore.map(Arc::new),
     };
-    match runtime::run(&plan, &options) {
-        Ok((outcome, summary)) => {
-            if !quiet {
-                eprintln!("{summary}");
+    let (attempts, delay) = plan.restarts();
+    let mut restarts = 0;
+    loop {
+        let (error, summary) = match runtime::run(&plan, &options) {
+            Ok((outcome, summary)) => {
+                if !quiet {
+                    eprintln!("{summary}");
+                }
+                return match outcome {
+                    Outcome::Finished => ExitCode::SUCCESS,
+                    Outcome::Cancelled(sig) => ExitCode::from((128 + sig) as u8),
+                };
             }
-            match outcome {
-                Outcome::Finished => ExitCode::SUCCESS,
-                Outcome::Cancelled(sig) => ExitCode::from((128 + sig) as u8),
-            }
+            Err(failure) => failure,
+        };
+        if !quiet && !summary.is_empty() {
+            eprintln!("{summary}");
         }
-        Err((error, summary)) => {
-            eprintln!("error: {error}");
-            if !summary.is_empty() && !quiet {
-                eprintln!("{summary}");
-            }
-            ExitCode::from(1)
+        let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
+        if !restartable || restarts >= attempts {
+            let after = if restarts > 0 {
+                format!(
+                    " (after {restarts} restart{})",
+                    if restarts == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            };
+            eprintln!("error: {error}{after}");
+            return ExitCode::from(1);
         }
+        restarts += 1;
+        tracing::warn!(
+            "restart {restarts} of {attempts} in {}: {error}",
+            crate::spec::Duration(delay)
+        );
+        std::thread::sleep(delay);
+        options.restore = match latest(&plan) {
+            Ok(restore) => restore.map(Arc::new),
+            Err(message) => {
+                eprintln!("error: cannot restart: {message}");
+                return ExitCode::from(1);
+            }
+        };
     }
+}
+
+/// What a restart starts from: the latest complete checkpoint, or (with
+/// none yet) the beginning, after clearing uncommitted sink output.
+fn latest(plan: &Plan) -> Result<Option<Restore>, String> {
+    let Some(cp) = &plan.checkpoint else {
+        return Ok(None);
+    };
+    let any = crate::checkpoint::store::OpendalStore::open(&cp.store)
+        .map_err(|e| e.to_string())
+        .and_then(|store| crate::checkpoint::inspect::list(&store, &plan.job.name))?
+        .iter()
+        .any(|f| matches!(f.state, crate::checkpoint::inspect::FoundState::Valid(_)));
+    if !any {
+        tracing::info!("no checkpoint completed yet: starting over from the beginning");
+        runtime::recover_sinks(plan, 0)?;
+        return Ok(None);
+    }
+    restore_point(plan, "latest", false).map(Some)
 }
 
 /// The verified checkpoint `from` names, checked against the plan.

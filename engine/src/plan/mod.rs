@@ -40,6 +40,21 @@ pub struct Plan {
     pub order: Vec<NodeIndex>,
 }
 
+impl Plan {
+    /// Restarts allowed after a failure, and the wait before each: the
+    /// spec's `restart`, or by default 3 restarts 1 s apart with
+    /// checkpoints and none without.
+    pub fn restarts(&self) -> (u32, std::time::Duration) {
+        use crate::spec::RestartStrategy;
+        match (&self.job.restart, &self.checkpoint) {
+            (Some(r), _) if r.strategy == RestartStrategy::None => (0, r.delay.0),
+            (Some(r), _) => (r.attempts, r.delay.0),
+            (None, Some(_)) => (3, std::time::Duration::from_secs(1)),
+            (None, None) => (0, std::time::Duration::ZERO),
+        }
+    }
+}
+
 /// Checkpoint settings with the store location parsed.
 #[derive(Debug, Clone)]
 pub struct CheckpointPlan {

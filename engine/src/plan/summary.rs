@@ -22,13 +22,25 @@ impl Plan {
     }
 
     /// The delivery guarantee a sink gives after a failure and a restore.
+    /// The delivery guarantee of a sink after failures and restores.
     fn guarantee(&self, op: &Operator) -> Option<&'static str> {
         let Operator::Sink(kind) = op else {
             return None;
         };
-        Some(match (kind, &self.checkpoint) {
-            (_, None) => "none: without checkpoints a failed job starts over",
-            (SinkKind::Blackhole {}, _) => "discards",
+        let Some(cp) = &self.checkpoint else {
+            return Some("no recovery: without checkpoints a failed job starts over");
+        };
+        let replayable = self.graph.node_weights().all(|n| match &n.op {
+            Operator::Source(kind) => Self::replayable(kind),
+            _ => true,
+        });
+        Some(match kind {
+            SinkKind::Blackhole {} => "discards",
+            SinkKind::File { .. }
+                if replayable && cp.settings.mode == crate::spec::CheckpointMode::ExactlyOnce =>
+            {
+                "exactly-once (two-phase commit)"
+            }
             _ => "at-least-once",
         })
     }
@@ -80,7 +92,7 @@ impl Plan {
             }
             if let Operator::Source(kind) = &node.op {
                 if self.checkpoint.is_some() && !Self::replayable(kind) {
-                    line.push_str("  [not replayable: records in flight at a failure are lost]");
+                    line.push_str("  [not replayable: after a restore, at-most-once for the records in flight]");
                 }
             }
             if let Some(g) = self.guarantee(&node.op) {

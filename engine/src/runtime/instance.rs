@@ -53,7 +53,13 @@ pub struct Instance {
     pub batch_size: usize,
     /// Present when the job takes checkpoints.
     pub checkpoint: Option<Checkpointing>,
+    /// Fail once, after this many input records (`DATAFLOW_INJECT_FAILURE`).
+    pub fail_after: Option<u64>,
 }
+
+/// Whether the injected failure has happened: it happens once per process,
+/// so a job restarted in the same process recovers.
+static INJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// An instance's part in checkpoints.
 pub struct Checkpointing {
@@ -142,6 +148,15 @@ impl Instance {
                     }
                     self.metrics.add_out(produced.len());
                     self.output.push_all(produced.drain(..))?;
+                    if self
+                        .fail_after
+                        .is_some_and(|n| self.metrics.snapshot().0 >= n)
+                        && !INJECTED.swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        return Err(Stop::Failed(
+                            "injected failure (DATAFLOW_INJECT_FAILURE)".into(),
+                        ));
+                    }
                 }
                 Next::Idle => {}
             }

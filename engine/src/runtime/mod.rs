@@ -256,6 +256,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
         };
         let instance = Instance {
             checkpoint,
+            fail_after: injected_failure(&node.name),
             on_error: node.on_error,
             name: instance_name.clone(),
             inputs: wiring.inputs,
@@ -423,7 +424,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
 
 /// Before a restored job starts, settles every file sink's folder: output
 /// of the restored checkpoint's past is committed, anything newer removed.
-fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
+pub fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
     for node in plan.graph.node_weights() {
         if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
             crate::operators::sinks::file::recover(std::path::Path::new(path), restored)
@@ -431,6 +432,15 @@ fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `DATAFLOW_INJECT_FAILURE=<node>:<records>` makes every instance of a
+/// transform fail once after that many input records: a hook for testing
+/// recovery, documented in docs/recovery.md.
+fn injected_failure(node: &str) -> Option<u64> {
+    let spec = std::env::var("DATAFLOW_INJECT_FAILURE").ok()?;
+    let (name, n) = spec.rsplit_once(':')?;
+    (name == node).then(|| n.parse().ok()).flatten()
 }
 
 /// Starts the coordinator thread; its result arrives on `c.done`.

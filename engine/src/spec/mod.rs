@@ -50,6 +50,36 @@ pub struct JobSettings {
     /// A batch that is not full is sent anyway after this long.
     #[serde(default = "default_buffer_timeout")]
     pub buffer_timeout: Duration,
+    /// What happens when an instance fails at run time. Default: with
+    /// checkpoints, 3 restarts 1s apart from the latest checkpoint; without,
+    /// none.
+    #[serde(default)]
+    pub restart: Option<RestartSpec>,
+}
+
+/// Restarting a failed job from its latest completed checkpoint, in the
+/// same process.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSpec {
+    #[serde(default)]
+    pub strategy: RestartStrategy,
+    /// Restarts before the job fails with the last cause.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait before each restart.
+    #[serde(default = "default_restart_delay")]
+    pub delay: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartStrategy {
+    /// Up to `attempts` restarts, `delay` apart.
+    #[default]
+    FixedDelay,
+    /// Fail at the first failure.
+    None,
 }
 
 /// Checkpointing; absent means checkpointing is off.
@@ -353,6 +383,12 @@ fn default_buffer_timeout() -> Duration {
 }
 fn default_checkpoint_timeout() -> Duration {
     Duration::from_secs(600)
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_restart_delay() -> Duration {
+    Duration::from_secs(1)
 }
 fn default_max_chain() -> u32 {
     10

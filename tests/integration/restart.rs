@@ -1,0 +1,126 @@
+//! Automatic restart: a failed job restores from its latest checkpoint in
+//! the same process and goes on; its committed output stays exactly-once.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{bin, text};
+
+fn spec(dir: &Path, name: &str, restart: &str, map: &str) -> std::path::PathBuf {
+    let yaml = format!(
+        r#"name: {name}
+checkpoint:
+  interval: 100ms
+  incremental: true
+  store: "file://{store}"
+{restart}
+sources:
+  lines: {{type: generate, mode: lines, seed: 7, count: 40000, rate: 40000, vocabulary: 500}}
+transforms:
+  words: {{type: flat_map, inputs: [lines], split: ","}}
+  pairs: {{type: map, inputs: [words], expr: '{map}'}}
+  counts: {{type: sum, inputs: [pairs], key: word, field: count}}
+sinks:
+  out: {{type: file, inputs: [counts], path: "{out}"}}
+"#,
+        store = dir.join("store").display(),
+        out = dir.join(format!("out-{name}")).display(),
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Every committed line of a file sink's folder, sorted.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn an_injected_failure_is_recovered_from_the_latest_checkpoint_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let restart = "restart: {strategy: fixed_delay, attempts: 2, delay: 100ms}";
+    let pairs = r#"{"word": this, "count": 1}"#;
+    let clean = Command::new(bin())
+        .args([
+            "run",
+            spec(dir.path(), "clean", restart, pairs).to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean).1);
+    let failing = Command::new(bin())
+        .args([
+            "run",
+            spec(dir.path(), "failing", restart, pairs)
+                .to_str()
+                .unwrap(),
+        ])
+        .env("DATAFLOW_INJECT_FAILURE", "counts:150000")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&failing);
+    assert_eq!(failing.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .contains("restart 1 of 2 in 100ms: counts#0 (node `counts`) failed: injected failure"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("restoring from"),
+        "the restart did not restore a checkpoint: {stderr}"
+    );
+    let expected = committed(&dir.path().join("out-clean"));
+    assert_eq!(expected.len(), 320_000);
+    assert!(
+        committed(&dir.path().join("out-failing")) == expected,
+        "the output after a restart differs from a run without failure"
+    );
+}
+
+#[test]
+fn a_persistent_failure_uses_up_the_attempts_and_fails_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let restart = "restart: {strategy: fixed_delay, attempts: 2, delay: 10ms}";
+    // Fails on every run, at the same word: no restart can get past it.
+    let pairs = r#"{"word": this, "count": this == "w3" ? 1 / 0 : 1}"#;
+    let out = Command::new(bin())
+        .args([
+            "run",
+            spec(dir.path(), "doomed", restart, pairs).to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("restart 2 of 2"), "{stderr}");
+    assert!(
+        stderr.contains("pairs#0 (node `pairs`) failed") && stderr.contains("(after 2 restarts)"),
+        "{stderr}"
+    );
+
+    let none = "restart: {strategy: none}";
+    let out = Command::new(bin())
+        .args([
+            "run",
+            spec(dir.path(), "once", none, pairs).to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("restart 1"), "{stderr}");
+}
