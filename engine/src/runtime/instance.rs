@@ -127,14 +127,8 @@ impl Instance {
         let mut ended = vec![false; self.inputs.len()];
         while open > 0 {
             match self.next(&ended)? {
-                Next::Message(i, Message::End) => {
-                    ended[i] = true;
-                    open -= 1;
-                    let step = self.aligner_step(|a| a.on_end(i));
-                    self.snapshot_if(step, || op.snapshot())?;
-                }
-                Next::Message(i, Message::Barrier(id)) => {
-                    let step = self.aligner_step(|a| a.on_barrier(i, id));
+                Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
+                    let step = self.control(i, &control, &mut ended, &mut open);
                     self.snapshot_if(step, || op.snapshot())?;
                 }
                 Next::Message(_, Message::Batch(records)) => {
@@ -171,14 +165,8 @@ impl Instance {
         let mut ended = vec![false; self.inputs.len()];
         while open > 0 {
             match self.next(&ended)? {
-                Next::Message(i, Message::End) => {
-                    ended[i] = true;
-                    open -= 1;
-                    let step = self.aligner_step(|a| a.on_end(i));
-                    self.sink_barrier(step, &mut *sink)?;
-                }
-                Next::Message(i, Message::Barrier(id)) => {
-                    let step = self.aligner_step(|a| a.on_barrier(i, id));
+                Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
+                    let step = self.control(i, &control, &mut ended, &mut open);
                     self.sink_barrier(step, &mut *sink)?;
                 }
                 Next::Message(_, Message::Batch(records)) => {
@@ -318,10 +306,26 @@ impl Instance {
         Ok(())
     }
 
-    fn aligner_step(&mut self, f: impl FnOnce(&mut Aligner) -> Step) -> Step {
-        match &mut self.checkpoint {
-            Some(cp) => f(&mut cp.aligner),
-            None => Step::Continue,
+    /// Notes an end of input or a barrier on input `i`; says whether the
+    /// instance may now snapshot.
+    fn control(
+        &mut self,
+        i: usize,
+        message: &Message,
+        ended: &mut [bool],
+        open: &mut usize,
+    ) -> Step {
+        if let Message::End = message {
+            ended[i] = true;
+            *open -= 1;
+        }
+        let Some(cp) = &mut self.checkpoint else {
+            return Step::Continue;
+        };
+        match message {
+            Message::End => cp.aligner.on_end(i),
+            Message::Barrier(id) => cp.aligner.on_barrier(i, *id),
+            Message::Batch(_) => Step::Continue,
         }
     }
 
