@@ -344,7 +344,7 @@ fn an_unwritable_sink_folder_fails_clearly() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("out#0 (node `out`) failed: cannot create the folder"),
+        stderr.contains("cannot start the job: out#0 (node `out`): cannot create the folder"),
         "{stderr}"
     );
 }

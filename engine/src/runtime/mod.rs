@@ -192,12 +192,14 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
             options.restore.as_deref(),
         ) {
             Ok(role) => role,
+            // Nothing has run yet: what fails here (a missing input, an
+            // unwritable folder, a damaged checkpoint file) would fail a
+            // restart the same way, so it is not an instance failure.
             Err(e) => {
-                first_error = Some(RunError::Instance {
-                    node: node.name.clone(),
-                    instance: instance_name,
-                    cause: e.to_string(),
-                });
+                first_error = Some(RunError::Setup(format!(
+                    "{instance_name} (node `{}`): {e}",
+                    node.name
+                )));
                 break;
             }
         };
