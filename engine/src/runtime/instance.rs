@@ -236,12 +236,13 @@ impl Instance {
     /// Emits a barrier for every checkpoint the coordinator triggered, with
     /// the source's position after the records already passed on.
     fn source_barriers(&mut self, source: &dyn Source) -> Result<(), Stop> {
-        let commands: Vec<SourceCommand> =
-            match self.checkpoint.as_ref().and_then(|c| c.triggers.as_ref()) {
-                Some(triggers) => triggers.try_iter().collect(),
-                None => return Ok(()),
-            };
-        for command in commands {
+        while let Some(command) = self
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.triggers.as_ref())
+            .and_then(|t| t.try_recv().ok())
+        {
+            // `Finish` only ever comes after the input ended (see `await_finish`).
             if let SourceCommand::Checkpoint(id) = command {
                 self.source_barrier(id, source)?;
             }
