@@ -7,6 +7,7 @@ mod docs;
 mod fuzz;
 mod harness;
 mod incremental;
+mod recovery;
 mod run;
 mod s3;
 mod schema;
