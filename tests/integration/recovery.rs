@@ -529,11 +529,13 @@ fn s3_outages_while_running_fail_checkpoints_but_not_the_job() {
     let started = Instant::now();
     let mut rng = Prng(seed(test));
     let mut server = S3Server::start();
-    let mut job = s3_job(&server, LINES, 4);
-    job.checkpoint = "  tolerable_failures: 1000\n  timeout: 2s".into();
+    // Processing goes on during an outage: twice the usual input, so the
+    // job is still running in the last round.
+    let mut job = s3_job(&server, 2 * LINES, 4);
+    job.checkpoint = "  tolerable_failures: 1000\n  timeout: 1s".into();
     let mut from = None;
     let mut last = 0;
-    for round in 0..3 {
+    for round in 0..2 {
         // Wait for a checkpoint of this run, so it has restored before the store goes.
         last = completed(&job.store_dir)
             .last()
@@ -541,7 +543,7 @@ fn s3_outages_while_running_fail_checkpoints_but_not_the_job() {
         let mut child = job.start(from);
         last = wait_for_checkpoint(&job.store_dir, last, &mut child, &job);
         server.stop();
-        std::thread::sleep(Duration::from_millis(rng.range(300, 900)));
+        std::thread::sleep(Duration::from_millis(rng.range(300, 700)));
         assert!(
             child.try_wait().unwrap().is_none(),
             "round {round}: the job ended while the store was down: {}",
@@ -562,7 +564,7 @@ fn s3_outages_while_running_fail_checkpoints_but_not_the_job() {
     job.finish(Duration::from_secs(120));
     let stderr = job.stderr();
     eprintln!(
-        "{test}: 3 outages, 3 kills, {:.1} s",
+        "{test}: 2 outages, 2 kills, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert_exactly_once(&job.out, &job.truth);
@@ -760,4 +762,30 @@ fn committed_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
+}
+
+#[test]
+fn a_fresh_start_removes_the_hidden_files_of_a_killed_attempt() {
+    let job = Job::new(100_000, 8);
+    let mut child = job.start(None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&job.out).map_or(true, |d| d.count() == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "no output file: {}",
+            job.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    kill9(&mut child);
+    assert!(!hidden_files(&job.out).is_empty());
+    // Killed before any checkpoint completed: the rerun starts afresh.
+    let out = dataflow(&["run", job.spec().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        hidden_files(&job.out),
+        Vec::<String>::new(),
+        "leftover hidden files"
+    );
+    assert_exactly_once(&job.out, &job.truth);
 }
