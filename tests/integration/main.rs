@@ -7,6 +7,7 @@ mod docs;
 mod fuzz;
 mod harness;
 mod incremental;
+mod recovery;
 mod restart;
 mod run;
 mod s3;

@@ -98,7 +98,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
 }
 
 /// What a restart starts from: the latest complete checkpoint, or (with
-/// none yet) the beginning, after clearing uncommitted sink output.
+/// none yet) the beginning; either way the run settles the sinks' folders.
 fn latest(plan: &Plan) -> Result<Option<Restore>, String> {
     let Some(cp) = &plan.checkpoint else {
         return Ok(None);
@@ -110,7 +110,6 @@ fn latest(plan: &Plan) -> Result<Option<Restore>, String> {
         .any(|f| matches!(f.state, crate::checkpoint::inspect::FoundState::Valid(_)));
     if !any {
         tracing::info!("no checkpoint completed yet: starting over from the beginning");
-        runtime::recover_sinks(plan, 0)?;
         return Ok(None);
     }
     restore_point(plan, "latest", false).map(Some)

@@ -129,9 +129,14 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     let canceller = Canceller::new();
     let signals = signals::listen();
     let state = open_state(plan).map_err(|e| (e, String::new()))?;
-    if let Some(restore) = &options.restore {
-        recover_sinks(plan, restore.metadata.checkpoint_id)
-            .map_err(|e| (RunError::Setup(e), String::new()))?;
+    if plan.checkpoint.is_some() {
+        // A fresh start is a restore from "checkpoint 0": nothing of an
+        // earlier attempt is committed, its hidden files are removed.
+        let restored = options
+            .restore
+            .as_ref()
+            .map_or(0, |r| r.metadata.checkpoint_id);
+        recover_sinks(plan, restored).map_err(|e| (RunError::Setup(e), String::new()))?;
     }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
@@ -424,9 +429,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     }
 }
 
-/// Before a restored job starts, settles every file sink's folder: output
-/// of the restored checkpoint's past is committed, anything newer removed.
-pub fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
+/// Before a job with checkpoints starts, settles every file sink's folder:
+/// output of the restored checkpoint's past is committed, anything newer
+/// (or, on a fresh start, anything not committed) removed.
+fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
     for node in plan.graph.node_weights() {
         if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
             crate::operators::sinks::file::recover(std::path::Path::new(path), restored)

@@ -228,8 +228,9 @@ impl Sink for FileSink {
     }
 }
 
-/// Before a job restored from checkpoint `restored` starts: commits the
-/// files pending up to it and deletes newer pending and in-progress files.
+/// Before a job restored from checkpoint `restored` starts (0 for a fresh
+/// start): commits the files pending up to it and deletes newer pending and
+/// in-progress files.
 pub fn recover(dir: &Path, restored: u64) -> Result<(), SinkError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
