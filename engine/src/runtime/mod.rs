@@ -485,16 +485,38 @@ fn open_state(plan: &Plan) -> Result<StateFactory, RunError> {
     Ok(match plan.state.backend {
         StateBackendKind::Memory => StateFactory::Memory,
         StateBackendKind::Sled => {
-            let dir = std::path::Path::new(&plan.state_dir()).join(format!(
-                "{}-{}",
-                plan.job.name,
-                std::process::id()
-            ));
+            let root = std::path::Path::new(&plan.state_dir()).to_owned();
+            remove_dead_runs(&root, &plan.job.name);
+            let dir = root.join(format!("{}-{}", plan.job.name, std::process::id()));
             let store = crate::state::sled::SledStore::open(&dir)
                 .map_err(|e| RunError::Setup(e.to_string()))?;
             StateFactory::Sled(store)
         }
     })
+}
+
+/// Removes the working state of earlier runs of `job` whose process is
+/// gone (killed runs cannot clean up after themselves); checkpoints hold
+/// what must survive. Where `/proc` cannot tell, nothing is removed.
+fn remove_dead_runs(root: &std::path::Path, job: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(job).and_then(|r| r.strip_prefix('-')) else {
+            continue;
+        };
+        if pid.bytes().all(|b| b.is_ascii_digit())
+            && !pid.is_empty()
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
