@@ -100,6 +100,9 @@ struct InFlight {
     started: Instant,
     triggered_at_ms: u64,
     acks: BTreeMap<String, Ack>,
+    /// The newest completed checkpoint when this one was triggered: the
+    /// base its increments may build on, which retention must keep.
+    base: Option<u64>,
 }
 
 pub struct Coordinator {
@@ -144,6 +147,20 @@ impl Coordinator {
         commits: Vec<Sender<u64>>,
     ) -> Result<Coordinator, String> {
         let existing = existing_checkpoints(&*store, &config.job)?;
+        // Folders without `_metadata` are checkpoints a crashed run never
+        // finished: nothing can use them.
+        for name in store
+            .list(&layout::job_dir(&config.job))
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(id) = layout::parse_checkpoint_name(&name) {
+                if !existing.iter().any(|m| m.checkpoint_id == id)
+                    && store.read(&layout::metadata(&config.job, id)).is_err()
+                {
+                    let _ = store.delete_dir(&layout::checkpoint_dir(&config.job, id));
+                }
+            }
+        }
         let next_id = existing
             .iter()
             .map(|m| m.checkpoint_id)
@@ -261,6 +278,7 @@ impl Coordinator {
                 started: now,
                 triggered_at_ms: now_ms(),
                 acks: BTreeMap::new(),
+                base: self.completed.iter().map(|m| m.checkpoint_id).max(),
             },
         );
         for t in &self.triggers {
@@ -290,6 +308,11 @@ impl Coordinator {
             }
             Report::InputEnded { instance } => {
                 self.inputs_ended.insert(instance);
+                Ok(())
+            }
+            Report::Declined { id, .. } if self.aborted.contains(&id) => {
+                // A write that failed after the abort may have left a partial file.
+                self.remove_files(id);
                 Ok(())
             }
             Report::Declined {
@@ -471,11 +494,13 @@ impl Coordinator {
             .filter(|p| !written_by_any(p, &in_flight_ids))
             .collect();
         let completed: Vec<&Metadata> = self.completed.iter().collect();
+        let protect: BTreeSet<u64> = self.in_flight.values().filter_map(|f| f.base).collect();
         let deletions = retention::plan(
             &completed,
             self.config.settings.retain as usize,
             &shared,
             &in_flight,
+            &protect,
         );
         for id in &deletions.checkpoints {
             // The metadata goes first: a half-deleted checkpoint never looks complete.

@@ -189,7 +189,16 @@ pub fn check_mapping(
     }
     let mut notes = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for state in metadata.instances.values() {
+    for (name, state) in &metadata.instances {
+        if state.parallelism == 0
+            || state.instance >= state.parallelism
+            || state.parallelism > metadata.max_parallelism
+        {
+            return Err(format!(
+                "chk-{id} is damaged: its metadata says `{name}` is instance {} of {} (max_parallelism {})",
+                state.instance, state.parallelism, metadata.max_parallelism
+            ));
+        }
         let holds_state = !state.files.is_empty() || state.source_position.is_some();
         if !holds_state || !seen.insert(state.node.as_str()) {
             continue;

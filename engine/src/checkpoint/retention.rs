@@ -12,27 +12,37 @@ pub struct Deletions {
     pub shared_files: Vec<String>,
 }
 
-/// Keeps the newest `retain` of `completed` (any order) and returns what
-/// else may be deleted. `shared_files` lists the shared folder; `in_flight`
-/// are files written by checkpoints not yet complete, which are never
-/// deleted here.
+/// Keeps the newest `retain` of `completed` (any order), and the ones in
+/// `protect` (the bases that snapshots still in flight build on), and
+/// returns what else may be deleted. `shared_files` lists the shared
+/// folder; `in_flight` are files written by checkpoints not yet complete,
+/// which are never deleted here.
 pub fn plan(
     completed: &[&Metadata],
     retain: usize,
     shared_files: &[String],
     in_flight: &BTreeSet<String>,
+    protect: &BTreeSet<u64>,
 ) -> Deletions {
     let mut ids: Vec<u64> = completed.iter().map(|m| m.checkpoint_id).collect();
     ids.sort_unstable();
     let keep_from = ids.len().saturating_sub(retain.max(1));
-    let kept: BTreeSet<u64> = ids[keep_from..].iter().copied().collect();
+    let kept: BTreeSet<u64> = ids[keep_from..]
+        .iter()
+        .chain(ids[..keep_from].iter().filter(|id| protect.contains(id)))
+        .copied()
+        .collect();
     let needed: BTreeSet<&str> = completed
         .iter()
         .filter(|m| kept.contains(&m.checkpoint_id))
         .flat_map(|m| m.files().map(|f| f.path.as_str()))
         .collect();
     Deletions {
-        checkpoints: ids[..keep_from].to_vec(),
+        checkpoints: ids
+            .iter()
+            .copied()
+            .filter(|id| !kept.contains(id))
+            .collect(),
         shared_files: shared_files
             .iter()
             .filter(|f| !needed.contains(f.as_str()) && !in_flight.contains(*f))
@@ -93,11 +103,21 @@ mod tests {
             .map(String::from)
             .to_vec();
         let in_flight = BTreeSet::from(["s/c-0-4.delta".to_owned()]);
-        let d = plan(&[&m3, &m1, &m2], 1, &shared, &in_flight);
+        let d = plan(&[&m3, &m1, &m2], 1, &shared, &in_flight, &BTreeSet::new());
         assert_eq!(d.checkpoints, [1, 2]);
         assert_eq!(d.shared_files, ["s/c-0-2.delta", "s/orphan"]);
-        let d = plan(&[&m1, &m2, &m3], 3, &shared, &in_flight);
+        let d = plan(&[&m1, &m2, &m3], 3, &shared, &in_flight, &BTreeSet::new());
         assert!(d.checkpoints.is_empty());
+        assert_eq!(d.shared_files, ["s/orphan"]);
+        // A snapshot in flight still builds on checkpoint 2: it stays.
+        let d = plan(
+            &[&m1, &m2, &m3],
+            1,
+            &shared,
+            &in_flight,
+            &BTreeSet::from([2]),
+        );
+        assert_eq!(d.checkpoints, [1]);
         assert_eq!(d.shared_files, ["s/orphan"]);
     }
 }

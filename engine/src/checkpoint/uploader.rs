@@ -94,16 +94,19 @@ impl Uploader {
     }
 
     fn write(&mut self, id: u64, changes: Changes) -> Result<Vec<FileRef>, String> {
+        // The changes are kept before anything can fail: the operator has
+        // handed them over, and a later snapshot must include them even if
+        // this one is never written.
+        self.pending.push((id, changes, Vec::new()));
         let mut delta = Entries::new();
         let encoded = |c: &Changes| {
             c.iter()
                 .map(|(k, v)| (k.clone(), encode_value(v)))
                 .collect::<Vec<_>>()
         };
-        for (_, earlier, _) in &self.pending {
-            delta.extend(encoded(earlier));
+        for (_, changes, _) in &self.pending {
+            delta.extend(encoded(changes));
         }
-        delta.extend(encoded(&changes));
         let deltas_in_base = self
             .base
             .as_ref()
@@ -140,7 +143,9 @@ impl Uploader {
             kind,
             checkpoint: id,
         });
-        self.pending.push((id, changes, chain.clone()));
+        if let Some(entry) = self.pending.last_mut() {
+            entry.2 = chain.clone();
+        }
         Ok(chain)
     }
 

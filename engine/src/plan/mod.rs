@@ -389,6 +389,13 @@ impl Compiler<'_> {
                     .at(self.span(&["batch_size"]), "too small"),
             );
         }
+        if job.buffer_timeout.0.is_zero() {
+            self.error(
+                Diagnostic::error("invalid-duration", "`buffer_timeout` must be at least 1ms")
+                    .at(self.span(&["buffer_timeout"]), "too short")
+                    .help("a small value such as 1ms gives low latency; 0 would keep every instance busy polling"),
+            );
+        }
     }
 
     /// A node's parallelism, or the job's; reports values out of range.

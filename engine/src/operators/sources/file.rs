@@ -28,6 +28,8 @@ pub struct FileSource {
     line: String,
     /// Where to start reading each file: 0, or the offset a restored checkpoint recorded.
     resume_at: Vec<u64>,
+    /// This instance's files a restored checkpoint had already finished.
+    finished_before: Vec<String>,
 }
 
 impl FileSource {
@@ -65,6 +67,7 @@ impl FileSource {
             cancel,
             line: String::new(),
             resume_at: Vec::new(),
+            finished_before: Vec::new(),
         })
     }
 
@@ -93,8 +96,18 @@ impl Source for FileSource {
     /// The files read to the end, and the byte offset in the one being read.
     fn position(&self) -> serde_json::Value {
         let name = |p: &PathBuf| p.display().to_string();
+        let done: Vec<String> = self
+            .finished_before
+            .iter()
+            .cloned()
+            .chain(
+                self.files[..self.current.min(self.files.len())]
+                    .iter()
+                    .map(name),
+            )
+            .collect();
         serde_json::json!({
-            "done": self.files[..self.current.min(self.files.len())].iter().map(name).collect::<Vec<_>>(),
+            "done": done,
             "reading": self.files.get(self.current).map(|p| serde_json::json!({"path": name(p), "offset": self.offset})),
         })
     }
