@@ -24,15 +24,23 @@ use crate::value::Value;
 
 /// Where keyed operators get their state.
 pub enum StateFactory {
-    Memory,
-    Sled(SledStore),
+    Memory {
+        track_changes: bool,
+    },
+    Sled {
+        store: SledStore,
+        track_changes: bool,
+    },
 }
 
 impl StateFactory {
     fn state(&self, namespace: &str) -> Result<Box<dyn KeyedState>, OpError> {
         Ok(match self {
-            StateFactory::Memory => Box::<MemoryState>::default(),
-            StateFactory::Sled(store) => Box::new(store.state(namespace)?),
+            StateFactory::Memory { track_changes } => Box::new(MemoryState::new(*track_changes)),
+            StateFactory::Sled {
+                store,
+                track_changes,
+            } => Box::new(store.state(namespace, *track_changes)?),
         })
     }
 }

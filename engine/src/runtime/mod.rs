@@ -482,15 +482,20 @@ fn start_coordinator(
 }
 
 fn open_state(plan: &Plan) -> Result<StateFactory, RunError> {
+    // Only snapshots need the entries changed since the last one.
+    let track_changes = plan.checkpoint.is_some();
     Ok(match plan.state.backend {
-        StateBackendKind::Memory => StateFactory::Memory,
+        StateBackendKind::Memory => StateFactory::Memory { track_changes },
         StateBackendKind::Sled => {
             let root = std::path::Path::new(&plan.state_dir()).to_owned();
             remove_dead_runs(&root, &plan.job.name);
             let dir = root.join(format!("{}-{}", plan.job.name, std::process::id()));
             let store = crate::state::sled::SledStore::open(&dir)
                 .map_err(|e| RunError::Setup(e.to_string()))?;
-            StateFactory::Sled(store)
+            StateFactory::Sled {
+                store,
+                track_changes,
+            }
         }
     })
 }

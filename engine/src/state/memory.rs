@@ -17,6 +17,17 @@ pub struct MemoryState {
     map: FxHashMap<Box<[u8]>, Slot>,
     /// Keys changed since the last snapshot, each once.
     dirty: Vec<(u16, Box<[u8]>)>,
+    /// Whether to keep `dirty` (only jobs that take checkpoints need it).
+    track_changes: bool,
+}
+
+impl MemoryState {
+    pub fn new(track_changes: bool) -> MemoryState {
+        MemoryState {
+            track_changes,
+            ..MemoryState::default()
+        }
+    }
 }
 
 impl KeyedState for MemoryState {
@@ -29,14 +40,22 @@ impl KeyedState for MemoryState {
         match self.map.get_mut(key) {
             Some(slot) => {
                 slot.value = value;
-                if !slot.dirty {
+                if !slot.dirty && self.track_changes {
                     slot.dirty = true;
                     self.dirty.push((key_group, key.into()));
                 }
             }
             None => {
-                self.map.insert(key.into(), Slot { value, dirty: true });
-                self.dirty.push((key_group, key.into()));
+                self.map.insert(
+                    key.into(),
+                    Slot {
+                        value,
+                        dirty: self.track_changes,
+                    },
+                );
+                if self.track_changes {
+                    self.dirty.push((key_group, key.into()));
+                }
             }
         }
         Ok(())
@@ -60,7 +79,7 @@ mod tests {
 
     #[test]
     fn changes_list_each_changed_key_once_with_its_latest_value() {
-        let mut s = MemoryState::default();
+        let mut s = MemoryState::new(true);
         s.put(1, b"a", Value::Int(1)).unwrap();
         s.put(1, b"a", Value::Int(2)).unwrap();
         s.put(2, b"b", Value::Int(5)).unwrap();

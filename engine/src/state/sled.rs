@@ -42,7 +42,9 @@ impl SledStore {
 
     /// The state of one operator instance; instances of one operator share
     /// a tree, each touching only its own key groups.
-    pub fn state(&self, namespace: &str) -> Result<SledState, StateError> {
+    /// `track_changes`: keep the entries changed since the last snapshot
+    /// (only jobs that take checkpoints need them).
+    pub fn state(&self, namespace: &str, track_changes: bool) -> Result<SledState, StateError> {
         let tree = self
             .db
             .open_tree(namespace)
@@ -55,6 +57,7 @@ impl SledStore {
             namespace: namespace.to_owned(),
             buf: Vec::new(),
             changed: FxHashMap::default(),
+            track_changes,
         })
     }
 }
@@ -75,6 +78,7 @@ pub struct SledState {
     /// the synchronous part of a snapshot reads nothing from disk.
     /// Keyed by the tree key (key group, then key).
     changed: FxHashMap<Box<[u8]>, Value>,
+    track_changes: bool,
 }
 
 impl SledState {
@@ -114,10 +118,12 @@ impl KeyedState for SledState {
         let bytes = encode_value(&value);
         let entry = entry_key(&mut self.buf, key_group, key);
         let inserted = self.tree.insert(entry, &*bytes);
-        match self.changed.get_mut(entry) {
-            Some(slot) => *slot = value,
-            None => {
-                self.changed.insert(entry.into(), value);
+        if self.track_changes {
+            match self.changed.get_mut(entry) {
+                Some(slot) => *slot = value,
+                None => {
+                    self.changed.insert(entry.into(), value);
+                }
             }
         }
         inserted.map_err(|e| self.sled_error(e))?;

@@ -201,7 +201,8 @@ impl Sink for FileSink {
         let (ready, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(n, _)| *n <= id);
         self.pending = later;
         for (n, path) in ready {
-            std::fs::rename(&path, self.final_name(n)).map_err(|e| io_error("commit", &path, e))?;
+            let target = unused(self.final_name(n));
+            std::fs::rename(&path, target).map_err(|e| io_error("commit", &path, e))?;
         }
         Ok(())
     }
@@ -226,6 +227,27 @@ impl Sink for FileSink {
         }
         Ok(())
     }
+}
+
+/// `path`, or if a file is already there (committed output of a run whose
+/// checkpoint numbers were reused, after its store was deleted),
+/// `<stem>-<k>.<ext>` for the first free `k`: committed output is never replaced.
+fn unused(path: PathBuf) -> PathBuf {
+    if !path.exists() {
+        return path;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (1u64..)
+        .map(|k| path.with_file_name(format!("{stem}-{k}.{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(path)
 }
 
 /// Before a job restored from checkpoint `restored` starts (0 for a fresh
@@ -253,7 +275,7 @@ pub fn recover(dir: &Path, restored: u64) -> Result<(), SinkError> {
                 .and_then(|n| n.parse::<u64>().ok());
             match checkpoint {
                 Some(n) if n <= restored => {
-                    std::fs::rename(&path, dir.join(visible))
+                    std::fs::rename(&path, unused(dir.join(visible)))
                         .map_err(|e| io_error("commit", &path, e))?;
                 }
                 _ => std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?,
@@ -295,5 +317,23 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(all, ["part-0-1.txt"]);
+    }
+
+    #[test]
+    fn committed_output_of_an_earlier_run_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("part-0-1.txt"), "earlier\n").unwrap();
+        let mut sink = FileSink::open(dir.path(), OutputFormat::Text, 0, true).unwrap();
+        sink.write(&[Value::from("later")]).unwrap();
+        sink.on_barrier(1).unwrap();
+        sink.on_complete(1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("part-0-1.txt")).unwrap(),
+            "earlier\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("part-0-1-1.txt")).unwrap(),
+            "later\n"
+        );
     }
 }
