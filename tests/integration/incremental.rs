@@ -78,7 +78,7 @@ impl Snapshotter {
 }
 
 fn check(store: Arc<dyn CheckpointStore>, name: &str) {
-    let mut state = MemoryState::default();
+    let mut state = MemoryState::new(true);
     for k in 0..KEYS {
         put(&mut state, k, k);
     }
@@ -100,7 +100,7 @@ fn check(store: Arc<dyn CheckpointStore>, name: &str) {
 
     // The chain restores to what a full snapshot of the same state holds.
     let restored = load_chain(&*store, &second, |_| true).unwrap();
-    let mut same = MemoryState::default();
+    let mut same = MemoryState::new(true);
     for k in 0..KEYS {
         put(&mut same, k, if k % (KEYS / 1000) == 0 { k + 1 } else { k });
     }
