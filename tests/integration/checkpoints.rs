@@ -11,6 +11,7 @@ use dataflow::checkpoint::snapshot::{self, Entries};
 
 use crate::harness::{bin, dataflow, text};
 use crate::s3::S3Server;
+use crate::stored::{completed, files_under};
 
 /// Where a test's checkpoints go.
 enum Store {
@@ -74,17 +75,6 @@ sinks:
     )
 }
 
-/// Every complete checkpoint's metadata, by id.
-fn completed(job_dir: &Path) -> Vec<Metadata> {
-    let mut out: Vec<Metadata> = checkpoint_dirs(job_dir)
-        .iter()
-        .filter_map(|d| std::fs::read(d.join("_metadata")).ok())
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .collect();
-    out.sort_by_key(|m| m.checkpoint_id);
-    out
-}
-
 /// Checkpoint folders holding at least one file (an object store has no
 /// empty folders; s3s-fs leaves them on disk).
 fn checkpoint_dirs(job_dir: &Path) -> Vec<PathBuf> {
@@ -96,27 +86,6 @@ fn checkpoint_dirs(job_dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("chk-"))
         .filter(|p| !files_under(p, "").is_empty())
         .collect()
-}
-
-/// Every file under `dir`, as store paths (`<job>/...`).
-fn files_under(job_dir: &Path, job: &str) -> BTreeSet<String> {
-    fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
-            if e.file_type().unwrap().is_dir() {
-                walk(&e.path(), &name, out);
-            } else {
-                out.insert(name);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(job_dir, job, &mut out);
-    out
 }
 
 /// Every file in the store belongs to a retained, complete checkpoint.

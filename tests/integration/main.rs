@@ -13,3 +13,4 @@ mod run;
 mod s3;
 mod schema;
 mod specs;
+mod stored;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dataflow::checkpoint::metadata::Metadata;
 
 use crate::harness::{bin, dataflow, root, text};
 use crate::s3::S3Server;
+use crate::stored::{completed, files_under};
 
 const JOB: &str = "wc";
 
@@ -208,44 +208,8 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// The complete checkpoints (with `_metadata`) in a job folder, oldest first.
-fn completed(job_dir: &Path) -> Vec<Metadata> {
-    let Ok(entries) = std::fs::read_dir(job_dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Metadata> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("chk-"))
-        .filter_map(|d| std::fs::read(d.join("_metadata")).ok())
-        .filter_map(|b| serde_json::from_slice(&b).ok())
-        .collect();
-    out.sort_by_key(|m| m.checkpoint_id);
-    out
-}
-
 fn has_checkpoint(job_dir: &Path) -> bool {
     !completed(job_dir).is_empty()
-}
-
-/// Every file under `dir`, as store paths (`<prefix>/...`); folders are ignored.
-fn files_under(dir: &Path, prefix: &str) -> BTreeSet<String> {
-    fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
-            if e.file_type().unwrap().is_dir() {
-                walk(&e.path(), &name, out);
-            } else {
-                out.insert(name);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, prefix, &mut out);
-    out
 }
 
 /// Exactly `retain` complete checkpoints, and every file in the store is

@@ -1,0 +1,44 @@
+//! Looking at a checkpoint store from the outside: the fs store and s3s-fs
+//! both keep objects as plain files under a folder.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use dataflow::checkpoint::metadata::Metadata;
+
+/// The complete checkpoints (with a readable `_metadata`) in a job folder,
+/// oldest first. A `_metadata` being written while a job runs is skipped.
+pub fn completed(job_dir: &Path) -> Vec<Metadata> {
+    let Ok(entries) = std::fs::read_dir(job_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Metadata> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("chk-"))
+        .filter_map(|d| std::fs::read(d.join("_metadata")).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    out.sort_by_key(|m| m.checkpoint_id);
+    out
+}
+
+/// Every file under `dir`, as store paths (`<prefix>/...`); folders are ignored.
+pub fn files_under(dir: &Path, prefix: &str) -> BTreeSet<String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &name, out);
+            } else {
+                out.insert(name);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, prefix, &mut out);
+    out
+}
