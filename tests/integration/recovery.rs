@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-
 use crate::harness::{bin, dataflow, root, text};
 use crate::s3::S3Server;
 use crate::stored::{completed, files_under};
