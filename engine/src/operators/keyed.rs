@@ -51,14 +51,11 @@ impl Operator for Keyed {
         let previous = self.state.get(kg, &self.key_buf)?;
         let (stored, emitted) = match &self.fold {
             Fold::Aggregate { kind, field } => {
-                if record.get(field).is_none() {
+                let Some(slot) = record.get_mut(field) else {
                     return Err(RecordError(format!(
                         "the record has no field `{field}` to aggregate: {record}"
                     ))
                     .into());
-                }
-                let Some(slot) = record.get_mut(field) else {
-                    return Ok(());
                 };
                 let next = match previous {
                     None => number(slot, field)?,
