@@ -6,12 +6,13 @@
 //! `{"word": this, "count": 1}`) are evaluated natively, without converting
 //! the record into CEL values; anything else runs in the `cel` interpreter.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::IdedExpr;
 
-use crate::value::{Str, Value};
+use crate::value::{intern, Str, Value};
 
 /// Why an expression does not compile, with its position inside the
 /// expression text (1-based line and column).
@@ -181,7 +182,7 @@ impl Expr {
             },
             Ast::Select(select) if !select.test => match Expr::native(&select.operand)?.kind {
                 Kind::Path { var, mut fields } => {
-                    fields.push(Arc::from(select.field.as_str()));
+                    fields.push(intern(&select.field));
                     Kind::Path { var, fields }
                 }
                 _ => return None,
@@ -217,13 +218,33 @@ impl Expr {
                     {
                         return None;
                     }
-                    entries.push((Arc::from(key.inner()), Expr::native(&e.value)?));
+                    entries.push((intern(key.inner()), Expr::native(&e.value)?));
                 }
                 Kind::Map(entries)
             }
             _ => return None,
         };
         Some(Expr { kind })
+    }
+
+    /// Evaluates the expression on a record, borrowing from it where the
+    /// result is a part of it: a key that is a field costs no clone.
+    pub fn eval_ref<'a>(&self, this: &'a Value) -> Result<Cow<'a, Value>, EvalError> {
+        match &self.kind {
+            Kind::Path {
+                var: Var::This,
+                fields,
+            } => {
+                let mut v = this;
+                for f in fields {
+                    v = v.get(f).ok_or_else(|| EvalError::MissingField {
+                        field: f.to_string(),
+                    })?;
+                }
+                Ok(Cow::Borrowed(v))
+            }
+            _ => self.eval(this, None).map(Cow::Owned),
+        }
     }
 
     /// Evaluates the expression on a record; `acc` is the accumulator of a `reduce`.
@@ -243,11 +264,13 @@ impl Expr {
                 Ok(v.clone())
             }
             Kind::Literal(v) => Ok(v.clone()),
-            Kind::Map(entries) => entries
-                .iter()
-                .map(|(k, e)| Ok((Arc::clone(k), e.eval(this, acc)?)))
-                .collect::<Result<_, _>>()
-                .map(Value::Map),
+            Kind::Map(entries) => {
+                let mut fields = Vec::with_capacity(entries.len());
+                for (k, e) in entries {
+                    fields.push((Arc::clone(k), e.eval(this, acc)?));
+                }
+                Ok(Value::Map(fields))
+            }
             Kind::List(items) => items
                 .iter()
                 .map(|e| e.eval(this, acc))

@@ -30,6 +30,31 @@ pub enum Value {
 /// and keeps the order a user wrote in an expression.
 pub type Fields = Vec<(Arc<str>, Value)>;
 
+/// Whether a field is called `name`. Names compiled into a plan are
+/// [`intern`]ed, so a record built by one operator and read by another
+/// usually shares the very same name: one pointer comparison, no memcmp.
+#[inline]
+fn same_name(field: &str, name: &str) -> bool {
+    std::ptr::eq(field.as_ptr(), name.as_ptr()) && field.len() == name.len() || field == name
+}
+
+/// The one shared copy of a field name. Called when expressions and
+/// operators are compiled, never per record.
+pub fn intern(name: &str) -> Arc<str> {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<Arc<str>>>> =
+        std::sync::OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return Arc::clone(known);
+    }
+    let name: Arc<str> = Arc::from(name);
+    names.insert(Arc::clone(&name));
+    name
+}
+
 impl Value {
     /// The name of this value's type, as shown in error messages.
     pub fn type_name(&self) -> &'static str {
@@ -47,7 +72,10 @@ impl Value {
     /// The value of field `name`, if this is a map that has it.
     pub fn get(&self, name: &str) -> Option<&Value> {
         match self {
-            Value::Map(fields) => fields.iter().find(|(k, _)| &**k == name).map(|(_, v)| v),
+            Value::Map(fields) => fields
+                .iter()
+                .find(|(k, _)| same_name(k, name))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -57,7 +85,7 @@ impl Value {
         match self {
             Value::Map(fields) => fields
                 .iter_mut()
-                .find(|(k, _)| &**k == name)
+                .find(|(k, _)| same_name(k, name))
                 .map(|(_, v)| v),
             _ => None,
         }

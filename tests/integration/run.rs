@@ -80,20 +80,23 @@ fn word_count_matches_a_reference_at_every_parallelism_and_backend() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("words.txt");
     let reference = word_file(&input, 5000, 7);
-    for backend in ["memory", "sled"] {
+    let runs = [("memory", true), ("sled", true), ("memory", false)];
+    for (backend, chaining) in runs {
         for parallelism in [1, 2, 4] {
             let spec = dir.path().join(format!("wc-{backend}-{parallelism}.yaml"));
-            std::fs::write(
-                &spec,
-                word_count_spec(&input, parallelism, backend, &dir.path().join("state")),
-            )
-            .unwrap();
+            // Unchained, every operator instance runs on its own thread.
+            let yaml = word_count_spec(&input, parallelism, backend, &dir.path().join("state"))
+                .replace(
+                    "\nparallelism:",
+                    &format!("\nchaining: {chaining}\nparallelism:"),
+                );
+            std::fs::write(&spec, yaml).unwrap();
             let out = dataflow(&["run", spec.to_str().unwrap()]);
             let (stdout, stderr) = text(&out);
             assert_eq!(
                 out.status.code(),
                 Some(0),
-                "{backend} p{parallelism}: {stderr}"
+                "{backend} p{parallelism} chaining {chaining}: {stderr}"
             );
             // Keyed order: each word's rolling sums are exactly 1, 2, ..., n.
             let mut seen: HashMap<String, u64> = HashMap::new();

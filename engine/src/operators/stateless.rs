@@ -41,9 +41,18 @@ impl Operator for Split {
         let text = s.as_str();
         let sep = &*self.0;
         let mut start = 0;
-        for (at, _) in text.match_indices(sep) {
-            out.push(Value::Str(s.slice(start..at)));
-            start = at + sep.len();
+        if let &[byte] = sep.as_bytes() {
+            // An ASCII byte never occurs inside a multi-byte character, so
+            // every match is a character boundary.
+            for at in memchr::memchr_iter(byte, text.as_bytes()) {
+                out.push(Value::Str(s.slice(start..at)));
+                start = at + 1;
+            }
+        } else {
+            for (at, _) in text.match_indices(sep) {
+                out.push(Value::Str(s.slice(start..at)));
+                start = at + sep.len();
+            }
         }
         out.push(Value::Str(s.slice(start..text.len())));
         Ok(())

@@ -665,7 +665,7 @@ impl Compiler<'_> {
                 Operator::Aggregate {
                     kind,
                     key: key?,
-                    field: field_ok.then(|| Arc::from(field.as_str()))?,
+                    field: field_ok.then(|| crate::value::intern(field))?,
                 }
             }
             TransformKind::Count { key } => Operator::Count(self.key(name, key)?),

@@ -167,6 +167,7 @@ impl Plan {
             "max_parallelism": self.job.max_parallelism,
             "batch_size": self.job.batch_size,
             "buffer_timeout": self.job.buffer_timeout,
+            "chaining": self.job.chaining,
             "nodes": nodes,
             "checkpoint": self.checkpoint.as_ref().map(|c| &c.settings),
             "state": {"backend": self.state.backend, "dir": self.state_dir()},

@@ -1,10 +1,14 @@
-//! The loop each instance runs on its own thread.
+//! The loop each chain instance runs on its own thread.
 //!
-//! A source polls its [`Source`] and pushes into its output; a transform or
-//! sink receives messages from its inputs (with crossbeam's `Select` when
-//! it has several), runs its operator on each batch and passes the results
-//! on. Operators see records only; this loop handles batching, end of
-//! input, bad records (`on_error`) and cancellation.
+//! A chain is one or more operators fused on one thread (see [`physical`]).
+//! Its head is a source, which polls its [`Source`], or reads messages from
+//! its inputs (with crossbeam's `Select` when it has several). Each batch
+//! then goes through the chain's operators in place and on to the output,
+//! or into the sink that ends the chain. Operators see records only; this
+//! loop handles batching, end of input, bad records (`on_error`),
+//! checkpoint barriers and cancellation, for each member separately.
+//!
+//! [`physical`]: super::physical
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +24,9 @@ use crate::checkpoint::{Ack, Report, SourceCommand};
 use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
 use crate::spec::OnError;
-use crate::state::Changes;
 use crate::value::Value;
 
-/// What an instance runs.
+/// What a member of a chain runs.
 pub enum Role {
     Source(Box<dyn Source>),
     Transform(Box<dyn Operator>),
@@ -40,39 +43,60 @@ pub enum Finish {
     OutputClosed,
 }
 
+/// A failure, and the member of the chain it happened in.
+pub struct Failure {
+    pub member: usize,
+    pub cause: String,
+}
+
 /// The most a receive waits before looking at the cancellation flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
 
-pub struct Instance {
-    pub on_error: OnError,
+/// One node's instance inside a chain: what is its own even when it
+/// shares a thread.
+pub struct Member {
+    /// `<node>#<index>`.
     pub name: String,
+    pub role: Role,
+    pub on_error: OnError,
+    pub metrics: Arc<Metrics>,
+    /// Fail once, after this many input records (`DATAFLOW_INJECT_FAILURE`).
+    pub fail_after: Option<u64>,
+    /// Present when the job takes checkpoints.
+    pub checkpoint: Option<MemberCheckpointing>,
+}
+
+/// A member's part in checkpoints.
+pub struct MemberCheckpointing {
+    pub node: String,
+    pub index: u32,
+    pub parallelism: u32,
+    /// Stateful operators: where the asynchronous part of a snapshot goes.
+    pub uploader: Option<Sender<UploadTask>>,
+    /// Sinks: ids of completed checkpoints, to commit.
+    pub commits: Option<Receiver<u64>>,
+}
+
+pub struct Instance {
     pub inputs: Vec<Receiver<Message>>,
     pub output: Output,
-    pub metrics: Arc<Metrics>,
     pub cancel: Cancel,
     pub batch_size: usize,
     /// Present when the job takes checkpoints.
     pub checkpoint: Option<Checkpointing>,
-    /// Fail once, after this many input records (`DATAFLOW_INJECT_FAILURE`).
-    pub fail_after: Option<u64>,
+    /// Upstream first; never empty.
+    pub members: Vec<Member>,
 }
 
 /// Whether the injected failure has happened: it happens once per process,
 /// so a job restarted in the same process recovers.
 static INJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// An instance's part in checkpoints.
+/// The chain's part in checkpoints, shared by its members.
 pub struct Checkpointing {
-    pub node: String,
-    pub index: u32,
-    pub parallelism: u32,
-    /// Sources: checkpoint ids to emit barriers for.
+    /// Source heads: checkpoint ids to emit barriers for.
     pub triggers: Option<Receiver<SourceCommand>>,
-    /// Sinks: ids of completed checkpoints, to commit.
-    pub commits: Option<Receiver<u64>>,
     pub reports: Sender<Report>,
-    /// Stateful operators: where the asynchronous part of a snapshot goes.
-    pub uploader: Option<Sender<UploadTask>>,
     pub aligner: Aligner,
 }
 
@@ -81,114 +105,198 @@ enum Next {
     Idle,
 }
 
+/// Why a loop stopped early.
+enum Stop {
+    Cancelled,
+    OutputClosed,
+    Failed(usize, String),
+}
+
+impl From<Cancelled> for Stop {
+    fn from(_: Cancelled) -> Self {
+        Stop::Cancelled
+    }
+}
+
+/// The loop's state apart from the members, so a member can run while the
+/// loop sends its output.
+struct Io {
+    inputs: Vec<Receiver<Message>>,
+    output: Output,
+    cancel: Cancel,
+    batch_size: usize,
+    checkpoint: Option<Checkpointing>,
+    /// The batch going through the chain, and the one its next operator fills.
+    batch: Vec<Value>,
+    scratch: Vec<Value>,
+}
+
 impl Instance {
-    /// Runs until the input ends, the job is cancelled or the instance fails
-    /// (with the cause as the error).
-    pub fn run(mut self, role: Role) -> Result<Finish, String> {
-        let result = match role {
-            Role::Source(source) => self.run_source(source),
-            Role::Transform(op) => self.run_transform(op),
-            Role::Sink(sink) => self.run_sink(sink),
+    /// Runs until the input ends, the job is cancelled or a member fails.
+    pub fn run(self) -> Result<Finish, Failure> {
+        let Instance {
+            inputs,
+            output,
+            cancel,
+            batch_size,
+            checkpoint,
+            mut members,
+        } = self;
+        let mut io = Io {
+            inputs,
+            output,
+            cancel,
+            batch_size,
+            checkpoint,
+            batch: Vec::with_capacity(batch_size),
+            scratch: Vec::with_capacity(batch_size),
+        };
+        let result = if matches!(members.first().map(|m| &m.role), Some(Role::Source(_))) {
+            io.run_source(&mut members)
+        } else {
+            io.run_inputs(&mut members)
         };
         match result {
+            Ok(()) => Ok(Finish::Done),
             Err(Stop::Cancelled) => Ok(Finish::Cancelled),
-            Err(Stop::Failed(e)) => Err(e),
-            Ok(finish) => Ok(finish),
+            Err(Stop::OutputClosed) => Ok(Finish::OutputClosed),
+            Err(Stop::Failed(member, cause)) => Err(Failure { member, cause }),
         }
     }
+}
 
-    fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<Finish, Stop> {
-        let mut batch: Vec<Value> = Vec::with_capacity(self.batch_size);
+impl Io {
+    fn run_source(&mut self, members: &mut [Member]) -> Result<(), Stop> {
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            let poll = source.poll(&mut batch, self.batch_size);
-            self.metrics.add_out(batch.len());
-            self.output.push_all(batch.drain(..))?;
-            self.source_barriers(&*source)?;
+            let Role::Source(source) = &mut members[0].role else {
+                return Err(Stop::Failed(0, "internal error: no source".into()));
+            };
+            let poll = source.poll(&mut self.batch, self.batch_size);
+            members[0].metrics.add_out(self.batch.len());
+            self.process(members, 1)?;
+            self.source_barriers(members)?;
             match poll {
                 Ok(Poll::End) => {
-                    self.await_finish(&*source)?;
-                    self.output.end()?;
-                    return Ok(Finish::Done);
+                    self.await_finish(members)?;
+                    return self.finish(members);
                 }
                 Ok(Poll::Ready | Poll::Idle) => {}
-                Err(OpError::Record(e)) => self.bad_record(e)?,
-                Err(OpError::Fatal(e)) => return Err(Stop::Failed(e)),
+                Err(OpError::Record(e)) => {
+                    let m = &members[0];
+                    bad_record(m.on_error, &m.metrics, &m.name, 0, e)?
+                }
+                Err(OpError::Fatal(e)) => return Err(Stop::Failed(0, e)),
             }
+            self.commit(members)?;
             self.output.flush_if_due()?;
         }
     }
 
-    fn run_transform(&mut self, mut op: Box<dyn Operator>) -> Result<Finish, Stop> {
-        let mut produced = Vec::with_capacity(self.batch_size);
+    fn run_inputs(&mut self, members: &mut [Member]) -> Result<(), Stop> {
         let mut open = self.inputs.len();
         let mut ended = vec![false; self.inputs.len()];
         while open > 0 {
             match self.next(&ended)? {
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
-                    let step = self.control(i, &control, &mut ended, &mut open);
-                    self.snapshot_if(step, || op.snapshot())?;
+                    if let Step::Snapshot { id, alignment } =
+                        self.control(i, &control, &mut ended, &mut open)
+                    {
+                        self.snapshot(members, id, alignment, None)?;
+                    }
                 }
                 Next::Message(_, Message::Batch(records)) => {
-                    self.metrics.add_in(records.len());
-                    for record in records {
-                        match op.process(record, &mut produced) {
+                    // The received batch becomes the spare one: its
+                    // allocation is reused, not freed on this thread.
+                    let spent = std::mem::replace(&mut self.batch, records);
+                    if self.scratch.capacity() < spent.capacity() {
+                        self.scratch = spent;
+                    }
+                    self.process(members, 0)?;
+                }
+                Next::Idle => {}
+            }
+            self.commit(members)?;
+            self.output.flush_if_due()?;
+        }
+        self.finish(members)
+    }
+
+    /// Runs `self.batch` through `members[from..]` and passes what comes
+    /// out on: into the sink that ends the chain, or to the output.
+    fn process(&mut self, members: &mut [Member], from: usize) -> Result<(), Stop> {
+        for (k, member) in members.iter_mut().enumerate().skip(from) {
+            member.metrics.add_in(self.batch.len());
+            let Member {
+                role,
+                on_error,
+                metrics,
+                name,
+                fail_after: member_fail_after,
+                ..
+            } = member;
+            match role {
+                Role::Transform(op) => {
+                    for record in self.batch.drain(..) {
+                        match op.process(record, &mut self.scratch) {
                             Ok(()) => {}
-                            Err(OpError::Record(e)) => self.bad_record(e)?,
-                            Err(OpError::Fatal(e)) => return Err(Stop::Failed(e)),
+                            Err(OpError::Record(e)) => bad_record(*on_error, metrics, name, k, e)?,
+                            Err(OpError::Fatal(e)) => return Err(Stop::Failed(k, e)),
                         }
                     }
-                    self.metrics.add_out(produced.len());
-                    self.output.push_all(produced.drain(..))?;
-                    if self
-                        .fail_after
-                        .is_some_and(|n| self.metrics.snapshot().0 >= n)
+                    metrics.add_out(self.scratch.len());
+                    std::mem::swap(&mut self.batch, &mut self.scratch);
+                    if member_fail_after.is_some_and(|n| metrics.snapshot().0 >= n)
                         && !INJECTED.swap(true, std::sync::atomic::Ordering::Relaxed)
                     {
                         return Err(Stop::Failed(
+                            k,
                             "injected failure (DATAFLOW_INJECT_FAILURE)".into(),
                         ));
                     }
                 }
-                Next::Idle => {}
+                Role::Sink(sink) => {
+                    let written = self.batch.len();
+                    let result = sink.write(&self.batch);
+                    self.batch.clear();
+                    return match result {
+                        Ok(()) => {
+                            metrics.add_out(written);
+                            Ok(())
+                        }
+                        Err(SinkError::Closed) => Err(Stop::OutputClosed),
+                        Err(SinkError::Io(e)) => Err(Stop::Failed(k, e)),
+                    };
+                }
+                Role::Source(_) => {
+                    return Err(Stop::Failed(k, "internal error: a chained source".into()))
+                }
             }
-            self.output.flush_if_due()?;
         }
-        self.output.end()?;
-        Ok(Finish::Done)
+        self.output.push_all(self.batch.drain(..))?;
+        Ok(())
     }
 
-    fn run_sink(&mut self, mut sink: Box<dyn Sink>) -> Result<Finish, Stop> {
-        let mut open = self.inputs.len();
-        let mut ended = vec![false; self.inputs.len()];
-        while open > 0 {
-            match self.next(&ended)? {
-                Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
-                    let step = self.control(i, &control, &mut ended, &mut open);
-                    self.sink_barrier(step, &mut *sink)?;
-                }
-                Next::Message(_, Message::Batch(records)) => {
-                    self.metrics.add_in(records.len());
-                    match sink.write(&records) {
-                        Ok(()) => self.metrics.add_out(records.len()),
-                        Err(SinkError::Closed) => return Ok(Finish::OutputClosed),
-                        Err(SinkError::Io(e)) => return Err(Stop::Failed(e)),
-                    }
-                }
-                Next::Idle => {}
-            }
-            self.commit(&mut *sink)?;
-        }
+    /// The input has ended and everything before it went through: sinks
+    /// commit what the final checkpoint covers and finish, and downstream
+    /// instances are told.
+    fn finish(&mut self, members: &mut [Member]) -> Result<(), Stop> {
         // The final checkpoint completed before the sources ended their
         // streams, so its commit is already waiting.
-        self.commit(&mut *sink)?;
-        match sink.finish() {
-            Ok(()) => Ok(Finish::Done),
-            Err(SinkError::Closed) => Ok(Finish::OutputClosed),
-            Err(SinkError::Io(e)) => Err(Stop::Failed(e)),
+        self.commit(members)?;
+        for (k, member) in members.iter_mut().enumerate() {
+            if let Role::Sink(sink) = &mut member.role {
+                match sink.finish() {
+                    Ok(()) => {}
+                    Err(SinkError::Closed) => return Err(Stop::OutputClosed),
+                    Err(SinkError::Io(e)) => return Err(Stop::Failed(k, e)),
+                }
+            }
         }
+        self.output.end()?;
+        Ok(())
     }
 
     /// The next message from an input that has not ended, or `Idle` when
@@ -233,9 +341,9 @@ impl Instance {
         }
     }
 
-    /// Emits a barrier for every checkpoint the coordinator triggered, with
-    /// the source's position after the records already passed on.
-    fn source_barriers(&mut self, source: &dyn Source) -> Result<(), Stop> {
+    /// Takes a checkpoint for every id the coordinator triggered, with the
+    /// source's position after the records already passed on.
+    fn source_barriers(&mut self, members: &mut [Member]) -> Result<(), Stop> {
         while let Some(command) = self
             .checkpoint
             .as_ref()
@@ -244,26 +352,24 @@ impl Instance {
         {
             // `Finish` only ever comes after the input ended (see `await_finish`).
             if let SourceCommand::Checkpoint(id) = command {
-                self.source_barrier(id, source)?;
+                self.source_barrier(members, id)?;
             }
         }
         Ok(())
     }
 
-    fn source_barrier(&mut self, id: u64, source: &dyn Source) -> Result<(), Stop> {
-        self.output.barrier(id)?;
-        let mut ack = self.ack(id, Duration::ZERO, Duration::ZERO);
-        ack.source_position = Some(source.position());
-        if let Some(cp) = &self.checkpoint {
-            let _ = cp.reports.send(Report::Ack(ack));
-        }
-        Ok(())
+    fn source_barrier(&mut self, members: &mut [Member], id: u64) -> Result<(), Stop> {
+        let position = match &members[0].role {
+            Role::Source(source) => Some(source.position()),
+            _ => None,
+        };
+        self.snapshot(members, id, Duration::ZERO, position)
     }
 
     /// With checkpoints, a source whose input has ended stays until a
     /// checkpoint taken after every input ended completes, answering
     /// triggers meanwhile, so the tail of the output gets committed.
-    fn await_finish(&mut self, source: &dyn Source) -> Result<(), Stop> {
+    fn await_finish(&mut self, members: &mut [Member]) -> Result<(), Stop> {
         let Some(cp) = &self.checkpoint else {
             return Ok(());
         };
@@ -271,7 +377,7 @@ impl Instance {
             return Ok(());
         };
         let _ = cp.reports.send(Report::InputEnded {
-            instance: self.name.clone(),
+            instance: members[0].name.clone(),
         });
         self.output.flush()?;
         loop {
@@ -279,36 +385,33 @@ impl Instance {
                 return Err(Stop::Cancelled);
             }
             match triggers.recv_timeout(RECV_POLL) {
-                Ok(SourceCommand::Checkpoint(id)) => self.source_barrier(id, source)?,
+                Ok(SourceCommand::Checkpoint(id)) => self.source_barrier(members, id)?,
                 Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            self.commit(members)?;
         }
     }
 
-    /// Pre-commits a sink's output at a barrier, then acknowledges.
-    fn sink_barrier(&mut self, step: Step, sink: &mut dyn Sink) -> Result<(), Stop> {
-        if let Step::Snapshot { id, .. } = step {
-            sink.on_barrier(id)
-                .map_err(|e| Stop::Failed(format!("cannot pre-commit for checkpoint {id}: {e}")))?;
-        }
-        self.snapshot_if(step, || Ok(None))
-    }
-
-    /// Commits a sink's output up to every checkpoint completed since last asked.
-    fn commit(&mut self, sink: &mut dyn Sink) -> Result<(), Stop> {
-        let Some(commits) = self.checkpoint.as_ref().and_then(|c| c.commits.as_ref()) else {
-            return Ok(());
-        };
-        for id in commits.try_iter() {
-            sink.on_complete(id)
-                .map_err(|e| Stop::Failed(format!("cannot commit checkpoint {id}: {e}")))?;
+    /// Commits each sink's output up to every checkpoint completed since last asked.
+    fn commit(&mut self, members: &mut [Member]) -> Result<(), Stop> {
+        for (k, member) in members.iter_mut().enumerate() {
+            let (Role::Sink(sink), Some(commits)) = (
+                &mut member.role,
+                member.checkpoint.as_ref().and_then(|c| c.commits.as_ref()),
+            ) else {
+                continue;
+            };
+            for id in commits.try_iter() {
+                sink.on_complete(id)
+                    .map_err(|e| Stop::Failed(k, format!("cannot commit checkpoint {id}: {e}")))?;
+            }
         }
         Ok(())
     }
 
     /// Notes an end of input or a barrier on input `i`; says whether the
-    /// instance may now snapshot.
+    /// chain may now snapshot.
     fn control(
         &mut self,
         i: usize,
@@ -330,87 +433,95 @@ impl Instance {
         }
     }
 
-    /// When a barrier has come on every input: takes the synchronous part
-    /// of the snapshot, forwards the barrier, and hands the rest to the
-    /// uploader (or acknowledges at once when there is no state).
-    fn snapshot_if(
+    /// Barrier `id` has come on every input (or a source was triggered):
+    /// each member takes the synchronous part of its snapshot (a sink
+    /// pre-commits), the barrier goes downstream, and then each member's
+    /// state goes to its uploader, or it acknowledges at once.
+    fn snapshot(
         &mut self,
-        step: Step,
-        take: impl FnOnce() -> Result<Option<Changes>, OpError>,
+        members: &mut [Member],
+        id: u64,
+        alignment: Duration,
+        source_position: Option<serde_json::Value>,
     ) -> Result<(), Stop> {
-        let Step::Snapshot { id, alignment } = step else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let changes =
-            take().map_err(|e| Stop::Failed(format!("cannot snapshot its state: {e}")))?;
-        let sync = started.elapsed();
+        let mut taken = Vec::with_capacity(members.len());
+        for (k, member) in members.iter_mut().enumerate() {
+            let started = Instant::now();
+            let changes = match &mut member.role {
+                Role::Source(_) => None,
+                Role::Transform(op) => op
+                    .snapshot()
+                    .map_err(|e| Stop::Failed(k, format!("cannot snapshot its state: {e}")))?,
+                Role::Sink(sink) => {
+                    sink.on_barrier(id).map_err(|e| {
+                        Stop::Failed(k, format!("cannot pre-commit for checkpoint {id}: {e}"))
+                    })?;
+                    None
+                }
+            };
+            taken.push((changes, started.elapsed()));
+        }
         self.output.barrier(id)?;
-        let ack = self.ack(id, sync, alignment);
         let Some(cp) = &self.checkpoint else {
             return Ok(());
         };
-        match (changes, &cp.uploader) {
-            (Some(changes), Some(uploader)) => {
-                if uploader
-                    .send(UploadTask::Snapshot { changes, ack })
-                    .is_err()
-                {
-                    return Err(Stop::Failed("its snapshot uploader stopped".into()));
-                }
+        for (k, (member, (changes, sync))) in members.iter().zip(taken).enumerate() {
+            let Some(mc) = &member.checkpoint else {
+                continue;
+            };
+            let mut ack = Ack {
+                id,
+                instance: member.name.clone(),
+                node: mc.node.clone(),
+                index: mc.index,
+                parallelism: mc.parallelism,
+                files: Vec::new(),
+                source_position: None,
+                sync,
+                alignment,
+            };
+            if k == 0 {
+                ack.source_position = source_position.clone();
             }
-            _ => {
-                let _ = cp.reports.send(Report::Ack(ack));
+            match (changes, &mc.uploader) {
+                (Some(changes), Some(uploader)) => {
+                    if uploader
+                        .send(UploadTask::Snapshot { changes, ack })
+                        .is_err()
+                    {
+                        return Err(Stop::Failed(k, "its snapshot uploader stopped".into()));
+                    }
+                }
+                _ => {
+                    let _ = cp.reports.send(Report::Ack(ack));
+                }
             }
         }
         Ok(())
     }
-
-    fn ack(&self, id: u64, sync: Duration, alignment: Duration) -> Ack {
-        let (node, index, parallelism) =
-            self.checkpoint.as_ref().map_or((String::new(), 0, 1), |c| {
-                (c.node.clone(), c.index, c.parallelism)
-            });
-        Ack {
-            id,
-            instance: self.name.clone(),
-            node,
-            index,
-            parallelism,
-            files: Vec::new(),
-            source_position: None,
-            sync,
-            alignment,
-        }
-    }
-
-    /// Applies the node's `on_error` to a record that could not be processed.
-    fn bad_record(&self, e: RecordError) -> Result<(), Stop> {
-        match self.on_error {
-            OnError::Fail => Err(Stop::Failed(format!(
-                "{e} (set `on_error: skip` or `log` on the node to drop such records)"
-            ))),
-            OnError::Skip => {
-                self.metrics.add_dropped(1);
-                Ok(())
-            }
-            OnError::Log => {
-                self.metrics.add_dropped(1);
-                tracing::warn!("{}: dropped a record: {e}", self.name);
-                Ok(())
-            }
-        }
-    }
 }
 
-/// Why an instance loop stopped early.
-enum Stop {
-    Cancelled,
-    Failed(String),
-}
-
-impl From<Cancelled> for Stop {
-    fn from(_: Cancelled) -> Self {
-        Stop::Cancelled
+/// Applies member `k`'s `on_error` to a record it could not process.
+fn bad_record(
+    on_error: OnError,
+    metrics: &Metrics,
+    name: &str,
+    k: usize,
+    e: RecordError,
+) -> Result<(), Stop> {
+    match on_error {
+        OnError::Fail => Err(Stop::Failed(
+            k,
+            format!("{e} (set `on_error: skip` or `log` on the node to drop such records)"),
+        )),
+        OnError::Skip => {
+            metrics.add_dropped(1);
+            Ok(())
+        }
+        OnError::Log => {
+            metrics.add_dropped(1);
+            tracing::warn!("{name}: dropped a record: {e}");
+            Ok(())
+        }
     }
 }

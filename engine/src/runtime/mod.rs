@@ -116,11 +116,11 @@ pub struct Job {
     pub queues: Vec<(NodeIndex, Receiver<Message>)>,
 }
 
-/// An instance thread's last word.
+/// A chain instance thread's last word.
 struct Ended {
-    node: String,
-    instance: String,
-    result: Result<Finish, String>,
+    /// Its members' instance names and nodes, upstream first.
+    members: Vec<(String, String)>,
+    result: Result<Finish, instance::Failure>,
 }
 
 /// Runs the plan to its end; returns how it ended and the summary line.
@@ -181,125 +181,19 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     let mut threads = Vec::with_capacity(total);
     let mut first_error: Option<RunError> = None;
     for wiring in physical.instances {
-        let node = &plan.graph[wiring.node];
-        let instance_name = format!("{}#{}", node.name, wiring.index);
-        let metrics = Arc::new(Metrics::default());
-        if let Some(stats) = job.nodes.iter_mut().find(|s| s.index == wiring.node) {
-            stats.instances.push(Arc::clone(&metrics));
-        }
-        let cancel = canceller.token();
-        let role = match build::role(
+        match start_instance(
             plan,
-            node,
-            wiring.index,
+            options,
+            wiring,
             &state,
-            &cancel,
-            options.restore.as_deref(),
+            &canceller,
+            checkpoints.as_mut(),
+            &mut job,
+            &ended_tx,
         ) {
-            Ok(role) => role,
-            // Nothing has run yet: what fails here (a missing input, an
-            // unwritable folder, a damaged checkpoint file) would fail a
-            // restart the same way, so it is not an instance failure.
-            Err(e) => {
-                first_error = Some(RunError::Setup(format!(
-                    "{instance_name} (node `{}`): {e}",
-                    node.name
-                )));
-                break;
-            }
-        };
-        let checkpoint = match (&plan.checkpoint, checkpoints.as_mut()) {
-            (Some(cp), Some(c)) => {
-                let is_source = node.op.is_source();
-                c.participants.push(Participant {
-                    name: instance_name.clone(),
-                    is_source,
-                });
-                let triggers = is_source.then(|| {
-                    let (tx, rx) = crossbeam_channel::bounded(16);
-                    c.triggers.push(tx);
-                    rx
-                });
-                let stateful = node.op.key().is_some() && !matches!(node.op, Operator::KeyBy(_));
-                let uploader = if stateful {
-                    let config = UploaderConfig {
-                        job: plan.job.name.clone(),
-                        node: node.name.clone(),
-                        index: wiring.index,
-                        incremental: cp.settings.incremental,
-                        max_chain: cp.settings.max_chain,
-                    };
-                    match uploader::spawn(config, Arc::clone(&c.store), c.reports.clone()) {
-                        Ok(tx) => {
-                            c.uploaders.push(tx.clone());
-                            Some(tx)
-                        }
-                        Err(e) => {
-                            first_error =
-                                Some(RunError::Setup(format!("cannot start a thread: {e}")));
-                            break;
-                        }
-                    }
-                } else {
-                    None
-                };
-                let commits = node.op.is_sink().then(|| {
-                    let (tx, rx) = crossbeam_channel::bounded(4096);
-                    c.commits.push(tx);
-                    rx
-                });
-                Some(instance::Checkpointing {
-                    commits,
-                    node: node.name.clone(),
-                    index: wiring.index,
-                    parallelism: node.parallelism,
-                    triggers,
-                    reports: c.reports.clone(),
-                    uploader,
-                    aligner: alignment::Aligner::new(wiring.inputs.len(), cp.settings.mode),
-                })
-            }
-            _ => None,
-        };
-        let instance = Instance {
-            checkpoint,
-            fail_after: injected_failure(&node.name),
-            on_error: node.on_error,
-            name: instance_name.clone(),
-            inputs: wiring.inputs,
-            output: output::Output::new(
-                wiring.outputs,
-                plan.job.batch_size as usize,
-                plan.job.buffer_timeout.0,
-                cancel.clone(),
-            ),
-            metrics,
-            cancel,
-            batch_size: plan.job.batch_size as usize,
-        };
-        let ended_tx = ended_tx.clone();
-        let node_name = node.name.clone();
-        let spawned = std::thread::Builder::new()
-            .name(instance_name.clone())
-            .spawn(move || {
-                let result =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| instance.run(role)))
-                        .unwrap_or_else(|panic| {
-                            Err(format!(
-                                "internal error (a bug in dataflow): {}",
-                                panic_message(&panic)
-                            ))
-                        });
-                let _ = ended_tx.send(Ended {
-                    node: node_name,
-                    instance: instance_name,
-                    result,
-                });
-            });
-        match spawned {
             Ok(handle) => threads.push(handle),
             Err(e) => {
-                first_error = Some(RunError::Setup(format!("cannot start a thread: {e}")));
+                first_error = Some(e);
                 break;
             }
         }
@@ -339,14 +233,17 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 let Ok(ended) = ended else { break };
                 running -= 1;
                 if let Some(control) = checkpoints.as_ref().and_then(|c| c.control.as_ref()) {
-                    let _ = control.send(Control::Finished(ended.instance.clone()));
+                    for (instance, _) in &ended.members {
+                        let _ = control.send(Control::Finished(instance.clone()));
+                    }
                 }
                 match ended.result {
                     Ok(Finish::Done | Finish::Cancelled) => {}
                     Ok(Finish::OutputClosed) => canceller.cancel(),
-                    Err(cause) => {
+                    Err(failure) => {
                         if first_error.is_none() {
-                            first_error = Some(RunError::Instance { node: ended.node, instance: ended.instance, cause });
+                            let (instance, node) = ended.members.get(failure.member).cloned().unwrap_or_default();
+                            first_error = Some(RunError::Instance { node, instance, cause: failure.cause });
                         }
                         canceller.cancel();
                     }
@@ -427,6 +324,139 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
             Ok((outcome, with_stats(status::summary(&job, word, elapsed))))
         }
     }
+}
+
+/// Builds the members of one chain instance, registers them with the
+/// checkpoint coordinator and the status line, and starts its thread.
+#[allow(clippy::too_many_arguments)]
+fn start_instance(
+    plan: &Plan,
+    options: &RunOptions,
+    wiring: physical::Wiring,
+    state: &StateFactory,
+    canceller: &Canceller,
+    mut checkpoints: Option<&mut Checkpoints>,
+    job: &mut Job,
+    ended_tx: &Sender<Ended>,
+) -> Result<std::thread::JoinHandle<()>, RunError> {
+    let cancel = canceller.token();
+    let mut members = Vec::with_capacity(wiring.nodes.len());
+    let mut names = Vec::with_capacity(wiring.nodes.len());
+    let mut triggers = None;
+    for (k, &n) in wiring.nodes.iter().enumerate() {
+        let node = &plan.graph[n];
+        let name = format!("{}#{}", node.name, wiring.index);
+        let metrics = Arc::new(Metrics::default());
+        if let Some(stats) = job.nodes.iter_mut().find(|s| s.index == n) {
+            stats.instances.push(Arc::clone(&metrics));
+        }
+        // Nothing has run yet: what fails here (a missing input, an
+        // unwritable folder, a damaged checkpoint file) would fail a
+        // restart the same way, so it is not an instance failure.
+        let role = build::role(
+            plan,
+            node,
+            wiring.index,
+            state,
+            &cancel,
+            options.restore.as_deref(),
+        )
+        .map_err(|e| RunError::Setup(format!("{name} (node `{}`): {e}", node.name)))?;
+        let checkpoint = match (&plan.checkpoint, checkpoints.as_deref_mut()) {
+            (Some(cp), Some(c)) => {
+                let is_source = node.op.is_source();
+                c.participants.push(Participant {
+                    name: name.clone(),
+                    is_source,
+                });
+                if is_source && k == 0 {
+                    let (tx, rx) = crossbeam_channel::bounded(16);
+                    c.triggers.push(tx);
+                    triggers = Some(rx);
+                }
+                let stateful = node.op.key().is_some() && !matches!(node.op, Operator::KeyBy(_));
+                let uploader = if stateful {
+                    let config = UploaderConfig {
+                        job: plan.job.name.clone(),
+                        node: node.name.clone(),
+                        index: wiring.index,
+                        incremental: cp.settings.incremental,
+                        max_chain: cp.settings.max_chain,
+                    };
+                    let tx = uploader::spawn(config, Arc::clone(&c.store), c.reports.clone())
+                        .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
+                    c.uploaders.push(tx.clone());
+                    Some(tx)
+                } else {
+                    None
+                };
+                let commits = node.op.is_sink().then(|| {
+                    let (tx, rx) = crossbeam_channel::bounded(4096);
+                    c.commits.push(tx);
+                    rx
+                });
+                Some(instance::MemberCheckpointing {
+                    node: node.name.clone(),
+                    index: wiring.index,
+                    parallelism: node.parallelism,
+                    uploader,
+                    commits,
+                })
+            }
+            _ => None,
+        };
+        names.push((name.clone(), node.name.clone()));
+        members.push(instance::Member {
+            name,
+            role,
+            on_error: node.on_error,
+            metrics,
+            fail_after: injected_failure(&node.name),
+            checkpoint,
+        });
+    }
+    let checkpoint = match (&plan.checkpoint, checkpoints) {
+        (Some(cp), Some(c)) => Some(instance::Checkpointing {
+            triggers,
+            reports: c.reports.clone(),
+            aligner: alignment::Aligner::new(wiring.inputs.len(), cp.settings.mode),
+        }),
+        _ => None,
+    };
+    let thread_name = names[0].0.clone();
+    let instance = Instance {
+        checkpoint,
+        inputs: wiring.inputs,
+        output: output::Output::new(
+            wiring.outputs,
+            plan.job.batch_size as usize,
+            plan.job.buffer_timeout.0,
+            cancel.clone(),
+        ),
+        cancel,
+        batch_size: plan.job.batch_size as usize,
+        members,
+    };
+    let ended_tx = ended_tx.clone();
+    std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| instance.run()))
+                .unwrap_or_else(|panic| {
+                    Err(instance::Failure {
+                        member: 0,
+                        cause: format!(
+                            "internal error (a bug in dataflow): {}",
+                            panic_message(&panic)
+                        ),
+                    })
+                });
+            let _ = ended_tx.send(Ended {
+                members: names,
+                result,
+            });
+        })
+        .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))
 }
 
 /// Before a job with checkpoints starts, settles every file sink's folder:

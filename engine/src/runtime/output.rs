@@ -77,7 +77,7 @@ impl OutEdge {
             EdgeKind::Hash => {
                 // A record whose key cannot be computed goes to the first
                 // instance, whose operator reports it under its `on_error`.
-                let Some(Ok(key)) = self.key.as_ref().map(|k| k.eval(record, None)) else {
+                let Some(Ok(key)) = self.key.as_ref().map(|k| k.eval_ref(record)) else {
                     return 0;
                 };
                 self.key_buf.clear();

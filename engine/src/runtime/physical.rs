@@ -1,5 +1,13 @@
-//! The physical graph: each plan node expanded into its instances, and
-//! each plan edge into bounded channels between them.
+//! The physical graph: plan nodes fused into chains, each chain expanded
+//! into its instances, and each edge between chains into bounded channels.
+//!
+//! A node is chained to its only upstream node when records could not go
+//! anywhere else anyway: it has one input, that input has one output, both
+//! have the same parallelism, and the edge is forward (instance i feeds
+//! instance i) or both sides run as one instance (every key belongs to
+//! instance 0). A chain runs on one thread and hands batches from operator
+//! to operator in place: no channel, no copy, no cross-thread free. This is
+//! Flink's operator chaining, extended over `p = 1` shuffles.
 //!
 //! Forward edges connect instance i to instance i; rebalance and hash
 //! edges connect every upstream instance to every downstream one, so each
@@ -9,6 +17,7 @@
 use crossbeam_channel::Receiver;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
+use petgraph::Direction;
 
 use super::message::Message;
 use super::output::OutEdge;
@@ -17,30 +26,60 @@ use crate::plan::{EdgeKind, Plan};
 /// Batches a channel holds before its sender blocks.
 pub const CHANNEL_CAPACITY: usize = 4;
 
-/// One instance's place in the physical graph.
+/// One instance of a chain: its place in the physical graph.
 pub struct Wiring {
-    pub node: NodeIndex,
+    /// The chained nodes, upstream first; each runs its instance `index`.
+    pub nodes: Vec<NodeIndex>,
     pub index: u32,
     pub inputs: Vec<Receiver<Message>>,
     pub outputs: Vec<OutEdge>,
 }
 
 pub struct Physical {
-    /// Every instance, in the plan's topological order.
+    /// Every chain instance, in the plan's topological order of chain heads.
     pub instances: Vec<Wiring>,
     /// Every channel's receiving end and the node it feeds, to watch how full it is.
     pub queues: Vec<(NodeIndex, Receiver<Message>)>,
 }
 
+/// Whether `to` runs in the same chain as its only upstream node `from`.
+fn chained(plan: &Plan, from: NodeIndex, to: NodeIndex, kind: EdgeKind) -> bool {
+    let g = &plan.graph;
+    plan.job.chaining
+        && g.edges_directed(to, Direction::Incoming).count() == 1
+        && g.edges_directed(from, Direction::Outgoing).count() == 1
+        && g[from].parallelism == g[to].parallelism
+        && (kind == EdgeKind::Forward || g[to].parallelism == 1)
+}
+
 pub fn expand(plan: &Plan) -> Physical {
     let g = &plan.graph;
-    let mut instances = Vec::new();
-    let mut first = vec![0usize; g.node_count()];
+    // chain_of[n]: the chain node n belongs to.
+    let mut chain_of = vec![usize::MAX; g.node_count()];
+    let mut chains: Vec<Vec<NodeIndex>> = Vec::new();
     for &n in &plan.order {
-        first[n.index()] = instances.len();
-        for index in 0..g[n].parallelism {
+        let upstream = g
+            .edges_directed(n, Direction::Incoming)
+            .find(|e| chained(plan, e.source(), n, *e.weight()));
+        match upstream {
+            Some(e) => {
+                let c = chain_of[e.source().index()];
+                chains[c].push(n);
+                chain_of[n.index()] = c;
+            }
+            None => {
+                chain_of[n.index()] = chains.len();
+                chains.push(vec![n]);
+            }
+        }
+    }
+    let mut instances = Vec::new();
+    let mut first = vec![0usize; chains.len()];
+    for (c, nodes) in chains.iter().enumerate() {
+        first[c] = instances.len();
+        for index in 0..g[nodes[0]].parallelism {
             instances.push(Wiring {
-                node: n,
+                nodes: nodes.clone(),
                 index,
                 inputs: Vec::new(),
                 outputs: Vec::new(),
@@ -51,6 +90,10 @@ pub fn expand(plan: &Plan) -> Physical {
     for &n in &plan.order {
         for edge in g.edges(n) {
             let (from, to, kind) = (edge.source(), edge.target(), *edge.weight());
+            let (c_from, c_to) = (chain_of[from.index()], chain_of[to.index()]);
+            if c_from == c_to {
+                continue;
+            }
             let (p_from, p_to) = (g[from].parallelism as usize, g[to].parallelism as usize);
             let key = (kind == EdgeKind::Hash)
                 .then(|| g[to].op.key().cloned())
@@ -66,12 +109,72 @@ pub fn expand(plan: &Plan) -> Physical {
                     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
                     senders.push(tx);
                     queues.push((to, rx.clone()));
-                    instances[first[to.index()] + j].inputs.push(rx);
+                    instances[first[c_to] + j].inputs.push(rx);
                 }
                 let out = OutEdge::new(kind, senders, key.clone(), plan.job.max_parallelism);
-                instances[first[from.index()] + i].outputs.push(out);
+                instances[first[c_from] + i].outputs.push(out);
             }
         }
     }
     Physical { instances, queues }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::SourceFile;
+
+    /// The chains of a spec, as node names.
+    fn chains(text: &str) -> Vec<Vec<String>> {
+        let loaded = crate::spec::load(SourceFile {
+            name: "spec.yaml".into(),
+            text: text.into(),
+        });
+        let plan = crate::plan::compile(&loaded).0.expect("the spec compiles");
+        expand(&plan)
+            .instances
+            .iter()
+            .filter(|w| w.index == 0)
+            .map(|w| {
+                w.nodes
+                    .iter()
+                    .map(|&n| plan.graph[n].name.clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    const WORD_COUNT: &str = "name: wc\nparallelism: P\nsources:\n  lines: {type: generate, count: 10}\n\
+        transforms:\n  words: {type: flat_map, inputs: [lines], split: \",\"}\n  \
+        counts: {type: count, inputs: [words], key: this}\nsinks:\n  out: {type: blackhole, inputs: [counts]}\n";
+
+    #[test]
+    fn one_instance_per_node_runs_as_one_chain() {
+        assert_eq!(
+            chains(&WORD_COUNT.replace('P', "1")),
+            [["lines", "words", "counts", "out"]]
+        );
+    }
+
+    #[test]
+    fn a_shuffle_between_several_instances_breaks_the_chain() {
+        assert_eq!(
+            chains(&WORD_COUNT.replace('P', "2")),
+            [vec!["lines", "words"], vec!["counts", "out"]]
+        );
+        assert_eq!(
+            chains(&WORD_COUNT.replace('P', "1\nchaining: false")).len(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_fan_out_or_fan_in_breaks_the_chain() {
+        let text = "name: fan\nsources:\n  a: {type: generate, count: 1}\n  b: {type: generate, count: 1}\n\
+            transforms:\n  m: {type: map, inputs: [a, b], expr: this}\n\
+            sinks:\n  x: {type: blackhole, inputs: [m]}\n  y: {type: blackhole, inputs: [m]}\n";
+        let mut got = chains(text);
+        got.sort();
+        assert_eq!(got, [["a"], ["b"], ["m"], ["x"], ["y"]]);
+    }
 }

@@ -50,6 +50,12 @@ pub struct JobSettings {
     /// A batch that is not full is sent anyway after this long.
     #[serde(default = "default_buffer_timeout")]
     pub buffer_timeout: Duration,
+    /// Whether operators that exchange records one-to-one run on one
+    /// thread (Flink's operator chaining). Off spreads a job over more
+    /// threads, which only pays when an operator is costly enough to be
+    /// worth the hand-over between threads.
+    #[serde(default = "yes")]
+    pub chaining: bool,
     /// What happens when an instance fails at run time. Default: with
     /// checkpoints, 3 restarts 1s apart from the latest checkpoint; without,
     /// none.
@@ -375,6 +381,10 @@ fn zero() -> Duration {
 fn default_max_parallelism() -> u32 {
     128
 }
+fn yes() -> bool {
+    true
+}
+
 fn default_batch_size() -> u32 {
     1024
 }
