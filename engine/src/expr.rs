@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::IdedExpr;
 
-use crate::value::{intern, Str, Value};
+use crate::value::{intern, Name, Str, Value};
 
 /// Why an expression does not compile, with its position inside the
 /// expression text (1-based line and column).
@@ -56,10 +56,10 @@ enum Kind {
     /// A field path from a variable: `this`, `this.a.b`, `acc.total`.
     Path {
         var: Var,
-        fields: Vec<Arc<str>>,
+        fields: Vec<Name>,
     },
     Literal(Value),
-    Map(Vec<(Arc<str>, Expr)>),
+    Map(Vec<(Name, Expr)>),
     List(Vec<Expr>),
     Cel(Arc<cel::Program>),
 }
@@ -150,7 +150,7 @@ impl Expr {
         is_field_path(path).then(|| Expr {
             kind: Kind::Path {
                 var: Var::This,
-                fields: path.split('.').map(Arc::from).collect(),
+                fields: path.split('.').map(intern).collect(),
             },
         })
     }
@@ -214,7 +214,7 @@ impl Expr {
                     if e.optional
                         || entries
                             .iter()
-                            .any(|(k, _): &(Arc<str>, Expr)| **k == *key.inner())
+                            .any(|(k, _): &(Name, Expr)| **k == *key.inner())
                     {
                         return None;
                     }
@@ -267,7 +267,7 @@ impl Expr {
             Kind::Map(entries) => {
                 let mut fields = Vec::with_capacity(entries.len());
                 for (k, e) in entries {
-                    fields.push((Arc::clone(k), e.eval(this, acc)?));
+                    fields.push((k.clone(), e.eval(this, acc)?));
                 }
                 Ok(Value::Map(fields))
             }
@@ -480,15 +480,15 @@ fn from_cel(v: &cel::Value) -> Result<Value, EvalError> {
             Value::List(items.iter().map(from_cel).collect::<Result<_, _>>()?)
         }
         cel::Value::Map(map) => {
-            let mut fields: Vec<(Arc<str>, Value)> = map
+            let mut fields: Vec<(Name, Value)> = map
                 .map
                 .iter()
                 .map(|(k, v)| {
-                    let key: Arc<str> = match k {
-                        cel::objects::Key::String(s) => Arc::from(s.as_str()),
-                        cel::objects::Key::Int(n) => Arc::from(n.to_string()),
-                        cel::objects::Key::Uint(n) => Arc::from(n.to_string()),
-                        cel::objects::Key::Bool(b) => Arc::from(b.to_string()),
+                    let key = match k {
+                        cel::objects::Key::String(s) => Name::from(s.as_str()),
+                        cel::objects::Key::Int(n) => Name::from(n.to_string()),
+                        cel::objects::Key::Uint(n) => Name::from(n.to_string()),
+                        cel::objects::Key::Bool(b) => Name::from(b.to_string()),
                     };
                     Ok((key, from_cel(v)?))
                 })

@@ -2,7 +2,7 @@
 //!
 //! Values are cheap to clone on purpose: strings are slices of a shared
 //! buffer ([`Str`]), so splitting a line into words or copying a field into a
-//! key never copies bytes, and field names are shared `Arc<str>`s interned
+//! key never copies bytes, and field names ([`Name`]) are interned
 //! when an expression is compiled.
 
 use std::fmt;
@@ -28,31 +28,104 @@ pub enum Value {
 ///
 /// Records have few fields, so a vector scanned linearly beats a hash map
 /// and keeps the order a user wrote in an expression.
-pub type Fields = Vec<(Arc<str>, Value)>;
+pub type Fields = Vec<(Name, Value)>;
 
-/// Whether a field is called `name`. Names compiled into a plan are
-/// [`intern`]ed, so a record built by one operator and read by another
-/// usually shares the very same name: one pointer comparison, no memcmp.
+/// A field name. Names written in a spec are [`intern`]ed once, when the
+/// plan is compiled, into a `&'static str`: cloning and dropping one costs
+/// nothing, and a record built by one operator and read by another holds
+/// the very same name, so a lookup is one pointer comparison. Names that
+/// come with data (keys of JSON input) are shared `Arc<str>`s instead, so
+/// data never grows the interned set.
+#[derive(Clone)]
+pub struct Name(NameRepr);
+
+#[derive(Clone)]
+enum NameRepr {
+    Interned(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        match &self.0 {
+            NameRepr::Interned(s) => s,
+            NameRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(NameRepr::Shared(Arc::from(s)))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(NameRepr::Shared(Arc::from(s)))
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        same_name(self, other)
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// Whether a field is called `name`: by pointer first, by text otherwise.
 #[inline]
 fn same_name(field: &str, name: &str) -> bool {
     std::ptr::eq(field.as_ptr(), name.as_ptr()) && field.len() == name.len() || field == name
 }
 
-/// The one shared copy of a field name. Called when expressions and
-/// operators are compiled, never per record.
-pub fn intern(name: &str) -> Arc<str> {
-    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<Arc<str>>>> =
+/// The one shared copy of a field name written in a spec. Called when
+/// expressions and operators are compiled, never per record; each distinct
+/// name is kept for the life of the process.
+pub fn intern(name: &str) -> Name {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
         std::sync::OnceLock::new();
     let mut names = NAMES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(known) = names.get(name) {
-        return Arc::clone(known);
-    }
-    let name: Arc<str> = Arc::from(name);
-    names.insert(Arc::clone(&name));
-    name
+    let name = match names.get(name) {
+        Some(known) => *known,
+        None => {
+            let leaked: &'static str = Box::leak(name.into());
+            names.insert(leaked);
+            leaked
+        }
+    };
+    Name(NameRepr::Interned(name))
 }
 
 impl Value {
@@ -92,7 +165,7 @@ impl Value {
     }
 
     /// Follows a field path (`a.b.c`) from this value.
-    pub fn path<'a>(&'a self, path: &[Arc<str>]) -> Option<&'a Value> {
+    pub fn path<'a>(&'a self, path: &[Name]) -> Option<&'a Value> {
         path.iter().try_fold(self, |v, name| v.get(name))
     }
 
@@ -298,7 +371,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some((k, v)) = map.next_entry::<String, Value>()? {
             match fields.iter_mut().find(|(name, _)| **name == *k) {
                 Some(slot) => slot.1 = v,
-                None => fields.push((Arc::from(k), v)),
+                None => fields.push((Name::from(k), v)),
             }
         }
         Ok(Value::Map(fields))

@@ -4,20 +4,16 @@
 //! result for every input record, as Flink's keyed `sum` does.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use super::{OpError, Operator, RecordError};
 use crate::expr::Expr;
 use crate::plan::AggregateKind;
 use crate::state::{encode_key, key_group, KeyedState};
-use crate::value::Value;
+use crate::value::{intern, Name, Value};
 
 /// What a keyed operator does with the state of one key.
 pub enum Fold {
-    Aggregate {
-        kind: AggregateKind,
-        field: Arc<str>,
-    },
+    Aggregate { kind: AggregateKind, field: Name },
     Count,
     Reduce(Expr),
 }
@@ -71,10 +67,7 @@ impl Operator for Keyed {
                 };
                 (
                     Value::Int(n),
-                    Value::Map(vec![
-                        (Arc::from("key"), key),
-                        (Arc::from("count"), Value::Int(n)),
-                    ]),
+                    Value::Map(vec![(intern("key"), key), (intern("count"), Value::Int(n))]),
                 )
             }
             Fold::Reduce(expr) => {
@@ -174,7 +167,7 @@ mod tests {
     fn sum_emits_the_running_total_per_key() {
         let fold = Fold::Aggregate {
             kind: AggregateKind::Sum,
-            field: Arc::from("n"),
+            field: intern("n"),
         };
         let out = run(
             fold,
@@ -201,7 +194,7 @@ mod tests {
         let min = run(
             Fold::Aggregate {
                 kind: AggregateKind::Min,
-                field: Arc::from("n"),
+                field: intern("n"),
             },
             "k",
             &ins,
@@ -210,7 +203,7 @@ mod tests {
         let max = run(
             Fold::Aggregate {
                 kind: AggregateKind::Max,
-                field: Arc::from("n"),
+                field: intern("n"),
             },
             "k",
             &ins,

@@ -84,7 +84,7 @@ pub enum Operator {
     Aggregate {
         kind: AggregateKind,
         key: Expr,
-        field: Arc<str>,
+        field: crate::value::Name,
     },
     Count(Expr),
     Reduce {

@@ -4,13 +4,12 @@
 //! reproduced and replayed from any position. Instance `i` of `p` produces
 //! the sequence numbers `n ≡ i (mod p)`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Cancel;
 use crate::operators::{OpError, Poll, Source};
 use crate::spec::GenerateMode;
-use crate::value::{Str, Value};
+use crate::value::{intern, Name, Str, Value};
 
 pub struct GenerateSource {
     seed: u64,
@@ -23,8 +22,8 @@ pub struct GenerateSource {
     produced: u64,
     lines: Option<Lines>,
     cancel: Cancel,
-    seq_field: Arc<str>,
-    value_field: Arc<str>,
+    seq_field: Name,
+    value_field: Name,
 }
 
 /// Word lines drawn from a Zipf distribution (exponent 1) over `w1`..`wN`.
@@ -77,8 +76,8 @@ impl GenerateSource {
             produced: 0,
             lines,
             cancel,
-            seq_field: Arc::from("seq"),
-            value_field: Arc::from("value"),
+            seq_field: intern("seq"),
+            value_field: intern("value"),
         }
     }
 }
@@ -148,11 +147,8 @@ impl Source for GenerateSource {
             let r = mix(self.seed ^ mix(n));
             let record = match &mut self.lines {
                 None => Value::Map(vec![
-                    (Arc::clone(&self.seq_field), Value::Int(n as i64)),
-                    (
-                        Arc::clone(&self.value_field),
-                        Value::Int((r % 1_000_000) as i64),
-                    ),
+                    (self.seq_field.clone(), Value::Int(n as i64)),
+                    (self.value_field.clone(), Value::Int((r % 1_000_000) as i64)),
                 ]),
                 Some(lines) => {
                     lines.line.clear();
