@@ -6,6 +6,7 @@
 //! Everything after `check` (the executor, the summary) reads the plan and
 //! never the YAML again.
 
+mod chain;
 pub mod store;
 mod summary;
 

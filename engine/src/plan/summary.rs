@@ -100,6 +100,16 @@ impl Plan {
             }
             let _ = writeln!(out, "{}", line.trim_end());
         }
+        let chains = self.chains();
+        let threads: u32 = chains.iter().map(|c| g[c[0]].parallelism).sum();
+        let shown: Vec<String> = chains
+            .iter()
+            .map(|c| {
+                let names: Vec<&str> = c.iter().map(|&n| g[n].name.as_str()).collect();
+                format!("{} ×{}", names.join(" → "), g[c[0]].parallelism)
+            })
+            .collect();
+        let _ = writeln!(out, "  threads: {threads} ({})", shown.join(", "));
         match &self.checkpoint {
             None => out.push_str("  checkpoints: off\n"),
             Some(c) => {
@@ -169,6 +179,7 @@ impl Plan {
             "buffer_timeout": self.job.buffer_timeout,
             "chaining": self.job.chaining,
             "nodes": nodes,
+            "chains": self.chains().iter().map(|c| c.iter().map(|&n| g[n].name.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
             "checkpoint": self.checkpoint.as_ref().map(|c| &c.settings),
             "state": {"backend": self.state.backend, "dir": self.state_dir()},
         })

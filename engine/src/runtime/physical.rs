@@ -1,13 +1,5 @@
-//! The physical graph: plan nodes fused into chains, each chain expanded
+//! The physical graph: each chain of plan nodes ([`Plan::chains`]) expanded
 //! into its instances, and each edge between chains into bounded channels.
-//!
-//! A node is chained to its only upstream node when records could not go
-//! anywhere else anyway: it has one input, that input has one output, both
-//! have the same parallelism, and the edge is forward (instance i feeds
-//! instance i) or both sides run as one instance (every key belongs to
-//! instance 0). A chain runs on one thread and hands batches from operator
-//! to operator in place: no channel, no copy, no cross-thread free. This is
-//! Flink's operator chaining, extended over `p = 1` shuffles.
 //!
 //! Forward edges connect instance i to instance i; rebalance and hash
 //! edges connect every upstream instance to every downstream one, so each
@@ -17,7 +9,6 @@
 use crossbeam_channel::Receiver;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 
 use super::message::Message;
 use super::output::OutEdge;
@@ -42,35 +33,14 @@ pub struct Physical {
     pub queues: Vec<(NodeIndex, Receiver<Message>)>,
 }
 
-/// Whether `to` runs in the same chain as its only upstream node `from`.
-fn chained(plan: &Plan, from: NodeIndex, to: NodeIndex, kind: EdgeKind) -> bool {
-    let g = &plan.graph;
-    plan.job.chaining
-        && g.edges_directed(to, Direction::Incoming).count() == 1
-        && g.edges_directed(from, Direction::Outgoing).count() == 1
-        && g[from].parallelism == g[to].parallelism
-        && (kind == EdgeKind::Forward || g[to].parallelism == 1)
-}
-
 pub fn expand(plan: &Plan) -> Physical {
     let g = &plan.graph;
+    let chains = plan.chains();
     // chain_of[n]: the chain node n belongs to.
-    let mut chain_of = vec![usize::MAX; g.node_count()];
-    let mut chains: Vec<Vec<NodeIndex>> = Vec::new();
-    for &n in &plan.order {
-        let upstream = g
-            .edges_directed(n, Direction::Incoming)
-            .find(|e| chained(plan, e.source(), n, *e.weight()));
-        match upstream {
-            Some(e) => {
-                let c = chain_of[e.source().index()];
-                chains[c].push(n);
-                chain_of[n.index()] = c;
-            }
-            None => {
-                chain_of[n.index()] = chains.len();
-                chains.push(vec![n]);
-            }
+    let mut chain_of = vec![0; g.node_count()];
+    for (c, nodes) in chains.iter().enumerate() {
+        for n in nodes {
+            chain_of[n.index()] = c;
         }
     }
     let mut instances = Vec::new();
