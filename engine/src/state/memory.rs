@@ -2,11 +2,12 @@
 
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
-use super::{key_hash, Changes, KeyedState, StateError};
+use super::stored_key::{key_hash, StoredKey};
+use super::{Changes, KeyedState, StateError};
 use crate::value::Value;
 
 struct Entry {
-    key: Box<[u8]>,
+    key: StoredKey,
     key_group: u16,
     /// In `changed`, so that a key changed many times is listed once.
     listed: bool,
@@ -36,21 +37,22 @@ impl MemoryState {
 
 impl KeyedState for MemoryState {
     fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError> {
-        let entry =
-            match self
-                .entries
-                .entry(key_hash(key), |e| *e.key == *key, |e| key_hash(&e.key))
-            {
-                TableEntry::Occupied(found) => found.into_mut(),
-                TableEntry::Vacant(vacant) => vacant
-                    .insert(Entry {
-                        key: key.into(),
-                        key_group,
-                        listed: false,
-                        value: None,
-                    })
-                    .into_mut(),
-            };
+        let found = self.entries.entry(
+            key_hash(key),
+            |e| e.key.as_bytes() == key,
+            |e| key_hash(e.key.as_bytes()),
+        );
+        let entry = match found {
+            TableEntry::Occupied(found) => found.into_mut(),
+            TableEntry::Vacant(vacant) => vacant
+                .insert(Entry {
+                    key: StoredKey::new(key),
+                    key_group,
+                    listed: false,
+                    value: None,
+                })
+                .into_mut(),
+        };
         if self.track_changes && !entry.listed {
             entry.listed = true;
             self.changed.push((entry.key_group, key.into()));
@@ -61,7 +63,10 @@ impl KeyedState for MemoryState {
     fn take_changes(&mut self) -> Result<Changes, StateError> {
         let mut changes = Vec::with_capacity(self.changed.len());
         for (key_group, key) in self.changed.drain(..) {
-            if let Some(entry) = self.entries.find_mut(key_hash(&key), |e| e.key == key) {
+            if let Some(entry) = self
+                .entries
+                .find_mut(key_hash(&key), |e| e.key.as_bytes() == &*key)
+            {
                 entry.listed = false;
                 if let Some(value) = &entry.value {
                     changes.push(((key_group, key), value.clone()));

@@ -12,6 +12,7 @@
 mod key;
 pub mod memory;
 pub mod sled;
+mod stored_key;
 
 pub use key::{encode_key, key_group, owner, KeyGroupRange};
 
@@ -63,12 +64,4 @@ pub type Changes = Vec<((u16, Box<[u8]>), Value)>;
 /// The encoding of values in snapshots (and in sled).
 pub fn encode_value(value: &Value) -> Box<[u8]> {
     value.to_json().into_bytes().into_boxed_slice()
-}
-
-/// The hash the backends' tables file an encoded key under.
-fn key_hash(key: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(key);
-    hasher.finish()
 }

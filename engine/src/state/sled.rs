@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use hashbrown::HashTable;
 use rustc_hash::FxHashSet;
 
-use super::{encode_value, key_hash, Changes, KeyedState, StateError};
+use super::stored_key::{key_hash, StoredKey};
+use super::{encode_value, Changes, KeyedState, StateError};
 use crate::value::Value;
 
 /// How many entries each instance's cache holds when the spec does not say.
@@ -95,7 +96,7 @@ impl Drop for SledStore {
 }
 
 struct Cached {
-    key: Box<[u8]>,
+    key: StoredKey,
     key_group: u16,
     /// Used since the eviction sweep last passed it (CLOCK's second chance).
     referenced: bool,
@@ -198,12 +199,12 @@ impl Disk {
             evicted += 1;
             if let Some(value) = &entry.value {
                 batch.insert(
-                    tree_key(&mut self.buf, entry.key_group, &entry.key),
+                    tree_key(&mut self.buf, entry.key_group, entry.key.as_bytes()),
                     &*encode_value(value),
                 );
             }
             if entry.listed {
-                evicted_changed.insert(entry.key);
+                evicted_changed.insert(entry.key.as_bytes().into());
             }
         }
         self.tree.apply_batch(batch).map_err(|e| self.error(e))
@@ -213,7 +214,7 @@ impl Disk {
 impl KeyedState for SledState {
     fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError> {
         let hash = key_hash(key);
-        let cache = match self.cache.find_entry(hash, |e| *e.key == *key) {
+        let cache = match self.cache.find_entry(hash, |e| e.key.as_bytes() == key) {
             Ok(found) => {
                 let entry = found.into_mut();
                 entry.referenced = true;
@@ -245,13 +246,13 @@ impl KeyedState for SledState {
         let entry = cache.insert_unique(
             hash,
             Cached {
-                key: key.into(),
+                key: StoredKey::new(key),
                 key_group,
                 referenced: true,
                 listed,
                 value,
             },
-            |e| key_hash(&e.key),
+            |e| key_hash(e.key.as_bytes()),
         );
         Ok(&mut entry.into_mut().value)
     }
@@ -259,7 +260,10 @@ impl KeyedState for SledState {
     fn take_changes(&mut self) -> Result<Changes, StateError> {
         let mut changes = Vec::with_capacity(self.changed.len());
         for (key_group, key) in std::mem::take(&mut self.changed) {
-            let value = match self.cache.find_mut(key_hash(&key), |e| e.key == key) {
+            let value = match self
+                .cache
+                .find_mut(key_hash(&key), |e| e.key.as_bytes() == &*key)
+            {
                 Some(entry) => {
                     entry.listed = false;
                     entry.value.clone()
@@ -369,7 +373,7 @@ mod tests {
             add(&mut s, &[0], 1);
         }
         assert!(s.cache.len() <= 16);
-        let hot = s.cache.find(key_hash(&[0]), |e| *e.key == [0]);
+        let hot = s.cache.find(key_hash(&[0]), |e| e.key.as_bytes() == [0]);
         assert_eq!(hot.and_then(|e| e.value.clone()), Some(Value::Int(100)));
         assert_eq!(s.disk.tree.get([0, 0]).unwrap(), None, "never evicted");
     }
