@@ -21,9 +21,7 @@ const KEYS: i64 = 1_000_000;
 fn put(state: &mut MemoryState, key: i64, value: i64) {
     let mut k = Vec::new();
     encode_key(&Value::Int(key), &mut k);
-    state
-        .put(key_group(&k, 128), &k, Value::Int(value))
-        .unwrap();
+    *state.value_mut(key_group(&k, 128), &k).unwrap() = Some(Value::Int(value));
 }
 
 struct Snapshotter {

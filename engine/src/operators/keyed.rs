@@ -24,6 +24,8 @@ pub struct Keyed {
     state: Box<dyn KeyedState>,
     max_parallelism: u32,
     key_buf: Vec<u8>,
+    /// The field names of `count`'s output, interned once.
+    count_fields: [Name; 2],
 }
 
 impl Keyed {
@@ -34,51 +36,66 @@ impl Keyed {
             state,
             max_parallelism,
             key_buf: Vec::new(),
+            count_fields: [intern("key"), intern("count")],
         }
     }
 }
 
 impl Operator for Keyed {
     fn process(&mut self, mut record: Value, out: &mut Vec<Value>) -> Result<(), OpError> {
-        let key = self.key.eval(&record, None)?;
+        let key = self.key.eval_ref(&record)?;
         self.key_buf.clear();
         encode_key(&key, &mut self.key_buf);
+        // Only `count` emits the key; the others read it from the record.
+        let key = matches!(self.fold, Fold::Count).then(|| key.into_owned());
         let kg = key_group(&self.key_buf, self.max_parallelism);
-        let previous = self.state.get(kg, &self.key_buf)?;
-        let (stored, emitted) = match &self.fold {
+        let emitted = match &self.fold {
             Fold::Aggregate { kind, field } => {
-                let Some(slot) = record.get_mut(field) else {
+                // A bad record is refused before it can touch the state.
+                let Some(slot) = record.get_mut(&field[..]) else {
                     return Err(RecordError(format!(
                         "the record has no field `{field}` to aggregate: {record}"
                     ))
                     .into());
                 };
-                let next = match previous {
-                    None => number(slot, field)?,
-                    Some(prev) => combine(*kind, &prev, slot, field)?,
-                };
-                *slot = next.clone();
-                (next, record)
+                check_number(slot, &field[..])?;
+                match self.state.value_mut(kg, &self.key_buf)? {
+                    Some(acc) => {
+                        combine(*kind, acc, slot);
+                        acc.clone_into(slot);
+                    }
+                    stored @ None => *stored = Some(slot.clone()),
+                }
+                record
             }
             Fold::Count => {
-                let n = match previous {
-                    Some(Value::Int(n)) => n + 1,
-                    _ => 1,
+                let stored = self.state.value_mut(kg, &self.key_buf)?;
+                let n = match stored {
+                    Some(Value::Int(n)) => {
+                        *n = n.saturating_add(1);
+                        *n
+                    }
+                    _ => {
+                        *stored = Some(Value::Int(1));
+                        1
+                    }
                 };
-                (
-                    Value::Int(n),
-                    Value::Map(vec![(intern("key"), key), (intern("count"), Value::Int(n))]),
-                )
+                let [key_field, count_field] = self.count_fields.clone();
+                Value::Map(vec![
+                    (key_field, key.unwrap_or_default()),
+                    (count_field, Value::Int(n)),
+                ])
             }
             Fold::Reduce(expr) => {
-                let next = match previous {
+                let stored = self.state.value_mut(kg, &self.key_buf)?;
+                let next = match stored {
                     None => record,
-                    Some(acc) => expr.eval(&record, Some(&acc))?,
+                    Some(acc) => expr.eval(&record, Some(acc))?,
                 };
-                (next.clone(), next)
+                *stored = Some(next.clone());
+                next
             }
         };
-        self.state.put(kg, &self.key_buf, stored)?;
         out.push(emitted);
         Ok(())
     }
@@ -88,9 +105,9 @@ impl Operator for Keyed {
     }
 }
 
-fn number(v: &Value, field: &str) -> Result<Value, RecordError> {
+fn check_number(v: &Value, field: &str) -> Result<(), RecordError> {
     match v {
-        Value::Int(_) | Value::Float(_) => Ok(v.clone()),
+        Value::Int(_) | Value::Float(_) => Ok(()),
         other => Err(RecordError(format!(
             "field `{field}` must be a number, got {} `{other}`",
             other.type_name()
@@ -98,38 +115,33 @@ fn number(v: &Value, field: &str) -> Result<Value, RecordError> {
     }
 }
 
-fn combine(
-    kind: AggregateKind,
-    prev: &Value,
-    next: &Value,
-    field: &str,
-) -> Result<Value, RecordError> {
-    let next = number(next, field)?;
-    Ok(match kind {
-        AggregateKind::Sum => match (prev, &next) {
-            (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
-                Some(n) => Value::Int(n),
-                None => Value::Float(*a as f64 + *b as f64),
-            },
-            (a, b) => Value::Float(as_f64(a) + as_f64(b)),
-        },
+/// Folds `next` (a number) into the accumulator `acc`.
+fn combine(kind: AggregateKind, acc: &mut Value, next: &Value) {
+    match kind {
+        AggregateKind::Sum => {
+            *acc = match (&*acc, next) {
+                (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
+                    Some(n) => Value::Int(n),
+                    None => Value::Float(*a as f64 + *b as f64),
+                },
+                (a, b) => Value::Float(as_f64(a) + as_f64(b)),
+            }
+        }
         AggregateKind::Min | AggregateKind::Max => {
-            let ord = match (prev, &next) {
+            let ord = match (&*acc, next) {
                 (Value::Int(a), Value::Int(b)) => a.cmp(b),
                 (a, b) => as_f64(a).total_cmp(&as_f64(b)),
             };
-            let keep_prev = if kind == AggregateKind::Min {
+            let keep_acc = if kind == AggregateKind::Min {
                 ord != Ordering::Greater
             } else {
                 ord != Ordering::Less
             };
-            if keep_prev {
-                prev.clone()
-            } else {
-                next
+            if !keep_acc {
+                next.clone_into(acc);
             }
         }
-    })
+    }
 }
 
 fn as_f64(v: &Value) -> f64 {

@@ -397,6 +397,12 @@ impl Compiler<'_> {
                     .help("a small value such as 1ms gives low latency; 0 would keep every instance busy polling"),
             );
         }
+        if self.loaded.spec.state.cache_entries == 0 {
+            self.error(
+                Diagnostic::error("invalid-value", "`cache_entries` must be at least 1")
+                    .at(self.span(&["state", "cache_entries"]), "too small"),
+            );
+        }
     }
 
     /// A node's parallelism, or the job's; reports values out of range.

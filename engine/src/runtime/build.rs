@@ -178,7 +178,7 @@ fn load_keyed_state(
                     restore.location
                 ))
             })?;
-            state.put(kg, &key, value)?;
+            *state.value_mut(kg, &key)? = Some(value);
         }
     }
     Ok(())

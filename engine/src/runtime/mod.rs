@@ -520,7 +520,7 @@ fn open_state(plan: &Plan) -> Result<StateFactory, RunError> {
             let root = std::path::Path::new(&plan.state_dir()).to_owned();
             remove_dead_runs(&root, &plan.job.name);
             let dir = root.join(format!("{}-{}", plan.job.name, std::process::id()));
-            let store = crate::state::sled::SledStore::open(&dir)
+            let store = crate::state::sled::SledStore::open(&dir, plan.state.cache_entries)
                 .map_err(|e| RunError::Setup(e.to_string()))?;
             StateFactory::Sled {
                 store,

@@ -148,7 +148,7 @@ pub enum OnCancel {
 }
 
 /// Where keyed state lives while the job runs.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateSpec {
     #[serde(default)]
@@ -157,6 +157,20 @@ pub struct StateSpec {
     /// under the system's temporary directory).
     #[serde(default)]
     pub dir: Option<String>,
+    /// `sled` only: how many keys each instance of a keyed node keeps in
+    /// memory in front of sled. At least 1.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: u32,
+}
+
+impl Default for StateSpec {
+    fn default() -> Self {
+        StateSpec {
+            backend: StateBackendKind::default(),
+            dir: None,
+            cache_entries: default_cache_entries(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -387,6 +401,9 @@ fn yes() -> bool {
 
 fn default_batch_size() -> u32 {
     1024
+}
+fn default_cache_entries() -> u32 {
+    crate::state::sled::DEFAULT_CACHE_ENTRIES
 }
 fn default_buffer_timeout() -> Duration {
     Duration::from_millis(100)

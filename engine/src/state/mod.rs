@@ -4,11 +4,15 @@
 //! the key group (a stable hash of the key, modulo `max_parallelism`) is what
 //! lets checkpoints split state so it can be restored at another
 //! parallelism, as Flink does. Two backends implement [`KeyedState`]:
-//! [`memory`] (a hash map) and [`sled`] (on disk, for state larger than memory).
+//! [`memory`] (a hash table) and [`sled`] (on disk, for state larger than
+//! memory, behind a cache of hot keys). Keyed operators read and change a
+//! value on every record, so the trait's one per-record call finds the key
+//! once and hands out the value to change in place.
 
 mod key;
 pub mod memory;
 pub mod sled;
+mod stored_key;
 
 pub use key::{encode_key, key_group, owner, KeyGroupRange};
 
@@ -36,13 +40,20 @@ pub enum StateError {
 /// `key` is the encoded key ([`encode_key`]) and `key_group` its group;
 /// an instance only ever sees keys of the key groups it owns.
 pub trait KeyedState: Send {
-    /// The value stored for `key`, if any.
-    fn get(&mut self, key_group: u16, key: &[u8]) -> Result<Option<Value>, StateError>;
-    /// Stores `value` for `key`.
-    fn put(&mut self, key_group: u16, key: &[u8], value: Value) -> Result<(), StateError>;
+    /// The value of `key`, for the caller to read and change in place: a
+    /// read-modify-write looks the key up once, and copies it only when it
+    /// is new.
+    ///
+    /// `None` means the key has no value; left `None`, nothing is stored.
+    /// The key counts as changed (it is in the next
+    /// [`take_changes`](KeyedState::take_changes)) whether or not the caller
+    /// changes it, since keyed operators change their key's value on every
+    /// record. State never removes a key: putting `None` back after a value
+    /// is not supported.
+    fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError>;
     /// The synchronous part of a snapshot: every entry changed since the
-    /// last call, with its value encoded. Costs time in the number of
-    /// changed keys, not in the size of the state.
+    /// last call, with its value. Costs time in the number of changed keys,
+    /// not in the size of the state.
     fn take_changes(&mut self) -> Result<Changes, StateError>;
 }
 
