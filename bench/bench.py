@@ -108,14 +108,28 @@ def write(path, text):
     return path
 
 
+def machine_busy_s():
+    """Busy CPU seconds of the whole machine (all cores), from /proc/stat."""
+    f = open("/proc/stat").readline().split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
+    return (user + nice + system + irq + softirq + steal) / float(os.sysconf("SC_CLK_TCK"))
+
+
+# Per run: the share of the machine other processes used while it ran (a noisy-neighbour guard).
+OTHERS = []
+
+
 def timed(cmd, env=None):
     """Runs cmd under /usr/bin/time -v; returns (seconds, peak RSS in MiB, stdout, stderr)."""
+    busy = machine_busy_s()
     started = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     secs = time.monotonic() - started
     if p.returncode != 0:
         sys.exit(f"benchmark run failed ({' '.join(cmd)}):\n{p.stderr[-3000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", p.stderr))
+    OTHERS.append(max(0.0, machine_busy_s() - busy - cpu) / (secs * (os.cpu_count() or 1)))
     return secs, (int(rss.group(1)) / 1024 if rss else float("nan")), p.stdout, p.stderr
 
 
@@ -497,7 +511,7 @@ def kinds(r):
 
 
 def state_table(rows):
-    t = ["| backend | keys | checkpoints | load records/s | peak RSS MiB | ckpts while loading | their median / max ms | "
+    t = ["| backend | keys | checkpoints | load records/s | peak RSS MiB | load ckpts (final incl.) | their median / max ms | "
          "their longest sync ms | state (final ckpt) | final ckpt ms | restore ms (verify + load) | "
          "ckpts at 1,000 changes/s | their median ms | written each | longest sync ms |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -545,7 +559,7 @@ for backend in sorted({r["backend"] for r in rows}):
         line(b, rs, lambda r: (r["change_written"] or 0) / 2**20, style, alpha=0.55, label=f"{label}: at 1,000 changes/s")
         line(c, rs, lambda r: r["final_ckpt_ms"], style, label=f"{label}: final")
         line(c, rs, lambda r: r["change_ckpt_ms"], style, alpha=0.55, label=f"{label}: at 1,000 changes/s")
-        line(c, rs, lambda r: r["restore_ms"], style.replace("-", ":"), alpha=0.8, label=f"{label}: restore")
+        line(c, rs, lambda r: r["restore_ms"], style[0] + ":", alpha=0.8, label=f"{label}: restore")
 a.set(xscale="log", xlabel="distinct keys", ylabel="million records/s", title="Throughput loading N keys (1 s checkpoints)")
 a.set_ylim(bottom=0)
 b.set(xscale="log", yscale="log", xlabel="distinct keys", ylabel="MiB", title="Checkpoint size (written)")
@@ -642,7 +656,7 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, {osname}, {rustc}"
 
 
-def report(a, command, lines, words, runs, rows, flink_runs, flink_version, lat, state, plotted):
+def report(a, command, date, lines, words, runs, rows, flink_runs, flink_version, lat, state, plotted):
     kept = ""
     if os.path.exists(a.out):
         text = open(a.out).read()
@@ -651,9 +665,16 @@ def report(a, command, lines, words, runs, rows, flink_runs, flink_version, lat,
     if not kept.strip():
         kept = ("\n\n## Why the missed targets are missed\n\n"
                 "(Profile-backed explanations of each missed target go here, by hand.)\n")
+    others = statistics.median(OTHERS) if OTHERS else 0
+    busiest = max(OTHERS, default=0)
+    noise = (f"Other processes used a median {100*others:.0f}% of the machine during our runs (the busiest run: "
+             f"{100*busiest:.0f}%)" + ("; the figures are noisy, rerun on a quiet machine." if others > 0.1 else ".")
+             + (f" During Flink's runs: {med(f.get('other_cpu_s') for fs in flink_runs.values() for f in fs):.1f} "
+                "CPU-seconds (median; `other CPU s` below)." if any(flink_runs.values()) else ""))
     t = [f"# Performance\n",
-         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, with\n`{command}`.",
+         f"Measured {date} on {machine()}, with\n`{command}`.",
          "Everything down to the marker line is written by that command; the text below it is kept.\n",
+         noise + "\n",
          "## Word count\n",
          f"The seed's job (file source, `flat_map` split, `map` to `{{word, count: 1}}`, keyed `sum`, "
          f"blackhole sink) over {lines:,} lines, {words:,} words (Zipf over 100,000 words, seed 42: "
@@ -709,6 +730,8 @@ def main():
     ap.add_argument("--latency-seconds", type=float, default=None, help="length of each latency run (default 20)")
     ap.add_argument("--parts", default="wordcount,latency,state",
                     help="which parts to run; docs/performance.md is written only when all run")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write docs/performance.md and the plot again from the last full run's results")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "performance.png"))
     a = ap.parse_args()
@@ -726,6 +749,20 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bins"], cwd=ROOT, check=True)
     parts = set(a.parts.split(","))
     rows, flink_runs, lat, state = [], {}, [], []
+    saved = os.path.join(WORK, "results.json")
+    if a.report_only:
+        r = json.load(open(saved))
+        rows, lat, state, command, lines, runs, OTHERS[:] = (r["rows"], r["latency"], r["state"], r["command"],
+                                                              r["lines"], r["runs"], r["others"])
+        flink_runs = {int(p): fs for p, fs in r["flink"].items()}
+        plot(state, a.plot)
+        report(a, command, r["date"], lines, lines * 8, runs, rows, flink_runs, r["flink_version"], lat, state, a.plot)
+        return
+    began = time.monotonic()
+
+    def took(what):
+        print(f"{what} took {time.monotonic() - began:.0f} s in all so far", flush=True)
+
     if "wordcount" in parts:
         data = generate(lines, os.path.join(WORK, f"words_{lines}.txt"))
         words = lines * 8
@@ -735,20 +772,27 @@ def main():
         print("\n".join(main_table(rows)))
         if any(flink_runs.values()):
             print("\n".join(flink_table(flink_runs)))
+        took("word count")
     if "latency" in parts:
         print("latency:", flush=True)
         lat = latency(seconds, (1,) if a.quick else (1, 2))
         print("\n".join(latency_table(lat)))
+        took("latency")
     if "state" in parts:
         print("state size:", flush=True)
         state = state_series(sizes, a.backends.split(","), change_seconds=2 if a.quick else 5)
         print("\n".join(state_table(state)))
+        took("state size")
     if a.quick or parts != {"wordcount", "latency", "state"}:
         return
+    command = ("python3 bench/bench.py " + " ".join(sys.argv[1:])).strip()
+    version = flink.version() if flink else ""
+    date = time.strftime("%Y-%m-%d")
+    # Kept, so that the report can be written again (--report-only) without measuring again.
+    write(saved, json.dumps({"rows": rows, "flink": flink_runs, "latency": lat, "state": state, "command": command,
+                             "lines": lines, "runs": runs, "others": OTHERS, "flink_version": version, "date": date}))
     plot(state, a.plot)
-    command = "python3 bench/bench.py " + " ".join(sys.argv[1:])
-    report(a, command.strip(), lines, lines * 8, runs, rows, flink_runs, flink.version() if flink else "", lat, state,
-           a.plot)
+    report(a, command, date, lines, lines * 8, runs, rows, flink_runs, version, lat, state, a.plot)
 
 
 if __name__ == "__main__":
