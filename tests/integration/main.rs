@@ -7,6 +7,7 @@ mod docs;
 mod fuzz;
 mod harness;
 mod incremental;
+mod measure;
 mod recovery;
 mod restart;
 mod run;

@@ -61,6 +61,8 @@ pub struct Restore {
     pub metadata: super::metadata::Metadata,
     /// Where it is, for messages (`file:///…/word-count/chk-17`).
     pub location: String,
+    /// How long finding it and checking every file took.
+    pub verified_in: std::time::Duration,
 }
 
 /// Finds and verifies the checkpoint `from` names: `latest`, `chk-<N>` in
@@ -101,6 +103,7 @@ pub fn resolve(
             .ok_or_else(|| format!("`{from}` is not a checkpoint: use `latest`, a name such as `chk-17`, or a full location"))?;
         (spec_store.clone(), job.to_owned(), Some(id))
     };
+    let started = std::time::Instant::now();
     let store: std::sync::Arc<dyn CheckpointStore> = std::sync::Arc::new(
         super::store::OpendalStore::open(&location).map_err(|e| e.to_string())?,
     );
@@ -156,7 +159,12 @@ pub fn resolve(
     };
     match &chosen.state {
         FoundState::Valid(metadata) => Ok((
-            Restore { store, metadata: (**metadata).clone(), location: format!("{here}/chk-{}", chosen.id) },
+            Restore {
+                store,
+                metadata: (**metadata).clone(),
+                location: format!("{here}/chk-{}", chosen.id),
+                verified_in: started.elapsed(),
+            },
             notes,
         )),
         FoundState::Incomplete => Err(format!(

@@ -12,6 +12,14 @@ pub mod stateless;
 
 use crate::value::Value;
 
+/// Now, in microseconds since the Unix epoch: the clock of source times
+/// (`generate`'s `time_field`) and of the latencies sinks measure from them.
+pub fn epoch_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Why one record could not be processed. The node's `on_error` decides
 /// whether that fails the job or drops the record.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

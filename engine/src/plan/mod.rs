@@ -23,7 +23,8 @@ use crate::diag::Diagnostic;
 use crate::expr::{CompileError, Expr, Var};
 use crate::spec::spans::{self, Seg};
 use crate::spec::{
-    CheckpointSpec, JobSettings, Loaded, OnError, SinkKind, SourceKind, StateSpec, TransformKind,
+    CheckpointSpec, GenerateMode, JobSettings, Loaded, OnError, SinkKind, SourceKind, StateSpec,
+    TransformKind,
 };
 pub use store::{StoreLocation, StoreLocationError};
 
@@ -145,9 +146,9 @@ impl Operator {
             } => "max",
             Operator::Count(_) => "count",
             Operator::Reduce { .. } => "reduce",
-            Operator::Sink(SinkKind::Print {}) => "print",
+            Operator::Sink(SinkKind::Print { .. }) => "print",
             Operator::Sink(SinkKind::File { .. }) => "file",
-            Operator::Sink(SinkKind::Blackhole {}) => "blackhole",
+            Operator::Sink(SinkKind::Blackhole { .. }) => "blackhole",
         }
     }
 
@@ -561,10 +562,15 @@ impl Compiler<'_> {
             }
             SourceKind::Generate {
                 rate,
+                mode,
                 words_per_line,
                 vocabulary,
+                time_field,
                 ..
             } => {
+                if let Some(field) = time_field {
+                    self.time_field(name, *mode, field);
+                }
                 for (field, bad) in [
                     ("rate", *rate == Some(0)),
                     ("words_per_line", *words_per_line == 0),
@@ -585,7 +591,56 @@ impl Compiler<'_> {
         }
     }
 
+    /// A `generate` source's `time_field`: a plain field name, other than
+    /// the record's own, on records that have fields.
+    fn time_field(&mut self, name: &str, mode: GenerateMode, field: &str) {
+        let at = self.span(&["sources", name, "time_field"]);
+        if mode == GenerateMode::Lines {
+            self.error(
+                Diagnostic::error(
+                    "invalid-value",
+                    format!("source `{name}` has a `time_field`, but with `mode: lines` its records are strings, which have no fields"),
+                )
+                .at(at, "needs `mode: records`")
+                .help("remove `time_field`, or generate `mode: records` (maps `{seq, value}`) to carry a source time"),
+            );
+        } else if !is_field_name(field) {
+            self.error(
+                Diagnostic::error(
+                    "invalid-field",
+                    format!("`time_field` of source `{name}` must be a field name, not `{field}`"),
+                )
+                .at(at, "expected a field name such as `ts`"),
+            );
+        } else if field == "seq" || field == "value" {
+            self.error(
+                Diagnostic::error(
+                    "invalid-field",
+                    format!("`time_field` of source `{name}` cannot be `{field}`: the generated records have that field already"),
+                )
+                .at(at, "taken")
+                .help("name it something else, such as `ts`"),
+            );
+        }
+    }
+
     fn sink(&mut self, name: &str, kind: &SinkKind) {
+        if let Some(field) = kind.latency_field() {
+            if !is_field_name(field) {
+                self.error(
+                    Diagnostic::error(
+                        "invalid-field",
+                        format!(
+                            "`latency_field` of sink `{name}` must be a field name, not `{field}`"
+                        ),
+                    )
+                    .at(
+                        self.span(&["sinks", name, "latency_field"]),
+                        "expected a field name such as `ts`",
+                    ),
+                );
+            }
+        }
         if let SinkKind::File { path, .. } = kind {
             if path.is_empty() {
                 self.error(
@@ -654,7 +709,7 @@ impl Compiler<'_> {
                     _ => AggregateKind::Max,
                 };
                 let key = self.key(name, key);
-                let field_ok = crate::expr::is_field_path(field) && !field.contains('.');
+                let field_ok = is_field_name(field);
                 if !field_ok {
                     self.error(
                         Diagnostic::error(
@@ -962,6 +1017,12 @@ impl Compiler<'_> {
             );
         }
     }
+}
+
+/// A plain field name (no path): what `field`, `time_field` and
+/// `latency_field` take.
+fn is_field_name(field: &str) -> bool {
+    crate::expr::is_field_path(field) && !field.contains('.')
 }
 
 /// The shortest cycle through the first node of the strongly connected

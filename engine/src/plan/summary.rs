@@ -35,7 +35,7 @@ impl Plan {
             _ => true,
         });
         Some(match kind {
-            SinkKind::Blackhole {} => "discards",
+            SinkKind::Blackhole { .. } => "discards",
             SinkKind::File { .. }
                 if replayable && cp.settings.mode == crate::spec::CheckpointMode::ExactlyOnce =>
             {

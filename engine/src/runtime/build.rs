@@ -5,16 +5,20 @@
 //! backend's disk.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::instance::Role;
+use super::metrics::Metrics;
 use crate::checkpoint::restore::{load_chain, Restore};
 use crate::operators::keyed::{Fold, Keyed};
-use crate::operators::sinks::{blackhole::BlackholeSink, file::FileSink, print::PrintSink};
+use crate::operators::sinks::{
+    blackhole::BlackholeSink, file::FileSink, latency::Timed, print::PrintSink,
+};
 use crate::operators::sources::{
     file::FileSource, generate::GenerateSource, socket::SocketSource, stdin::StdinSource, Cancel,
 };
 use crate::operators::stateless::{Explode, Filter, Map, PassThrough, Split};
-use crate::operators::OpError;
+use crate::operators::{OpError, Sink};
 use crate::plan::{FlatMap, Operator, Plan, PlanNode};
 use crate::spec::{SinkKind, SourceKind};
 use crate::state::memory::MemoryState;
@@ -52,6 +56,7 @@ pub fn role(
     state: &StateFactory,
     cancel: &Cancel,
     restore: Option<&Restore>,
+    metrics: &Metrics,
 ) -> Result<Role, OpError> {
     let p = node.parallelism;
     let max_parallelism = plan.job.max_parallelism;
@@ -93,6 +98,7 @@ pub fn role(
                 mode,
                 words_per_line,
                 vocabulary,
+                time_field,
             } => Box::new(GenerateSource::new(
                 *seed,
                 *count,
@@ -100,6 +106,7 @@ pub fn role(
                 *mode,
                 *words_per_line,
                 *vocabulary,
+                time_field.as_deref(),
                 index,
                 p,
                 cancel.clone(),
@@ -122,14 +129,20 @@ pub fn role(
         })?,
         Operator::Count(_) => keyed(Fold::Count)?,
         Operator::Reduce { expr, .. } => keyed(Fold::Reduce(expr.clone()))?,
-        Operator::Sink(kind) => Role::Sink(match kind {
-            SinkKind::Print {} => Box::new(PrintSink::new(index, p)),
-            SinkKind::File { path, format } => Box::new(
-                FileSink::open(Path::new(path), *format, index, plan.checkpoint.is_some())
-                    .map_err(|e| OpError::Fatal(e.to_string()))?,
-            ),
-            SinkKind::Blackhole {} => Box::new(BlackholeSink),
-        }),
+        Operator::Sink(kind) => {
+            let sink: Box<dyn Sink> = match kind {
+                SinkKind::Print { .. } => Box::new(PrintSink::new(index, p)),
+                SinkKind::File { path, format, .. } => Box::new(
+                    FileSink::open(Path::new(path), *format, index, plan.checkpoint.is_some())
+                        .map_err(|e| OpError::Fatal(e.to_string()))?,
+                ),
+                SinkKind::Blackhole { .. } => Box::new(BlackholeSink),
+            };
+            Role::Sink(match kind.latency_field() {
+                Some(field) => Box::new(Timed::new(sink, field, Arc::clone(&metrics.latency))),
+                None => sink,
+            })
+        }
     };
     if let (Some(restore), Role::Source(source)) = (restore, &mut role) {
         let positions: Vec<serde_json::Value> = restore

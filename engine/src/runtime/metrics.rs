@@ -4,6 +4,9 @@
 //! statistics, never used to synchronise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::operators::sinks::latency::Latency;
 
 #[derive(Default, Debug)]
 pub struct Metrics {
@@ -11,6 +14,8 @@ pub struct Metrics {
     pub records_out: AtomicU64,
     /// Records dropped under `on_error: skip | log`.
     pub dropped: AtomicU64,
+    /// A sink's latencies, when it has a `latency_field`.
+    pub latency: Arc<Latency>,
 }
 
 impl Metrics {

@@ -177,6 +177,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     };
 
     let total = physical.instances.len();
+    let building = Instant::now();
     let (ended_tx, ended_rx) = crossbeam_channel::bounded::<Ended>(total);
     let mut threads = Vec::with_capacity(total);
     let mut first_error: Option<RunError> = None;
@@ -200,6 +201,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     }
     drop(ended_tx);
     drop(reports_tx);
+    if let (Some(restore), None) = (&options.restore, &first_error) {
+        log_restored(restore, building.elapsed());
+    }
     if first_error.is_none() {
         if let (Some(cp), Some(c)) = (&plan.checkpoint, checkpoints.as_mut()) {
             let config = coordinator::Config {
@@ -360,6 +364,7 @@ fn start_instance(
             state,
             &cancel,
             options.restore.as_deref(),
+            &metrics,
         )
         .map_err(|e| RunError::Setup(format!("{name} (node `{}`): {e}", node.name)))?;
         let checkpoint = match (&plan.checkpoint, checkpoints.as_deref_mut()) {
@@ -457,6 +462,21 @@ fn start_instance(
             });
         })
         .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))
+}
+
+/// Says what a restore cost: checking the checkpoint's files, then loading
+/// the state into the instances (which are built one after another).
+fn log_restored(restore: &Restore, loaded_in: Duration) {
+    let verified = restore.verified_in;
+    tracing::info!(
+        "restored chk-{} ({} files, {}) in {} ms: verified in {} ms, loaded in {} ms",
+        restore.metadata.checkpoint_id,
+        restore.metadata.files().count(),
+        coordinator::human_bytes(restore.metadata.total_size()),
+        (verified + loaded_in).as_millis(),
+        verified.as_millis(),
+        loaded_in.as_millis()
+    );
 }
 
 /// Before a job with checkpoints starts, settles every file sink's folder:

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::physical::CHANNEL_CAPACITY;
 use super::Job;
+use crate::operators::sinks::latency::Measured;
 
 /// Records per second per node and how full each node's input channels
 /// are, redrawn a few times a second.
@@ -114,11 +115,28 @@ pub fn summary(job: &Job, outcome: &str, elapsed: Duration) -> String {
         parts.push(s);
     }
     let secs = elapsed.as_secs_f64();
-    format!(
+    let mut line = format!(
         "{} {outcome} in {:.2}s: {} | {} records/s",
         job.name,
         secs,
         parts.join(", "),
         human(read as f64 / secs.max(1e-6))
-    )
+    );
+    for node in &job.nodes {
+        if let Some(latency) = latency(node) {
+            let _ = write!(line, " | latency at {}: {}", node.name, latency.describe());
+        }
+    }
+    line
+}
+
+/// The latencies a sink measured, over all its instances.
+fn latency(node: &super::NodeStats) -> Option<Measured> {
+    node.instances
+        .iter()
+        .filter_map(|m| m.latency.measured())
+        .reduce(|mut all, one| {
+            all.merge(&one);
+            all
+        })
 }

@@ -276,6 +276,11 @@ pub enum SourceKind {
         /// Distinct words, with `mode: lines`.
         #[serde(default = "default_vocabulary")]
         vocabulary: u32,
+        /// With `mode: records`, adds this field to each record: its source
+        /// time, in microseconds since the Unix epoch (with `rate`, the time
+        /// the record was due), for a sink's `latency_field`.
+        #[serde(default)]
+        time_field: Option<String>,
     },
     /// Lines or JSON lines from standard input.
     Stdin {
@@ -341,15 +346,35 @@ pub enum TransformKind {
 #[schemars(transform = schema::add_step_common)]
 pub enum SinkKind {
     /// One JSON line per record on standard output.
-    Print {},
+    Print {
+        /// Measures the time from source to sink of each record from this
+        /// integer field (microseconds since the Unix epoch, as a
+        /// `generate` source's `time_field` writes); the run's summary
+        /// reports its percentiles.
+        #[serde(default)]
+        latency_field: Option<String>,
+    },
     /// Part files `part-<instance>-<n>.<ext>` in the folder `path`.
     File {
         path: String,
         #[serde(default)]
         format: OutputFormat,
+        /// Measures the time from source to sink of each record from this
+        /// integer field (microseconds since the Unix epoch, as a
+        /// `generate` source's `time_field` writes); the run's summary
+        /// reports its percentiles.
+        #[serde(default)]
+        latency_field: Option<String>,
     },
     /// Counts records and discards them (for benchmarks).
-    Blackhole {},
+    Blackhole {
+        /// Measures the time from source to sink of each record from this
+        /// integer field (microseconds since the Unix epoch, as a
+        /// `generate` source's `time_field` writes); the run's summary
+        /// reports its percentiles.
+        #[serde(default)]
+        latency_field: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -368,6 +393,17 @@ impl SourceKind {
     /// Whether the source can only ever run as one instance.
     pub fn single_instance(&self) -> bool {
         matches!(self, SourceKind::Socket { .. } | SourceKind::Stdin { .. })
+    }
+}
+
+impl SinkKind {
+    /// The field a sink measures latency from, if it does.
+    pub fn latency_field(&self) -> Option<&str> {
+        match self {
+            SinkKind::Print { latency_field }
+            | SinkKind::File { latency_field, .. }
+            | SinkKind::Blackhole { latency_field } => latency_field.as_deref(),
+        }
     }
 }
 

@@ -3,11 +3,17 @@
 //! Record `n` is a pure function of the seed and `n`, so any run can be
 //! reproduced and replayed from any position. Instance `i` of `p` produces
 //! the sequence numbers `n ≡ i (mod p)`.
+//!
+//! With `time_field`, each record also carries its source time, in
+//! microseconds since the Unix epoch: with a `rate`, the time it was due
+//! (so time the source was held back by a slow pipeline counts as latency,
+//! rather than being hidden), otherwise the time it was made. The rate's
+//! clock starts at the first poll, not when the job is built.
 
 use std::time::{Duration, Instant};
 
 use super::Cancel;
-use crate::operators::{OpError, Poll, Source};
+use crate::operators::{epoch_micros, OpError, Poll, Source};
 use crate::spec::GenerateMode;
 use crate::value::{intern, Name, Str, Value};
 
@@ -18,12 +24,15 @@ pub struct GenerateSource {
     count: Option<u64>,
     /// Records per second for this instance.
     rate: Option<f64>,
-    started: Instant,
+    /// When the first poll came: the rate's clock, and the same instant
+    /// in µs since the Unix epoch.
+    started: Option<(Instant, i64)>,
     produced: u64,
     lines: Option<Lines>,
     cancel: Cancel,
     seq_field: Name,
     value_field: Name,
+    time_field: Option<Name>,
 }
 
 /// Word lines drawn from a Zipf distribution (exponent 1) over `w1`..`wN`.
@@ -44,6 +53,7 @@ impl GenerateSource {
         mode: GenerateMode,
         words_per_line: u32,
         vocabulary: u32,
+        time_field: Option<&str>,
         instance: u32,
         parallelism: u32,
         cancel: Cancel,
@@ -72,12 +82,13 @@ impl GenerateSource {
             step: u64::from(parallelism),
             count,
             rate: rate.map(|r| r as f64 / f64::from(parallelism)),
-            started: Instant::now(),
+            started: None,
             produced: 0,
             lines,
             cancel,
             seq_field: intern("seq"),
             value_field: intern("value"),
+            time_field: time_field.map(intern),
         }
     }
 }
@@ -119,14 +130,16 @@ impl Source for GenerateSource {
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
         // Records this call adds; `out` may hold earlier ones.
         let start = out.len();
+        let (started, started_us) = *self
+            .started
+            .get_or_insert_with(|| (Instant::now(), epoch_micros()));
         let mut budget = max;
         if let Some(rate) = self.rate {
-            let due = (self.started.elapsed().as_secs_f64() * rate) as u64;
+            let due = (started.elapsed().as_secs_f64() * rate) as u64;
             let allowed = due.saturating_sub(self.produced) as usize;
             if allowed == 0 {
                 let wait = Duration::from_secs_f64(
-                    ((self.produced + 1) as f64 / rate - self.started.elapsed().as_secs_f64())
-                        .max(0.0),
+                    ((self.produced + 1) as f64 / rate - started.elapsed().as_secs_f64()).max(0.0),
                 );
                 if self.cancel.wait(wait.min(Duration::from_millis(50))) {
                     return Ok(Poll::End);
@@ -135,6 +148,8 @@ impl Source for GenerateSource {
             }
             budget = budget.min(allowed);
         }
+        // Without a rate, the records of one poll are made at one time.
+        let mut now = None;
         for _ in 0..budget {
             let n = self.next;
             if self.count.is_some_and(|c| n >= c) {
@@ -146,10 +161,23 @@ impl Source for GenerateSource {
             }
             let r = mix(self.seed ^ mix(n));
             let record = match &mut self.lines {
-                None => Value::Map(vec![
-                    (self.seq_field.clone(), Value::Int(n as i64)),
-                    (self.value_field.clone(), Value::Int((r % 1_000_000) as i64)),
-                ]),
+                None => {
+                    let mut fields = vec![
+                        (self.seq_field.clone(), Value::Int(n as i64)),
+                        (self.value_field.clone(), Value::Int((r % 1_000_000) as i64)),
+                    ];
+                    if let Some(field) = &self.time_field {
+                        let time = match self.rate {
+                            // Record k (from 0) is due when k + 1 are.
+                            Some(rate) => {
+                                started_us + ((self.produced + 1) as f64 * 1e6 / rate) as i64
+                            }
+                            None => *now.get_or_insert_with(epoch_micros),
+                        };
+                        fields.push((field.clone(), Value::Int(time)));
+                    }
+                    Value::Map(fields)
+                }
                 Some(lines) => {
                     lines.line.clear();
                     let mut state = r;
@@ -199,6 +227,7 @@ mod tests {
             GenerateMode::Lines,
             3,
             50,
+            None,
             0,
             1,
             cancel(),
@@ -212,6 +241,7 @@ mod tests {
                     GenerateMode::Lines,
                     3,
                     50,
+                    None,
                     i,
                     2,
                     cancel(),
@@ -233,10 +263,47 @@ mod tests {
                 GenerateMode::Lines,
                 3,
                 50,
+                None,
                 0,
                 1,
                 cancel()
             ))
         );
+    }
+
+    #[test]
+    fn records_carry_their_source_time() {
+        let rate = 100_000;
+        // Kept alive: a dropped canceller cancels its tokens.
+        let canceller = super::super::Canceller::new();
+        let before = epoch_micros();
+        let mut s = GenerateSource::new(
+            1,
+            Some(50),
+            Some(rate),
+            GenerateMode::Records,
+            8,
+            10,
+            Some("ts"),
+            0,
+            1,
+            canceller.token(),
+        );
+        let mut out = Vec::new();
+        while s.poll(&mut out, 1024).unwrap() != Poll::End {}
+        let times: Vec<i64> = out
+            .iter()
+            .map(|r| match r.get("ts") {
+                Some(Value::Int(t)) => *t,
+                other => panic!("no time in {other:?}"),
+            })
+            .collect();
+        assert_eq!(times.len(), 50);
+        assert!(times[0] >= before, "{} < {before}", times[0]);
+        // Due times, 1e6 / rate = 10 µs apart.
+        for pair in times.windows(2) {
+            assert!((9..=11).contains(&(pair[1] - pair[0])), "{pair:?}");
+        }
+        assert!(times[49] <= epoch_micros());
     }
 }
