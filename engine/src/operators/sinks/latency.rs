@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use hdrhistogram::Histogram;
 
 use crate::operators::{epoch_micros, Sink, SinkError};
-use crate::value::Value;
+use crate::value::{intern, Name, Value};
 
 /// The longest latency told apart from longer ones: an hour, in µs.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -29,14 +29,14 @@ pub struct Latency {
 #[derive(Debug, Clone)]
 pub struct Measured {
     /// The field the source time is read from.
-    pub field: Arc<str>,
+    pub field: Name,
     pub histogram: Histogram<u64>,
     /// Records that had no integer in `field`.
     pub untimed: u64,
 }
 
 impl Measured {
-    fn new(field: Arc<str>) -> Measured {
+    fn new(field: Name) -> Measured {
         Measured {
             field,
             // Three significant digits: 0.1 % of the value at most.
@@ -97,17 +97,17 @@ impl Latency {
 /// A sink that records each record's latency, then hands the batch on.
 pub struct Timed {
     inner: Box<dyn Sink>,
-    field: Arc<str>,
+    field: Name,
     latency: Arc<Latency>,
 }
 
 impl Timed {
     pub fn new(inner: Box<dyn Sink>, field: &str, latency: Arc<Latency>) -> Timed {
-        let field: Arc<str> = Arc::from(field);
+        let field = intern(field);
         *latency
             .measured
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Measured::new(Arc::clone(&field)));
+            .unwrap_or_else(PoisonError::into_inner) = Some(Measured::new(field.clone()));
         Timed {
             inner,
             field,
@@ -160,9 +160,9 @@ mod tests {
     use crate::operators::sinks::blackhole::BlackholeSink;
 
     fn record(ts: Option<Value>) -> Value {
-        let mut fields = vec![(Arc::from("seq"), Value::Int(1))];
+        let mut fields = vec![(crate::value::Name::from("seq"), Value::Int(1))];
         if let Some(ts) = ts {
-            fields.push((Arc::from("ts"), ts));
+            fields.push((crate::value::Name::from("ts"), ts));
         }
         Value::Map(fields)
     }
