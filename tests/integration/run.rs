@@ -265,11 +265,32 @@ fn sigint_cancels_with_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // An unbounded variant is not needed: the signal lands while the job runs or right after.
-    std::thread::sleep(Duration::from_millis(50));
+    // Before its handler is installed, SIGINT would kill the process as
+    // any program: wait until the kernel says it is caught.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !catches_sigint(child.id()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            // It finished before the signal could be sent.
+            assert_eq!(status.code(), Some(0), "{status:?}");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no SIGINT handler");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     signal(child.id(), "INT");
     let status = child.wait().unwrap();
     assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
+}
+
+/// Whether process `pid` has a handler for SIGINT (bit 2 of `SigCgt`).
+fn catches_sigint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << 1) != 0)
 }
 
 fn json_spec(dir: &std::path::Path, on_error: &str) -> std::path::PathBuf {

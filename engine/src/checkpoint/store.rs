@@ -61,7 +61,13 @@ impl OpendalStore {
         let op = match location.scheme {
             #[cfg(feature = "store-fs")]
             Scheme::File => {
-                let builder = opendal::services::Fs::default().root(&location.root);
+                // Files are written beside the store and renamed into place,
+                // so a run killed mid-write never leaves a torn `_metadata`
+                // that looks like a finished checkpoint.
+                let staging = format!("{}/.staging", location.root.trim_end_matches('/'));
+                let builder = opendal::services::Fs::default()
+                    .root(&location.root)
+                    .atomic_write_dir(&staging);
                 opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
             }
             #[cfg(feature = "store-s3")]

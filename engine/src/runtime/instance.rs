@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TryRecvError};
 
 use super::alignment::{Aligner, Step};
 use super::message::Message;
@@ -183,7 +183,8 @@ impl Io {
                     self.await_finish(members)?;
                     return self.finish(members);
                 }
-                Ok(Poll::Ready | Poll::Idle) => {}
+                Ok(Poll::Ready) => {}
+                Ok(Poll::Idle) => self.output.flush_if_idle()?,
                 Err(OpError::Record(e)) => {
                     let m = &members[0];
                     bad_record(m.on_error, &m.metrics, &m.name, 0, e)?
@@ -301,13 +302,18 @@ impl Io {
 
     /// The next message from an input that has not ended, or `Idle` when
     /// none came before the next flush is due.
-    fn next(&self, ended: &[bool]) -> Result<Next, Stop> {
+    fn next(&mut self, ended: &[bool]) -> Result<Next, Stop> {
         if self.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
-        let deadline = self.output.flush_deadline().min(Instant::now() + RECV_POLL);
-        let timeout = deadline.saturating_duration_since(Instant::now());
         if self.inputs.len() == 1 {
+            match self.inputs[0].try_recv() {
+                Ok(m) => return Ok(Next::Message(0, m)),
+                Err(TryRecvError::Disconnected) => return Err(Stop::Cancelled),
+                Err(TryRecvError::Empty) => self.output.flush_if_idle()?,
+            }
+            let deadline = self.output.flush_deadline().min(Instant::now() + RECV_POLL);
+            let timeout = deadline.saturating_duration_since(Instant::now());
             return match self.inputs[0].recv_timeout(timeout) {
                 Ok(m) => Ok(Next::Message(0, m)),
                 Err(RecvTimeoutError::Timeout) => Ok(Next::Idle),
@@ -330,7 +336,15 @@ impl Io {
             select.recv(rx);
             live.push(i);
         }
-        match select.select_timeout(timeout) {
+        let ready = match select.try_select() {
+            Ok(op) => Ok(op),
+            Err(_) => {
+                self.output.flush_if_idle()?;
+                let deadline = self.output.flush_deadline().min(Instant::now() + RECV_POLL);
+                select.select_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        match ready {
             Ok(op) => {
                 let i = live[op.index()];
                 op.recv(&self.inputs[i])

@@ -19,6 +19,10 @@ use crate::value::Value;
 #[derive(Debug)]
 pub struct Cancelled;
 
+/// The least time between two flushes of an idle instance: bounds the
+/// channel sends of a trickle of records to a thousand per second.
+const IDLE_FLUSH: Duration = Duration::from_millis(1);
+
 /// How often a blocked send looks at the cancellation flag.
 const SEND_POLL: Duration = Duration::from_millis(100);
 
@@ -135,6 +139,17 @@ impl Output {
     /// Sends partial batches if `buffer_timeout` has passed since the last flush.
     pub fn flush_if_due(&mut self) -> Result<(), Cancelled> {
         if Instant::now() >= self.flush_deadline() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends partial batches when this instance has nothing more to add
+    /// right now (its input is empty, its source is waiting), at most once
+    /// per [`IDLE_FLUSH`]. Under load inputs are never empty and batches
+    /// fill; at low rates records do not wait for `buffer_timeout`.
+    pub fn flush_if_idle(&mut self) -> Result<(), Cancelled> {
+        if self.last_flush.elapsed() >= IDLE_FLUSH {
             self.flush()?;
         }
         Ok(())
