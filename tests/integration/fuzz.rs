@@ -106,6 +106,7 @@ const TOKENS: &[&str] = &[
     "store",
     "backend",
     "dir",
+    "cache_entries",
     "path",
     "address",
     "expr",

@@ -1114,6 +1114,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_state_cache_is_refused_where_it_is_written() {
+        let text = "name: x\nstate: {backend: sled, cache_entries: 0}\n\
+                    sources: {a: {type: generate}}\nsinks: {o: {type: print, inputs: [a]}}\n";
+        let diagnostics = check(text.to_owned());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].code, "invalid-value");
+        let span = diagnostics[0].span.clone().expect("a span");
+        assert_eq!(&text[span.start..span.end], "0");
+    }
+
+    #[test]
     fn a_document_that_cannot_be_read_is_not_also_missing_its_nodes() {
         assert_eq!(
             codes("name: x\nsources:\n  a: {type: generate\nsinks: {}\n"),
