@@ -5,10 +5,10 @@
 
 use std::cmp::Ordering;
 
-use super::{OpError, Operator, RecordError};
+use super::{OpError, Operator, RecordError, Snapshot};
 use crate::expr::Expr;
 use crate::plan::AggregateKind;
-use crate::state::{encode_key, key_group, KeyedState};
+use crate::state::{encode_key, key_group, Changes, KeyedState};
 use crate::value::{intern, Name, Value};
 
 /// What a keyed operator does with the state of one key.
@@ -100,8 +100,15 @@ impl Operator for Keyed {
         Ok(())
     }
 
-    fn snapshot(&mut self) -> Result<Option<crate::state::Changes>, OpError> {
-        Ok(Some(self.state.take_changes()?))
+    fn snapshot(&mut self) -> Result<Snapshot, OpError> {
+        Ok(match self.state.begin_snapshot()? {
+            Some(changes) => Snapshot::Taken(changes),
+            None => Snapshot::Deferred,
+        })
+    }
+
+    fn copy_snapshot(&mut self, budget: usize) -> Result<Option<Changes>, OpError> {
+        Ok(self.state.copy_changes(budget)?)
     }
 }
 
@@ -165,7 +172,7 @@ mod tests {
         let mut op = Keyed::new(
             Expr::compile_key(key).unwrap(),
             fold,
-            Box::<MemoryState>::default(),
+            Box::new(MemoryState::new(false)),
             128,
         );
         let mut out = Vec::new();

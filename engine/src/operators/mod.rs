@@ -10,6 +10,7 @@ pub mod sinks;
 pub mod sources;
 pub mod stateless;
 
+use crate::state::Changes;
 use crate::value::Value;
 
 /// Now, in microseconds since the Unix epoch: the clock of source times
@@ -54,10 +55,24 @@ pub trait Operator: Send {
     fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError>;
 
     /// The synchronous part of a checkpoint: the keyed state changed since
-    /// the last one. `None` for stateless operators.
-    fn snapshot(&mut self) -> Result<Option<crate::state::Changes>, OpError> {
-        Ok(None)
+    /// the last one, or only the set of it when copying is deferred.
+    fn snapshot(&mut self) -> Result<Snapshot, OpError> {
+        Ok(Snapshot::Stateless)
     }
+
+    /// Copies up to `budget` entries of a [`Snapshot::Deferred`]; all of
+    /// its changes once done.
+    fn copy_snapshot(&mut self, _budget: usize) -> Result<Option<Changes>, OpError> {
+        Ok(Some(Changes::new()))
+    }
+}
+
+/// What the synchronous part of a checkpoint took.
+pub enum Snapshot {
+    Stateless,
+    Taken(Changes),
+    /// To be copied with [`Operator::copy_snapshot`] between records.
+    Deferred,
 }
 
 /// What a source's [`Source::poll`] found.

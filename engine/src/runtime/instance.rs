@@ -22,7 +22,7 @@ use super::output::{Cancelled, Output};
 use crate::checkpoint::uploader::UploadTask;
 use crate::checkpoint::{Ack, Report, SourceCommand};
 use crate::operators::sources::Cancel;
-use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
+use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Snapshot, Source};
 use crate::spec::OnError;
 use crate::value::Value;
 
@@ -49,6 +49,11 @@ pub struct Failure {
     pub cause: String,
 }
 
+/// Entries of a deferred snapshot copied per batch while records keep
+/// coming: about as long as processing a batch, so a snapshot of a million
+/// changed keys is copied within a few hundred batches.
+const COPY_BUDGET: usize = 4096;
+
 /// The most a receive waits before looking at the cancellation flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
 
@@ -64,6 +69,8 @@ pub struct Member {
     pub fail_after: Option<u64>,
     /// Present when the job takes checkpoints.
     pub checkpoint: Option<MemberCheckpointing>,
+    /// The acknowledgement of a snapshot still being copied.
+    pub pending: Option<Ack>,
 }
 
 /// A member's part in checkpoints.
@@ -177,6 +184,10 @@ impl Io {
             let poll = source.poll(&mut self.batch, self.batch_size);
             members[0].metrics.add_out(self.batch.len());
             self.process(members, 1)?;
+            if Self::copying(members) {
+                let idle = matches!(poll, Ok(Poll::Idle));
+                self.copy_snapshots(members, if idle { usize::MAX } else { COPY_BUDGET })?;
+            }
             self.source_barriers(members)?;
             match poll {
                 Ok(Poll::End) => {
@@ -200,6 +211,11 @@ impl Io {
         let mut open = self.inputs.len();
         let mut ended = vec![false; self.inputs.len()];
         while open > 0 {
+            if Self::copying(members) {
+                // A little per batch under load; all of it when idle.
+                let idle = self.inputs.iter().all(|r| r.is_empty());
+                self.copy_snapshots(members, if idle { usize::MAX } else { COPY_BUDGET })?;
+            }
             match self.next(&ended)? {
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
                     if let Step::Snapshot { id, alignment } =
@@ -284,6 +300,7 @@ impl Io {
     /// commit what the final checkpoint covers and finish, and downstream
     /// instances are told.
     fn finish(&mut self, members: &mut [Member]) -> Result<(), Stop> {
+        self.copy_snapshots(members, usize::MAX)?;
         // The final checkpoint completed before the sources ended their
         // streams, so its commit is already waiting.
         self.commit(members)?;
@@ -398,6 +415,7 @@ impl Io {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
+            self.copy_snapshots(members, usize::MAX)?;
             match triggers.recv_timeout(RECV_POLL) {
                 Ok(SourceCommand::Checkpoint(id)) => self.source_barrier(members, id)?,
                 Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -450,7 +468,8 @@ impl Io {
     /// Barrier `id` has come on every input (or a source was triggered):
     /// each member takes the synchronous part of its snapshot (a sink
     /// pre-commits), the barrier goes downstream, and then each member's
-    /// state goes to its uploader, or it acknowledges at once.
+    /// state goes to its uploader, or it acknowledges at once. A snapshot
+    /// whose copying is deferred goes to the uploader once copied.
     fn snapshot(
         &mut self,
         members: &mut [Member],
@@ -458,11 +477,13 @@ impl Io {
         alignment: Duration,
         source_position: Option<serde_json::Value>,
     ) -> Result<(), Stop> {
+        // Checkpoints came faster than copying: the earlier one first.
+        self.copy_snapshots(members, usize::MAX)?;
         let mut taken = Vec::with_capacity(members.len());
         for (k, member) in members.iter_mut().enumerate() {
             let started = Instant::now();
-            let changes = match &mut member.role {
-                Role::Source(_) => None,
+            let snapshot = match &mut member.role {
+                Role::Source(_) => Snapshot::Stateless,
                 Role::Transform(op) => op
                     .snapshot()
                     .map_err(|e| Stop::Failed(k, format!("cannot snapshot its state: {e}")))?,
@@ -470,16 +491,16 @@ impl Io {
                     sink.on_barrier(id).map_err(|e| {
                         Stop::Failed(k, format!("cannot pre-commit for checkpoint {id}: {e}"))
                     })?;
-                    None
+                    Snapshot::Stateless
                 }
             };
-            taken.push((changes, started.elapsed()));
+            taken.push((snapshot, started.elapsed()));
         }
         self.output.barrier(id)?;
         let Some(cp) = &self.checkpoint else {
             return Ok(());
         };
-        for (k, (member, (changes, sync))) in members.iter().zip(taken).enumerate() {
+        for (k, (member, (snapshot, sync))) in members.iter_mut().zip(taken).enumerate() {
             let Some(mc) = &member.checkpoint else {
                 continue;
             };
@@ -497,15 +518,9 @@ impl Io {
             if k == 0 {
                 ack.source_position = source_position.clone();
             }
-            match (changes, &mc.uploader) {
-                (Some(changes), Some(uploader)) => {
-                    if uploader
-                        .send(UploadTask::Snapshot { changes, ack })
-                        .is_err()
-                    {
-                        return Err(Stop::Failed(k, "its snapshot uploader stopped".into()));
-                    }
-                }
+            match (snapshot, &mc.uploader) {
+                (Snapshot::Taken(changes), Some(uploader)) => upload(uploader, changes, ack, k)?,
+                (Snapshot::Deferred, Some(_)) => member.pending = Some(ack),
                 _ => {
                     let _ = cp.reports.send(Report::Ack(ack));
                 }
@@ -513,6 +528,46 @@ impl Io {
         }
         Ok(())
     }
+
+    /// Copies up to `budget` entries of each deferred snapshot, and hands
+    /// every one that is complete to its uploader.
+    fn copy_snapshots(&mut self, members: &mut [Member], budget: usize) -> Result<(), Stop> {
+        for (k, member) in members.iter_mut().enumerate() {
+            let (Some(_), Role::Transform(op)) = (&member.pending, &mut member.role) else {
+                continue;
+            };
+            let copied = op
+                .copy_snapshot(budget)
+                .map_err(|e| Stop::Failed(k, format!("cannot snapshot its state: {e}")))?;
+            let Some(changes) = copied else {
+                continue;
+            };
+            let Some(ack) = member.pending.take() else {
+                continue;
+            };
+            let uploader = member.checkpoint.as_ref().and_then(|c| c.uploader.as_ref());
+            if let Some(uploader) = uploader {
+                upload(uploader, changes, ack, k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a deferred snapshot is being copied.
+    fn copying(members: &[Member]) -> bool {
+        members.iter().any(|m| m.pending.is_some())
+    }
+}
+
+fn upload(
+    uploader: &Sender<UploadTask>,
+    changes: crate::state::Changes,
+    ack: Ack,
+    k: usize,
+) -> Result<(), Stop> {
+    uploader
+        .send(UploadTask::Snapshot { changes, ack })
+        .map_err(|_| Stop::Failed(k, "its snapshot uploader stopped".into()))
 }
 
 /// Applies member `k`'s `on_error` to a record it could not process.

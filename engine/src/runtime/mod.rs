@@ -418,6 +418,7 @@ fn start_instance(
             metrics,
             fail_after: injected_failure(&node.name),
             checkpoint,
+            pending: None,
         });
     }
     let checkpoint = match (&plan.checkpoint, checkpoints) {

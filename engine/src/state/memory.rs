@@ -9,28 +9,48 @@ use crate::value::Value;
 struct Entry {
     key: StoredKey,
     key_group: u16,
-    /// In `changed`, so that a key changed many times is listed once.
-    listed: bool,
+    /// The epoch in which the key was last listed in `changed`, or
+    /// [`CLEAN`]. Epochs let a snapshot freeze every changed key at once,
+    /// without visiting them.
+    changed_in: u32,
     value: Option<Value>,
 }
 
+/// An entry not changed since its value went into a snapshot.
+const CLEAN: u32 = 0;
+
 /// Keyed state in a hash table from encoded key to value. The key group
 /// is not part of the table's key: it follows from the key.
-#[derive(Default)]
+///
+/// Snapshots are copy-on-write, as Flink's heap backend: the synchronous
+/// part only freezes the list of changed keys (the epoch moves on); the
+/// values are copied between records ([`KeyedState::copy_changes`]), and
+/// an entry about to change while still frozen is copied first.
 pub struct MemoryState {
     entries: HashTable<Entry>,
-    /// Keys changed since the last snapshot, each once. A key is copied
-    /// here once per snapshot at most, and moved into the snapshot's changes.
+    /// Keys changed in the current epoch, each once.
     changed: Vec<(u16, Box<[u8]>)>,
+    epoch: u32,
+    /// The snapshot being copied: its keys still to visit, and what it holds so far.
+    frozen: Option<Frozen>,
     /// Whether to keep `changed` (only jobs that take checkpoints need it).
     track_changes: bool,
+}
+
+struct Frozen {
+    epoch: u32,
+    keys: Vec<(u16, Box<[u8]>)>,
+    copied: Changes,
 }
 
 impl MemoryState {
     pub fn new(track_changes: bool) -> MemoryState {
         MemoryState {
+            entries: HashTable::new(),
+            changed: Vec::new(),
+            epoch: CLEAN + 1,
+            frozen: None,
             track_changes,
-            ..MemoryState::default()
         }
     }
 }
@@ -48,32 +68,72 @@ impl KeyedState for MemoryState {
                 .insert(Entry {
                     key: StoredKey::new(key),
                     key_group,
-                    listed: false,
+                    changed_in: CLEAN,
                     value: None,
                 })
                 .into_mut(),
         };
-        if self.track_changes && !entry.listed {
-            entry.listed = true;
+        if self.track_changes && entry.changed_in != self.epoch {
+            if let Some(frozen) = self.frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
+                // Still frozen: the snapshot gets the value before this change.
+                if let Some(value) = &entry.value {
+                    frozen
+                        .copied
+                        .push(((entry.key_group, key.into()), value.clone()));
+                }
+            }
+            entry.changed_in = self.epoch;
             self.changed.push((entry.key_group, key.into()));
         }
         Ok(&mut entry.value)
     }
 
     fn take_changes(&mut self) -> Result<Changes, StateError> {
-        let mut changes = Vec::with_capacity(self.changed.len());
-        for (key_group, key) in self.changed.drain(..) {
-            if let Some(entry) = self
+        if let Some(changes) = self.begin_snapshot()? {
+            return Ok(changes);
+        }
+        Ok(self.copy_changes(usize::MAX)?.unwrap_or_default())
+    }
+
+    fn begin_snapshot(&mut self) -> Result<Option<Changes>, StateError> {
+        if self.frozen.is_some() {
+            return Err(StateError::SnapshotPending);
+        }
+        self.frozen = Some(Frozen {
+            epoch: self.epoch,
+            keys: std::mem::take(&mut self.changed),
+            copied: Changes::new(),
+        });
+        self.epoch = self.epoch.checked_add(1).unwrap_or(CLEAN + 1);
+        Ok(None)
+    }
+
+    fn copy_changes(&mut self, budget: usize) -> Result<Option<Changes>, StateError> {
+        let Some(frozen) = self.frozen.as_mut() else {
+            return Ok(Some(Changes::new()));
+        };
+        for _ in 0..budget {
+            let Some((key_group, key)) = frozen.keys.pop() else {
+                break;
+            };
+            let Some(entry) = self
                 .entries
                 .find_mut(key_hash(&key), |e| e.key.as_bytes() == &*key)
-            {
-                entry.listed = false;
+            else {
+                continue;
+            };
+            // Otherwise it changed since, and was copied before it did.
+            if entry.changed_in == frozen.epoch {
+                entry.changed_in = CLEAN;
                 if let Some(value) = &entry.value {
-                    changes.push(((key_group, key), value.clone()));
+                    frozen.copied.push(((key_group, key), value.clone()));
                 }
             }
         }
-        Ok(changes)
+        if !frozen.keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.frozen.take().map(|f| f.copied))
     }
 }
 
@@ -91,7 +151,8 @@ mod tests {
         put(&mut s, 1, b"a", 1);
         put(&mut s, 1, b"a", 2);
         put(&mut s, 2, b"b", 5);
-        let changes = s.take_changes().unwrap();
+        let mut changes = s.take_changes().unwrap();
+        changes.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(
             changes,
             [
@@ -124,5 +185,47 @@ mod tests {
         let mut s = MemoryState::new(true);
         s.value_mut(1, b"a").unwrap();
         assert!(s.take_changes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_deferred_snapshot_holds_the_values_at_its_beginning() {
+        let mut s = MemoryState::new(true);
+        for (i, key) in [b"a", b"b", b"c"].iter().enumerate() {
+            put(&mut s, 1, *key, i as i64);
+        }
+        assert_eq!(s.begin_snapshot().unwrap(), None, "copying is deferred");
+        assert_eq!(s.copy_changes(1).unwrap(), None, "one of three copied");
+        // Changed while frozen: the snapshot keeps the value before.
+        put(&mut s, 1, b"a", 10);
+        put(&mut s, 1, b"d", 4);
+        let mut snapshot = s.copy_changes(usize::MAX).unwrap().unwrap();
+        snapshot.sort_by(|x, y| x.0.cmp(&y.0));
+        let keys: Vec<(&[u8], Value)> = snapshot
+            .iter()
+            .map(|((_, k), v)| (&k[..], v.clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (&b"a"[..], Value::Int(0)),
+                (&b"b"[..], Value::Int(1)),
+                (&b"c"[..], Value::Int(2))
+            ]
+        );
+        // The next snapshot has exactly what changed since.
+        let mut next = s.take_changes().unwrap();
+        next.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            next,
+            [
+                ((1, b"a"[..].into()), Value::Int(10)),
+                ((1, b"d"[..].into()), Value::Int(4))
+            ]
+        );
+        assert!(s.begin_snapshot().is_ok());
+        assert!(matches!(
+            s.begin_snapshot(),
+            Err(StateError::SnapshotPending)
+        ));
     }
 }

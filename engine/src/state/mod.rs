@@ -28,6 +28,8 @@ pub enum StateError {
         namespace: String,
         source: ::sled::Error,
     },
+    #[error("internal error: a snapshot began before the one before it was copied")]
+    SnapshotPending,
     #[error("state of `{namespace}` holds a damaged value: {source}")]
     Decode {
         namespace: String,
@@ -55,6 +57,26 @@ pub trait KeyedState: Send {
     /// last call, with its value. Costs time in the number of changed keys,
     /// not in the size of the state.
     fn take_changes(&mut self) -> Result<Changes, StateError>;
+
+    /// The synchronous part of a snapshot that may defer copying: `Some`
+    /// when the changes were taken at once (as [`take_changes`]), `None`
+    /// when only the set of changed keys was frozen and their values come
+    /// from [`copy_changes`] between records, so the operator's thread is
+    /// not held for a time that grows with the number of changes.
+    ///
+    /// [`take_changes`]: KeyedState::take_changes
+    /// [`copy_changes`]: KeyedState::copy_changes
+    fn begin_snapshot(&mut self) -> Result<Option<Changes>, StateError> {
+        self.take_changes().map(Some)
+    }
+
+    /// Copies up to `budget` frozen entries of the snapshot begun last
+    /// (which must be complete before the next begins);
+    /// the whole snapshot once every one is copied. Entries changed in the
+    /// meantime were copied, as they were at the snapshot, before changing.
+    fn copy_changes(&mut self, _budget: usize) -> Result<Option<Changes>, StateError> {
+        Ok(Some(Changes::new()))
+    }
 }
 
 /// Changed entries: ((key group, encoded key), value). Values are encoded
