@@ -70,67 +70,18 @@ fn committed(dir: &Path) -> Vec<String> {
     lines
 }
 
-#[test]
-fn an_injected_failure_is_recovered_from_the_latest_checkpoint_exactly_once() {
+/// Runs the job of `shape` once cleanly and once with `failure` injected
+/// (restarting in-process); asserts both succeed, the restart restored a
+/// checkpoint and the committed output is the same `lines` lines. Returns
+/// the stderr of the run with the failure.
+fn assert_recovers_exactly_once(shape: &Shape, failure: &str, lines: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
     let restart = "restart: {strategy: fixed_delay, attempts: 2, delay: 100ms}";
     let pairs = r#"{"word": this, "count": 1}"#;
-    let clean = Command::new(bin())
-        .args([
-            "run",
-            spec(dir.path(), "clean", restart, pairs).to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean).1);
-    let failing = Command::new(bin())
-        .args([
-            "run",
-            spec(dir.path(), "failing", restart, pairs)
-                .to_str()
-                .unwrap(),
-        ])
-        .env("DATAFLOW_INJECT_FAILURE", "counts:150000")
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&failing);
-    assert_eq!(failing.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr
-            .contains("restart 1 of 2 in 100ms: counts#0 (node `counts`) failed: injected failure"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("restoring from"),
-        "the restart did not restore a checkpoint: {stderr}"
-    );
-    let expected = committed(&dir.path().join("out-clean"));
-    assert_eq!(expected.len(), 320_000);
-    assert!(
-        committed(&dir.path().join("out-failing")) == expected,
-        "the output after a restart differs from a run without failure"
-    );
-}
-
-/// Snapshots of many changed keys are copied a few thousand entries per
-/// batch while records keep coming (the memory backend's copy-on-write):
-/// a restore from them must still give exactly the output of a clean run.
-#[test]
-fn a_restore_from_snapshots_copied_while_running_is_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let restart = "restart: {strategy: fixed_delay, attempts: 2, delay: 100ms}";
-    let pairs = r#"{"word": this, "count": 1}"#;
-    // Unthrottled, with counts in instances of their own behind a
-    // shuffle, so their input is rarely empty while a snapshot is copied.
-    let shape = Shape {
-        interval: "20ms",
-        lines: "{type: generate, mode: lines, seed: 11, count: 100000, vocabulary: 100000}",
-        parallelism: 2,
-    };
     let run = |name: &str, failure: Option<&str>| {
         let mut cmd = Command::new(bin());
         cmd.arg("run")
-            .arg(spec_of(dir.path(), name, restart, pairs, &shape));
+            .arg(spec_of(dir.path(), name, restart, pairs, shape));
         if let Some(failure) = failure {
             cmd.env("DATAFLOW_INJECT_FAILURE", failure);
         }
@@ -140,18 +91,44 @@ fn a_restore_from_snapshots_copied_while_running_is_exactly_once() {
         stderr
     };
     run("clean", None);
-    let stderr = run("failing", Some("counts:300000"));
-    assert!(stderr.contains("restart 1 of 2"), "{stderr}");
+    let stderr = run("failing", Some(failure));
     assert!(
         stderr.contains("restoring from"),
         "the restart did not restore a checkpoint: {stderr}"
     );
     let expected = committed(&dir.path().join("out-clean"));
-    assert_eq!(expected.len(), 800_000);
+    assert_eq!(expected.len(), lines);
     assert!(
         committed(&dir.path().join("out-failing")) == expected,
         "the output after a restart differs from a run without failure"
     );
+    stderr
+}
+
+#[test]
+fn an_injected_failure_is_recovered_from_the_latest_checkpoint_exactly_once() {
+    let stderr = assert_recovers_exactly_once(&SMALL, "counts:150000", 320_000);
+    assert!(
+        stderr
+            .contains("restart 1 of 2 in 100ms: counts#0 (node `counts`) failed: injected failure"),
+        "{stderr}"
+    );
+}
+
+/// Snapshots of many changed keys are copied a few thousand entries per
+/// batch while records keep coming (the memory backend's copy-on-write):
+/// a restore from them must still give exactly the output of a clean run.
+#[test]
+fn a_restore_from_snapshots_copied_while_running_is_exactly_once() {
+    // Unthrottled, with counts in instances of their own behind a
+    // shuffle, so their input is rarely empty while a snapshot is copied.
+    let shape = Shape {
+        interval: "20ms",
+        lines: "{type: generate, mode: lines, seed: 11, count: 100000, vocabulary: 100000}",
+        parallelism: 2,
+    };
+    let stderr = assert_recovers_exactly_once(&shape, "counts:300000", 800_000);
+    assert!(stderr.contains("restart 1 of 2"), "{stderr}");
 }
 
 #[test]

@@ -145,16 +145,20 @@ mod tests {
         *s.value_mut(key_group, key).unwrap() = Some(Value::Int(value));
     }
 
+    /// Changes in key order (their order in a snapshot is unspecified).
+    fn sorted(mut changes: Changes) -> Changes {
+        changes.sort_by(|x, y| x.0.cmp(&y.0));
+        changes
+    }
+
     #[test]
     fn changes_list_each_changed_key_once_with_its_latest_value() {
         let mut s = MemoryState::new(true);
         put(&mut s, 1, b"a", 1);
         put(&mut s, 1, b"a", 2);
         put(&mut s, 2, b"b", 5);
-        let mut changes = s.take_changes().unwrap();
-        changes.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(
-            changes,
+            sorted(s.take_changes().unwrap()),
             [
                 ((1, b"a"[..].into()), Value::Int(2)),
                 ((2, b"b"[..].into()), Value::Int(5))
@@ -198,8 +202,7 @@ mod tests {
         // Changed while frozen: the snapshot keeps the value before.
         put(&mut s, 1, b"a", 10);
         put(&mut s, 1, b"d", 4);
-        let mut snapshot = s.copy_changes(usize::MAX).unwrap().unwrap();
-        snapshot.sort_by(|x, y| x.0.cmp(&y.0));
+        let snapshot = sorted(s.copy_changes(usize::MAX).unwrap().unwrap());
         let keys: Vec<(&[u8], Value)> = snapshot
             .iter()
             .map(|((_, k), v)| (&k[..], v.clone()))
@@ -213,10 +216,8 @@ mod tests {
             ]
         );
         // The next snapshot has exactly what changed since.
-        let mut next = s.take_changes().unwrap();
-        next.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(
-            next,
+            sorted(s.take_changes().unwrap()),
             [
                 ((1, b"a"[..].into()), Value::Int(10)),
                 ((1, b"d"[..].into()), Value::Int(4))
