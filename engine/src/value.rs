@@ -204,45 +204,88 @@ impl From<i64> for Value {
     }
 }
 
-/// An immutable UTF-8 string that is a slice of a shared buffer.
+/// An immutable UTF-8 string: short ones inline, longer ones a slice of a
+/// shared buffer.
 ///
-/// Cloning and slicing never copy: a line read from a file is one buffer,
-/// and the words split out of it are ranges into it.
+/// Neither cloning nor slicing copies a long string: a line read from a
+/// file is one buffer, and long pieces split out of it are ranges into it.
+/// Short strings (most words and keys) are copied into the value instead,
+/// so creating, cloning and dropping one never touches a reference count:
+/// on the seed job those atomic counts were four per word.
 #[derive(Clone)]
-pub struct Str {
-    buf: Arc<str>,
-    start: u32,
-    end: u32,
+pub struct Str(Repr);
+
+/// The longest string kept inline: with its length, 16 bytes, which keeps
+/// a `Str` (and so a [`Value`]) as small as a shared slice alone.
+const INLINE: usize = 15;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared { buf: Arc<str>, start: u32, end: u32 },
 }
 
 impl Str {
     /// The string's text.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.buf[self.start as usize..self.end as usize]
+        match &self.0 {
+            // Only ever filled from a `&str` cut at character boundaries,
+            // so this never fails; re-checking a few bytes is the price of
+            // forbidding unsafe code.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Shared { buf, start, end } => &buf[*start as usize..*end as usize],
+        }
     }
 
-    /// A sub-slice of this string sharing its buffer; `range` is in bytes
-    /// relative to this string and must lie on character boundaries.
+    /// A sub-slice of this string, sharing its buffer when long; `range` is
+    /// in bytes relative to this string and must lie on character boundaries.
+    #[inline]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Str {
-        let start = self.start as usize + range.start;
-        let end = self.start as usize + range.end;
-        debug_assert!(self.buf.is_char_boundary(start) && self.buf.is_char_boundary(end));
-        Str {
-            buf: Arc::clone(&self.buf),
-            start: start as u32,
-            end: end as u32,
+        match &self.0 {
+            Repr::Shared { buf, start, .. } if range.len() > INLINE => {
+                let from = *start as usize + range.start;
+                let to = *start as usize + range.end;
+                debug_assert!(buf.is_char_boundary(from) && buf.is_char_boundary(to));
+                Str(Repr::Shared {
+                    buf: Arc::clone(buf),
+                    start: from as u32,
+                    end: to as u32,
+                })
+            }
+            _ => Str::inline(self.as_str()[range].as_bytes()),
         }
+    }
+
+    /// A copy of `bytes` (at most [`INLINE`] of them, valid UTF-8) held inline.
+    #[inline]
+    fn inline(bytes: &[u8]) -> Str {
+        debug_assert!(bytes.len() <= INLINE && std::str::from_utf8(bytes).is_ok());
+        let mut inline = [0; INLINE];
+        inline[..bytes.len()].copy_from_slice(bytes);
+        Str(Repr::Inline {
+            len: bytes.len() as u8,
+            bytes: inline,
+        })
     }
 }
 
 impl From<&str> for Str {
     fn from(s: &str) -> Self {
+        if s.len() <= INLINE {
+            return Str::inline(s.as_bytes());
+        }
         Str::from(Arc::<str>::from(s))
     }
 }
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
+        if s.len() <= INLINE {
+            return Str::inline(s.as_bytes());
+        }
         Str::from(Arc::<str>::from(s))
     }
 }
@@ -251,15 +294,18 @@ impl From<Arc<str>> for Str {
     /// Strings longer than 4 GiB are cut at the last character boundary
     /// below that size; no record is that large in practice.
     fn from(buf: Arc<str>) -> Self {
+        if buf.len() <= INLINE {
+            return Str::inline(buf.as_bytes());
+        }
         let mut end = buf.len().min(u32::MAX as usize);
         while !buf.is_char_boundary(end) {
             end -= 1;
         }
-        Str {
+        Str(Repr::Shared {
             buf,
             start: 0,
             end: end as u32,
-        }
+        })
     }
 }
 
@@ -383,7 +429,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slices_share_the_buffer_and_compare_by_text() {
+    fn a_value_is_no_larger_than_a_shared_slice_and_its_tag() {
+        assert_eq!(std::mem::size_of::<Str>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
+    fn long_slices_share_the_buffer_and_short_ones_are_inline() {
+        let line = Str::from("a line longer than fifteen bytes,with two parts");
+        let long = line.slice(0..32);
+        let short = line.slice(33..47);
+        let shares = |s: &Str| match (&s.0, &line.0) {
+            (Repr::Shared { buf: a, .. }, Repr::Shared { buf: b, .. }) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        assert!(shares(&long));
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        assert_eq!(long.as_str(), "a line longer than fifteen bytes");
+        assert_eq!(short.as_str(), "with two parts");
+        assert_eq!(short.slice(5..8).as_str(), "two");
+        assert_eq!(
+            Str::from("é".repeat(8)).slice(2..16).as_str(),
+            "é".repeat(7)
+        );
+    }
+
+    #[test]
+    fn slices_compare_by_text() {
         let line = Str::from("a,bb,ccc");
         let word = line.slice(2..4);
         assert_eq!(word.as_str(), "bb");
