@@ -163,6 +163,39 @@ impl Expr {
         }
     }
 
+    /// A key over this projection's output, read from its input instead:
+    /// `word` over `{"word": this, "count": 1}` is `this`, and `user.id`
+    /// over `{"user": this.u}` is `this.u.id`. `None` unless this is a map
+    /// literal, `key` a field path of `this`, and its first field an entry
+    /// that is itself a field path of `this`.
+    pub fn key_through_projection(&self, key: &Expr) -> Option<Expr> {
+        let (
+            Kind::Map(entries),
+            Kind::Path {
+                var: Var::This,
+                fields: key_fields,
+            },
+        ) = (&self.kind, &key.kind)
+        else {
+            return None;
+        };
+        let (first, rest) = key_fields.split_first()?;
+        let (_, entry) = entries.iter().find(|(name, _)| name == first)?;
+        let Kind::Path {
+            var: Var::This,
+            fields,
+        } = &entry.kind
+        else {
+            return None;
+        };
+        Some(Expr {
+            kind: Kind::Path {
+                var: Var::This,
+                fields: fields.iter().chain(rest).cloned().collect(),
+            },
+        })
+    }
+
     /// Whether the expression runs in the CEL interpreter (for reports).
     pub fn is_interpreted(&self) -> bool {
         match &self.kind {

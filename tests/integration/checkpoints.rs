@@ -425,6 +425,52 @@ fn at_least_once_reads_past_a_barrier_while_waiting_for_the_other() {
 }
 
 #[test]
+fn at_least_once_completes_every_concurrent_checkpoint() {
+    // Up to 4 checkpoints in flight and a slow input: the fast one delivers
+    // barrier N+1 before the slow one delivers N. Each must still complete
+    // well within the timeout, none be dropped for a newer one.
+    let store = Store::file();
+    let dir = tempfile::tempdir().unwrap();
+    let job = format!(
+        r#"name: concurrent
+checkpoint:
+  store: "{}"
+  mode: at_least_once
+  interval: 1ms
+  min_pause: 0ms
+  max_concurrent: 4
+  timeout: 500ms
+  tolerable_failures: 1000
+sources:
+  fast: {{type: generate, seed: 1, count: 4000000}}
+  slow: {{type: generate, seed: 2, count: 400000}}
+transforms:
+  tag_fast: {{type: map, inputs: [fast], expr: '{{"src": "fast"}}'}}
+  tag_slow: {{type: map, inputs: [slow], expr: '{{"src": "slow", "v": [1,2,3,4,5,6,7,8,9,10,11,12].map(x, x * this.value + this.seq).size()}}'}}
+  counts: {{type: count, inputs: [tag_fast, tag_slow], key: src, parallelism: 1}}
+sinks:
+  out: {{type: blackhole, inputs: [counts]}}
+"#,
+        store.url()
+    );
+    let out = run(&write_spec(dir.path(), "concurrent", &job));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains(" finished in "))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"));
+    let completed: u64 = summary
+        .split("checkpoints: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no checkpoint count in {summary}"));
+    assert!(completed >= 10, "{summary}");
+    assert!(summary.contains(", 0 failed"), "{summary}");
+}
+
+#[test]
 fn damaged_checkpoints_are_reported_by_name() {
     for store in Store::all() {
         damage_on(&store);

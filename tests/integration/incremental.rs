@@ -40,7 +40,7 @@ impl Snapshotter {
             max_chain: 10,
         };
         Snapshotter {
-            tasks: uploader::spawn(config, store, tx).unwrap(),
+            tasks: uploader::spawn(config, store, tx, 1).unwrap(),
             reports,
         }
     }

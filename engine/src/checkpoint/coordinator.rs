@@ -282,8 +282,14 @@ impl Coordinator {
             },
         );
         for t in &self.triggers {
-            // A source that has ended cannot take part; `on_finished` aborts the checkpoint.
-            let _ = t.send(SourceCommand::Checkpoint(id));
+            // A source that has ended cannot take part; `on_finished` aborts
+            // the checkpoint. One held up by backpressure past the timeout
+            // of earlier checkpoints may still hold their triggers: this one
+            // is then dropped (the checkpoint times out) rather than block
+            // the coordinator, and the last slot is kept for `Finish`.
+            if t.len() + 1 < t.capacity().unwrap_or(usize::MAX) {
+                let _ = t.try_send(SourceCommand::Checkpoint(id));
+            }
         }
         id
     }
@@ -448,7 +454,9 @@ impl Coordinator {
             .max_alignment
             .max(Duration::from_secs_f64(metadata.alignment_ms / 1e3));
         for u in &self.uploaders {
-            let _ = u.send(UploadTask::Completed(id));
+            // Never blocks (see `uploader::spawn`); were a notice dropped,
+            // the next snapshot would only rebase on an older checkpoint.
+            let _ = u.try_send(UploadTask::Completed(id));
         }
         for c in &self.commits {
             let _ = c.send(id);

@@ -53,8 +53,12 @@ pub fn spawn(
     config: UploaderConfig,
     store: Arc<dyn CheckpointStore>,
     reports: Sender<Report>,
+    max_concurrent: u32,
 ) -> std::io::Result<Sender<UploadTask>> {
-    let (tx, rx) = crossbeam_channel::bounded(16);
+    // Room for a snapshot and a completion notice per checkpoint in flight,
+    // so neither the operator nor the coordinator waits on a slow upload
+    // (while the uploader might wait on the coordinator's report queue).
+    let (tx, rx) = crossbeam_channel::bounded(2 * max_concurrent as usize + 2);
     let name = format!("{}#{}-upload", config.node, config.index);
     let mut uploader = Uploader {
         config,

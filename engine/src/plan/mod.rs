@@ -7,6 +7,7 @@
 //! never the YAML again.
 
 mod chain;
+mod pushdown;
 pub mod store;
 mod summary;
 
@@ -71,6 +72,26 @@ pub struct PlanNode {
     pub parallelism: u32,
     pub on_error: OnError,
     pub op: Operator,
+    /// Set on a projection moved in front of a keyed node's shuffle
+    /// ([`pushdown`]): records reach it partitioned by that node's key.
+    pub shuffle: Option<Shuffle>,
+}
+
+/// The key a node's input is partitioned by, read through a projection.
+#[derive(Debug)]
+pub struct Shuffle {
+    /// The keyed node's key, as an expression over this node's input.
+    pub key: Expr,
+    /// The keyed node whose key it is.
+    pub keyed: String,
+}
+
+impl PlanNode {
+    /// The key records reach this node partitioned by: its own, or the
+    /// one of the keyed node it was moved in front of.
+    pub fn partition_key(&self) -> Option<&Expr> {
+        self.shuffle.as_ref().map(|s| &s.key).or(self.op.key())
+    }
 }
 
 /// What a node does, with its expressions compiled.
@@ -263,6 +284,7 @@ impl Compiler<'_> {
                     parallelism,
                     on_error: node.on_error,
                     op,
+                    shuffle: None,
                 }),
             );
         }
@@ -287,6 +309,7 @@ impl Compiler<'_> {
                             parallelism,
                             on_error: node.on_error,
                             op,
+                            shuffle: None,
                         }),
                     );
                 }
@@ -312,6 +335,7 @@ impl Compiler<'_> {
                     parallelism,
                     on_error: node.on_error,
                     op,
+                    shuffle: None,
                 }),
             );
         }
@@ -343,6 +367,7 @@ impl Compiler<'_> {
             );
         }
         let order = self.acyclic_order(&graph)?;
+        pushdown::shuffle_before_projections(&mut graph, &order);
         // With errors, nodes that failed to compile are missing from the
         // graph and the warning would blame their inputs wrongly.
         if !self.loaded.has_errors() && !self.diagnostics.iter().any(Diagnostic::is_error) {

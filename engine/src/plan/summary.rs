@@ -90,6 +90,13 @@ impl Plan {
             if !inputs.is_empty() {
                 let _ = write!(line, "  ← {}", inputs.join(", "));
             }
+            if let Some(shuffle) = &node.shuffle {
+                let _ = write!(
+                    line,
+                    "  [partitioned by the key of `{}`, read before this map]",
+                    shuffle.keyed
+                );
+            }
             if let Operator::Source(kind) = &node.op {
                 if self.checkpoint.is_some() && !Self::replayable(kind) {
                     line.push_str("  [not replayable: after a restore, at-most-once for the records in flight]");
@@ -167,6 +174,9 @@ impl Plan {
                 }
                 if let Operator::Source(kind) = &node.op {
                     v["replayable"] = json!(Self::replayable(kind));
+                }
+                if let Some(shuffle) = &node.shuffle {
+                    v["partitioned_by_key_of"] = json!(shuffle.keyed);
                 }
                 v
             })

@@ -16,7 +16,13 @@ use crate::spec::CheckpointMode;
 pub struct Aligner {
     mode: CheckpointMode,
     ended: Vec<bool>,
-    pending: Option<Pending>,
+    /// Checkpoints whose barrier came on some inputs, oldest first. Only
+    /// `at_least_once` mode has several: an input is not blocked after
+    /// barrier N, so with `max_concurrent` above 1 it may deliver N+1
+    /// before the last input delivers N.
+    pending: Vec<Pending>,
+    /// The newest checkpoint snapshotted here.
+    last: u64,
 }
 
 struct Pending {
@@ -30,8 +36,9 @@ struct Pending {
 pub enum Step {
     /// Keep reading (the inputs [`Aligner::is_blocked`] says).
     Continue,
-    /// Barrier `id` has come on every input: snapshot and forward it.
-    /// `alignment` is how long the first input waited for the last.
+    /// Barrier `id` has come on every input: snapshot and forward it, then
+    /// ask [`Aligner::ready`] for the next. `alignment` is how long the
+    /// first input waited for the last.
     Snapshot { id: u64, alignment: Duration },
 }
 
@@ -40,54 +47,69 @@ impl Aligner {
         Aligner {
             mode,
             ended: vec![false; inputs],
-            pending: None,
+            pending: Vec::new(),
+            last: 0,
         }
     }
 
     /// Barrier `id` arrived on `input`.
     pub fn on_barrier(&mut self, input: usize, id: u64) -> Step {
-        match &self.pending {
-            Some(p) if id < p.id => return Step::Continue,
-            // A newer barrier while an older one is still incomplete can only
-            // happen without blocking: the older checkpoint cannot complete
-            // here any more and will time out at the coordinator.
-            Some(p) if id > p.id => self.pending = None,
-            _ => {}
+        if id <= self.last {
+            return Step::Continue;
         }
-        let pending = self.pending.get_or_insert_with(|| Pending {
-            id,
-            arrived: vec![false; self.ended.len()],
-            started: Instant::now(),
-        });
-        pending.arrived[input] = true;
-        self.check()
+        if self.mode == CheckpointMode::ExactlyOnce {
+            match self.pending.first() {
+                Some(p) if id < p.id => return Step::Continue,
+                // A newer barrier while an older one is incomplete: the
+                // older one cannot complete here any more and will time
+                // out at the coordinator.
+                Some(p) if id > p.id => self.pending.clear(),
+                _ => {}
+            }
+        }
+        let at = match self.pending.binary_search_by_key(&id, |p| p.id) {
+            Ok(at) => at,
+            Err(at) => {
+                let pending = Pending {
+                    id,
+                    arrived: vec![false; self.ended.len()],
+                    started: Instant::now(),
+                };
+                self.pending.insert(at, pending);
+                at
+            }
+        };
+        self.pending[at].arrived[input] = true;
+        self.ready()
     }
 
     /// `input` has ended: it will deliver no more barriers.
     pub fn on_end(&mut self, input: usize) -> Step {
         self.ended[input] = true;
-        self.check()
+        self.ready()
     }
 
     /// Whether the instance must not read `input` now.
     pub fn is_blocked(&self, input: usize) -> bool {
         self.mode == CheckpointMode::ExactlyOnce
-            && self.pending.as_ref().is_some_and(|p| p.arrived[input])
+            && self.pending.first().is_some_and(|p| p.arrived[input])
     }
 
-    fn check(&mut self) -> Step {
-        let Some(p) = &self.pending else {
+    /// The oldest checkpoint whose barrier has now come on every input.
+    /// Older ones still incomplete never will be (inputs deliver barriers
+    /// in order), and are dropped.
+    pub fn ready(&mut self) -> Step {
+        let complete = |p: &Pending| p.arrived.iter().zip(&self.ended).all(|(a, e)| *a || *e);
+        let Some(at) = self.pending.iter().position(complete) else {
             return Step::Continue;
         };
-        if p.arrived.iter().zip(&self.ended).all(|(a, e)| *a || *e) {
-            let step = Step::Snapshot {
-                id: p.id,
-                alignment: p.started.elapsed(),
-            };
-            self.pending = None;
-            return step;
+        let p = self.pending.remove(at);
+        self.pending.drain(..at);
+        self.last = p.id;
+        Step::Snapshot {
+            id: p.id,
+            alignment: p.started.elapsed(),
         }
-        Step::Continue
     }
 }
 
@@ -148,5 +170,22 @@ mod tests {
         assert_eq!(a.on_barrier(1, 2), Step::Continue);
         assert!(a.is_blocked(0) && !a.is_blocked(1));
         assert_eq!(snapshot_of(a.on_barrier(1, 3)), Some(3));
+        assert_eq!(a.on_barrier(0, 3), Step::Continue, "already snapshotted");
+    }
+
+    #[test]
+    fn at_least_once_keeps_every_checkpoint_in_flight() {
+        // max_concurrent 2: input 0 delivers barriers 1 and 2 before input 1 delivers 1.
+        let mut a = Aligner::new(2, AtLeastOnce);
+        assert_eq!(a.on_barrier(0, 1), Step::Continue);
+        assert_eq!(a.on_barrier(0, 2), Step::Continue);
+        assert_eq!(snapshot_of(a.on_barrier(1, 1)), Some(1));
+        assert_eq!(snapshot_of(a.on_barrier(1, 2)), Some(2));
+        // An input that ends completes every checkpoint waiting only for it, oldest first.
+        assert_eq!(a.on_barrier(1, 3), Step::Continue);
+        assert_eq!(a.on_barrier(1, 4), Step::Continue);
+        assert_eq!(snapshot_of(a.on_end(0)), Some(3));
+        assert_eq!(snapshot_of(a.ready()), Some(4));
+        assert_eq!(a.ready(), Step::Continue);
     }
 }

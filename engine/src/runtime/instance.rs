@@ -219,10 +219,13 @@ impl Io {
             }
             match self.next(&ended)? {
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
-                    if let Step::Snapshot { id, alignment } =
-                        self.control(i, &control, &mut ended, &mut open)
-                    {
+                    let mut step = self.control(i, &control, &mut ended, &mut open);
+                    while let Step::Snapshot { id, alignment } = step {
                         self.snapshot(members, id, alignment, None)?;
+                        step = self
+                            .checkpoint
+                            .as_mut()
+                            .map_or(Step::Continue, |cp| cp.aligner.ready());
                     }
                 }
                 Next::Message(_, Message::Batch(records)) => {

@@ -375,7 +375,9 @@ fn start_instance(
                     is_source,
                 });
                 if is_source && k == 0 {
-                    let (tx, rx) = crossbeam_channel::bounded(16);
+                    // A trigger per checkpoint in flight, and `Finish`.
+                    let (tx, rx) =
+                        crossbeam_channel::bounded(cp.settings.max_concurrent as usize + 2);
                     c.triggers.push(tx);
                     triggers = Some(rx);
                 }
@@ -388,8 +390,13 @@ fn start_instance(
                         incremental: cp.settings.incremental,
                         max_chain: cp.settings.max_chain,
                     };
-                    let tx = uploader::spawn(config, Arc::clone(&c.store), c.reports.clone())
-                        .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
+                    let tx = uploader::spawn(
+                        config,
+                        Arc::clone(&c.store),
+                        c.reports.clone(),
+                        cp.settings.max_concurrent,
+                    )
+                    .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
                     c.uploaders.push(tx.clone());
                     Some(tx)
                 } else {

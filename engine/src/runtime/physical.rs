@@ -66,7 +66,7 @@ pub fn expand(plan: &Plan) -> Physical {
             }
             let (p_from, p_to) = (g[from].parallelism as usize, g[to].parallelism as usize);
             let key = (kind == EdgeKind::Hash)
-                .then(|| g[to].op.key().cloned())
+                .then(|| g[to].partition_key().cloned())
                 .flatten();
             for i in 0..p_from {
                 let targets: Vec<usize> = if kind == EdgeKind::Forward {
