@@ -240,6 +240,15 @@ impl Str {
         }
     }
 
+    /// The string's UTF-8 bytes, without the check [`Str::as_str`] makes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared { buf, start, end } => &buf.as_bytes()[*start as usize..*end as usize],
+        }
+    }
+
     /// A sub-slice of this string, sharing its buffer when long; `range` is
     /// in bytes relative to this string and must lie on character boundaries.
     #[inline]
@@ -255,7 +264,25 @@ impl Str {
                     end: to as u32,
                 })
             }
-            _ => Str::inline(self.as_str()[range].as_bytes()),
+            Repr::Shared { buf, start, .. } => {
+                let text = &buf[*start as usize..][range];
+                // Copy a whole inline width when the buffer has it: a fixed
+                // size copies in two moves, a variable one calls `memcpy`.
+                // The bytes past `len` are never read.
+                let from = text.as_ptr() as usize - buf.as_ptr() as usize;
+                match buf.as_bytes().get(from..from + INLINE) {
+                    Some(wide) => {
+                        let mut bytes = [0; INLINE];
+                        bytes.copy_from_slice(wide);
+                        Str(Repr::Inline {
+                            len: text.len() as u8,
+                            bytes,
+                        })
+                    }
+                    None => Str::inline(text.as_bytes()),
+                }
+            }
+            Repr::Inline { .. } => Str::inline(self.as_str()[range].as_bytes()),
         }
     }
 
@@ -311,7 +338,7 @@ impl From<Arc<str>> for Str {
 
 impl PartialEq for Str {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -319,7 +346,7 @@ impl Eq for Str {}
 
 impl std::hash::Hash for Str {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
+        self.as_bytes().hash(state)
     }
 }
 
@@ -448,6 +475,15 @@ mod tests {
         assert_eq!(long.as_str(), "a line longer than fifteen bytes");
         assert_eq!(short.as_str(), "with two parts");
         assert_eq!(short.slice(5..8).as_str(), "two");
+        // Copied a whole inline width from the middle of the line: what
+        // follows the word in that copy does not make it differ.
+        let word = line.slice(2..6);
+        assert_eq!((word.as_str(), &word), ("line", &Str::from("line")));
+        let hash = |s: &Str| {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(s)
+        };
+        assert_eq!(hash(&word), hash(&Str::from("line")));
         assert_eq!(
             Str::from("é".repeat(8)).slice(2..16).as_str(),
             "é".repeat(7)

@@ -14,7 +14,7 @@ pub fn encode_key(key: &Value, out: &mut Vec<u8>) {
     match key {
         Value::Str(s) => {
             out.push(b's');
-            out.extend_from_slice(s.as_str().as_bytes());
+            out.extend_from_slice(s.as_bytes());
         }
         Value::Int(n) => {
             out.push(b'i');
