@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-use cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
+use cel::common::ast::{CallExpr, EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::IdedExpr;
 
 use crate::value::{intern, Name, Str, Value};
@@ -138,6 +138,32 @@ impl Expr {
                 line,
                 column,
                 help: Some(help),
+            });
+        }
+        let mut calls = Vec::new();
+        collect_calls(program.expression(), &mut calls);
+        let unknown = calls
+            .into_iter()
+            .filter(|(call, _)| !is_declared(call))
+            .map(|(call, id)| (info.offset_for(id).map_or(0, |(start, _)| start), call))
+            .min_by_key(|(offset, _)| *offset);
+        if let Some((offset, call)) = unknown {
+            // CEL places a call at its `(`; point at the name before it.
+            let offset = offset as usize;
+            let offset = source
+                .get(..offset)
+                .and_then(|before| before.strip_suffix(call.func_name.as_str()))
+                .map_or(offset, str::len);
+            let (line, column) = line_column(source, offset);
+            return Err(CompileError {
+                message: format!("unknown function `{}`", call.func_name),
+                line,
+                column,
+                help: Some(
+                    "CEL's standard functions are available (`size`, `contains`, `startsWith`, \
+                     `endsWith`, `int`, `string`, ...); its extension libraries are not"
+                        .to_owned(),
+                ),
             });
         }
         Ok(Expr::native(program.expression()).unwrap_or(Expr {
@@ -276,9 +302,24 @@ impl Expr {
     pub fn eval(&self, this: &Value, acc: Option<&Value>) -> Result<Value, EvalError> {
         match &self.kind {
             Kind::Map(entries) => {
-                let mut fields = Vec::with_capacity(entries.len());
+                let mut fields: crate::value::Fields = Vec::with_capacity(entries.len());
                 for (k, e) in entries {
-                    fields.push((k.clone(), e.eval_inner(this, acc)?));
+                    // Written in place: a field or constant is copied
+                    // straight into the record, not moved through a return.
+                    fields.push((k.clone(), Value::Null));
+                    if let Some((_, slot)) = fields.last_mut() {
+                        match &e.kind {
+                            Kind::Path { var, fields: path } => {
+                                let root = match var {
+                                    Var::This => this,
+                                    Var::Acc => acc.unwrap_or(&Value::Null),
+                                };
+                                slot.clone_from(resolve(root, path)?);
+                            }
+                            Kind::Literal(v) => slot.clone_from(v),
+                            _ => *slot = e.eval_inner(this, acc)?,
+                        }
+                    }
                 }
                 Ok(Value::Map(fields))
             }
@@ -345,8 +386,88 @@ fn resolve<'a>(root: &'a Value, fields: &[Name]) -> Result<&'a Value, EvalError>
     Ok(v)
 }
 
+/// Collects the calls in `ast` to named functions (not operators, which
+/// CEL also writes as calls), with their ids. Calls on a name that is not
+/// `this` or `acc` (a macro's variable, or a namespace) are left out: the
+/// probe in [`is_declared`] could not stand in for their target.
+fn collect_calls<'a>(ast: &'a IdedExpr, out: &mut Vec<(&'a CallExpr, u64)>) {
+    let parts: Vec<&'a IdedExpr> = match &ast.expr {
+        Ast::Call(call) => {
+            let named = call
+                .func_name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+                && call
+                    .func_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let on_value = match call.target.as_deref().map(root_name) {
+                Some(Some(root)) => root == Var::This.name() || root == Var::Acc.name(),
+                _ => true,
+            };
+            if named && on_value {
+                out.push((call, ast.id));
+            }
+            call.target.iter().map(|t| &**t).chain(&call.args).collect()
+        }
+        Ast::Comprehension(c) => vec![
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ],
+        Ast::List(list) => list.elements.iter().collect(),
+        Ast::Map(MapExpr { entries }) | Ast::Struct(StructExpr { entries, .. }) => entries
+            .iter()
+            .flat_map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => vec![&e.key, &e.value],
+                EntryExpr::StructField(f) => vec![&f.value],
+            })
+            .collect(),
+        Ast::Select(select) => vec![&*select.operand],
+        Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => Vec::new(),
+    };
+    for part in parts {
+        collect_calls(part, out);
+    }
+}
+
+/// The identifier a chain of field selections starts from (`this` in
+/// `this.a.b`), if the expression is one.
+fn root_name(ast: &IdedExpr) -> Option<&str> {
+    match &ast.expr {
+        Ast::Ident(name) => Some(name),
+        Ast::Select(select) => root_name(&select.operand),
+        _ => None,
+    }
+}
+
+/// Whether CEL has the function `call` calls. The `cel` crate finds out
+/// only when a call runs, so the call is tried once, on null arguments: a
+/// function that exists refuses them (or returns), one that does not is an
+/// undeclared reference. What cannot be tried counts as declared, and the
+/// record decides.
+fn is_declared(call: &CallExpr) -> bool {
+    let args = vec!["null"; call.args.len()].join(", ");
+    let name = &call.func_name;
+    let probe = match call.target {
+        Some(_) => format!("null.{name}({args})"),
+        None => format!("{name}({args})"),
+    };
+    let Ok(program) = ENV.compile(&probe) else {
+        return true;
+    };
+    let ctx = cel::Context::with_env(Arc::clone(&ENV));
+    !matches!(
+        program.execute(&ctx),
+        Err(cel::ExecutionError::UndeclaredReference(n)) if *n == *name
+    )
+}
+
 /// Collects the identifiers `ast` reads that no comprehension around them
-/// binds (`w` in `this.split(",").map(w, w.trim())` is bound), with the id
+/// binds (`w` in `this.words.map(w, size(w))` is bound), with the id
 /// of the expression that reads each.
 fn free_variables<'a>(ast: &'a IdedExpr, bound: &mut Vec<&'a str>, out: &mut Vec<(&'a str, u64)>) {
     match &ast.expr {
@@ -565,6 +686,30 @@ mod tests {
     }
 
     #[test]
+    fn calls_to_functions_cel_lacks_are_refused_at_their_name() {
+        let vars = [Var::This];
+        for known in [
+            "size(this) + size(string(this.n))",
+            r#"this.s.startsWith("a") && this.s.contains("b") && this.s.endsWith("c")"#,
+            "int(double(this.n)) + int(this.n)",
+            "this.items.map(x, x.size())",
+            "this.items.all(i, i.contains(this.s))",
+        ] {
+            assert!(Expr::compile(known, &vars).is_ok(), "{known}");
+        }
+        let err = Expr::compile("1 +\n  this.s.upperAscii()", &vars).unwrap_err();
+        assert_eq!(
+            (err.message.as_str(), err.line, err.column),
+            ("unknown function `upperAscii`", 2, 10)
+        );
+        let err = Expr::compile("[max(this.a, this.b)]", &vars).unwrap_err();
+        assert_eq!(
+            (err.message.as_str(), err.column),
+            ("unknown function `max`", 2)
+        );
+    }
+
+    #[test]
     fn field_paths_and_keys_are_native() {
         let key = Expr::compile_key("user.id").unwrap();
         assert!(!key.is_interpreted());
@@ -638,7 +783,7 @@ mod tests {
 
     #[test]
     fn comprehension_variables_are_bound() {
-        let e = Expr::compile(r#"this.split(",").map(w, w.trim())"#, &[Var::This]);
+        let e = Expr::compile(r#"this.words.map(w, w.size() + size(w))"#, &[Var::This]);
         assert!(e.is_ok(), "{e:?}");
         let e = Expr::compile("this.items.exists(i, i > 3)", &[Var::This]).unwrap();
         assert_eq!(

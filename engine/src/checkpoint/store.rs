@@ -65,6 +65,7 @@ impl OpendalStore {
                 // so a run killed mid-write never leaves a torn `_metadata`
                 // that looks like a finished checkpoint.
                 let staging = format!("{}/.staging", location.root.trim_end_matches('/'));
+                sweep_staging(std::path::Path::new(&staging));
                 let builder = opendal::services::Fs::default()
                     .root(&location.root)
                     .atomic_write_dir(&staging);
@@ -133,6 +134,31 @@ impl OpendalStore {
     }
 }
 
+/// A file in the staging folder this long untouched belongs to no write in
+/// progress: a write takes at most a checkpoint's timeout.
+#[cfg(feature = "store-fs")]
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes what runs killed mid-write left in the staging folder. Other
+/// jobs may share the store, so only files no write can still be using go.
+#[cfg(feature = "store-fs")]
+fn sweep_staging(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGING);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl CheckpointStore for OpendalStore {
     fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.op
@@ -191,5 +217,34 @@ impl CheckpointStore for OpendalStore {
 
     fn describe(&self) -> String {
         self.location.clone()
+    }
+}
+
+#[cfg(all(test, feature = "store-fs"))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn opening_a_file_store_removes_stale_staging_files_only() {
+        let root = tempfile::tempdir().unwrap();
+        let staging = root.path().join(".staging");
+        std::fs::create_dir(&staging).unwrap();
+        for name in ["killed-mid-write", "being-written"] {
+            std::fs::write(staging.join(name), b"part").unwrap();
+        }
+        std::fs::File::options()
+            .write(true)
+            .open(staging.join("killed-mid-write"))
+            .unwrap()
+            .set_modified(SystemTime::now() - STALE_STAGING - Duration::from_secs(1))
+            .unwrap();
+        let url = format!("file://{}", root.path().display());
+        let location = StoreLocation::parse(&url).unwrap();
+        let store = OpendalStore::open(&location).unwrap();
+        store.write("job/chk-1/_metadata", b"{}".to_vec()).unwrap();
+        assert!(!staging.join("killed-mid-write").exists());
+        assert!(staging.join("being-written").exists());
+        assert!(root.path().join("job/chk-1/_metadata").exists());
     }
 }
