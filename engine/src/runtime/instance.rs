@@ -55,6 +55,10 @@ pub struct Failure {
 /// million changed keys is copied within 245 batches.
 const COPY_BUDGET: usize = 4096;
 
+/// How long an idle source's chain copies snapshot slices before polling
+/// the source again.
+const IDLE_COPY: Duration = Duration::from_millis(2);
+
 /// The most a receive waits before looking at the cancellation flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
 
@@ -186,8 +190,16 @@ impl Io {
             members[0].metrics.add_out(self.batch.len());
             self.process(members, 1)?;
             if Self::copying(members) {
+                // A slice per batch; while the source is idle, slice after
+                // slice for up to `IDLE_COPY` before polling it again.
                 let idle = matches!(poll, Ok(Poll::Idle));
-                self.copy_snapshots(members, if idle { usize::MAX } else { COPY_BUDGET })?;
+                let started = Instant::now();
+                loop {
+                    self.copy_snapshots(members, COPY_BUDGET, true)?;
+                    if !idle || !Self::copying(members) || started.elapsed() >= IDLE_COPY {
+                        break;
+                    }
+                }
             }
             self.source_barriers(members)?;
             match poll {
@@ -212,10 +224,13 @@ impl Io {
         let mut open = self.inputs.len();
         let mut ended = vec![false; self.inputs.len()];
         while open > 0 {
-            if Self::copying(members) {
-                // A little per batch under load; all of it when idle.
-                let idle = self.inputs.iter().all(|r| r.is_empty());
-                self.copy_snapshots(members, if idle { usize::MAX } else { COPY_BUDGET })?;
+            // A slice per message; slice after slice while the inputs are
+            // empty, so a record that arrives waits for one slice at most.
+            while Self::copying(members) {
+                self.copy_snapshots(members, COPY_BUDGET, true)?;
+                if self.inputs.iter().any(|r| !r.is_empty()) {
+                    break;
+                }
             }
             match self.next(&ended)? {
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
@@ -304,7 +319,7 @@ impl Io {
     /// commit what the final checkpoint covers and finish, and downstream
     /// instances are told.
     fn finish(&mut self, members: &mut [Member]) -> Result<(), Stop> {
-        self.copy_snapshots(members, usize::MAX)?;
+        self.copy_snapshots(members, usize::MAX, false)?;
         // The final checkpoint completed before the sources ended their
         // streams, so its commit is already waiting.
         self.commit(members)?;
@@ -419,7 +434,7 @@ impl Io {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            self.copy_snapshots(members, usize::MAX)?;
+            self.copy_snapshots(members, usize::MAX, false)?;
             match triggers.recv_timeout(RECV_POLL) {
                 Ok(SourceCommand::Checkpoint(id)) => self.source_barrier(members, id)?,
                 Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -482,7 +497,7 @@ impl Io {
         source_position: Option<serde_json::Value>,
     ) -> Result<(), Stop> {
         // Checkpoints came faster than copying: the earlier one first.
-        self.copy_snapshots(members, usize::MAX)?;
+        self.copy_snapshots(members, usize::MAX, true)?;
         let mut taken = Vec::with_capacity(members.len());
         for (k, member) in members.iter_mut().enumerate() {
             let started = Instant::now();
@@ -535,14 +550,27 @@ impl Io {
 
     /// Copies up to `budget` entries of each deferred snapshot, and hands
     /// every one that is complete to its uploader.
-    fn copy_snapshots(&mut self, members: &mut [Member], budget: usize) -> Result<(), Stop> {
+    ///
+    /// When records may be waiting (`holds_input`), the time the copy
+    /// holds the thread counts towards the snapshot's synchronous part,
+    /// which reports the longest hold.
+    fn copy_snapshots(
+        &mut self,
+        members: &mut [Member],
+        budget: usize,
+        holds_input: bool,
+    ) -> Result<(), Stop> {
         for (k, member) in members.iter_mut().enumerate() {
-            let (Some(_), Role::Transform(op)) = (&member.pending, &mut member.role) else {
+            let (Some(ack), Role::Transform(op)) = (&mut member.pending, &mut member.role) else {
                 continue;
             };
+            let started = Instant::now();
             let copied = op
                 .copy_snapshot(budget)
                 .map_err(|e| Stop::Failed(k, format!("cannot snapshot its state: {e}")))?;
+            if holds_input {
+                ack.sync = ack.sync.max(started.elapsed());
+            }
             let Some(changes) = copied else {
                 continue;
             };
