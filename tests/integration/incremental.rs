@@ -47,6 +47,13 @@ impl Snapshotter {
 
     /// Takes checkpoint `id` of `state` and returns its chain.
     fn checkpoint(&self, id: u64, state: &mut MemoryState) -> (Vec<FileRef>, Duration) {
+        let taken = self.snapshot(id, state);
+        self.tasks.send(UploadTask::Completed(id)).unwrap();
+        taken
+    }
+
+    /// Writes checkpoint `id` of `state`, not yet completed.
+    fn snapshot(&self, id: u64, state: &mut MemoryState) -> (Vec<FileRef>, Duration) {
         let started = Instant::now();
         let changes = state.take_changes().unwrap();
         let sync = started.elapsed();
@@ -65,10 +72,7 @@ impl Snapshotter {
             .send(UploadTask::Snapshot { changes, ack })
             .unwrap();
         match self.reports.recv().unwrap() {
-            Report::Ack(ack) => {
-                self.tasks.send(UploadTask::Completed(id)).unwrap();
-                (ack.files, sync)
-            }
+            Report::Ack(ack) => (ack.files, sync),
             Report::Declined { cause, .. } => panic!("snapshot {id} failed: {cause}"),
             Report::InputEnded { .. } => unreachable!("no source here"),
         }
@@ -123,4 +127,33 @@ fn an_incremental_checkpoint_writes_under_2_percent_and_restores_exactly() {
     let server = S3Server::start();
     let s3 = StoreLocation::parse(&server.store_url("inc")).unwrap();
     check(Arc::new(OpendalStore::open(&s3).unwrap()), "s3");
+}
+
+#[test]
+fn a_delta_over_checkpoints_in_flight_keeps_the_latest_value() {
+    // Checkpoints 1, 2 and 3 in flight, key 7 changed in 2 and in 3; 1
+    // completes, then 4 writes a delta over 1 holding 2's and 3's changes.
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::parse(&format!("file://{}", dir.path().display())).unwrap();
+    let store: Arc<dyn CheckpointStore> = Arc::new(OpendalStore::open(&location).unwrap());
+    let snapshots = Snapshotter::new(Arc::clone(&store), "inflight", true);
+    let mut state = MemoryState::new(true);
+    put(&mut state, 7, 1);
+    snapshots.snapshot(1, &mut state);
+    put(&mut state, 7, 2);
+    snapshots.snapshot(2, &mut state);
+    put(&mut state, 7, 3);
+    snapshots.snapshot(3, &mut state);
+    snapshots.tasks.send(UploadTask::Completed(1)).unwrap();
+    put(&mut state, 8, 1);
+    let (chain, _) = snapshots.checkpoint(4, &mut state);
+    assert_eq!(chain.len(), 2, "checkpoint 1 and a delta");
+    let restored = load_chain(&*store, &chain, |_| true).unwrap();
+    let value_of = |key: i64| {
+        let mut k = Vec::new();
+        encode_key(&Value::Int(key), &mut k);
+        let v = &restored[&(key_group(&k, 128), k.into_boxed_slice())];
+        String::from_utf8_lossy(v).into_owned()
+    };
+    assert_eq!((value_of(7), value_of(8)), ("3".to_owned(), "1".to_owned()));
 }

@@ -34,23 +34,49 @@ pub enum SnapshotError {
 
 /// Encodes entries.
 pub fn encode(entries: &Entries) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + entries.len() * 32);
+    encode_sorted(
+        entries
+            .iter()
+            .map(|((kg, key), value)| (*kg, &key[..], value)),
+        entries.len(),
+        |value, out| out.extend_from_slice(value),
+    )
+}
+
+/// Encodes `n` entries given sorted by (key group, key), each key once;
+/// `write_value` appends a value's encoding. Values can so be encoded
+/// straight into the file, without a buffer of their own.
+pub fn encode_sorted<'a, V>(
+    entries: impl IntoIterator<Item = (u16, &'a [u8], V)>,
+    n: usize,
+    write_value: impl Fn(&V, &mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + n * 32);
     out.extend_from_slice(MAGIC);
-    let mut iter = entries.iter().peekable();
-    while let Some(((kg, _), _)) = iter.peek() {
-        let kg = *kg;
-        let count_at = out.len() + 2;
-        out.extend_from_slice(&kg.to_be_bytes());
-        out.extend_from_slice(&0u32.to_be_bytes());
-        let mut n = 0u32;
-        while let Some(((_, key), value)) = iter.next_if(|((g, _), _)| *g == kg) {
-            out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-            out.extend_from_slice(key);
-            out.extend_from_slice(&(value.len() as u32).to_be_bytes());
-            out.extend_from_slice(value);
-            n += 1;
+    // The current key group, where its entry count goes, and the count.
+    let mut group: Option<(u16, usize, u32)> = None;
+    for (kg, key, value) in entries {
+        if group.is_none_or(|(g, _, _)| g != kg) {
+            if let Some((_, at, count)) = group {
+                out[at..at + 4].copy_from_slice(&count.to_be_bytes());
+            }
+            out.extend_from_slice(&kg.to_be_bytes());
+            group = Some((kg, out.len(), 0));
+            out.extend_from_slice(&0u32.to_be_bytes());
         }
-        out[count_at..count_at + 4].copy_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        out.extend_from_slice(key);
+        let len_at = out.len();
+        out.extend_from_slice(&0u32.to_be_bytes());
+        write_value(&value, &mut out);
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+        if let Some((_, _, count)) = group.as_mut() {
+            *count += 1;
+        }
+    }
+    if let Some((_, at, count)) = group {
+        out[at..at + 4].copy_from_slice(&count.to_be_bytes());
     }
     let sum = xxh3_64(&out);
     out.extend_from_slice(&sum.to_be_bytes());

@@ -18,10 +18,14 @@ use crossbeam_channel::{Receiver, Sender};
 use super::layout::{self, SnapshotKind};
 use super::metadata::{hex, FileRef};
 use super::restore::load_chain;
-use super::snapshot::{self, Entries};
+use super::snapshot;
 use super::store::CheckpointStore;
 use super::{Ack, Report};
-use crate::state::{encode_value, Changes};
+use crate::state::{encode_value, write_value, Changes};
+use crate::value::Value;
+
+/// A changed entry, borrowed: ((key group, encoded key), value).
+type Change<'a> = (&'a (u16, Box<[u8]>), &'a Value);
 
 /// Work for an uploader.
 pub enum UploadTask {
@@ -102,14 +106,27 @@ impl Uploader {
         // handed them over, and a later snapshot must include them even if
         // this one is never written.
         self.pending.push((id, changes, Vec::new()));
-        let mut delta = Entries::new();
-        let encoded = |c: &Changes| {
-            c.iter()
-                .map(|(k, v)| (k.clone(), encode_value(v)))
-                .collect::<Vec<_>>()
-        };
-        for (_, changes, _) in &self.pending {
-            delta.extend(encoded(changes));
+        // Every change since the base, by key; where a key changed in
+        // several of the checkpoints, its latest value (`pending` is in
+        // checkpoint order, and the sort is stable).
+        let mut delta: Vec<Change> = self
+            .pending
+            .iter()
+            .flat_map(|(_, changes, _)| changes.iter().map(|(k, v)| (k, v)))
+            .collect();
+        if self.pending.len() == 1 {
+            // One snapshot's changes list each key once: any order of
+            // equal keys will do, and the unstable sort is faster.
+            delta.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        } else {
+            delta.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        let mut latest: Vec<Change> = Vec::with_capacity(delta.len());
+        for entry in delta {
+            match latest.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => latest.push(entry),
+            }
         }
         let deltas_in_base = self
             .base
@@ -118,26 +135,35 @@ impl Uploader {
         let full = !self.config.incremental
             || self.base.is_none()
             || deltas_in_base >= self.config.max_chain as usize;
-        let (entries, kind, mut chain) = if full {
-            let mut all = match &self.base {
-                Some((_, chain)) => {
-                    load_chain(&*self.store, chain, |_| true).map_err(|e| e.to_string())?
-                }
-                None => Entries::new(),
-            };
-            all.extend(delta);
-            (all, SnapshotKind::Full, Vec::new())
-        } else {
-            let chain = self
-                .base
-                .as_ref()
-                .map(|(_, c)| c.clone())
-                .unwrap_or_default();
-            (delta, SnapshotKind::Delta, chain)
+        let (bytes, kind, mut chain) = match (&self.base, full) {
+            (Some((_, base)), true) => {
+                let mut all =
+                    load_chain(&*self.store, base, |_| true).map_err(|e| e.to_string())?;
+                all.extend(latest.iter().map(|(k, v)| ((*k).clone(), encode_value(v))));
+                (snapshot::encode(&all), SnapshotKind::Full, Vec::new())
+            }
+            (base, full) => {
+                // The changes are the whole snapshot, or a delta on the base:
+                // encoded straight from the values, without a copy.
+                let bytes = snapshot::encode_sorted(
+                    latest.iter().map(|((kg, key), v)| (*kg, &key[..], *v)),
+                    latest.len(),
+                    |v, out| write_value(v, out),
+                );
+                let kind = if full {
+                    SnapshotKind::Full
+                } else {
+                    SnapshotKind::Delta
+                };
+                let chain = match (base, full) {
+                    (Some((_, c)), false) => c.clone(),
+                    _ => Vec::new(),
+                };
+                (bytes, kind, chain)
+            }
         };
         let c = &self.config;
         let path = layout::snapshot(&c.job, &c.node, c.index, id, kind, c.incremental);
-        let bytes = snapshot::encode(&entries);
         let (size, sum) = (bytes.len() as u64, snapshot::checksum(&bytes));
         self.store.write(&path, bytes).map_err(|e| e.to_string())?;
         chain.push(FileRef {
@@ -155,7 +181,8 @@ impl Uploader {
 
     fn completed(&mut self, id: u64) {
         if let Some(at) = self.pending.iter().position(|(p, _, _)| *p == id) {
-            let (_, _, chain) = self.pending.swap_remove(at);
+            // `remove`, not `swap_remove`: later deltas rely on the order.
+            let (_, _, chain) = self.pending.remove(at);
             self.pending.retain(|(p, _, _)| *p > id);
             self.base = Some((id, chain));
         }

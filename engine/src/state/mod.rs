@@ -85,5 +85,16 @@ pub type Changes = Vec<((u16, Box<[u8]>), Value)>;
 
 /// The encoding of values in snapshots (and in sled).
 pub fn encode_value(value: &Value) -> Box<[u8]> {
-    value.to_json().into_bytes().into_boxed_slice()
+    let mut out = Vec::new();
+    write_value(value, &mut out);
+    out.into_boxed_slice()
+}
+
+/// Appends [`encode_value`]'s encoding of `value` to `out`.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
 }
