@@ -101,7 +101,8 @@ struct InFlight {
     triggered_at_ms: u64,
     acks: BTreeMap<String, Ack>,
     /// The newest completed checkpoint when this one was triggered: the
-    /// base its increments may build on, which retention must keep.
+    /// oldest base its increments may build on, which retention must keep
+    /// (with every checkpoint completed since).
     base: Option<u64>,
 }
 
@@ -110,6 +111,9 @@ pub struct Coordinator {
     store: Arc<dyn CheckpointStore>,
     triggers: Vec<Sender<SourceCommand>>,
     uploaders: Vec<Sender<UploadTask>>,
+    /// Per uploader, the newest completed checkpoint it has not been told
+    /// of yet because its queue was full; retried on every tick.
+    untold: Vec<Option<u64>>,
     /// Sinks, told of each completed checkpoint so they can commit.
     commits: Vec<Sender<u64>>,
     schedule: Schedule,
@@ -173,6 +177,7 @@ impl Coordinator {
             config,
             store,
             triggers,
+            untold: vec![None; uploaders.len()],
             uploaders,
             commits,
             inputs_ended: BTreeSet::new(),
@@ -212,6 +217,7 @@ impl Coordinator {
                 },
                 default(tick) => {}
             }
+            self.tell_uploaders();
             self.expire()?;
             let sources = self
                 .config
@@ -351,6 +357,21 @@ impl Coordinator {
         }
     }
 
+    /// Tells each uploader of the newest completed checkpoint, without
+    /// waiting on a full queue (the uploader may itself be waiting on the
+    /// coordinator's report queue): what cannot go now goes on a later tick.
+    /// The newest is enough: an uploader builds on the last it was told of.
+    fn tell_uploaders(&mut self) {
+        for (u, untold) in self.uploaders.iter().zip(&mut self.untold) {
+            if let Some(id) = *untold {
+                match u.try_send(UploadTask::Completed(id)) {
+                    Err(crossbeam_channel::TrySendError::Full(_)) => {}
+                    _ => *untold = None,
+                }
+            }
+        }
+    }
+
     fn expire(&mut self) -> Result<(), String> {
         let timeout = self.config.settings.timeout.0;
         let expired: Vec<u64> = self
@@ -453,11 +474,10 @@ impl Coordinator {
         s.max_alignment = s
             .max_alignment
             .max(Duration::from_secs_f64(metadata.alignment_ms / 1e3));
-        for u in &self.uploaders {
-            // Never blocks (see `uploader::spawn`); were a notice dropped,
-            // the next snapshot would only rebase on an older checkpoint.
-            let _ = u.try_send(UploadTask::Completed(id));
+        for untold in &mut self.untold {
+            *untold = Some(id);
         }
+        self.tell_uploaders();
         for c in &self.commits {
             let _ = c.send(id);
         }
@@ -502,7 +522,17 @@ impl Coordinator {
             .filter(|p| !written_by_any(p, &in_flight_ids))
             .collect();
         let completed: Vec<&Metadata> = self.completed.iter().collect();
-        let protect: BTreeSet<u64> = self.in_flight.values().filter_map(|f| f.base).collect();
+        // An uploader may build on any checkpoint completed since the one
+        // in flight was triggered (the notice can come before the
+        // snapshot), so every completed checkpoint from the oldest base of
+        // one in flight is kept.
+        let oldest_base = self.in_flight.values().map(|f| f.base.unwrap_or(0)).min();
+        let protect: BTreeSet<u64> = self
+            .completed
+            .iter()
+            .map(|m| m.checkpoint_id)
+            .filter(|id| oldest_base.is_some_and(|base| *id >= base))
+            .collect();
         let deletions = retention::plan(
             &completed,
             self.config.settings.retain as usize,
