@@ -232,7 +232,11 @@ impl Coordinator {
                 && self.in_flight.is_empty()
                 && self.final_checkpoint.is_none()
                 && self.schedule.rested(Instant::now());
+            // Nothing is triggered while an uploader has not been told of
+            // a completion: it would build the next snapshot on an older
+            // checkpoint than the one retention keeps for it.
             if self.finished.is_empty()
+                && self.untold.iter().all(Option::is_none)
                 && (finishing || self.schedule.due(Instant::now(), self.in_flight.len()))
             {
                 let id = self.trigger();

@@ -135,12 +135,14 @@ impl OpendalStore {
 }
 
 /// A file in the staging folder this long untouched belongs to no write in
-/// progress: a write takes at most a checkpoint's timeout.
+/// progress: a write is one file's bytes going to a local disk, and
+/// touches its file as it goes.
 #[cfg(feature = "store-fs")]
 const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Removes what runs killed mid-write left in the staging folder. Other
-/// jobs may share the store, so only files no write can still be using go.
+/// Removes what runs killed mid-write left in the staging folder. Any
+/// command that opens the store sweeps it; other jobs may share the store,
+/// so only files no write can still be using go.
 #[cfg(feature = "store-fs")]
 fn sweep_staging(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -24,6 +24,9 @@ use super::{Ack, Report};
 use crate::state::{encode_value, write_value, Changes};
 use crate::value::Value;
 
+/// The most checkpoints in flight an uploader's queue has room for.
+pub const MAX_QUEUED: usize = 64;
+
 /// A changed entry, borrowed: ((key group, encoded key), value).
 type Change<'a> = (&'a (u16, Box<[u8]>), &'a Value);
 
@@ -59,10 +62,11 @@ pub fn spawn(
     reports: Sender<Report>,
     max_concurrent: u32,
 ) -> std::io::Result<Sender<UploadTask>> {
-    // Room for a snapshot and a completion notice per checkpoint in flight,
-    // so neither the operator nor the coordinator waits on a slow upload
-    // (while the uploader might wait on the coordinator's report queue).
-    let (tx, rx) = crossbeam_channel::bounded(2 * max_concurrent as usize + 2);
+    // Room for a snapshot and a completion notice per checkpoint in flight
+    // (up to a limit: a channel allocates its slots up front), so the
+    // operator seldom waits on a slow upload; the coordinator never does.
+    let slots = 2 * (max_concurrent as usize).min(MAX_QUEUED) + 2;
+    let (tx, rx) = crossbeam_channel::bounded(slots);
     let name = format!("{}#{}-upload", config.node, config.index);
     let mut uploader = Uploader {
         config,

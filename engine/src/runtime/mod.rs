@@ -375,9 +375,10 @@ fn start_instance(
                     is_source,
                 });
                 if is_source && k == 0 {
-                    // A trigger per checkpoint in flight, and `Finish`.
-                    let (tx, rx) =
-                        crossbeam_channel::bounded(cp.settings.max_concurrent as usize + 2);
+                    // A trigger per checkpoint in flight (up to a limit: a
+                    // channel allocates its slots up front), and `Finish`.
+                    let slots = (cp.settings.max_concurrent as usize).min(uploader::MAX_QUEUED) + 2;
+                    let (tx, rx) = crossbeam_channel::bounded(slots);
                     c.triggers.push(tx);
                     triggers = Some(rx);
                 }
