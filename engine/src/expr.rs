@@ -308,16 +308,9 @@ impl Expr {
                     // straight into the record, not moved through a return.
                     fields.push((k.clone(), Value::Null));
                     if let Some((_, slot)) = fields.last_mut() {
-                        match &e.kind {
-                            Kind::Path { var, fields: path } => {
-                                let root = match var {
-                                    Var::This => this,
-                                    Var::Acc => acc.unwrap_or(&Value::Null),
-                                };
-                                slot.clone_from(resolve(root, path)?);
-                            }
-                            Kind::Literal(v) => slot.clone_from(v),
-                            _ => *slot = e.eval_inner(this, acc)?,
+                        match e.leaf(this, acc) {
+                            Some(value) => slot.clone_from(value?),
+                            None => *slot = e.eval_inner(this, acc)?,
                         }
                     }
                 }
@@ -338,16 +331,10 @@ impl Expr {
     /// part on the seed job's `{"word": this, "count": 1}`.
     #[inline(always)]
     fn eval_inner(&self, this: &Value, acc: Option<&Value>) -> Result<Value, EvalError> {
+        if let Some(value) = self.leaf(this, acc) {
+            return value.cloned();
+        }
         match &self.kind {
-            Kind::Path { var, fields } => {
-                let root = match var {
-                    Var::This => this,
-                    Var::Acc => acc.unwrap_or(&Value::Null),
-                };
-                resolve(root, fields).cloned()
-            }
-            Kind::Literal(v) => Ok(v.clone()),
-            Kind::Map(_) | Kind::List(_) => self.eval(this, acc),
             Kind::Cel(program) => {
                 let mut ctx = cel::Context::with_env(Arc::clone(&ENV));
                 ctx.add_variable_from_value("this", to_cel(this));
@@ -359,6 +346,29 @@ impl Expr {
                     .map_err(|e| EvalError::Cel(e.to_string()))?;
                 from_cel(&out)
             }
+            // A map or a list: fields and constants were taken above.
+            _ => self.eval(this, acc),
+        }
+    }
+
+    /// The value of a field path or a constant, borrowed; `None` for any
+    /// other expression.
+    #[inline(always)]
+    fn leaf<'a>(
+        &'a self,
+        this: &'a Value,
+        acc: Option<&'a Value>,
+    ) -> Option<Result<&'a Value, EvalError>> {
+        match &self.kind {
+            Kind::Path { var, fields } => {
+                let root = match var {
+                    Var::This => this,
+                    Var::Acc => acc.unwrap_or(&Value::Null),
+                };
+                Some(resolve(root, fields))
+            }
+            Kind::Literal(v) => Some(Ok(v)),
+            _ => None,
         }
     }
 

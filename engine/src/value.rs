@@ -265,11 +265,11 @@ impl Str {
                 })
             }
             Repr::Shared { buf, start, .. } => {
-                let text = &buf[*start as usize..][range];
+                let from = *start as usize + range.start;
+                let text = &buf[from..*start as usize + range.end];
                 // Copy a whole inline width when the buffer has it: a fixed
                 // size copies in two moves, a variable one calls `memcpy`.
                 // The bytes past `len` are never read.
-                let from = text.as_ptr() as usize - buf.as_ptr() as usize;
                 match buf.as_bytes().get(from..from + INLINE) {
                     Some(wide) => {
                         let mut bytes = [0; INLINE];

@@ -316,13 +316,19 @@ fn counts_in(store: &Store, m: &Metadata) -> std::collections::HashMap<String, i
         .collect()
 }
 
+/// The two-speed job with `mode` checkpoints every 100 ms.
 fn two_speed_job(job: &str, store: &str, mode: &str) -> String {
+    two_speed_job_with(job, store, &format!("interval: 100ms\n  mode: {mode}"))
+}
+
+/// Two sources, one of them slowed by interpreted CEL, into one `count`;
+/// `settings` are the checkpoint settings besides the store.
+fn two_speed_job_with(job: &str, store: &str, settings: &str) -> String {
     format!(
         r#"name: {job}
 checkpoint:
   store: "{store}"
-  interval: 100ms
-  mode: {mode}
+  {settings}
   retain: 1000
 sources:
   fast: {{type: generate, seed: 1, count: 2000000}}
@@ -432,27 +438,11 @@ fn at_least_once_completes_every_concurrent_checkpoint() {
     // ends (the timeout is far away), and be abandoned then.
     let store = Store::file();
     let dir = tempfile::tempdir().unwrap();
-    let job = format!(
-        r#"name: concurrent
-checkpoint:
-  store: "{}"
-  mode: at_least_once
-  interval: 1ms
-  min_pause: 0ms
-  max_concurrent: 4
-  timeout: 60s
-  tolerable_failures: 1000
-sources:
-  fast: {{type: generate, seed: 1, count: 4000000}}
-  slow: {{type: generate, seed: 2, count: 400000}}
-transforms:
-  tag_fast: {{type: map, inputs: [fast], expr: '{{"src": "fast"}}'}}
-  tag_slow: {{type: map, inputs: [slow], expr: '{{"src": "slow", "v": [1,2,3,4,5,6,7,8,9,10,11,12].map(x, x * this.value + this.seq).size()}}'}}
-  counts: {{type: count, inputs: [tag_fast, tag_slow], key: src, parallelism: 1}}
-sinks:
-  out: {{type: blackhole, inputs: [counts]}}
-"#,
-        store.url()
+    let job = two_speed_job_with(
+        "concurrent",
+        &store.url(),
+        "mode: at_least_once\n  interval: 1ms\n  min_pause: 0ms\n  max_concurrent: 4\n  \
+         timeout: 60s\n  tolerable_failures: 1000",
     );
     let out = run(&write_spec(dir.path(), "concurrent", &job));
     let stderr = String::from_utf8_lossy(&out.stderr);

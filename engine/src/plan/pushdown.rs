@@ -124,6 +124,13 @@ mod tests {
             .collect()
     }
 
+    /// The key node `name`'s input is partitioned by, on `record`, as JSON.
+    fn partition_key_on(plan: &Plan, name: &str, record: &crate::value::Value) -> String {
+        let node = plan.graph.node_weights().find(|n| n.name == name).unwrap();
+        let key = node.partition_key().expect("partitioned");
+        key.eval_ref(record).unwrap().to_json()
+    }
+
     #[test]
     fn the_seed_job_shuffles_words_not_the_pairs_built_from_them() {
         let p = plan(
@@ -139,14 +146,8 @@ mod tests {
                 "out ← counts (forward)"
             ]
         );
-        let key = p
-            .graph
-            .node_weights()
-            .find(|n| n.name == "pairs")
-            .unwrap()
-            .partition_key();
         let record = crate::value::Value::from("w1");
-        assert_eq!(key.unwrap().eval_ref(&record).unwrap().as_str(), Some("w1"));
+        assert_eq!(partition_key_on(&p, "pairs", &record), r#""w1""#);
     }
 
     #[test]
@@ -164,14 +165,8 @@ mod tests {
                 "counts ← b (forward)"
             ]
         );
-        let key = p
-            .graph
-            .node_weights()
-            .find(|n| n.name == "a")
-            .unwrap()
-            .partition_key();
         let record: crate::value::Value = serde_json::from_str(r#"{"seq": 7}"#).unwrap();
-        assert_eq!(key.unwrap().eval_ref(&record).unwrap().to_json(), "7");
+        assert_eq!(partition_key_on(&p, "a", &record), "7");
     }
 
     #[test]
