@@ -8,10 +8,9 @@
 Four parts, each run the same way in --quick (tiny, checked, no file written):
 
 1. Word count over a generated file of lines of 8 comma-separated words drawn
-   from a Zipf distribution over 100,000 words, seed 42: the algorithm of
-   ../shared/peers/flink/gen_words.py, ported below, so every system reads the
-   very same bytes (1M lines: sha256 3d0787ff…776a, as the peer's README
-   says). Configurations: the limit program (bench/limit.rs), dataflow with
+   from a Zipf distribution over 100,000 words, seed 42 (generate() below), so
+   every system reads the very same bytes (1M lines: sha256 3d0787ff…776a).
+   Configurations: the limit program (bench/limit.rs), dataflow with
    memory or sled state, without checkpoints, with exactly-once or
    at-least-once incremental checkpoints every second to file://, at
    parallelism 1 and 2; with --with-flink, Flink 2.3.0 on the same file (its
@@ -25,12 +24,14 @@ Four parts, each run the same way in --quick (tiny, checked, no file written):
    to restore, and checkpoints of 1,000 changed keys a second afterwards.
 4. A plot of throughput and checkpoint size against state size.
 
-The Flink peer lives in ../shared/peers/flink (override with FLINK_PEER_DIR);
-its work folder is $FLINKPEER (default /tmp/flinkpeer). --with-flink installs
-it (run.sh install build) when it is not there yet.
+The Flink peer is the job in bench/peers/flink (see its README.md). Its work
+folder is $FLINKPEER (default /tmp/flinkpeer): the first --with-flink run
+installs apache-flink==2.3.0 from PyPI into a venv there (the Flink jars are
+in that package's pyflink/lib) and compiles the job with javac (Java 17).
 """
 import argparse
 import bisect
+import glob
 import json
 import os
 import platform
@@ -46,15 +47,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR", "target"))
 BIN = os.path.join(TARGET, "release")
 WORK = os.path.join(tempfile.gettempdir(), "dataflow-bench")
-PEER = os.environ.get("FLINK_PEER_DIR", os.path.join(os.path.dirname(ROOT), "shared", "peers", "flink"))
+PEER = os.path.join(ROOT, "bench", "peers", "flink")
 FLINKPEER = os.environ.get("FLINKPEER", "/tmp/flinkpeer")
+FLINK_VERSION = "2.3.0"
 GAMMA, M1, M2, MASK = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
 # Hand-written text below this line of docs/performance.md is kept when the file is regenerated.
 MARKER = "<!-- Everything below this line is written by hand; bench/bench.py keeps it. -->"
 
 
 def generate(lines, path, words_per_line=8, vocab=100_000, seed=42):
-    """gen_words.py's pure path: SplitMix64 in counter form through cumulative 1/r weights."""
+    """Word i is w<r>, r drawn by SplitMix64 in counter form (seed) through the cumulative 1/r weights."""
     if os.path.exists(path):
         return path
     cum, acc = [], 0.0
@@ -119,18 +121,25 @@ def machine_busy_s():
 OTHERS = []
 
 
-def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time -v; returns (seconds, peak RSS in MiB, stdout, stderr)."""
+def measured(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns (the finished process, seconds, peak RSS in MiB,
+    its CPU seconds, the CPU seconds other processes used meanwhile)."""
     busy = machine_busy_s()
     started = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     secs = time.monotonic() - started
-    if p.returncode != 0:
-        sys.exit(f"benchmark run failed ({' '.join(cmd)}):\n{p.stderr[-3000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
     cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", p.stderr))
-    OTHERS.append(max(0.0, machine_busy_s() - busy - cpu) / (secs * (os.cpu_count() or 1)))
-    return secs, (int(rss.group(1)) / 1024 if rss else float("nan")), p.stdout, p.stderr
+    return p, secs, (int(rss.group(1)) / 1024 if rss else float("nan")), cpu, machine_busy_s() - busy - cpu
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns (seconds, peak RSS in MiB, stdout, stderr)."""
+    p, secs, rss, _, others = measured(cmd, env)
+    if p.returncode != 0:
+        sys.exit(f"benchmark run failed ({' '.join(cmd)}):\n{p.stderr[-3000:]}")
+    OTHERS.append(max(0.0, others) / (secs * (os.cpu_count() or 1)))
+    return secs, rss, p.stdout, p.stderr
 
 
 def dataflow(*args):
@@ -195,7 +204,7 @@ def latency_figures(stderr):
 
 
 def restore_figures(stderr):
-    m = re.search(r"restored chk-(\d+) \((\d+) files, ([\d.]+ \w+)\) in (\d+) ms: verified in (\d+) ms, "
+    m = re.search(r"restored chk-(\d+) \((\d+) files?, ([\d.]+ \w+)\) in (\d+) ms: verified in (\d+) ms, "
                   r"loaded in (\d+) ms", stderr)
     if not m:
         sys.exit(f"no restore line in:\n{stderr[-2000:]}")
@@ -254,23 +263,51 @@ def check_counts(data):
 
 
 class Flink:
-    """The peer benchmark: one `bench.py run` is one fresh JVM with a local MiniCluster."""
+    """The Flink peer (bench/peers/flink/FlinkWordCount.java): each run is one fresh JVM running
+    the job on a local MiniCluster, timed like our runs."""
+
+    JOB = "FlinkWordCount"
+    COMPLETED = re.compile(r"Completed checkpoint (\d+) for job \S+ \((\d+) bytes, checkpointDuration=(\d+) ms")
 
     def __init__(self):
-        self.env = dict(os.environ, FLINKPEER=FLINKPEER)
+        self.venv = os.path.join(FLINKPEER, "venv")
+        self.classes = os.path.join(FLINKPEER, "classes")
+        self.source = os.path.join(PEER, self.JOB + ".java")
 
-    def installed(self):
-        return (os.path.exists(os.path.join(FLINKPEER, "venv", "bin", "python"))
-                and os.path.exists(os.path.join(FLINKPEER, "build", "WordCountCheckpoint.class")))
+    def pyflink(self):
+        """The venv's pyflink package folder (lib/ holds Flink's jars, conf/ its settings), or None."""
+        found = glob.glob(os.path.join(self.venv, "lib", "python3*", "site-packages", "pyflink"))
+        return found[0] if found and glob.glob(os.path.join(found[0], "lib", "flink-dist-*.jar")) else None
+
+    def jars(self):
+        return sorted(glob.glob(os.path.join(self.pyflink(), "lib", "*.jar")))
+
+    def built(self):
+        cls = os.path.join(self.classes, self.JOB + ".class")
+        return os.path.exists(cls) and os.path.getmtime(cls) >= os.path.getmtime(self.source)
 
     def ensure(self):
-        if not os.path.exists(os.path.join(PEER, "run.sh")):
-            sys.exit(f"the Flink peer is not at {PEER} (set FLINK_PEER_DIR)")
-        if not self.installed():
-            print(f"installing Flink into {FLINKPEER}: {PEER}/run.sh install build (pip, a few minutes)", flush=True)
-            r = subprocess.run(["bash", os.path.join(PEER, "run.sh"), "install", "build"], env=self.env)
-            if r.returncode != 0 or not self.installed():
-                sys.exit(f"could not install Flink; run `FLINKPEER={FLINKPEER} {PEER}/run.sh install build` and see its output")
+        """Installs Flink into $FLINKPEER and compiles the job, each when not done yet."""
+        if not os.path.exists(self.source):
+            sys.exit(f"the Flink peer job is missing: {self.source}")
+        if not self.pyflink():
+            print(f"installing apache-flink=={FLINK_VERSION} from PyPI into {self.venv} (a few minutes)", flush=True)
+            pip = [os.path.join(self.venv, "bin", "python"), "-m", "pip", "install", "--quiet"]
+            if (subprocess.run([sys.executable, "-m", "venv", self.venv]).returncode != 0
+                    or subprocess.run(pip + [f"apache-flink=={FLINK_VERSION}"]).returncode != 0 or not self.pyflink()):
+                sys.exit(f"could not install apache-flink=={FLINK_VERSION} into {self.venv}: see pip's output above")
+        if not self.built():
+            print(f"compiling {os.path.relpath(self.source, ROOT)} into {self.classes}", flush=True)
+            shutil.rmtree(self.classes, ignore_errors=True)
+            os.makedirs(self.classes)
+            if subprocess.run(["javac", "-d", self.classes, "-cp", ":".join(self.jars()), self.source]).returncode != 0:
+                sys.exit(f"javac could not compile {self.source} (a JDK 17 is needed)")
+
+    def java_options(self):
+        """The --add-opens/--add-exports Flink itself gives Java 17 (env.java.opts.all of its config.yaml)."""
+        conf = open(os.path.join(self.pyflink(), "conf", "config.yaml")).read()
+        m = re.search(r"^\s*all:\s*(--add-.*)$", conf, re.M)
+        return m.group(1).split() if m else []
 
     def version(self):
         try:
@@ -280,17 +317,43 @@ class Flink:
 
     def run(self, data, parallelism, rep):
         """Flink's bounded FileSource on our file (like our file source: one reader), RocksDB
-        incremental checkpoints every second, exactly-once; the peer's figures as a dict."""
-        cmd = [sys.executable, os.path.join(PEER, "bench.py"), "run", "--source", "file", "--input", data,
-               "--parallelism", str(parallelism), "--interval", "1000", "--incremental", "true",
-               "--tag", "dataflow-bench", "--rep", str(rep)]
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env)
-        lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-        if p.returncode != 0 or not lines:
-            sys.exit(f"Flink run failed ({' '.join(cmd)}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-        r = json.loads(lines[-1])
-        if r.get("rc") != 0 or r.get("sink_records") != r.get("words"):
-            sys.exit(f"Flink run {r.get('run_id')} did not count every word: {r}")
+        incremental checkpoints every second, exactly-once, a counting discard sink; the figures
+        of the run as a dict."""
+        run_id = f"flink-p{parallelism}-r{rep}"
+        lines = words = 0
+        with open(data, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                lines += chunk.count(b"\n")
+                words += chunk.count(b",")
+        words += lines  # every line holds one word more than its commas
+        checkpoints = os.path.join(FLINKPEER, "checkpoints", run_id)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        tmp = os.path.join(FLINKPEER, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        cmd = ["java", *self.java_options(), "-Dlog4j.configurationFile=" + os.path.join(PEER, "log4j2.properties"),
+               "-cp", ":".join(self.jars() + [self.classes]), self.JOB,
+               "--input", os.path.abspath(data), "--parallelism", str(parallelism), "--interval-ms", "1000",
+               "--checkpoints", "file://" + checkpoints, "--tmp", tmp, "--expect", str(words)]
+        p, secs, rss, cpu, others = measured(cmd)
+        result = next((l.split()[1:] for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+        if p.returncode != 0 or result is None:
+            sys.exit(f"Flink run {run_id} failed ({' '.join(cmd)}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+        t = {k: int(v) for k, v in (x.split("=") for x in result)}
+        r = {"run_id": run_id, "rc": p.returncode, "parallelism": parallelism, "rep": rep, "lines": lines,
+             "words": words, "sink_records": t["sink_records"], "wall_s": round(secs, 3), "peak_rss_mb": rss,
+             "cpu_s": round(cpu, 2), "other_cpu_s": round(others, 2)}
+        if t["last_ms"] > 0:
+            r["proc_s"] = (t["last_ms"] - t["execute_ms"]) / 1000  # execute() to the last record at the sink
+            r["words_per_s"] = words / r["proc_s"]
+            r["first_to_last_s"] = (t["last_ms"] - t["first_ms"]) / 1000
+        completed = [tuple(int(x) for x in m.groups()) for m in self.COMPLETED.finditer(p.stderr)]
+        r["n_ckpt"] = len(completed)
+        if completed:
+            r["ckpt_dur_ms_median"] = statistics.median(c[2] for c in completed)
+            r["ckpt_dur_ms_max"] = max(c[2] for c in completed)
+            r["ckpt_last_state_bytes"] = completed[-1][1]
+        if r["sink_records"] != words:
+            sys.exit(f"Flink run {run_id} did not count every word: {r}")
         return r
 
 
@@ -677,8 +740,8 @@ def report(a, command, date, lines, words, runs, rows, flink_runs, flink_version
          noise + "\n",
          "## Word count\n",
          f"The seed's job (file source, `flat_map` split, `map` to `{{word, count: 1}}`, keyed `sum`, "
-         f"blackhole sink) over {lines:,} lines, {words:,} words (Zipf over 100,000 words, seed 42: "
-         f"the same bytes as `../shared/peers/flink/gen_words.py`), {runs} run(s) of each, interleaved; "
+         f"blackhole sink) over {lines:,} lines, {words:,} words (Zipf over 100,000 words, seed 42, "
+         f"from `generate()` in `bench/bench.py`), {runs} run(s) of each, interleaved; "
          "median, with min–max. `limit` is `bench/limit.rs`, one thread reading, splitting and counting in a "
          "hash map. Checkpoints go every second to `file://`, incremental. words/s is over the process's "
          "wall time (the limit program times its own loop). \"vs Flink\" divides by Flink's median words/s "
@@ -686,7 +749,7 @@ def report(a, command, date, lines, words, runs, rows, flink_runs, flink_version
          *main_table(rows), ""]
     if any(flink_runs.values()):
         t += ["### Flink\n",
-              f"Flink 2.3.0 (`../shared/peers/flink`, {flink_version}), local MiniCluster in one JVM, bounded "
+              f"Flink {FLINK_VERSION} (`bench/peers/flink`, {flink_version}), local MiniCluster in one JVM, bounded "
               "`FileSource` on the same file (one reader, like ours), RocksDB incremental checkpoints every "
               "second, exactly-once, counting discard sink. Its words/s is the peer's: input words over the time "
               "from `execute()` to the last record at the sink (MiniCluster start included, JVM start and job "

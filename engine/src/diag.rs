@@ -6,7 +6,6 @@
 //! all at once. They render like a compiler's (codespan-reporting) or as JSON
 //! for editors and CI.
 
-use std::io::IsTerminal;
 use std::ops::Range;
 
 use codespan_reporting::diagnostic as cs;
@@ -174,11 +173,11 @@ impl Diagnostic {
 }
 
 /// Writes diagnostics to stderr the way a compiler does, in colour when
-/// stderr is a terminal.
+/// stderr is a terminal and `NO_COLOR` does not say otherwise.
 pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic]) {
     let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
-    let choice = if std::io::stderr().is_terminal() {
-        termcolor::ColorChoice::Auto
+    let choice = if crate::console::colour(&std::io::stderr()) {
+        termcolor::ColorChoice::Always
     } else {
         termcolor::ColorChoice::Never
     };

@@ -9,6 +9,8 @@
 //! - [`plan`]: the validated plan: names resolved, expressions compiled,
 //!   graph checked, as a petgraph DAG. The only input of everything after.
 //! - [`diag`]: diagnostics with spans, rendered like a compiler's or as JSON.
+//! - [`console`]: the terminal a run shares: colour, the status line, and
+//!   writing records and log lines around it.
 //! - [`state`]: keyed state backends (memory, sled), addressed by key group.
 //! - [`operators`]: sources, transforms and sinks, as small traits.
 //! - [`checkpoint`]: barriers, snapshots, the coordinator and the store.
@@ -18,6 +20,7 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod console;
 pub mod diag;
 pub mod expr;
 pub mod operators;

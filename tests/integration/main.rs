@@ -1,13 +1,16 @@
 //! Integration tests: they drive the real `dataflow` binary, as a user would.
 //! One test binary (with a module per area) keeps link times down.
 
+mod aggregates;
 mod check;
 mod checkpoints;
+mod cli;
 mod docs;
 mod fuzz;
 mod harness;
 mod incremental;
 mod measure;
+mod readme;
 mod recovery;
 mod restart;
 mod run;
@@ -15,3 +18,4 @@ mod s3;
 mod schema;
 mod specs;
 mod stored;
+mod terminal;

@@ -123,7 +123,9 @@ sinks:
         .find(|l| l.contains("restored chk-"))
         .unwrap_or_else(|| panic!("no restore line in: {stderr}"));
     assert!(
-        line.contains(" files, ") && line.contains("verified in") && line.contains("loaded in"),
+        (line.contains(" file, ") || line.contains(" files, "))
+            && line.contains("verified in")
+            && line.contains("loaded in"),
         "{line}"
     );
     let summary = stderr.lines().last().unwrap_or_default();

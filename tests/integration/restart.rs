@@ -53,7 +53,7 @@ sinks:
 }
 
 /// Every committed line of a file sink's folder, sorted.
-fn committed(dir: &Path) -> Vec<String> {
+pub fn committed(dir: &Path) -> Vec<String> {
     let mut lines: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())

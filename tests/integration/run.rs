@@ -326,8 +326,8 @@ fn bad_records_fail_the_job_by_default() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("in.jsonl:9"),
-        "the byte offset of the bad line: {stderr}"
+        stderr.contains("(at ") && stderr.contains("in.jsonl:2)"),
+        "the file and line number of the bad line: {stderr}"
     );
     assert!(!stderr.contains("panicked"));
 }

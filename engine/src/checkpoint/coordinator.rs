@@ -7,6 +7,7 @@
 //! `tolerable_failures` consecutive failures it fails the job.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -76,6 +77,9 @@ pub struct Config {
     pub settings: CheckpointSpec,
     pub max_parallelism: u32,
     pub participants: Vec<Participant>,
+    /// The newest checkpoint this run completed (0: none yet), for the
+    /// status line to read without a message.
+    pub last_completed: Arc<AtomicU64>,
 }
 
 /// What the supervisor tells the coordinator.
@@ -470,6 +474,7 @@ impl Coordinator {
         let s = &mut self.stats;
         s.completed += 1;
         s.last = Some(id);
+        self.config.last_completed.store(id, Ordering::Relaxed);
         s.durations.push(duration);
         s.bytes_written += written;
         s.max_sync = s

@@ -45,7 +45,26 @@ pub struct OpendalStore {
 }
 
 impl OpendalStore {
+    /// Opens the store to read and write checkpoints; a local folder is
+    /// created if missing, and its staging folder swept.
     pub fn open(location: &StoreLocation) -> Result<OpendalStore, StoreError> {
+        OpendalStore::open_as(location, true)
+    }
+
+    /// Opens the store only to read it: nothing is created or swept, and a
+    /// local folder that does not exist is an error (a mistyped location
+    /// must not look like an empty store).
+    pub fn open_to_read(location: &StoreLocation) -> Result<OpendalStore, StoreError> {
+        if location.scheme == Scheme::File && !std::path::Path::new(&location.root).is_dir() {
+            return Err(StoreError::Open {
+                store: location.to_string(),
+                cause: format!("there is no folder `{}`", location.root),
+            });
+        }
+        OpendalStore::open_as(location, false)
+    }
+
+    fn open_as(location: &StoreLocation, writable: bool) -> Result<OpendalStore, StoreError> {
         let describe = location.to_string();
         let open_error = |cause: String| StoreError::Open {
             store: describe.clone(),
@@ -64,11 +83,12 @@ impl OpendalStore {
                 // Files are written beside the store and renamed into place,
                 // so a run killed mid-write never leaves a torn `_metadata`
                 // that looks like a finished checkpoint.
-                let staging = format!("{}/.staging", location.root.trim_end_matches('/'));
-                sweep_staging(std::path::Path::new(&staging));
-                let builder = opendal::services::Fs::default()
-                    .root(&location.root)
-                    .atomic_write_dir(&staging);
+                let mut builder = opendal::services::Fs::default().root(&location.root);
+                if writable {
+                    let staging = format!("{}/.staging", location.root.trim_end_matches('/'));
+                    sweep_staging(std::path::Path::new(&staging));
+                    builder = builder.atomic_write_dir(&staging);
+                }
                 opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
             }
             #[cfg(feature = "store-s3")]

@@ -5,26 +5,21 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Format, EXIT_USAGE};
+use super::{print, Format, EXIT_USAGE};
 use crate::diag::{self, Diagnostic, SourceFile};
 use crate::plan;
-use crate::spec;
+use crate::spec::{self, Loaded};
 
-/// Reads a spec file; the error is a one-line message for the user.
-pub fn read_spec(path: &Path) -> Result<SourceFile, String> {
+/// Reads and loads a spec file; the error, when it cannot be read at
+/// all, is a one-line message for the user. Text that is not UTF-8 is
+/// read, and is an error in the loaded spec's diagnostics.
+pub fn read_spec(path: &Path) -> Result<Loaded, String> {
+    if path.is_dir() {
+        return Err(format!("`{}` is a folder, not a spec file", path.display()));
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "`{}` is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok(SourceFile {
-        name: path.display().to_string(),
-        text,
-    })
+    Ok(spec::load_bytes(path.display().to_string(), bytes))
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -40,24 +35,27 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
     let mut unreadable = false;
     let mut reports = Vec::new();
     for path in paths {
-        let file = match read_spec(path) {
-            Ok(f) => f,
+        let loaded = match read_spec(path) {
+            Ok(loaded) => loaded,
             Err(message) => {
                 unreadable = true;
                 match format {
-                    Format::Text => eprintln!("error: {message}"),
+                    Format::Text => report!("error: {message}"),
                     Format::Json => reports.push(json!({"file": path.display().to_string(), "valid": false, "error": message})),
                 }
                 continue;
             }
         };
-        let loaded = spec::load(file);
         let (plan, diagnostics) = plan::compile(&loaded);
         let file = &loaded.file;
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         any_errors |= errors > 0;
         match format {
-            Format::Text => report_text(file, &diagnostics, plan.as_ref(), errors),
+            Format::Text => {
+                if let Err(code) = report_text(file, &diagnostics, plan.as_ref(), errors) {
+                    return code;
+                }
+            }
             Format::Json => reports.push(json!({
                 "file": file.name,
                 "valid": errors == 0,
@@ -67,10 +65,10 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
         }
     }
     if format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"files": reports})).unwrap_or_default()
-        );
+        let json = serde_json::to_string_pretty(&json!({"files": reports})).unwrap_or_default();
+        if let Err(code) = print(&format!("{json}\n")) {
+            return code;
+        }
     }
     if unreadable {
         ExitCode::from(EXIT_USAGE)
@@ -86,7 +84,7 @@ fn report_text(
     diagnostics: &[Diagnostic],
     plan: Option<&plan::Plan>,
     errors: usize,
-) {
+) -> Result<(), ExitCode> {
     diag::emit(file, diagnostics);
     let warnings = diagnostics.len() - errors;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
@@ -97,14 +95,20 @@ fn report_text(
             } else {
                 String::new()
             };
-            println!("{}: valid{note}", file.name);
-            print!("{}", plan.summary_text());
+            print(&format!(
+                "{}: valid{note}\n{}",
+                file.name,
+                plan.summary_text()
+            ))
         }
-        _ => eprintln!(
-            "{}: {}, {}",
-            file.name,
-            plural(errors, "error"),
-            plural(warnings, "warning")
-        ),
+        _ => {
+            report!(
+                "{}: {}, {}",
+                file.name,
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            );
+            Ok(())
+        }
     }
 }

@@ -1,37 +1,54 @@
 //! `dataflow checkpoints`: list a job's checkpoints and check each one.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::json;
 
 use super::check::read_spec;
-use super::{Format, EXIT_USAGE};
+use super::{print, Format, EXIT_USAGE};
 use crate::checkpoint::coordinator::human_bytes;
 use crate::checkpoint::inspect::{self, FoundState};
-use crate::checkpoint::store::OpendalStore;
+use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::plan::StoreLocation;
-use crate::{diag, plan, spec};
+use crate::{diag, plan};
 
-/// Where to look: a spec (its store and job name), or the location of a
-/// job's folder in a store (`file:///tmp/dataflow/checkpoints/word-count`).
-fn resolve(target: &str) -> Result<(StoreLocation, String), String> {
-    if Path::new(target).is_file() {
-        let loaded = spec::load(read_spec(Path::new(target))?);
-        let (plan, diagnostics) = plan::compile(&loaded);
-        let Some(plan) = plan else {
-            diag::emit(&loaded.file, &diagnostics);
-            return Err(format!(
-                "`{target}` has errors (see `dataflow check {target}`)"
-            ));
-        };
-        let cp = plan.checkpoint.ok_or_else(|| {
-            format!("`{target}` has no `checkpoint:` section, so it has no checkpoints")
-        })?;
-        return Ok((cp.store, plan.job.name));
+/// Where to look: a spec (its store and job name), a job's folder given
+/// as a path (`/tmp/dataflow/checkpoints/word-count`), or its location in
+/// a store (`file:///…/word-count`, `s3://bucket/prefix/word-count?…`).
+fn resolve(target: &str) -> Result<(StoreLocation, String), Unusable> {
+    let path = Path::new(target);
+    if path.is_file() {
+        return from_spec(path);
     }
-    let mut location = StoreLocation::parse(target)
-        .map_err(|e| format!("`{target}` is neither a spec file nor a store location ({e})"))?;
+    resolve_location(target).map_err(Unusable::Usage)
+}
+
+/// Why the target cannot be listed.
+enum Unusable {
+    /// Not a spec, a folder or a location: exit status 2.
+    Usage(String),
+    /// A spec with errors: exit status 1, as `check` gives.
+    InvalidSpec(String),
+}
+
+fn resolve_location(target: &str) -> Result<(StoreLocation, String), String> {
+    let path = Path::new(target);
+    let is_uri = target.contains("://");
+    let mut location = if is_uri {
+        StoreLocation::parse(target).map_err(|e| e.to_string())?
+    } else if path.is_dir() {
+        let absolute = std::path::absolute(path)
+            .map_err(|e| format!("cannot resolve the folder `{target}`: {e}"))?;
+        StoreLocation::local(&absolute.display().to_string()).map_err(|e| e.to_string())?
+    } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        return Err(format!("the spec file `{target}` does not exist"));
+    } else {
+        return Err(format!(
+            "`{target}` does not exist: give a spec file, a job's checkpoint folder, or a store location such as file:///tmp/dataflow/checkpoints/word-count"
+        ));
+    };
     let root = location.root.trim_end_matches('/').to_owned();
     let (parent, job) = root.rsplit_once('/').filter(|(_, job)| !job.is_empty()).ok_or_else(|| {
         format!("`{target}` names no job: give the job's folder, e.g. file:///tmp/dataflow/checkpoints/word-count")
@@ -44,21 +61,62 @@ fn resolve(target: &str) -> Result<(StoreLocation, String), String> {
     Ok((location, job.to_owned()))
 }
 
+fn from_spec(path: &Path) -> Result<(StoreLocation, String), Unusable> {
+    let loaded = read_spec(path).map_err(Unusable::Usage)?;
+    let (plan, diagnostics) = plan::compile(&loaded);
+    let Some(plan) = plan else {
+        diag::emit(&loaded.file, &diagnostics);
+        let name = path.display();
+        return Err(Unusable::InvalidSpec(format!(
+            "`{name}` has errors (see `dataflow check {name}`)"
+        )));
+    };
+    let cp = plan.checkpoint.ok_or_else(|| {
+        Unusable::Usage(format!(
+            "`{}` has no `checkpoint:` section, so it has no checkpoints",
+            path.display()
+        ))
+    })?;
+    Ok((cp.store, plan.job.name))
+}
+
+/// When a job has no checkpoints: the jobs that do in the same store, so a
+/// mistyped name shows as one.
+fn other_jobs(store: &OpendalStore) -> Vec<String> {
+    let mut jobs: Vec<String> = store
+        .list("")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| n.strip_suffix('/').map(str::to_owned))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    jobs.sort();
+    jobs
+}
+
 pub fn run(target: &str, format: Format) -> ExitCode {
     let (location, job) = match resolve(target) {
         Ok(r) => r,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(Unusable::Usage(message)) => {
+            report!("error: {message}");
             return ExitCode::from(EXIT_USAGE);
         }
+        Err(Unusable::InvalidSpec(message)) => {
+            report!("error: {message}");
+            return ExitCode::from(1);
+        }
     };
-    let found = OpendalStore::open(&location)
-        .map_err(|e| e.to_string())
-        .and_then(|store| inspect::list(&store, &job));
-    let found = match found {
+    let store = match OpendalStore::open_to_read(&location) {
+        Ok(store) => store,
+        Err(e) => {
+            report!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let found = match inspect::list(&store, &job) {
         Ok(f) => f,
         Err(message) => {
-            eprintln!("error: {message}");
+            report!("error: {message}");
             return ExitCode::from(1);
         }
     };
@@ -70,6 +128,7 @@ pub fn run(target: &str, format: Format) -> ExitCode {
     let damaged = found
         .iter()
         .any(|f| matches!(f.state, FoundState::Damaged(_)));
+    let mut out = String::new();
     match format {
         Format::Json => {
             let rows: Vec<_> = found
@@ -87,22 +146,26 @@ pub fn run(target: &str, format: Format) -> ExitCode {
                     FoundState::Damaged(why) => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "damaged", "error": why}),
                 })
                 .collect();
-            println!(
+            let json = json!({"job": job, "store": location.to_string(), "checkpoints": rows});
+            let _ = writeln!(
+                out,
                 "{}",
-                serde_json::to_string_pretty(
-                    &json!({"job": job, "store": location.to_string(), "checkpoints": rows})
-                )
-                .unwrap_or_default()
+                serde_json::to_string_pretty(&json).unwrap_or_default()
             );
         }
         Format::Text => {
-            println!("checkpoints of `{job}` in {location}");
+            let _ = writeln!(out, "checkpoints of `{job}` in {location}");
             if found.is_empty() {
-                println!("  (none)");
+                let _ = writeln!(out, "  (none)");
+                let others = other_jobs(&store);
+                if !others.is_empty() {
+                    let _ = writeln!(out, "  the store has checkpoints of: {}", others.join(", "));
+                }
             }
             for f in &found {
-                match &f.state {
-                    FoundState::Valid(m) => println!(
+                let _ = match &f.state {
+                    FoundState::Valid(m) => writeln!(
+                        out,
                         "  chk-{:<6} {}  {:<11}  total {:>10}  written {:>10}  took {:>5} ms{}",
                         f.id,
                         inspect::utc(m.completed_at_ms),
@@ -116,14 +179,18 @@ pub fn run(target: &str, format: Format) -> ExitCode {
                             ""
                         }
                     ),
-                    FoundState::Incomplete => println!(
+                    FoundState::Incomplete => writeln!(
+                        out,
                         "  chk-{:<6} incomplete: no _metadata (aborted, or still being written)",
                         f.id
                     ),
-                    FoundState::Damaged(why) => println!("  chk-{:<6} DAMAGED: {why}", f.id),
-                }
+                    FoundState::Damaged(why) => writeln!(out, "  chk-{:<6} DAMAGED: {why}", f.id),
+                };
             }
         }
+    }
+    if let Err(code) = print(&out) {
+        return code;
     }
     if damaged {
         ExitCode::from(1)

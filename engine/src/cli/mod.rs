@@ -1,7 +1,19 @@
 //! The `dataflow` command line: argument parsing and exit codes.
 //!
-//! Exit codes, relied on by scripts and tests: 0 success, 1 a spec has
-//! errors or the job failed, 2 a usage error (bad flags, unreadable file).
+//! Exit codes, relied on by scripts and tests (docs/cli.md lists them all):
+//! 0 success, 1 a spec has errors or the job failed, 2 a usage error (bad
+//! flags, unreadable file), 128 + the signal's number when a run is
+//! cancelled by SIGINT or SIGTERM.
+
+/// `eprintln!` without its panic: when standard error is gone
+/// (`dataflow check spec.yaml 2>&1 | head -1`) there is nowhere left to
+/// report anything to.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod check;
 mod checkpoints;
@@ -51,9 +63,11 @@ enum Command {
     },
     /// List a job's checkpoints and check that each is whole.
     Checkpoints {
-        /// A spec file, or the location of a job's folder in a store
-        /// (e.g. file:///tmp/dataflow/checkpoints/word-count).
+        /// A spec file, a job's checkpoint folder
+        /// (/tmp/dataflow/checkpoints/word-count), or its location in a store
+        /// (file:///tmp/dataflow/checkpoints/word-count, s3://bucket/prefix/word-count?…).
         target: String,
+        /// Output format: `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -69,6 +83,23 @@ pub enum Format {
 
 /// Exit status for a usage error: a bad flag, an unreadable file.
 pub const EXIT_USAGE: u8 = 2;
+
+/// Writes a command's report to standard output. A reader that has gone
+/// (`dataflow check spec.yaml | head -1`) is not an error: the rest is not
+/// wanted, and the command ends as it would have, as `run` does. Any
+/// other failure to write ends the command with status 1.
+fn print(text: &str) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            report!("error: cannot write to standard output: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -88,9 +119,9 @@ pub fn main() -> ExitCode {
             allow_non_restored_state,
         } => run::run(&spec, quiet, from.as_deref(), allow_non_restored_state),
         Command::Checkpoints { target, format } => checkpoints::run(&target, format),
-        Command::Schema => {
-            print!("{}", crate::spec::schema::generate());
-            ExitCode::SUCCESS
-        }
+        Command::Schema => match print(&crate::spec::schema::generate()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
     }
 }

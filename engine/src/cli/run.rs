@@ -11,21 +11,20 @@ use std::sync::Arc;
 use crate::checkpoint::restore::{check_mapping, resolve, Restore};
 use crate::plan::Plan;
 use crate::runtime::{self, Outcome, RunError, RunOptions};
-use crate::{diag, plan, spec};
+use crate::{diag, plan};
 
 pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: bool) -> ExitCode {
-    let file = match read_spec(path) {
-        Ok(f) => f,
+    let loaded = match read_spec(path) {
+        Ok(loaded) => loaded,
         Err(message) => {
-            eprintln!("error: {message}");
+            report!("error: {message}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let loaded = spec::load(file);
     let (plan, diagnostics) = plan::compile(&loaded);
     diag::emit(&loaded.file, &diagnostics);
     let Some(plan) = plan else {
-        eprintln!(
+        report!(
             "{}: not run, the spec has errors (see `dataflow check`)",
             loaded.file.name
         );
@@ -38,7 +37,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
     {
         Ok(r) => r,
         Err(message) => {
-            eprintln!("error: cannot restore: {message}");
+            report!("error: cannot restore: {message}");
             return ExitCode::from(1);
         }
     };
@@ -56,7 +55,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
         let (error, summary) = match runtime::run(&plan, &options) {
             Ok((outcome, summary)) => {
                 if !quiet {
-                    eprintln!("{summary}");
+                    report!("{summary}");
                 }
                 return match outcome {
                     Outcome::Finished => ExitCode::SUCCESS,
@@ -66,7 +65,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
             Err(failure) => failure,
         };
         if !quiet && !summary.is_empty() {
-            eprintln!("{summary}");
+            report!("{summary}");
         }
         let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
         if !restartable || restarts >= attempts {
@@ -78,7 +77,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
             } else {
                 String::new()
             };
-            eprintln!("error: {error}{after}");
+            report!("error: {error}{after}");
             return ExitCode::from(1);
         }
         restarts += 1;
@@ -90,7 +89,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
         options.restore = match latest(&plan) {
             Ok(restore) => restore.map(Arc::new),
             Err(message) => {
-                eprintln!("error: cannot restart: {message}");
+                report!("error: cannot restart: {message}");
                 return ExitCode::from(1);
             }
         };
@@ -138,10 +137,11 @@ fn init_logging(quiet: bool) {
         tracing::Level::INFO
     };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(crate::console::LogWriter)
         .with_max_level(level)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(crate::console::colour(&std::io::stderr()))
         .without_time()
+        .log_internal_errors(false)
         .try_init();
 }

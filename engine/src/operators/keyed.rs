@@ -1,7 +1,12 @@
 //! Keyed rolling aggregates: sum, min, max, count and reduce.
 //!
 //! Each keeps one value per key in a [`KeyedState`] and emits the updated
-//! result for every input record, as Flink's keyed `sum` does.
+//! result for every input record, as Flink's keyed `sum` does: `sum` the
+//! record with `field` replaced by the running total, `min` and `max` the
+//! whole record holding the extreme of `field` (Flink's `minBy`/`maxBy`),
+//! `count` the key (named by [`count_key_field`]) and its count.
+//!
+//! [`count_key_field`]: crate::plan::count_key_field
 
 use std::cmp::Ordering;
 
@@ -13,8 +18,14 @@ use crate::value::{intern, Name, Value};
 
 /// What a keyed operator does with the state of one key.
 pub enum Fold {
-    Aggregate { kind: AggregateKind, field: Name },
-    Count,
+    Aggregate {
+        kind: AggregateKind,
+        field: Name,
+    },
+    /// Emits `{<key_field>: <key>, "count": <n>}`.
+    Count {
+        key_field: Name,
+    },
     Reduce(Expr),
 }
 
@@ -24,8 +35,8 @@ pub struct Keyed {
     state: Box<dyn KeyedState>,
     max_parallelism: u32,
     key_buf: Vec<u8>,
-    /// The field names of `count`'s output, interned once.
-    count_fields: [Name; 2],
+    /// The name of `count`'s count field, interned once.
+    count_field: Name,
 }
 
 impl Keyed {
@@ -36,7 +47,7 @@ impl Keyed {
             state,
             max_parallelism,
             key_buf: Vec::new(),
-            count_fields: [intern("key"), intern("count")],
+            count_field: intern("count"),
         }
     }
 }
@@ -47,7 +58,7 @@ impl Operator for Keyed {
         self.key_buf.clear();
         encode_key(&key, &mut self.key_buf);
         // Only `count` emits the key; the others read it from the record.
-        let key = matches!(self.fold, Fold::Count).then(|| key.into_owned());
+        let key = matches!(self.fold, Fold::Count { .. }).then(|| key.into_owned());
         let kg = key_group(&self.key_buf, self.max_parallelism);
         let emitted = match &self.fold {
             Fold::Aggregate { kind, field } => {
@@ -59,16 +70,24 @@ impl Operator for Keyed {
                     .into());
                 };
                 check_number(slot, &field[..])?;
-                match self.state.value_mut(kg, &self.key_buf)? {
-                    Some(acc) => {
-                        combine(*kind, acc, slot);
-                        acc.clone_into(slot);
+                let stored = self.state.value_mut(kg, &self.key_buf)?;
+                match kind {
+                    AggregateKind::Sum => {
+                        match stored {
+                            Some(acc) => {
+                                add(acc, slot);
+                                acc.clone_into(slot);
+                            }
+                            None => *stored = Some(slot.clone()),
+                        }
+                        record
                     }
-                    stored @ None => *stored = Some(slot.clone()),
+                    AggregateKind::Min | AggregateKind::Max => {
+                        extreme(*kind, field, stored, record)
+                    }
                 }
-                record
             }
-            Fold::Count => {
+            Fold::Count { key_field } => {
                 let stored = self.state.value_mut(kg, &self.key_buf)?;
                 let n = match stored {
                     Some(Value::Int(n)) => {
@@ -80,10 +99,9 @@ impl Operator for Keyed {
                         1
                     }
                 };
-                let [key_field, count_field] = self.count_fields.clone();
                 Value::Map(vec![
-                    (key_field, key.unwrap_or_default()),
-                    (count_field, Value::Int(n)),
+                    (key_field.clone(), key.unwrap_or_default()),
+                    (self.count_field.clone(), Value::Int(n)),
                 ])
             }
             Fold::Reduce(expr) => {
@@ -122,32 +140,61 @@ fn check_number(v: &Value, field: &str) -> Result<(), RecordError> {
     }
 }
 
-/// Folds `next` (a number) into the accumulator `acc`.
-fn combine(kind: AggregateKind, acc: &mut Value, next: &Value) {
-    match kind {
-        AggregateKind::Sum => {
-            *acc = match (&*acc, next) {
-                (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
-                    Some(n) => Value::Int(n),
-                    None => Value::Float(*a as f64 + *b as f64),
-                },
-                (a, b) => Value::Float(as_f64(a) + as_f64(b)),
-            }
+/// Adds `next` (a number) to the running total `acc`.
+fn add(acc: &mut Value, next: &Value) {
+    *acc = match (&*acc, next) {
+        (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
+            Some(n) => Value::Int(n),
+            None => Value::Float(*a as f64 + *b as f64),
+        },
+        (a, b) => Value::Float(as_f64(a) + as_f64(b)),
+    }
+}
+
+/// `min` or `max` of `field` (a number in `record`): keeps in `stored` the
+/// record holding the extreme so far, the earlier one on a tie, and emits it.
+/// A bare number stored (a checkpoint from before records were kept) is the
+/// extreme with the other fields unknown: until a new extreme replaces it,
+/// the current record is emitted with `field` set to that number.
+fn extreme(
+    kind: AggregateKind,
+    field: &str,
+    stored: &mut Option<Value>,
+    mut record: Value,
+) -> Value {
+    let best = match stored.as_ref() {
+        Some(n @ (Value::Int(_) | Value::Float(_))) => Some(n),
+        // A stored record without a numeric `field` holds no extreme of it.
+        Some(kept) => kept
+            .get(field)
+            .filter(|v| matches!(v, Value::Int(_) | Value::Float(_))),
+        None => None,
+    };
+    let replaces = best.is_none_or(|best| {
+        let next = record.get(field).unwrap_or(&Value::Null);
+        let ord = match (next, best) {
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (a, b) => as_f64(a).total_cmp(&as_f64(b)),
+        };
+        ord == if kind == AggregateKind::Min {
+            Ordering::Less
+        } else {
+            Ordering::Greater
         }
-        AggregateKind::Min | AggregateKind::Max => {
-            let ord = match (&*acc, next) {
-                (Value::Int(a), Value::Int(b)) => a.cmp(b),
-                (a, b) => as_f64(a).total_cmp(&as_f64(b)),
-            };
-            let keep_acc = if kind == AggregateKind::Min {
-                ord != Ordering::Greater
-            } else {
-                ord != Ordering::Less
-            };
-            if !keep_acc {
-                next.clone_into(acc);
-            }
+    });
+    match stored {
+        _ if replaces => {
+            *stored = Some(record.clone());
+            record
         }
+        Some(n @ (Value::Int(_) | Value::Float(_))) => {
+            if let Some(slot) = record.get_mut(field) {
+                n.clone_into(slot);
+            }
+            record
+        }
+        Some(kept) => kept.clone(),
+        None => record,
     }
 }
 
@@ -169,12 +216,11 @@ mod tests {
     }
 
     fn run(fold: Fold, key: &str, inputs: &[&str]) -> Vec<String> {
-        let mut op = Keyed::new(
-            Expr::compile_key(key).unwrap(),
-            fold,
-            Box::new(MemoryState::new(false)),
-            128,
-        );
+        run_on(MemoryState::new(false), fold, key, inputs)
+    }
+
+    fn run_on(state: MemoryState, fold: Fold, key: &str, inputs: &[&str]) -> Vec<String> {
+        let mut op = Keyed::new(Expr::compile_key(key).unwrap(), fold, Box::new(state), 128);
         let mut out = Vec::new();
         for i in inputs {
             op.process(rec(i), &mut out).unwrap();
@@ -228,12 +274,107 @@ mod tests {
             &ins,
         );
         assert_eq!(max[2], r#"{"k":1,"n":5}"#);
-        assert_eq!(run(Fold::Count, "k", &ins)[2], r#"{"key":1,"count":3}"#);
+        assert_eq!(count("k", &ins)[2], r#"{"k":1,"count":3}"#);
         let reduce = Expr::compile(
             r#"{"k": this.k, "n": acc.n + this.n}"#,
             &[crate::expr::Var::Acc, crate::expr::Var::This],
         )
         .unwrap();
         assert_eq!(run(Fold::Reduce(reduce), "k", &ins)[2], r#"{"k":1,"n":12}"#);
+    }
+
+    /// `count` as the plan builds it: its key named after `key`.
+    fn count(key: &str, inputs: &[&str]) -> Vec<String> {
+        let key_field = crate::plan::count_key_field(key);
+        run(Fold::Count { key_field }, key, inputs)
+    }
+
+    fn by(kind: AggregateKind, inputs: &[&str]) -> Vec<String> {
+        let field = intern("n");
+        run(Fold::Aggregate { kind, field }, "k", inputs)
+    }
+
+    #[test]
+    fn count_names_the_key_after_the_field_it_is_keyed_by() {
+        let words = [r#"{"word":"a"}"#, r#"{"word":"a"}"#];
+        assert_eq!(count("word", &words)[1], r#"{"word":"a","count":2}"#);
+        // `this.word` is the same key as `word`, and named alike.
+        assert_eq!(count("this.word", &words)[1], r#"{"word":"a","count":2}"#);
+        let users = [r#"{"user":{"id":7}}"#, r#"{"user":{"id":7}}"#];
+        assert_eq!(count("user.id", &users)[1], r#"{"id":7,"count":2}"#);
+    }
+
+    #[test]
+    fn count_names_the_key_key_for_this_an_expression_or_a_field_named_count() {
+        assert_eq!(count("this", &[r#""a""#])[0], r#"{"key":"a","count":1}"#);
+        let seqs = [r#"{"seq":5}"#, r#"{"seq":9}"#];
+        assert_eq!(count("this.seq % 4", &seqs)[1], r#"{"key":1,"count":2}"#);
+        let counts = [r#"{"count":3,"stats":{"count":3}}"#];
+        assert_eq!(count("count", &counts)[0], r#"{"key":3,"count":1}"#);
+        assert_eq!(count("stats.count", &counts)[0], r#"{"key":3,"count":1}"#);
+    }
+
+    #[test]
+    fn min_and_max_emit_the_record_holding_the_extreme_and_keep_the_earlier_on_a_tie() {
+        let ins = [
+            r#"{"k":"a","n":5,"id":1}"#,
+            r#"{"k":"a","n":3,"id":2}"#,
+            r#"{"k":"b","n":1,"id":3}"#,
+            r#"{"k":"a","n":4,"id":4}"#,
+            r#"{"k":"a","n":3.0,"id":5}"#,
+            r#"{"k":"a","n":5,"id":6}"#,
+            r#"{"k":"a","n":7,"id":7}"#,
+        ];
+        let ids = |out: Vec<String>| -> Vec<i64> {
+            out.iter()
+                .map(|r| {
+                    rec(r)
+                        .get("id")
+                        .and_then(|v| match v {
+                            Value::Int(n) => Some(*n),
+                            _ => None,
+                        })
+                        .unwrap()
+                })
+                .collect()
+        };
+        let min = by(AggregateKind::Min, &ins);
+        assert_eq!(ids(min.clone()), [1, 2, 3, 2, 2, 2, 2]);
+        assert_eq!(min[4], r#"{"k":"a","n":3,"id":2}"#);
+        let max = by(AggregateKind::Max, &ins);
+        assert_eq!(ids(max.clone()), [1, 1, 3, 1, 1, 1, 7]);
+        assert_eq!(max[5], r#"{"k":"a","n":5,"id":1}"#);
+    }
+
+    #[test]
+    fn a_bare_number_from_an_older_checkpoint_is_the_extreme_with_unknown_fields() {
+        let mut state = MemoryState::new(false);
+        let mut key = Vec::new();
+        encode_key(&Value::from("a"), &mut key);
+        *state.value_mut(key_group(&key, 128), &key).unwrap() = Some(Value::Int(4));
+        let fold = Fold::Aggregate {
+            kind: AggregateKind::Max,
+            field: intern("n"),
+        };
+        let out = run_on(
+            state,
+            fold,
+            "k",
+            &[
+                r#"{"k":"a","n":2,"id":1}"#,
+                r#"{"k":"a","n":4,"id":2}"#,
+                r#"{"k":"a","n":6,"id":3}"#,
+                r#"{"k":"a","n":5,"id":4}"#,
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                r#"{"k":"a","n":4,"id":1}"#,
+                r#"{"k":"a","n":4,"id":2}"#,
+                r#"{"k":"a","n":6,"id":3}"#,
+                r#"{"k":"a","n":6,"id":3}"#,
+            ]
+        );
     }
 }

@@ -109,7 +109,12 @@ pub enum Operator {
         key: Expr,
         field: crate::value::Name,
     },
-    Count(Expr),
+    /// Rolling keyed count; `key_field` names the key in its output
+    /// ([`count_key_field`]).
+    Count {
+        key: Expr,
+        key_field: crate::value::Name,
+    },
     Reduce {
         key: Expr,
         expr: Expr,
@@ -136,7 +141,7 @@ impl Operator {
         match self {
             Operator::KeyBy(key)
             | Operator::Aggregate { key, .. }
-            | Operator::Count(key)
+            | Operator::Count { key, .. }
             | Operator::Reduce { key, .. } => Some(key),
             _ => None,
         }
@@ -165,7 +170,7 @@ impl Operator {
                 kind: AggregateKind::Max,
                 ..
             } => "max",
-            Operator::Count(_) => "count",
+            Operator::Count { .. } => "count",
             Operator::Reduce { .. } => "reduce",
             Operator::Sink(SinkKind::Print { .. }) => "print",
             Operator::Sink(SinkKind::File { .. }) => "file",
@@ -240,8 +245,19 @@ impl Compiler<'_> {
         self.loaded.spans.key(&spans::path(path))
     }
 
+    /// Reports `d`, unless the loader reported an error at the same place:
+    /// a value it could not read has a stand-in (see `spec::load`), and one
+    /// error per place is enough.
     fn error(&mut self, d: Diagnostic) {
-        self.diagnostics.push(d);
+        let reported = d.span.is_some()
+            && self
+                .loaded
+                .diagnostics
+                .iter()
+                .any(|l| l.is_error() && l.span == d.span);
+        if !reported {
+            self.diagnostics.push(d);
+        }
     }
 
     fn plan(&mut self) -> Option<Plan> {
@@ -327,7 +343,7 @@ impl Compiler<'_> {
                 shadowed.insert(("sinks", name));
                 continue;
             }
-            let op = Operator::Sink(node.kind.clone());
+            let op = Operator::Sink(with_print_prefix(name, &node.kind, spec));
             index.insert(
                 name,
                 graph.add_node(PlanNode {
@@ -755,7 +771,10 @@ impl Compiler<'_> {
                     field: field_ok.then(|| crate::value::intern(field))?,
                 }
             }
-            TransformKind::Count { key } => Operator::Count(self.key(name, key)?),
+            TransformKind::Count { key: source } => Operator::Count {
+                key: self.key(name, source)?,
+                key_field: count_key_field(source),
+            },
             TransformKind::Reduce { key, expr } => {
                 let key = self.key(name, key);
                 let expr = self.expr(name, "expr", expr, &[Var::Acc, Var::This]);
@@ -1042,6 +1061,45 @@ impl Compiler<'_> {
             );
         }
     }
+}
+
+/// A sink as it runs: a `print` sink without a `prefix` takes its own
+/// name as one when the spec has other `print` sinks, so that their lines
+/// can be told apart.
+fn with_print_prefix(name: &str, kind: &SinkKind, spec: &crate::spec::Spec) -> SinkKind {
+    match kind {
+        SinkKind::Print {
+            prefix: None,
+            latency_field,
+        } if spec
+            .sinks
+            .values()
+            .filter(|n| matches!(n.kind, SinkKind::Print { .. }))
+            .count()
+            > 1 =>
+        {
+            SinkKind::Print {
+                prefix: Some(name.to_owned()),
+                latency_field: latency_field.clone(),
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// The name of the key in the output of a `count` whose `key` is written
+/// `source`, as SQL names a grouped column: the last name of a field path
+/// (`word`; `user.id` gives `id`; `this.word`, the same key as `word`,
+/// gives `word`), else `key` (for `this` or any other expression, and for
+/// a field named `count`, which would clash with the count).
+pub fn count_key_field(source: &str) -> crate::value::Name {
+    let last = source.rsplit('.').next().unwrap_or(source);
+    let name = if crate::expr::is_field_path(source) && source != "this" && last != "count" {
+        last
+    } else {
+        "key"
+    };
+    crate::value::intern(name)
 }
 
 /// A plain field name (no path): what `field`, `time_field` and

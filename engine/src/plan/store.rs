@@ -81,6 +81,21 @@ pub enum StoreLocationError {
 }
 
 impl StoreLocation {
+    /// The local folder at the absolute path `root`.
+    pub fn local(root: &str) -> Result<StoreLocation, StoreLocationError> {
+        if !Scheme::File.compiled_in() {
+            return Err(StoreLocationError::NotCompiledIn {
+                scheme: Scheme::File.name().to_owned(),
+            });
+        }
+        Ok(StoreLocation {
+            scheme: Scheme::File,
+            authority: String::new(),
+            root: root.to_owned(),
+            options: BTreeMap::new(),
+        })
+    }
+
     pub fn parse(text: &str) -> Result<StoreLocation, StoreLocationError> {
         let malformed = |why: &str| StoreLocationError::Malformed(text.to_owned(), why.to_owned());
         let url = Url::parse(text).map_err(|e| malformed(&e.to_string()))?;

@@ -127,11 +127,15 @@ pub fn role(
             kind: *kind,
             field: field.clone(),
         })?,
-        Operator::Count(_) => keyed(Fold::Count)?,
+        Operator::Count { key_field, .. } => keyed(Fold::Count {
+            key_field: key_field.clone(),
+        })?,
         Operator::Reduce { expr, .. } => keyed(Fold::Reduce(expr.clone()))?,
         Operator::Sink(kind) => {
             let sink: Box<dyn Sink> = match kind {
-                SinkKind::Print { .. } => Box::new(PrintSink::new(index, p)),
+                SinkKind::Print { prefix, .. } => {
+                    Box::new(PrintSink::new(prefix.as_deref().unwrap_or(""), index, p))
+                }
                 SinkKind::File { path, format, .. } => Box::new(
                     FileSink::open(Path::new(path), *format, index, plan.checkpoint.is_some())
                         .map_err(|e| OpError::Fatal(e.to_string()))?,

@@ -16,6 +16,7 @@ mod output;
 mod physical;
 mod status;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,16 @@ impl NodeStats {
             .iter()
             .map(|m| m.snapshot())
             .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    }
+
+    /// Records a sink took in, or any other node put out.
+    pub fn handled(&self) -> u64 {
+        let (r_in, r_out, _) = self.totals();
+        if self.is_sink {
+            r_in
+        } else {
+            r_out
+        }
     }
 }
 
@@ -204,6 +215,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
     if let (Some(restore), None) = (&options.restore, &first_error) {
         log_restored(restore, building.elapsed());
     }
+    let last_completed = plan
+        .checkpoint
+        .as_ref()
+        .map(|_| Arc::new(AtomicU64::new(0)));
     if first_error.is_none() {
         if let (Some(cp), Some(c)) = (&plan.checkpoint, checkpoints.as_mut()) {
             let config = coordinator::Config {
@@ -212,6 +227,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
                 settings: cp.settings.clone(),
                 max_parallelism: plan.job.max_parallelism,
                 participants: std::mem::take(&mut c.participants),
+                last_completed: last_completed.clone().unwrap_or_default(),
             };
             if let Err(e) = start_coordinator(config, c, reports_rx) {
                 first_error = Some(RunError::Setup(e));
@@ -228,7 +244,9 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
         .map_or_else(crossbeam_channel::never, |c| c.done.clone());
     let mut checkpoint_stats = None;
 
-    let mut status = options.status_line.then(status::StatusLine::new);
+    let mut status = options
+        .status_line
+        .then(|| status::StatusLine::new(last_completed));
     let mut outcome = Outcome::Finished;
     let mut running = threads.len();
     while running > 0 {
@@ -477,10 +495,11 @@ fn start_instance(
 /// the state into the instances (which are built one after another).
 fn log_restored(restore: &Restore, loaded_in: Duration) {
     let verified = restore.verified_in;
+    let files = restore.metadata.files().count();
     tracing::info!(
-        "restored chk-{} ({} files, {}) in {} ms: verified in {} ms, loaded in {} ms",
+        "restored chk-{} ({files} file{}, {}) in {} ms: verified in {} ms, loaded in {} ms",
         restore.metadata.checkpoint_id,
-        restore.metadata.files().count(),
+        if files == 1 { "" } else { "s" },
         coordinator::human_bytes(restore.metadata.total_size()),
         (verified + loaded_in).as_millis(),
         verified.as_millis(),

@@ -124,6 +124,19 @@ struct Loader<'a> {
     readable: bool,
 }
 
+/// Values tried in turn in place of a required field whose own value was
+/// wrong: the first that reads stands in for it. `"1s"` reads as a string
+/// and as a duration.
+static STAND_INS: std::sync::LazyLock<[Value; 5]> = std::sync::LazyLock::new(|| {
+    [
+        Value::from(1),
+        Value::from("1s"),
+        Value::from(false),
+        Value::Sequence(Vec::new()),
+        Value::Mapping(Mapping::new()),
+    ]
+});
+
 /// Loads a spec from its text.
 pub fn load(file: SourceFile) -> Loaded {
     let spans = Spans::build(&file.text);
@@ -143,6 +156,40 @@ pub fn load(file: SourceFile) -> Loaded {
         broken,
         diagnostics,
     }
+}
+
+/// Loads a spec from the bytes of a file named `name`. Bytes that are not
+/// UTF-8 are an error at the first of them (shown as U+FFFD), and the rest
+/// of the text is checked all the same.
+pub fn load_bytes(name: String, bytes: Vec<u8>) -> Loaded {
+    let (text, bad) = match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes()[at];
+            (
+                String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                Some((at, byte)),
+            )
+        }
+    };
+    let mut loaded = load(SourceFile { name, text });
+    if let Some((at, byte)) = bad {
+        let (line, column) = loaded.file.line_col(at);
+        let span = at..at + char::REPLACEMENT_CHARACTER.len_utf8();
+        loaded.diagnostics.insert(
+            0,
+            Diagnostic::error(
+                "not-utf8",
+                format!(
+                    "the spec is not UTF-8 text: byte 0x{byte:02x} at line {line}, column {column}"
+                ),
+            )
+            .at(Some(span), "not UTF-8")
+            .help("save the file as UTF-8"),
+        );
+    }
+    loaded
 }
 
 impl Loader<'_> {
@@ -291,7 +338,8 @@ impl Loader<'_> {
         extra: &[&str],
     ) -> Option<T> {
         let mut set_aside: Vec<String> = Vec::new();
-        loop {
+        let mut stood_in: Vec<String> = Vec::new();
+        let read = |fields: &Mapping| {
             let value = match tag {
                 Some(tag) => Value::Tagged(Box::new(TaggedValue {
                     tag: Tag::new(tag),
@@ -299,23 +347,42 @@ impl Loader<'_> {
                 })),
                 None => Value::Mapping(fields.clone()),
             };
-            let e = match serde_path_to_error::deserialize::<_, T>(value) {
+            serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+                // The path of an error inside a variant starts with the variant.
+                let inner: Path = error_path(e.path())
+                    .into_iter()
+                    .skip(usize::from(tag.is_some()))
+                    .collect();
+                (inner, e.into_inner().to_string())
+            })
+        };
+        loop {
+            let (inner, message) = match read(&fields) {
                 Ok(v) => return Some(v),
                 Err(e) => e,
             };
-            // The path of an error inside a variant starts with the variant.
-            let inner: Path = error_path(e.path())
-                .into_iter()
-                .skip(usize::from(tag.is_some()))
-                .collect();
-            let message = e.into_inner().to_string();
             if let Some(field) = quoted_after(&message, "missing field `") {
-                // Its value was wrong, or its name misspelled (`feild`):
-                // that is reported already.
-                if set_aside
-                    .iter()
-                    .any(|f| f == field || did_you_mean(f, [field]).is_some())
-                {
+                if set_aside.iter().any(|f| f == field) && !stood_in.iter().any(|f| f == field) {
+                    // A required field whose value was wrong (reported
+                    // already): a stand-in takes its place, so that the
+                    // other fields can still be checked. The spec has an
+                    // error there, so the stand-in never runs.
+                    if let Some(v) = STAND_INS.iter().find(|v| {
+                        let mut with = fields.clone();
+                        with.insert(Value::from(field), (*v).clone());
+                        match read(&with) {
+                            Ok(_) => true,
+                            Err((at, _)) => at.first() != Some(&Seg::Key(field.to_owned())),
+                        }
+                    }) {
+                        fields.insert(Value::from(field), v.clone());
+                        stood_in.push(field.to_owned());
+                        continue;
+                    }
+                    return None;
+                }
+                // Its name was misspelled (`feild`): reported already.
+                if set_aside.iter().any(|f| did_you_mean(f, [field]).is_some()) {
                     return None;
                 }
             }
@@ -510,8 +577,6 @@ impl Loader<'_> {
             }
         }
 
-        // A node with any wrong field is not read at all: with the field
-        // set aside, it would be blamed for lacking it.
         let reported = self.diagnostics.len();
         let common = if has_inputs {
             self.fields::<StepCommon>(&path, &what, common, None, &[])
@@ -528,9 +593,15 @@ impl Loader<'_> {
             &["type", "parallelism", "on_error"][..]
         };
         let kind = self.fields::<K>(&path, &format!("{what} ({ty})"), fields, Some(&ty), extra);
+        // A node whose wrong values were set aside (or stood in for) is
+        // read all the same, so that the planner checks the rest of it;
+        // the spec has errors, so it never runs. One with an unknown field
+        // (`splt`) is not: read without it, it would be blamed for lacking it.
         let ((inputs, parallelism, on_error), kind) = (common?, kind?);
-        let ok = ok && self.diagnostics.len() == reported;
-        ok.then_some(Node {
+        let unknown_field = self.diagnostics[reported..]
+            .iter()
+            .any(|d| d.code == "unknown-field");
+        (ok && !unknown_field).then_some(Node {
             inputs,
             parallelism,
             on_error,

@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
-pub use load::{load, Loaded};
+pub use load::{load, load_bytes, Loaded};
 
 /// A whole pipeline, as written in one YAML file.
 #[derive(Clone, Debug)]
@@ -329,11 +329,11 @@ pub enum TransformKind {
     KeyBy { key: String },
     /// Rolling keyed sum of `field`: emits the record with `field` replaced by the key's total.
     Sum { key: String, field: String },
-    /// Rolling keyed minimum of `field`.
+    /// Rolling keyed minimum of `field`: emits the whole record holding the key's smallest `field` so far (the earlier on a tie).
     Min { key: String, field: String },
-    /// Rolling keyed maximum of `field`.
+    /// Rolling keyed maximum of `field`: emits the whole record holding the key's largest `field` so far (the earlier on a tie).
     Max { key: String, field: String },
-    /// Rolling keyed count: emits `{"key": <key>, "count": <n>}`.
+    /// Rolling keyed count: emits `{<name>: <key>, "count": <n>}`, `<name>` being the last field of a field-path key (`user.id` gives `id`), else `key`.
     Count { key: String },
     /// Rolling keyed reduce: emits the new accumulator, a CEL expression over `acc` and `this`.
     Reduce { key: String, expr: String },
@@ -347,6 +347,13 @@ pub enum TransformKind {
 pub enum SinkKind {
     /// One JSON line per record on standard output.
     Print {
+        /// Written before each line, as Flink's `print(identifier)` does:
+        /// `errors> {…}`, or `errors:2> {…}` from the second of several
+        /// instances. Defaults to the sink's name when the spec has more
+        /// than one `print` sink, and to nothing when it has one; `""`
+        /// turns it off.
+        #[serde(default)]
+        prefix: Option<String>,
         /// Measures the time from source to sink of each record from this
         /// integer field (microseconds since the Unix epoch, as a
         /// `generate` source's `time_field` writes); the run's summary
@@ -400,7 +407,7 @@ impl SinkKind {
     /// The field a sink measures latency from, if it does.
     pub fn latency_field(&self) -> Option<&str> {
         match self {
-            SinkKind::Print { latency_field }
+            SinkKind::Print { latency_field, .. }
             | SinkKind::File { latency_field, .. }
             | SinkKind::Blackhole { latency_field } => latency_field.as_deref(),
         }

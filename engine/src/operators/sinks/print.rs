@@ -1,7 +1,8 @@
 //! The `print` sink: one JSON line per record on standard output,
-//! prefixed `i> ` when the sink runs as several instances (as Flink's print).
+//! prefixed as Flink's `print(identifier)` does: `id> `, `id:i> ` from
+//! instance `i` of several, `i> ` with no identifier.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 
 use crate::operators::{Sink, SinkError};
 use crate::value::Value;
@@ -12,11 +13,12 @@ pub struct PrintSink {
 }
 
 impl PrintSink {
-    pub fn new(instance: u32, parallelism: u32) -> PrintSink {
-        let prefix = if parallelism > 1 {
-            format!("{}> ", instance + 1)
-        } else {
-            String::new()
+    pub fn new(identifier: &str, instance: u32, parallelism: u32) -> PrintSink {
+        let prefix = match (identifier, parallelism > 1) {
+            ("", false) => String::new(),
+            ("", true) => format!("{}> ", instance + 1),
+            (id, false) => format!("{id}> "),
+            (id, true) => format!("{id}:{}> ", instance + 1),
         };
         PrintSink {
             prefix,
@@ -34,13 +36,10 @@ impl Sink for PrintSink {
             self.buf.push('\n');
         }
         // One write per batch: stdout's lock is taken once, not per record.
-        let mut out = std::io::stdout().lock();
-        out.write_all(self.buf.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| match e.kind() {
-                ErrorKind::BrokenPipe => SinkError::Closed,
-                _ => SinkError::Io(format!("cannot write to standard output: {e}")),
-            })
+        crate::console::write_stdout(self.buf.as_bytes()).map_err(|e| match e.kind() {
+            ErrorKind::BrokenPipe => SinkError::Closed,
+            _ => SinkError::Io(format!("cannot write to standard output: {e}")),
+        })
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {

@@ -22,12 +22,16 @@ pub struct FileSource {
     reader: Option<BufReader<File>>,
     /// Byte offset of the next line in the current file.
     offset: u64,
+    /// Number (from 1) of the next line in the current file, for messages;
+    /// unknown after a restore that did not record it.
+    line_no: Option<u64>,
     format: InputFormat,
     follow: bool,
     cancel: Cancel,
     line: String,
-    /// Where to start reading each file: 0, or the offset a restored checkpoint recorded.
-    resume_at: Vec<u64>,
+    /// Where to start reading each file: 0, or the offset (and line number,
+    /// when recorded) a restored checkpoint recorded.
+    resume_at: Vec<(u64, Option<u64>)>,
     /// This instance's files a restored checkpoint had already finished.
     finished_before: Vec<String>,
 }
@@ -62,6 +66,7 @@ impl FileSource {
             current: 0,
             reader: None,
             offset: 0,
+            line_no: Some(1),
             format,
             follow,
             cancel,
@@ -77,13 +82,18 @@ impl FileSource {
             OpError::Fatal(format!("cannot {what} `{}`: {e}", path.display()))
         };
         let mut file = File::open(path).map_err(|e| fail("open", e))?;
-        let offset = self.resume_at.get(self.current).copied().unwrap_or(0);
+        let (offset, line_no) = self
+            .resume_at
+            .get(self.current)
+            .copied()
+            .unwrap_or((0, Some(1)));
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| fail("seek in", e))?;
         }
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
         self.offset = offset;
+        self.line_no = line_no;
         Ok(())
     }
 
@@ -93,7 +103,8 @@ impl FileSource {
 }
 
 impl Source for FileSource {
-    /// The files read to the end, and the byte offset in the one being read.
+    /// The files read to the end, and the byte offset (and line number) in
+    /// the one being read.
     fn position(&self) -> serde_json::Value {
         let name = |p: &PathBuf| p.display().to_string();
         let done: Vec<String> = self
@@ -108,7 +119,7 @@ impl Source for FileSource {
             .collect();
         serde_json::json!({
             "done": done,
-            "reading": self.files.get(self.current).map(|p| serde_json::json!({"path": name(p), "offset": self.offset})),
+            "reading": self.files.get(self.current).map(|p| serde_json::json!({"path": name(p), "offset": self.offset, "line": self.line_no})),
         })
     }
 
@@ -125,7 +136,8 @@ impl Source for FileSource {
                 p["reading"]["path"].as_str(),
                 p["reading"]["offset"].as_u64(),
             ) {
-                reading.insert(path.to_owned(), offset);
+                let line_no = p["reading"]["line"].as_u64();
+                reading.insert(path.to_owned(), (offset, line_no));
             }
         }
         self.files
@@ -133,7 +145,12 @@ impl Source for FileSource {
         self.resume_at = self
             .files
             .iter()
-            .map(|f| reading.get(&f.display().to_string()).copied().unwrap_or(0))
+            .map(|f| {
+                reading
+                    .get(&f.display().to_string())
+                    .copied()
+                    .unwrap_or((0, Some(1)))
+            })
             .collect();
         Ok(())
     }
@@ -185,6 +202,8 @@ impl Source for FileSource {
                 continue;
             }
             self.offset += n as u64;
+            let line_no = self.line_no;
+            self.line_no = line_no.map(|l| l + 1);
             let text = trim_newline(&self.line);
             match self.format {
                 InputFormat::Text => out.push(Value::Str(Str::from(text))),
@@ -195,12 +214,12 @@ impl Source for FileSource {
                     match parse_json_line(text) {
                         Ok(v) => out.push(v),
                         Err(e) => {
-                            let at = format!(
-                                "{}:{}",
-                                self.files[self.current].display(),
-                                self.offset - n as u64
-                            );
-                            return Err(RecordError(format!("{e} (at byte {at})")).into());
+                            let file = self.files[self.current].display();
+                            let at = match line_no {
+                                Some(line) => format!("{file}:{line}"),
+                                None => format!("{file}, byte {}", self.offset - n as u64),
+                            };
+                            return Err(RecordError(format!("{e} (at {at})")).into());
                         }
                     }
                 }
