@@ -9,6 +9,7 @@ mod docs;
 mod fuzz;
 mod harness;
 mod incremental;
+mod lifecycle;
 mod measure;
 mod readme;
 mod recovery;

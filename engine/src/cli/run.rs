@@ -51,8 +51,13 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
     };
     let (attempts, delay) = plan.restarts();
     let mut restarts = 0;
+    // Where this run started, and the newest checkpoint it has completed
+    // since: a restart resumes from the latter, or else from the former,
+    // never from a checkpoint of another run.
+    let started_from = options.restore.clone();
+    let mut own_latest = None;
     loop {
-        let (error, summary) = match runtime::run(&plan, &options) {
+        let (error, summary, last_checkpoint) = match runtime::run(&plan, &options) {
             Ok((outcome, summary)) => {
                 if !quiet {
                     report!("{summary}");
@@ -64,6 +69,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
             }
             Err(failure) => failure,
         };
+        own_latest = last_checkpoint.or(own_latest);
         if !quiet && !summary.is_empty() {
             report!("{summary}");
         }
@@ -86,32 +92,28 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
             crate::spec::Duration(delay)
         );
         std::thread::sleep(delay);
-        options.restore = match latest(&plan) {
-            Ok(restore) => restore.map(Arc::new),
-            Err(message) => {
-                report!("error: cannot restart: {message}");
-                return ExitCode::from(1);
+        options.restore = match own_latest {
+            Some(id) => match restore_point(&plan, &format!("chk-{id}"), allow_non_restored) {
+                Ok(restore) => Some(Arc::new(restore)),
+                Err(message) => {
+                    report!("error: cannot restart: {message}");
+                    return ExitCode::from(1);
+                }
+            },
+            None => {
+                match &started_from {
+                    Some(from) => tracing::info!(
+                        "no checkpoint of this run completed yet: restarting from chk-{}, where it started",
+                        from.metadata.checkpoint_id
+                    ),
+                    None => tracing::info!(
+                        "no checkpoint of this run completed yet: starting over from the beginning"
+                    ),
+                }
+                started_from.clone()
             }
         };
     }
-}
-
-/// What a restart starts from: the latest complete checkpoint, or (with
-/// none yet) the beginning; either way the run settles the sinks' folders.
-fn latest(plan: &Plan) -> Result<Option<Restore>, String> {
-    let Some(cp) = &plan.checkpoint else {
-        return Ok(None);
-    };
-    let any = crate::checkpoint::store::OpendalStore::open(&cp.store)
-        .map_err(|e| e.to_string())
-        .and_then(|store| crate::checkpoint::inspect::list(&store, &plan.job.name))?
-        .iter()
-        .any(|f| matches!(f.state, crate::checkpoint::inspect::FoundState::Valid(_)));
-    if !any {
-        tracing::info!("no checkpoint completed yet: starting over from the beginning");
-        return Ok(None);
-    }
-    restore_point(plan, "latest", false).map(Some)
 }
 
 /// The verified checkpoint `from` names, checked against the plan.

@@ -135,11 +135,17 @@ struct Ended {
 }
 
 /// Runs the plan to its end; returns how it ended and the summary line.
-pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunError, String)> {
+///
+/// A failure comes with the summary and the newest checkpoint this run
+/// completed, from which a restart may resume.
+pub fn run(
+    plan: &Plan,
+    options: &RunOptions,
+) -> Result<(Outcome, String), (RunError, String, Option<u64>)> {
     let started = Instant::now();
     let canceller = Canceller::new();
     let signals = signals::listen();
-    let state = open_state(plan).map_err(|e| (e, String::new()))?;
+    let state = open_state(plan).map_err(|e| (e, String::new(), None))?;
     if plan.checkpoint.is_some() {
         // A fresh start is a restore from "checkpoint 0": nothing of an
         // earlier attempt is committed, its hidden files are removed.
@@ -147,7 +153,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
             .restore
             .as_ref()
             .map_or(0, |r| r.metadata.checkpoint_id);
-        recover_sinks(plan, restored).map_err(|e| (RunError::Setup(e), String::new()))?;
+        recover_sinks(plan, restored).map_err(|e| (RunError::Setup(e), String::new(), None))?;
     }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
@@ -156,7 +162,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
         Some(cp) => {
             let store: Arc<dyn CheckpointStore> = Arc::new(
                 OpendalStore::open(&cp.store)
-                    .map_err(|e| (RunError::Setup(e.to_string()), String::new()))?,
+                    .map_err(|e| (RunError::Setup(e.to_string()), String::new(), None))?,
             );
             let (_, done) = crossbeam_channel::bounded(1);
             Some(Checkpoints {
@@ -336,7 +342,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<(Outcome, String), (RunE
         None => summary,
     };
     match first_error {
-        Some(e) => Err((e, with_stats(status::summary(&job, "failed", elapsed)))),
+        Some(e) => Err((
+            e,
+            with_stats(status::summary(&job, "failed", elapsed)),
+            checkpoint_stats.as_ref().and_then(|s| s.last),
+        )),
         None => {
             let word = if outcome == Outcome::Finished {
                 "finished"

@@ -32,8 +32,14 @@ pub struct FileSource {
     /// Where to start reading each file: 0, or the offset (and line number,
     /// when recorded) a restored checkpoint recorded.
     resume_at: Vec<(u64, Option<u64>)>,
-    /// This instance's files a restored checkpoint had already finished.
+    /// Files a restored checkpoint had already finished that this instance
+    /// records as finished in its own checkpoints, so that they stay
+    /// finished through any chain of restores: those it would read, and,
+    /// for instance 0, those the pattern no longer matches.
     finished_before: Vec<String>,
+    /// Every file the pattern matched, read by this instance or another.
+    matched: std::collections::BTreeSet<String>,
+    instance: u32,
 }
 
 impl FileSource {
@@ -55,6 +61,7 @@ impl FileSource {
             return Err(OpError::Fatal(format!("no file matches `{pattern}`")));
         }
         all.sort();
+        let matched = all.iter().map(|p| p.display().to_string()).collect();
         let files = all
             .into_iter()
             .enumerate()
@@ -73,6 +80,8 @@ impl FileSource {
             line: String::new(),
             resume_at: Vec::new(),
             finished_before: Vec::new(),
+            matched,
+            instance,
         })
     }
 
@@ -124,7 +133,9 @@ impl Source for FileSource {
     }
 
     /// Skips the files any old instance finished and seeks to the offset
-    /// one was reading at, so files may move between instances on rescale.
+    /// one was reading at, so files may move between instances on rescale;
+    /// the finished files stay recorded in this run's checkpoints, so a
+    /// restore from one of them skips them too.
     fn restore(&mut self, positions: &[serde_json::Value]) -> Result<(), OpError> {
         let mut done = std::collections::BTreeSet::new();
         let mut reading = std::collections::BTreeMap::new();
@@ -140,6 +151,13 @@ impl Source for FileSource {
                 reading.insert(path.to_owned(), (offset, line_no));
             }
         }
+        let mine: std::collections::BTreeSet<String> =
+            self.files.iter().map(|f| f.display().to_string()).collect();
+        self.finished_before = done
+            .iter()
+            .filter(|d| mine.contains(*d) || (self.instance == 0 && !self.matched.contains(*d)))
+            .cloned()
+            .collect();
         self.files
             .retain(|f| !done.contains(&f.display().to_string()));
         self.resume_at = self
