@@ -7,20 +7,8 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::harness::{bin, dataflow, text};
+use crate::harness::{bin, dataflow, printed, text};
 use crate::restart::committed;
-
-/// Print-sink lines as JSON, without a `name> ` prefix if there is one.
-fn printed(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| match l.find("> ") {
-            Some(at) if !l.starts_with('{') => &l[at + 2..],
-            _ => l,
-        })
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
 
 #[test]
 fn count_names_the_key_by_its_field_and_max_emits_the_record_holding_it() {

@@ -29,3 +29,16 @@ pub fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Records a `print` sink wrote, as JSON, without the prefixes it writes
+/// before them (`3> `, `name> `, `name:3> `).
+pub fn printed(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| match l.find("> ") {
+            Some(at) if !l.starts_with('{') => &l[at + 2..],
+            _ => l,
+        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{bin, dataflow, root, text};
+use crate::harness::{bin, dataflow, printed, root, text};
 
 /// A deterministic pseudo-random generator, independent of the engine's.
 struct Lcg(u64);
@@ -63,18 +63,6 @@ sinks:
     )
 }
 
-/// Parses print-sink output (with or without `i> ` prefixes) into records.
-fn records(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .map(|l| match l.split_once("> ") {
-            Some((prefix, rest)) if prefix.chars().all(|c| c.is_ascii_digit()) => rest,
-            _ => l,
-        })
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
 #[test]
 fn word_count_matches_a_reference_at_every_parallelism_and_backend() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +88,7 @@ fn word_count_matches_a_reference_at_every_parallelism_and_backend() {
             );
             // Keyed order: each word's rolling sums are exactly 1, 2, ..., n.
             let mut seen: HashMap<String, u64> = HashMap::new();
-            for r in records(&stdout) {
+            for r in printed(&stdout) {
                 let word = r["word"].as_str().unwrap().to_owned();
                 let count = r["count"].as_u64().unwrap();
                 let last = seen.entry(word.clone()).or_insert(0);
@@ -149,7 +137,7 @@ sinks:
     server.join().unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let finals: HashMap<String, u64> = records(&stdout)
+    let finals: HashMap<String, u64> = printed(&stdout)
         .into_iter()
         .map(|r| {
             (
