@@ -106,6 +106,23 @@ fn listing_checkpoints_never_writes_and_says_what_is_missing() {
         stderr.contains("the spec file `specs/no_such_spec.yaml` does not exist"),
         "{stderr}"
     );
+    // A spec whose job has not checkpointed yet: no checkpoints, and no
+    // folder created.
+    let fresh = dir.path().join("fresh.yaml");
+    std::fs::write(
+        &fresh,
+        format!(
+            "name: fresh\ncheckpoint: {{interval: 1s, store: \"file://{base}/not-yet\"}}\n\
+             sources:\n  n: {{type: generate, count: 3}}\nsinks:\n  out: {{type: print, inputs: [n]}}\n"
+        ),
+    )
+    .unwrap();
+    let out = dataflow(&["checkpoints", fresh.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("(none: there is no folder"), "{stdout}");
+    assert!(!dir.path().join("not-yet").exists());
+    std::fs::remove_file(&fresh).unwrap();
     // A real store, given as a plain folder or a URI, with a checkpoint of
     // one job: listed; a mistyped job name lists none and names the jobs
     // there are; neither writes anything.

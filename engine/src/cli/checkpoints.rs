@@ -11,6 +11,7 @@ use super::{print, Format, EXIT_USAGE};
 use crate::checkpoint::coordinator::human_bytes;
 use crate::checkpoint::inspect::{self, FoundState};
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
+use crate::plan::store::Scheme;
 use crate::plan::StoreLocation;
 use crate::{diag, plan};
 
@@ -106,15 +107,21 @@ pub fn run(target: &str, format: Format) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A spec's store is created by the job's first checkpoint; a location
+    // typed by hand that does not exist is more likely a typo.
+    let not_yet = Path::new(target).is_file()
+        && location.scheme == Scheme::File
+        && !Path::new(&location.root).exists();
     let store = match OpendalStore::open_to_read(&location) {
-        Ok(store) => store,
+        Ok(store) => Some(store),
+        Err(_) if not_yet => None,
         Err(e) => {
             report!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let found = match inspect::list(&store, &job) {
-        Ok(f) => f,
+    let found = match store.as_ref().map(|s| inspect::list(s, &job)).transpose() {
+        Ok(f) => f.unwrap_or_default(),
         Err(message) => {
             report!("error: {message}");
             return ExitCode::from(1);
@@ -155,9 +162,13 @@ pub fn run(target: &str, format: Format) -> ExitCode {
         }
         Format::Text => {
             let _ = writeln!(out, "checkpoints of `{job}` in {location}");
-            if found.is_empty() {
+            if store.is_none() {
+                let _ = writeln!(out, "  (none: there is no folder `{}` yet)", location.root);
+            } else if found.is_empty() {
                 let _ = writeln!(out, "  (none)");
-                let others = other_jobs(&store);
+            }
+            if let Some(store) = store.as_ref().filter(|_| found.is_empty()) {
+                let others = other_jobs(store);
                 if !others.is_empty() {
                     let _ = writeln!(out, "  the store has checkpoints of: {}", others.join(", "));
                 }
