@@ -15,12 +15,16 @@
 //! - [`operators`]: sources, transforms and sinks, as small traits.
 //! - [`checkpoint`]: barriers, snapshots, the coordinator and the store.
 //! - [`runtime`]: the executor: a thread per operator instance, bounded
-//!   channels between them, batches of records, cancellation and failure.
+//!   channels between them, batches of records, cancellation and failure;
+//!   a run's restarts.
+//! - [`control`]: a running job's HTTP endpoint on loopback, and the run
+//!   files through which `dataflow list`, `savepoint` and `stop` find it.
 //! - [`cli`]: the `dataflow` command.
 
 pub mod checkpoint;
 pub mod cli;
 pub mod console;
+pub mod control;
 pub mod diag;
 pub mod expr;
 pub mod operators;

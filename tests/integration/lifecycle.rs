@@ -35,12 +35,16 @@ fn inputs(dir: &Path) -> usize {
 /// The word count over the inputs, into the folder `out`, checkpointing
 /// into `dir/store` under one job name whatever `out` is.
 fn spec(dir: &Path, out: &str) -> PathBuf {
+    spec_retaining(dir, out, 3)
+}
+
+fn spec_retaining(dir: &Path, out: &str, retain: u32) -> PathBuf {
     let path = dir.join(format!("{out}.yaml"));
     std::fs::write(
         &path,
         format!(
             r#"name: wc
-checkpoint: {{interval: 50ms, store: "file://{store}", retain: 3}}
+checkpoint: {{interval: 50ms, store: "file://{store}", retain: {retain}}}
 restart: {{strategy: fixed_delay, attempts: 2, delay: 50ms}}
 sources:
   lines: {{type: file, path: "{inputs}/in*.txt", parallelism: 2}}
@@ -71,7 +75,7 @@ fn run(spec: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// Each word's counts 1..=n exactly once, n summing to `words`.
-fn assert_exactly_once(lines: &[String], words: usize) {
+pub fn assert_exactly_once(lines: &[String], words: usize) {
     assert_eq!(lines.len(), words, "records committed");
     let mut seen = std::collections::HashSet::new();
     for l in lines {
@@ -116,4 +120,164 @@ fn a_fresh_runs_restart_never_restores_another_runs_checkpoint() {
     let stderr = text(&out).1;
     assert!(stderr.contains("restart 1 of 2"), "{stderr}");
     assert_exactly_once(&committed(&dir.path().join("second")), words);
+}
+
+/// The complete checkpoints in `dir/store/wc`, by number.
+fn checkpoints(dir: &Path) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir.join("store/wc"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            let id = e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok()?;
+            e.path().join("_metadata").exists().then_some(id)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Issue 13, item 3: a run started without `--from` numbered on in the
+/// same folder and, with `retain: 1`, deleted the checkpoint an earlier
+/// run left for the user to restore.
+#[test]
+fn a_fresh_run_never_deletes_an_earlier_runs_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = inputs(dir.path());
+    run(&spec_retaining(dir.path(), "first", 1), &[], &[]);
+    let kept = checkpoints(dir.path());
+    assert_eq!(kept.len(), 1, "retain: 1 keeps one: {kept:?}");
+    let second = run(&spec_retaining(dir.path(), "second", 1), &[], &[]);
+    let stderr = text(&second).1;
+    assert!(
+        stderr.contains(&format!(
+            "the store holds 1 checkpoint of earlier runs (the newest: chk-{})",
+            kept[0]
+        )),
+        "{stderr}"
+    );
+    let now = checkpoints(dir.path());
+    assert_eq!(now.len(), 2, "the earlier run's and this run's: {now:?}");
+    assert_eq!(now[0], kept[0]);
+    // The first run's checkpoint still restores, by name: its input is
+    // all read, so nothing more is committed.
+    let name = format!("chk-{}", kept[0]);
+    run(
+        &spec_retaining(dir.path(), "first", 1),
+        &["--from", &name],
+        &[],
+    );
+    assert_exactly_once(&committed(&dir.path().join("first")), words);
+}
+
+/// A generated job slow enough to take a dozen checkpoints, each
+/// committing a part of the output.
+fn slow_spec(dir: &Path) -> PathBuf {
+    let path = dir.join("slow.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name: wc
+checkpoint: {{interval: 100ms, min_pause: 0ms, store: "file://{store}", retain: 50}}
+sources:
+  lines: {{type: generate, mode: lines, count: 2400, rate: 2000, words_per_line: 4, vocabulary: 30}}
+transforms:
+  words: {{type: flat_map, inputs: [lines], split: ","}}
+  counts: {{type: count, inputs: [words], key: this}}
+sinks:
+  out: {{type: file, inputs: [counts], path: "{out}"}}
+"#,
+            store = dir.join("store").display(),
+            out = dir.join("out").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn hidden_dirs(out: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Issue 13, item 4: a restore from an older checkpoint (named, or a
+/// fallback past a damaged newer one) left the output committed after it
+/// in place, and the restored job committed those records again.
+#[test]
+fn a_restore_from_an_older_checkpoint_duplicates_no_committed_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(dir.path());
+    let words = 2400 * 4;
+    let out = dir.path().join("out");
+    run(&spec, &[], &[]);
+    assert_exactly_once(&committed(&out), words);
+    let ids = checkpoints(dir.path());
+    assert!(
+        ids.len() >= 5,
+        "too few checkpoints to choose from: {ids:?}"
+    );
+    let older = format!("chk-{}", ids[ids.len() / 2]);
+
+    // Refused on request: nothing changes, and the files are named.
+    let before = committed(&out);
+    let refused = Command::new(bin())
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--from",
+            &older,
+            "--newer-output",
+            "refuse",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused).1);
+    assert!(
+        text(&refused).1.contains("holds output committed after"),
+        "{}",
+        text(&refused).1
+    );
+    assert_eq!(committed(&out), before);
+    assert!(hidden_dirs(&out).is_empty());
+
+    // By default the newer output is moved aside, and said so.
+    let restored = run(&spec, &["--from", &older], &[]);
+    let stderr = text(&restored).1;
+    assert!(
+        stderr.contains(&format!("committed after {older} moved to")),
+        "{stderr}"
+    );
+    assert_exactly_once(&committed(&out), words);
+    assert_eq!(hidden_dirs(&out).len(), 1, "one folder of moved output");
+
+    // A fallback: the newest checkpoint's snapshot is truncated, so
+    // `latest` restores an older one, and the output is still exactly-once.
+    let ids = checkpoints(dir.path());
+    let metadata: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join(format!("store/wc/chk-{}/_metadata", ids[ids.len() - 1])),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let written = metadata["instances"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|i| i["files"].as_array()?.last()?["path"].as_str())
+        .next()
+        .expect("the newest checkpoint has a snapshot file")
+        .to_owned();
+    let snapshot = dir.path().join("store").join(written);
+    std::fs::write(&snapshot, b"").unwrap();
+    let fallback = run(&spec, &["--from", "latest"], &[]);
+    assert!(
+        text(&fallback).1.contains("trying an older one"),
+        "{}",
+        text(&fallback).1
+    );
+    assert_exactly_once(&committed(&out), words);
 }

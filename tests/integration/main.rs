@@ -16,6 +16,7 @@ mod recovery;
 mod restart;
 mod run;
 mod s3;
+mod savepoints;
 mod schema;
 mod specs;
 mod stored;

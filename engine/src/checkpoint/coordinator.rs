@@ -16,9 +16,10 @@ use crossbeam_channel::{Receiver, Sender};
 use super::layout;
 use super::metadata::{InstanceState, Metadata, FORMAT_VERSION};
 use super::retention;
+use super::savepoint::{self, Target};
 use super::store::CheckpointStore;
 use super::uploader::UploadTask;
-use super::{Ack, Report, SourceCommand};
+use super::{Ack, Report, SavepointRequest, SourceCommand};
 use crate::spec::CheckpointSpec;
 
 /// When the next checkpoint may start: every `interval`, no sooner than
@@ -73,6 +74,12 @@ pub struct Participant {
 
 pub struct Config {
     pub job: String,
+    /// The run taking the checkpoints: retention deletes only its own.
+    pub run: String,
+    /// Where the run started from, recorded in each checkpoint.
+    pub restored_from: Option<String>,
+    /// The number of the checkpoint or savepoint restored.
+    pub restored_id: Option<u64>,
     pub spec_hash: String,
     pub settings: CheckpointSpec,
     pub max_parallelism: u32,
@@ -86,6 +93,8 @@ pub struct Config {
 pub enum Control {
     /// An instance ended: it will acknowledge nothing more.
     Finished(String),
+    /// Take a savepoint (and stop, if asked) as soon as possible.
+    Savepoint(SavepointRequest),
 }
 
 /// Figures for the run summary.
@@ -136,6 +145,13 @@ pub struct Coordinator {
     unremoved: BTreeSet<u64>,
     consecutive_failures: u32,
     stats: Stats,
+    /// A savepoint asked for and not triggered yet.
+    savepoint_asked: Option<SavepointRequest>,
+    /// Checkpoints of earlier runs this run continues, which retention
+    /// treats as its own ([`retention::lineage`]).
+    claimed: BTreeSet<u64>,
+    /// Savepoints in flight, by checkpoint id.
+    savepoints: BTreeMap<u64, (SavepointRequest, Target)>,
 }
 
 fn now_ms() -> u64 {
@@ -169,14 +185,24 @@ impl Coordinator {
                 }
             }
         }
+        // Numbers also grow along a chain of restores, from a savepoint
+        // copied from elsewhere too: a file sink names its output by them.
         let next_id = existing
             .iter()
             .map(|m| m.checkpoint_id)
             .chain(highest_folder(&*store, &config.job)?)
+            .chain(config.restored_id)
             .max()
             .unwrap_or(0)
             + 1;
+        let job_dir = format!("{}/{}", store.describe().trim_end_matches('/'), config.job);
+        let claimed = config
+            .restored_from
+            .as_deref()
+            .map(|from| retention::lineage(&existing, from, &job_dir))
+            .unwrap_or_default();
         Ok(Coordinator {
+            claimed,
             schedule: Schedule::new(&config.settings, Instant::now()),
             config,
             store,
@@ -194,6 +220,8 @@ impl Coordinator {
             unremoved: BTreeSet::new(),
             consecutive_failures: 0,
             stats: Stats::default(),
+            savepoint_asked: None,
+            savepoints: BTreeMap::new(),
         })
     }
 
@@ -217,6 +245,7 @@ impl Coordinator {
                 },
                 recv(control) -> msg => match msg {
                     Ok(Control::Finished(name)) => self.on_finished(name),
+                    Ok(Control::Savepoint(request)) => self.on_savepoint(request),
                     Err(_) => return Ok(()),
                 },
                 default(tick) => {}
@@ -239,11 +268,16 @@ impl Coordinator {
             // Nothing is triggered while an uploader has not been told of
             // a completion: it would build the next snapshot on an older
             // checkpoint than the one retention keeps for it.
-            if self.finished.is_empty()
-                && self.untold.iter().all(Option::is_none)
-                && (finishing || self.schedule.due(Instant::now(), self.in_flight.len()))
-            {
-                let id = self.trigger();
+            let ready = self.finished.is_empty() && self.untold.iter().all(Option::is_none);
+            if ready && self.final_checkpoint.is_none() {
+                if let Some(request) = self.savepoint_asked.take() {
+                    // A savepoint goes at once, whatever the schedule.
+                    self.trigger_savepoint(request);
+                    continue;
+                }
+            }
+            if ready && (finishing || self.schedule.due(Instant::now(), self.in_flight.len())) {
+                let id = self.trigger(SourceCommand::Checkpoint);
                 if all_ended && self.final_checkpoint.is_none() {
                     self.final_checkpoint = Some(id);
                 }
@@ -281,7 +315,52 @@ impl Coordinator {
         self.stats
     }
 
-    fn trigger(&mut self) -> u64 {
+    /// A savepoint request: refused at once when the job is ending or one
+    /// is under way, else triggered on the next tick.
+    fn on_savepoint(&mut self, request: SavepointRequest) {
+        let refuse = if self.final_checkpoint.is_some() || !self.inputs_ended.is_empty() {
+            Some("the job is finishing: its input has ended".to_owned())
+        } else if !self.finished.is_empty() {
+            Some("part of the job has already finished".to_owned())
+        } else if self.savepoint_asked.is_some() || !self.savepoints.is_empty() {
+            Some("a savepoint is already under way".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = refuse {
+            let _ = request.reply.send(Err(why));
+            return;
+        }
+        self.savepoint_asked = Some(request);
+    }
+
+    /// Triggers the savepoint asked for, into the folder it names or its
+    /// default one, which bears its number.
+    fn trigger_savepoint(&mut self, request: SavepointRequest) {
+        let id = self.next_id;
+        let target = match Target::resolve(request.to.as_deref(), &self.store, &self.config.job, id)
+        {
+            Ok(target) => target,
+            Err(why) => {
+                let _ = request.reply.send(Err(why));
+                return;
+            }
+        };
+        let stop = request.stop;
+        let command = if stop {
+            SourceCommand::Stop
+        } else {
+            SourceCommand::Checkpoint
+        };
+        let triggered = self.trigger(command);
+        debug_assert_eq!(triggered, id);
+        if stop {
+            self.final_checkpoint = Some(id);
+        }
+        self.savepoints.insert(id, (request, target));
+    }
+
+    fn trigger(&mut self, command: fn(u64) -> SourceCommand) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let now = Instant::now();
@@ -302,7 +381,7 @@ impl Coordinator {
             // is then dropped (the checkpoint times out) rather than block
             // the coordinator, and the last slot is kept for `Finish`.
             if t.len() + 1 < t.capacity().unwrap_or(usize::MAX) {
-                let _ = t.try_send(SourceCommand::Checkpoint(id));
+                let _ = t.try_send(command(id));
             }
         }
         id
@@ -417,6 +496,9 @@ impl Coordinator {
             job: self.config.job.clone(),
             spec_hash: self.config.spec_hash.clone(),
             checkpoint_id: id,
+            kind: super::metadata::Kind::Checkpoint,
+            run: self.config.run.clone(),
+            restored_from: self.config.restored_from.clone(),
             triggered_at_ms: flight.triggered_at_ms,
             completed_at_ms: now_ms(),
             mode: settings.mode,
@@ -495,6 +577,24 @@ impl Coordinator {
                 let _ = t.send(SourceCommand::Finish);
             }
         }
+        if let Some((request, target)) = self.savepoints.remove(&id) {
+            let written = savepoint::write(&*self.store, &metadata, &target);
+            match &written {
+                Ok(_) => tracing::info!("savepoint {id} written to {}", target.location),
+                Err(e) => tracing::warn!(
+                    "savepoint {id} could not be written to {}: {e}",
+                    target.location
+                ),
+            }
+            let reply = match written {
+                Ok(_) => Ok((id, target.location)),
+                Err(e) => Err(format!(
+                    "cannot write the savepoint to {}: {e}",
+                    target.location
+                )),
+            };
+            let _ = request.reply.send(reply);
+        }
         self.completed.push(metadata);
         self.retain();
         Ok(())
@@ -542,8 +642,11 @@ impl Coordinator {
             .map(|m| m.checkpoint_id)
             .filter(|id| oldest_base.is_some_and(|base| *id >= base))
             .collect();
+        let run = &self.config.run;
+        let claimed = &self.claimed;
         let deletions = retention::plan(
             &completed,
+            &|m| m.run == *run || claimed.contains(&m.checkpoint_id),
             self.config.settings.retain as usize,
             &shared,
             &in_flight,
@@ -576,6 +679,11 @@ impl Coordinator {
         self.schedule.ended(Instant::now());
         if self.final_checkpoint == Some(id) {
             self.final_checkpoint = None;
+        }
+        if let Some((request, _)) = self.savepoints.remove(&id) {
+            let _ = request
+                .reply
+                .send(Err(format!("savepoint {id} failed: {why}")));
         }
         self.remove_files(id);
         if !failure {
@@ -653,10 +761,11 @@ pub fn existing_checkpoints(
             continue;
         };
         // A folder without metadata is an unfinished checkpoint: it never counts.
-        if let Ok(bytes) = store.read(&layout::metadata(job, id)) {
-            match serde_json::from_slice::<Metadata>(&bytes) {
+        let path = layout::metadata(job, id);
+        if let Ok(bytes) = store.read(&path) {
+            match Metadata::decode(&bytes, &path) {
                 Ok(m) => out.push(m),
-                Err(e) => tracing::warn!("ignoring checkpoint {id}: its metadata is damaged ({e})"),
+                Err(e) => tracing::warn!("ignoring checkpoint {id}: {e}"),
             }
         }
     }

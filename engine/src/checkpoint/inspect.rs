@@ -2,7 +2,7 @@
 //! every file each one needs is there, whole and unchanged.
 
 use super::layout;
-use super::metadata::{Metadata, FORMAT_VERSION};
+use super::metadata::Metadata;
 use super::restore::read_verified;
 use super::store::CheckpointStore;
 
@@ -49,18 +49,10 @@ pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
         Err(super::store::StoreError::NotFound { .. }) => return FoundState::Incomplete,
         Err(e) => return FoundState::Damaged(e.to_string()),
     };
-    let metadata: Metadata = match serde_json::from_slice(&bytes) {
+    let metadata = match Metadata::decode(&bytes, &path) {
         Ok(m) => m,
-        Err(e) => {
-            return FoundState::Damaged(format!("`{path}` is not valid checkpoint metadata: {e}"))
-        }
+        Err(e) => return FoundState::Damaged(e.to_string()),
     };
-    if metadata.format_version != FORMAT_VERSION {
-        return FoundState::Damaged(format!(
-            "`{path}` has format version {}, this dataflow reads version {FORMAT_VERSION}",
-            metadata.format_version
-        ));
-    }
     if metadata.checkpoint_id != id || metadata.job != job {
         return FoundState::Damaged(format!(
             "`{path}` describes checkpoint {} of job `{}`",

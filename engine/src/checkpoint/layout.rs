@@ -4,6 +4,7 @@
 //! <store>/<job>/chk-<N>/_metadata                 written last: a checkpoint without it never counts
 //! <store>/<job>/chk-<N>/<node>-<i>.full           full snapshots (incremental: false)
 //! <store>/<job>/shared/<node>-<i>-<N>.full|.delta incremental snapshots, shared by later checkpoints
+//! <store>/<job>/savepoints/sp-<N>/                savepoints taken without a location (see savepoint.rs)
 //! ```
 //!
 //! Paths are relative to the store's root and use `/`.
@@ -20,6 +21,16 @@ pub fn checkpoint_dir(job: &str, id: u64) -> String {
 
 pub fn metadata(job: &str, id: u64) -> String {
     format!("{job}/chk-{id}/_metadata")
+}
+
+/// The default folder of the savepoint taken as checkpoint `id`.
+pub fn savepoint_dir(job: &str, id: u64) -> String {
+    format!("{job}/savepoints/sp-{id}/")
+}
+
+/// The id in a savepoint folder name (`sp-17` → 17).
+pub fn parse_savepoint_name(name: &str) -> Option<u64> {
+    parse_checkpoint_name(&format!("chk-{}", name.strip_prefix("sp-")?))
 }
 
 pub fn shared_dir(job: &str) -> String {

@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 use super::layout::SnapshotKind;
 use crate::spec::CheckpointMode;
 
-/// Bumped whenever the format changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the format changes. Version 2 added the run identity
+/// (`run`, `restored_from`) and savepoints (`kind`); version 1 is still read, as a checkpoint of an
+/// unknown earlier run.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads.
+const OLDEST_READABLE: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -23,6 +27,17 @@ pub struct Metadata {
     /// xxh3 of the spec's text, hex.
     pub spec_hash: String,
     pub checkpoint_id: u64,
+    /// A checkpoint, or a savepoint (self-contained: its files' paths are
+    /// relative to its own folder; see `savepoint.rs`).
+    #[serde(default)]
+    pub kind: Kind,
+    /// The run that took it (empty: a version 1 checkpoint, run unknown).
+    #[serde(default)]
+    pub run: String,
+    /// Where that run started from: the location of the checkpoint or
+    /// savepoint it restored, none for a fresh start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub triggered_at_ms: u64,
     pub completed_at_ms: u64,
@@ -35,6 +50,14 @@ pub struct Metadata {
     pub alignment_ms: f64,
     /// The longest synchronous part of a snapshot.
     pub sync_ms: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    #[default]
+    Checkpoint,
+    Savepoint,
 }
 
 /// What one instance contributed.
@@ -63,7 +86,39 @@ pub struct FileRef {
     pub checkpoint: u64,
 }
 
+/// Why a `_metadata` file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("`{path}` is not valid checkpoint metadata: {cause}")]
+    Invalid { path: String, cause: String },
+    #[error("`{path}` has format version {found}; this dataflow reads versions {OLDEST_READABLE} to {FORMAT_VERSION}")]
+    Version { path: String, found: u32 },
+}
+
 impl Metadata {
+    /// The one reader of `_metadata` (read from `path`, for messages).
+    pub fn decode(bytes: &[u8], path: &str) -> Result<Metadata, MetadataError> {
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let invalid = |e: serde_json::Error| MetadataError::Invalid {
+            path: path.to_owned(),
+            cause: e.to_string(),
+        };
+        // The version first: a newer format may not parse as this one.
+        let found = serde_json::from_slice::<Version>(bytes)
+            .map_err(invalid)?
+            .format_version;
+        if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&found) {
+            return Err(MetadataError::Version {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        serde_json::from_slice(bytes).map_err(invalid)
+    }
+
     /// Every file the checkpoint needs.
     pub fn files(&self) -> impl Iterator<Item = &FileRef> {
         self.instances.values().flat_map(|i| i.files.iter())

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod metadata;
 pub mod restore;
 pub mod retention;
+pub mod savepoint;
 pub mod snapshot;
 pub mod store;
 pub mod uploader;
@@ -49,6 +50,9 @@ pub struct Ack {
 pub enum SourceCommand {
     /// Emit barrier N.
     Checkpoint(u64),
+    /// Emit barrier N, then read no more input: the job stops with
+    /// savepoint N (`dataflow stop`).
+    Stop(u64),
     /// A checkpoint taken after every source reached the end of its input
     /// is complete: end the stream.
     Finish,
@@ -69,4 +73,16 @@ pub enum Report {
         instance: String,
         cause: String,
     },
+}
+
+/// A request for a savepoint, from the control endpoint.
+#[derive(Debug)]
+pub struct SavepointRequest {
+    /// Where it goes (a location or an absolute path); by default into the
+    /// checkpoint store (see [`layout::savepoint_dir`]).
+    pub to: Option<String>,
+    /// Stop the job once the savepoint is taken.
+    pub stop: bool,
+    /// The savepoint's checkpoint number and location, or why there is none.
+    pub reply: crossbeam_channel::Sender<Result<(u64, String), String>>,
 }

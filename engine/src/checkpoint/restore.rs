@@ -65,21 +65,41 @@ pub struct Restore {
     pub verified_in: std::time::Duration,
 }
 
-/// Finds and verifies the checkpoint `from` names: `latest`, `chk-<N>` in
-/// the spec's store, or a full location (`s3://bucket/prefix/job/chk-17`).
-/// Returns it with notes for the user (such as a damaged newer checkpoint
-/// skipped by `latest`), or a message saying why it cannot be used.
+/// Finds and verifies the checkpoint or savepoint `from` names: `latest`,
+/// `chk-<N>` or `sp-<N>` in the spec's store, or a full location
+/// (`s3://bucket/prefix/job/chk-17`, a savepoint's folder, as a URI or an
+/// absolute path). Returns it with notes for the user (such as a damaged
+/// newer checkpoint skipped by `latest`), or a message saying why it
+/// cannot be used.
 pub fn resolve(
     spec_store: &crate::plan::StoreLocation,
     job: &str,
     from: &str,
 ) -> Result<(Restore, Vec<String>), String> {
     use super::inspect::{self, FoundState};
-    use super::layout::parse_checkpoint_name;
-    use crate::plan::StoreLocation;
+    use super::layout::{parse_checkpoint_name, parse_savepoint_name};
 
-    let (location, job, wanted) = if from.contains("://") {
-        let mut location = StoreLocation::parse(from).map_err(|e| e.to_string())?;
+    if let Some(id) = parse_savepoint_name(from) {
+        let mut location = spec_store.clone();
+        location.root = format!(
+            "{}/{}",
+            location.root.trim_end_matches('/'),
+            super::layout::savepoint_dir(job, id).trim_end_matches('/')
+        );
+        return match savepoint_at(&location)? {
+            Some(restore) => Ok((restore, Vec::new())),
+            None => Err(format!("there is no savepoint {from} at {location}")),
+        };
+    }
+    let is_location = from.contains("://") || from.starts_with('/');
+    if is_location {
+        let location = super::savepoint::parse_location(from)?;
+        if let Some(restore) = savepoint_at(&location)? {
+            return Ok((restore, Vec::new()));
+        }
+    }
+    let (location, job, wanted) = if is_location {
+        let mut location = super::savepoint::parse_location(from)?;
         let root = location.root.trim_end_matches('/').to_owned();
         let mut parts = root.rsplitn(3, '/');
         let (name, job_name, parent) = (parts.next(), parts.next(), parts.next());
@@ -88,7 +108,7 @@ pub fn resolve(
             job_name.filter(|j| !j.is_empty()),
         ) else {
             return Err(format!(
-                "`{from}` is not a checkpoint's location: expected <store>/<job>/chk-<N>"
+                "`{from}` is neither a savepoint (a folder with a `_metadata` file) nor a checkpoint's location (<store>/<job>/chk-<N>)"
             ));
         };
         location.root = match parent {
@@ -100,7 +120,7 @@ pub fn resolve(
         (spec_store.clone(), job.to_owned(), None)
     } else {
         let id = parse_checkpoint_name(from)
-            .ok_or_else(|| format!("`{from}` is not a checkpoint: use `latest`, a name such as `chk-17`, or a full location"))?;
+            .ok_or_else(|| format!("`{from}` is not a checkpoint: use `latest`, a name such as `chk-17` or `sp-17`, or a full location"))?;
         (spec_store.clone(), job.to_owned(), Some(id))
     };
     let started = std::time::Instant::now();
@@ -174,6 +194,62 @@ pub fn resolve(
         )),
         FoundState::Damaged(why) => Err(format!("chk-{} in {here} cannot be restored: {why}", chosen.id)),
     }
+}
+
+/// The savepoint in the folder `location`, verified; `None` when the
+/// folder holds no savepoint's `_metadata` (it may be a checkpoint's).
+fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>, String> {
+    use super::metadata::{Kind, Metadata};
+    use super::store::StoreError;
+
+    let started = std::time::Instant::now();
+    let store = match super::store::OpendalStore::open_to_read(location) {
+        Ok(store) => store,
+        // A folder that does not exist holds no savepoint; the caller's
+        // reading as a checkpoint's location says what is missing.
+        Err(_) => return Ok(None),
+    };
+    let bytes = match store.read("_metadata") {
+        Ok(bytes) => bytes,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let at = location.to_string().trim_end_matches('/').to_owned();
+    let metadata =
+        Metadata::decode(&bytes, &format!("{at}/_metadata")).map_err(|e| e.to_string())?;
+    if metadata.kind != Kind::Savepoint {
+        return Ok(None);
+    }
+    for file in metadata.files() {
+        read_verified(&store, file)
+            .map_err(|e| format!("the savepoint at {at} is damaged: {e}"))?;
+    }
+    Ok(Some(Restore {
+        store: std::sync::Arc::new(store),
+        metadata,
+        location: at,
+        verified_in: started.elapsed(),
+    }))
+}
+
+/// The verified checkpoint `from` names, checked against the plan.
+pub fn restore_point(
+    plan: &crate::plan::Plan,
+    from: &str,
+    allow_non_restored: bool,
+) -> Result<Restore, String> {
+    let cp = plan.checkpoint.as_ref().ok_or_else(|| {
+        "the spec has no `checkpoint:` section, so there is no store to restore from".to_owned()
+    })?;
+    let (restore, notes) = resolve(&cp.store, &plan.job.name, from)?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    for note in check_mapping(plan, &restore.metadata, allow_non_restored)? {
+        tracing::warn!("{note}");
+    }
+    tracing::info!("restoring from {}", restore.location);
+    Ok(restore)
 }
 
 /// Checks, before anything runs, that the plan can take the checkpoint's

@@ -148,6 +148,7 @@ pub fn run(target: &str, format: Format) -> ExitCode {
                         "total_bytes": m.total_size(), "written_bytes": m.written_size(),
                         "duration_ms": m.completed_at_ms.saturating_sub(m.triggered_at_ms),
                         "latest": Some(f.id) == latest,
+                        "run": m.run, "restored_from": m.restored_from,
                     }),
                     FoundState::Incomplete => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "incomplete"}),
                     FoundState::Damaged(why) => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "damaged", "error": why}),
@@ -177,13 +178,14 @@ pub fn run(target: &str, format: Format) -> ExitCode {
                 let _ = match &f.state {
                     FoundState::Valid(m) => writeln!(
                         out,
-                        "  chk-{:<6} {}  {:<11}  total {:>10}  written {:>10}  took {:>5} ms{}",
+                        "  chk-{:<6} {}  {:<11}  total {:>10}  written {:>10}  took {:>5} ms  run {:<12}{}",
                         f.id,
                         inspect::utc(m.completed_at_ms),
                         if m.is_full() { "full" } else { "incremental" },
                         human_bytes(m.total_size()),
                         human_bytes(m.written_size()),
                         m.completed_at_ms.saturating_sub(m.triggered_at_ms),
+                        if m.run.is_empty() { "?" } else { m.run.as_str() },
                         if Some(f.id) == latest {
                             "  (latest)"
                         } else {

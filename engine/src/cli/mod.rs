@@ -17,6 +17,7 @@ macro_rules! report {
 
 mod check;
 mod checkpoints;
+mod control;
 mod run;
 
 use std::process::ExitCode;
@@ -60,6 +61,39 @@ enum Command {
         /// longer has (that state is dropped), as Flink's flag does.
         #[arg(long)]
         allow_non_restored_state: bool,
+        /// What a restore does with a file sink's output committed after
+        /// the restored checkpoint (it would be written again): `move` it
+        /// into a hidden folder in the sink's folder, or `refuse` to start.
+        #[arg(long, value_enum, default_value_t = NewerOutputArg::Move, value_name = "WHAT")]
+        newer_output: NewerOutputArg,
+        /// The port of the job's control endpoint on 127.0.0.1 (used by
+        /// `list`, `savepoint` and `stop`); by default any free port.
+        #[arg(long, default_value_t = 0, value_name = "PORT")]
+        control_port: u16,
+    },
+    /// List the jobs running on this machine.
+    List {
+        /// Output format: `text` for people, `json` for scripts.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Take a savepoint of a running job and print its location.
+    Savepoint {
+        /// The job's name, or the id of one of its runs (see `dataflow list`).
+        job: String,
+        /// Where to write it: a folder path or a location (file:///…, s3://…);
+        /// by default `<store>/<job>/savepoints/sp-<N>` in the job's checkpoint store.
+        #[arg(long, value_name = "LOCATION")]
+        to: Option<String>,
+    },
+    /// Take a savepoint of a running job, then stop it: nothing after the
+    /// savepoint is read, everything before it is committed.
+    Stop {
+        /// The job's name, or the id of one of its runs (see `dataflow list`).
+        job: String,
+        /// Where to write the savepoint (as for `savepoint --to`).
+        #[arg(long, value_name = "LOCATION")]
+        savepoint_to: Option<String>,
     },
     /// List a job's checkpoints and check that each is whole.
     Checkpoints {
@@ -73,6 +107,12 @@ enum Command {
     },
     /// Print the JSON Schema of a spec (the file in schemas/ is this output).
     Schema,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NewerOutputArg {
+    Move,
+    Refuse,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -117,7 +157,24 @@ pub fn main() -> ExitCode {
             quiet,
             from,
             allow_non_restored_state,
-        } => run::run(&spec, quiet, from.as_deref(), allow_non_restored_state),
+            newer_output,
+            control_port,
+        } => run::run(
+            &spec,
+            run::Flags {
+                quiet,
+                from,
+                allow_non_restored: allow_non_restored_state,
+                newer_output: match newer_output {
+                    NewerOutputArg::Move => crate::runtime::NewerOutput::MoveAside,
+                    NewerOutputArg::Refuse => crate::runtime::NewerOutput::Refuse,
+                },
+                control_port,
+            },
+        ),
+        Command::List { format } => control::list(format),
+        Command::Savepoint { job, to } => control::savepoint(&job, to),
+        Command::Stop { job, savepoint_to } => control::stop(&job, savepoint_to),
         Command::Checkpoints { target, format } => checkpoints::run(&target, format),
         Command::Schema => match print(&crate::spec::schema::generate()) {
             Ok(()) => ExitCode::SUCCESS,

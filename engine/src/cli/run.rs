@@ -8,12 +8,28 @@ use super::check::read_spec;
 use super::EXIT_USAGE;
 use std::sync::Arc;
 
-use crate::checkpoint::restore::{check_mapping, resolve, Restore};
-use crate::plan::Plan;
-use crate::runtime::{self, Outcome, RunError, RunOptions};
+use crate::checkpoint::restore::restore_point;
+use crate::runtime::lifecycle::Failed;
+use crate::runtime::{self, NewerOutput, Outcome, RunOptions};
 use crate::{diag, plan};
 
-pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: bool) -> ExitCode {
+/// The flags of `dataflow run`.
+pub struct Flags {
+    pub quiet: bool,
+    pub from: Option<String>,
+    pub allow_non_restored: bool,
+    pub newer_output: NewerOutput,
+    pub control_port: u16,
+}
+
+pub fn run(path: &Path, flags: Flags) -> ExitCode {
+    let Flags {
+        quiet,
+        from,
+        allow_non_restored,
+        newer_output,
+        control_port,
+    } = flags;
     let loaded = match read_spec(path) {
         Ok(loaded) => loaded,
         Err(message) => {
@@ -32,6 +48,7 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
     };
     init_logging(quiet);
     let restore = match from
+        .as_deref()
         .map(|f| restore_point(&plan, f, allow_non_restored))
         .transpose()
     {
@@ -41,95 +58,37 @@ pub fn run(path: &Path, quiet: bool, from: Option<&str>, allow_non_restored: boo
             return ExitCode::from(1);
         }
     };
-    let mut options = RunOptions {
+    let options = RunOptions {
         status_line: !quiet && std::io::stderr().is_terminal(),
         spec_hash: format!(
             "{:016x}",
             xxhash_rust::xxh3::xxh3_64(loaded.file.text.as_bytes())
         ),
         restore: restore.map(Arc::new),
+        run_id: runtime::lifecycle::new_run_id(),
+        newer_output,
+        spec_path: path.display().to_string(),
+        control_port,
+        requests: None,
     };
-    let (attempts, delay) = plan.restarts();
-    let mut restarts = 0;
-    // Where this run started, and the newest checkpoint it has completed
-    // since: a restart resumes from the latter, or else from the former,
-    // never from a checkpoint of another run.
-    let started_from = options.restore.clone();
-    let mut own_latest = None;
-    loop {
-        let (error, summary, last_checkpoint) = match runtime::run(&plan, &options) {
-            Ok((outcome, summary)) => {
-                if !quiet {
-                    report!("{summary}");
-                }
-                return match outcome {
-                    Outcome::Finished => ExitCode::SUCCESS,
-                    Outcome::Cancelled(sig) => ExitCode::from((128 + sig) as u8),
-                };
-            }
-            Err(failure) => failure,
-        };
-        own_latest = last_checkpoint.or(own_latest);
-        if !quiet && !summary.is_empty() {
-            report!("{summary}");
+    let mut summary = |line: &str| {
+        if !quiet {
+            report!("{line}");
         }
-        let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
-        if !restartable || restarts >= attempts {
-            let after = if restarts > 0 {
-                format!(
-                    " (after {restarts} restart{})",
-                    if restarts == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
+    };
+    match runtime::lifecycle::run(&plan, options, allow_non_restored, &mut summary) {
+        Ok(Outcome::Finished | Outcome::Stopped) => ExitCode::SUCCESS,
+        Ok(Outcome::Cancelled(sig)) => ExitCode::from((128 + sig) as u8),
+        Err(Failed { error, restarts }) => {
+            let after = match restarts {
+                0 => String::new(),
+                1 => " (after 1 restart)".to_owned(),
+                n => format!(" (after {n} restarts)"),
             };
             report!("error: {error}{after}");
-            return ExitCode::from(1);
+            ExitCode::from(1)
         }
-        restarts += 1;
-        tracing::warn!(
-            "restart {restarts} of {attempts} in {}: {error}",
-            crate::spec::Duration(delay)
-        );
-        std::thread::sleep(delay);
-        options.restore = match own_latest {
-            Some(id) => match restore_point(&plan, &format!("chk-{id}"), allow_non_restored) {
-                Ok(restore) => Some(Arc::new(restore)),
-                Err(message) => {
-                    report!("error: cannot restart: {message}");
-                    return ExitCode::from(1);
-                }
-            },
-            None => {
-                match &started_from {
-                    Some(from) => tracing::info!(
-                        "no checkpoint of this run completed yet: restarting from chk-{}, where it started",
-                        from.metadata.checkpoint_id
-                    ),
-                    None => tracing::info!(
-                        "no checkpoint of this run completed yet: starting over from the beginning"
-                    ),
-                }
-                started_from.clone()
-            }
-        };
     }
-}
-
-/// The verified checkpoint `from` names, checked against the plan.
-fn restore_point(plan: &Plan, from: &str, allow_non_restored: bool) -> Result<Restore, String> {
-    let cp = plan.checkpoint.as_ref().ok_or_else(|| {
-        "the spec has no `checkpoint:` section, so there is no store to restore from".to_owned()
-    })?;
-    let (restore, notes) = resolve(&cp.store, &plan.job.name, from)?;
-    for note in notes {
-        tracing::warn!("{note}");
-    }
-    for note in check_mapping(plan, &restore.metadata, allow_non_restored)? {
-        tracing::warn!("{note}");
-    }
-    tracing::info!("restoring from {}", restore.location);
-    Ok(restore)
 }
 
 fn init_logging(quiet: bool) {

@@ -202,7 +202,7 @@ impl Io {
                     }
                 }
             }
-            self.source_barriers(members)?;
+            let stopped = self.source_barriers(members)?;
             match poll {
                 Ok(Poll::End) => {
                     self.await_finish(members)?;
@@ -215,6 +215,11 @@ impl Io {
                     bad_record(m.on_error, &m.metrics, &m.name, 0, e)?
                 }
                 Err(OpError::Fatal(e)) => return Err(Stop::Failed(0, e)),
+            }
+            if stopped {
+                // `dataflow stop`: nothing is read after the savepoint's barrier.
+                self.await_finish(members)?;
+                return self.finish(members);
             }
             self.commit(members)?;
             self.output.flush_if_due()?;
@@ -402,20 +407,26 @@ impl Io {
     }
 
     /// Takes a checkpoint for every id the coordinator triggered, with the
-    /// source's position after the records already passed on.
-    fn source_barriers(&mut self, members: &mut [Member]) -> Result<(), Stop> {
+    /// source's position after the records already passed on. Returns
+    /// whether one was a stop: the source must then read no more.
+    fn source_barriers(&mut self, members: &mut [Member]) -> Result<bool, Stop> {
         while let Some(command) = self
             .checkpoint
             .as_ref()
             .and_then(|c| c.triggers.as_ref())
             .and_then(|t| t.try_recv().ok())
         {
-            // `Finish` only ever comes after the input ended (see `await_finish`).
-            if let SourceCommand::Checkpoint(id) = command {
-                self.source_barrier(members, id)?;
+            match command {
+                SourceCommand::Checkpoint(id) => self.source_barrier(members, id)?,
+                SourceCommand::Stop(id) => {
+                    self.source_barrier(members, id)?;
+                    return Ok(true);
+                }
+                // Only ever sent after the input ended (see `await_finish`).
+                SourceCommand::Finish => {}
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn source_barrier(&mut self, members: &mut [Member], id: u64) -> Result<(), Stop> {
@@ -446,7 +457,9 @@ impl Io {
             }
             self.copy_snapshots(members, usize::MAX, false)?;
             match triggers.recv_timeout(RECV_POLL) {
-                Ok(SourceCommand::Checkpoint(id)) => self.source_barrier(members, id)?,
+                Ok(SourceCommand::Checkpoint(id) | SourceCommand::Stop(id)) => {
+                    self.source_barrier(members, id)?
+                }
                 Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {}
             }

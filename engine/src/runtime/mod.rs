@@ -10,6 +10,7 @@
 mod alignment;
 mod build;
 mod instance;
+pub mod lifecycle;
 mod message;
 mod metrics;
 mod output;
@@ -27,7 +28,7 @@ use crate::checkpoint::coordinator::{self, Control, Coordinator, Participant, St
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::checkpoint::uploader::{self, UploaderConfig};
-use crate::checkpoint::{layout, Report, SourceCommand};
+use crate::checkpoint::{retention, Report, SavepointRequest, SourceCommand};
 use crate::operators::sources::Canceller;
 use crate::plan::{Operator, Plan};
 use crate::spec::{OnCancel, StateBackendKind};
@@ -43,6 +44,9 @@ pub enum Outcome {
     Finished,
     /// Cancelled by a signal (its number).
     Cancelled(i32),
+    /// Stopped with a savepoint (`dataflow stop`): everything before it is
+    /// committed, nothing after it was read.
+    Stopped,
 }
 
 /// Why a run failed.
@@ -69,7 +73,19 @@ pub struct RunOptions {
     pub spec_hash: String,
     /// The checkpoint to start from, already verified against the plan.
     pub restore: Option<Arc<Restore>>,
+    /// This run's id ([`lifecycle::new_run_id`]), written in its checkpoints.
+    pub run_id: String,
+    /// What a restore does with output committed after its checkpoint.
+    pub newer_output: NewerOutput,
+    /// The spec file, as given, for `dataflow list`.
+    pub spec_path: String,
+    /// The control endpoint's port on 127.0.0.1 (0: any free port).
+    pub control_port: u16,
+    /// Savepoint and stop requests from the control endpoint.
+    pub requests: Option<Receiver<SavepointRequest>>,
 }
+
+pub use crate::operators::sinks::file::NewerOutput;
 
 /// What the coordinator thread reports: a failure as soon as it happens,
 /// and its figures when it has finished.
@@ -134,11 +150,12 @@ struct Ended {
     result: Result<Finish, instance::Failure>,
 }
 
-/// Runs the plan to its end; returns how it ended and the summary line.
+/// Runs one attempt of the plan to its end; returns how it ended and the
+/// summary line. [`lifecycle::run`] restarts it after a failure.
 ///
-/// A failure comes with the summary and the newest checkpoint this run
+/// A failure comes with the summary and the newest checkpoint this attempt
 /// completed, from which a restart may resume.
-pub fn run(
+fn attempt(
     plan: &Plan,
     options: &RunOptions,
 ) -> Result<(Outcome, String), (RunError, String, Option<u64>)> {
@@ -153,7 +170,8 @@ pub fn run(
             .restore
             .as_ref()
             .map_or(0, |r| r.metadata.checkpoint_id);
-        recover_sinks(plan, restored).map_err(|e| (RunError::Setup(e), String::new(), None))?;
+        recover_sinks(plan, restored, options)
+            .map_err(|e| (RunError::Setup(e), String::new(), None))?;
     }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
@@ -229,6 +247,9 @@ pub fn run(
         if let (Some(cp), Some(c)) = (&plan.checkpoint, checkpoints.as_mut()) {
             let config = coordinator::Config {
                 job: plan.job.name.clone(),
+                run: options.run_id.clone(),
+                restored_from: options.restore.as_ref().map(|r| r.location.clone()),
+                restored_id: options.restore.as_ref().map(|r| r.metadata.checkpoint_id),
                 spec_hash: options.spec_hash.clone(),
                 settings: cp.settings.clone(),
                 max_parallelism: plan.job.max_parallelism,
@@ -254,6 +275,11 @@ pub fn run(
         .status_line
         .then(|| status::StatusLine::new(last_completed));
     let mut outcome = Outcome::Finished;
+    let mut requests = options
+        .requests
+        .clone()
+        .unwrap_or_else(crossbeam_channel::never);
+    let mut stopping = false;
     let mut running = threads.len();
     while running > 0 {
         crossbeam_channel::select! {
@@ -289,6 +315,23 @@ pub fn run(
                     Err(_) => coordinator_events = crossbeam_channel::never(),
                 }
             }
+            recv(requests) -> request => match request {
+                Ok(request) => match checkpoints.as_ref().and_then(|c| c.control.as_ref()) {
+                    Some(control) => {
+                        stopping |= request.stop;
+                        let _ = control.send(Control::Savepoint(request));
+                    }
+                    None => {
+                        let why = if plan.checkpoint.is_none() {
+                            "the spec has no `checkpoint:` section: a savepoint needs its store"
+                        } else {
+                            "the job is not running"
+                        };
+                        let _ = request.reply.send(Err(why.to_owned()));
+                    }
+                },
+                Err(_) => requests = crossbeam_channel::never(),
+            },
             recv(signals) -> sig => {
                 if let Ok(sig) = sig {
                     if outcome != Outcome::Finished {
@@ -331,7 +374,7 @@ pub fn run(
                 .as_ref()
                 .is_some_and(|cp| cp.settings.on_cancel == OnCancel::Delete)
         {
-            if let Err(e) = c.store.delete_dir(&layout::job_dir(&plan.job.name)) {
+            if let Err(e) = retention::delete_run(&*c.store, &plan.job.name, &options.run_id) {
                 tracing::warn!("on_cancel: delete: {e}");
             }
         }
@@ -348,10 +391,13 @@ pub fn run(
             checkpoint_stats.as_ref().and_then(|s| s.last),
         )),
         None => {
-            let word = if outcome == Outcome::Finished {
-                "finished"
-            } else {
-                "cancelled"
+            if outcome == Outcome::Finished && stopping {
+                outcome = Outcome::Stopped;
+            }
+            let word = match outcome {
+                Outcome::Finished => "finished",
+                Outcome::Stopped => "stopped",
+                Outcome::Cancelled(_) => "cancelled",
             };
             Ok((outcome, with_stats(status::summary(&job, word, elapsed))))
         }
@@ -519,12 +565,29 @@ fn log_restored(restore: &Restore, loaded_in: Duration) {
 
 /// Before a job with checkpoints starts, settles every file sink's folder:
 /// output of the restored checkpoint's past is committed, anything newer
-/// (or, on a fresh start, anything not committed) removed.
-fn recover_sinks(plan: &Plan, restored: u64) -> Result<(), String> {
+/// (or, on a fresh start, anything not committed) removed; output committed
+/// after the restored checkpoint is moved aside or refused
+/// ([`NewerOutput`]).
+fn recover_sinks(plan: &Plan, restored: u64, options: &RunOptions) -> Result<(), String> {
     for node in plan.graph.node_weights() {
         if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
-            crate::operators::sinks::file::recover(std::path::Path::new(path), restored)
-                .map_err(|e| format!("cannot recover the output of `{}`: {e}", node.name))?;
+            let dir = std::path::Path::new(path);
+            let recovery = crate::operators::sinks::file::recover(
+                dir,
+                restored,
+                options.newer_output,
+                &options.run_id,
+            )
+            .map_err(|e| format!("cannot recover the output of `{}`: {e}", node.name))?;
+            if let Some(moved) = recovery.moved {
+                tracing::warn!(
+                    "`{}`: {} output file{} committed after chk-{restored} moved to {}: the restore writes their records again",
+                    node.name,
+                    moved.count,
+                    if moved.count == 1 { "" } else { "s" },
+                    moved.to.display()
+                );
+            }
         }
     }
     Ok(())

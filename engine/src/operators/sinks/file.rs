@@ -11,8 +11,10 @@
 //!   `.part-<i>-<N>.<ext>.pending` (pre-commit); when checkpoint N completes,
 //!   the pending files up to N are renamed to `part-<i>-<N>.<ext>` (commit).
 //!   A restore from checkpoint C first commits the pending files up to C
-//!   (idempotently: their records are in C's past) and deletes everything
-//!   newer ([`recover`]).
+//!   (idempotently: their records are in C's past), deletes newer pending
+//!   files, and moves committed files newer than C aside ([`recover`]):
+//!   checkpoint numbers grow across the runs of a job, so `N` tells which
+//!   checkpoint's future a file belongs to.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -250,30 +252,86 @@ fn unused(path: PathBuf) -> PathBuf {
         .unwrap_or(path)
 }
 
+/// What a restore does with output committed after the checkpoint it
+/// restores (a fallback to an older checkpoint, or `--from` an older one):
+/// the restored job writes those records again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NewerOutput {
+    /// Move the files into a hidden folder inside the sink's folder (never
+    /// deleted), so the visible output is exactly-once from the restore.
+    #[default]
+    MoveAside,
+    /// Refuse to start, naming the files.
+    Refuse,
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Committed files newer than the restored checkpoint, moved aside.
+    pub moved: Option<Moved>,
+}
+
+#[derive(Debug)]
+pub struct Moved {
+    pub count: usize,
+    pub to: PathBuf,
+}
+
+/// The checkpoint that committed a part file: `part-<i>-<N>.<ext>` or, when
+/// that name was taken, `part-<i>-<N>-<k>.<ext>` (see [`unused`]).
+fn committed_by(name: &str) -> Option<u64> {
+    let stem = name.strip_prefix("part-")?.split('.').next()?;
+    let mut numbers = stem.split('-');
+    let (_instance, n) = (numbers.next()?, numbers.next()?);
+    n.parse().ok()
+}
+
 /// Before a job restored from checkpoint `restored` starts (0 for a fresh
-/// start): commits the files pending up to it and deletes newer pending and
-/// in-progress files.
-pub fn recover(dir: &Path, restored: u64) -> Result<(), SinkError> {
+/// start): commits the files pending up to it, deletes newer pending and
+/// in-progress files, and (for a restore) moves committed files newer than
+/// it into `.superseded-<run>/`, or refuses, as `newer` says.
+pub fn recover(
+    dir: &Path,
+    restored: u64,
+    newer: NewerOutput,
+    run: &str,
+) -> Result<Recovery, SinkError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
+        return Ok(Recovery::default());
     };
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_error("list", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    // Committed after the restored checkpoint: output of its future.
+    let superseded: Vec<&String> = names
+        .iter()
+        .filter(|n| restored > 0 && committed_by(n).is_some_and(|c| c > restored))
+        .collect();
+    if !superseded.is_empty() && newer == NewerOutput::Refuse {
+        let shown: Vec<&str> = superseded.iter().take(5).map(|n| n.as_str()).collect();
+        let more = match superseded.len() - shown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        return Err(SinkError::Io(format!(
+            "`{}` holds output committed after chk-{restored} ({}{more}), which the restore would write again; move it away, or run with --newer-output move",
+            dir.display(),
+            shown.join(", ")
+        )));
+    }
+    for name in &names {
+        let path = dir.join(name);
         if name.starts_with(".part-") && name.ends_with(".inprogress") {
             std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
         } else if let Some(visible) = name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(".pending"))
         {
-            // visible = part-<i>-<N>.<ext>
-            let checkpoint = visible
-                .split('.')
-                .next()
-                .and_then(|stem| stem.rsplit('-').next())
-                .and_then(|n| n.parse::<u64>().ok());
-            match checkpoint {
+            match committed_by(visible) {
                 Some(n) if n <= restored => {
                     std::fs::rename(&path, unused(dir.join(visible)))
                         .map_err(|e| io_error("commit", &path, e))?;
@@ -282,7 +340,21 @@ pub fn recover(dir: &Path, restored: u64) -> Result<(), SinkError> {
             }
         }
     }
-    Ok(())
+    let mut recovery = Recovery::default();
+    if !superseded.is_empty() {
+        let aside = dir.join(format!(".superseded-{run}"));
+        std::fs::create_dir_all(&aside).map_err(|e| io_error("create the folder", &aside, e))?;
+        for name in &superseded {
+            let from = dir.join(name);
+            std::fs::rename(&from, unused(aside.join(name)))
+                .map_err(|e| io_error("move aside", &from, e))?;
+        }
+        recovery.moved = Some(Moved {
+            count: superseded.len(),
+            to: aside,
+        });
+    }
+    Ok(recovery)
 }
 
 #[cfg(test)]
@@ -311,7 +383,7 @@ mod tests {
         assert_eq!(visible(dir.path()), ["part-0-1.txt"]);
         sink.write(&[Value::from("c")]).unwrap();
         // A crash now, and a restore from checkpoint 1: 2 is discarded, as is "c".
-        recover(dir.path(), 1).unwrap();
+        recover(dir.path(), 1, NewerOutput::MoveAside, "r1").unwrap();
         let all: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -335,5 +407,62 @@ mod tests {
             std::fs::read_to_string(dir.path().join("part-0-1-1.txt")).unwrap(),
             "later\n"
         );
+    }
+
+    #[test]
+    fn a_restore_moves_output_committed_after_it_aside_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "part-0-3.txt",
+            "part-1-3.txt",
+            "part-0-4.txt",
+            "part-0-4-1.txt",
+            "part-0-12.txt",
+            ".part-0-5.txt.pending",
+            "notes.txt",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(n), n).unwrap();
+        }
+        let listing = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = listing(dir.path());
+        let err = recover(dir.path(), 3, NewerOutput::Refuse, "r2").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(part-0-12.txt, part-0-4-1.txt, part-0-4.txt)"),
+            "{err}"
+        );
+        assert_eq!(listing(dir.path()), before, "a refusal changes nothing");
+        let recovery = recover(dir.path(), 3, NewerOutput::MoveAside, "r2").unwrap();
+        let moved = recovery.moved.unwrap();
+        assert_eq!(moved.count, 3);
+        assert_eq!(moved.to, dir.path().join(".superseded-r2"));
+        assert_eq!(
+            listing(dir.path()),
+            [
+                ".superseded-r2",
+                "notes.txt",
+                "part-0-3.txt",
+                "part-1-3.txt"
+            ]
+        );
+        assert_eq!(
+            listing(&moved.to),
+            ["part-0-12.txt", "part-0-4-1.txt", "part-0-4.txt"]
+        );
+        // A fresh start moves nothing: earlier runs' output stays.
+        std::fs::write(dir.path().join("part-0-9.txt"), "x").unwrap();
+        assert!(recover(dir.path(), 0, NewerOutput::Refuse, "r3")
+            .unwrap()
+            .moved
+            .is_none());
+        assert!(dir.path().join("part-0-9.txt").exists());
     }
 }

@@ -1,0 +1,127 @@
+//! Run files: one small JSON file per running job, in a folder every run
+//! on this machine shares, so `dataflow list` can find them all.
+//!
+//! The folder is `$DATAFLOW_RUN_DIR`, else `$XDG_RUNTIME_DIR/dataflow/runs`,
+//! else `<temp dir>/dataflow/runs`. A run writes `<job>-<run>.json` when
+//! its endpoint is up and removes it when it ends; a run killed with
+//! SIGKILL leaves its file behind, which readers recognise by a process
+//! that is gone and ignore.
+
+use std::path::{Path, PathBuf};
+
+use super::RunInfo;
+
+/// The folder of run files.
+pub fn dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DATAFLOW_RUN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("dataflow").join("runs");
+    }
+    std::env::temp_dir().join("dataflow").join("runs")
+}
+
+/// A run file, removed when dropped.
+pub struct RunFile {
+    path: PathBuf,
+}
+
+impl RunFile {
+    /// Writes `info`'s run file (whole or not at all: a temporary file renamed).
+    pub fn write(info: &RunInfo) -> std::io::Result<RunFile> {
+        let dir = dir();
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}-{}.json", info.job, info.run));
+        let temporary = dir.join(format!(".{}-{}.json.tmp", info.job, info.run));
+        let bytes = serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?;
+        std::fs::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, &path)?;
+        Ok(RunFile { path })
+    }
+}
+
+impl Drop for RunFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The runs whose files are in `dir` and whose process is alive, oldest first.
+pub fn running_in(dir: &Path) -> Vec<RunInfo> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<RunInfo> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice::<RunInfo>(&bytes).ok())
+        .filter(|info| alive(info.pid))
+        .collect();
+    runs.sort_by(|a, b| (a.started_at_ms, &a.run).cmp(&(b.started_at_ms, &b.run)));
+    runs
+}
+
+/// The running jobs on this machine.
+pub fn running() -> Vec<RunInfo> {
+    running_in(&dir())
+}
+
+/// Whether process `pid` exists. Where `/proc` cannot tell, it is taken to
+/// exist: the endpoint's answer decides.
+fn alive(pid: u32) -> bool {
+    !Path::new("/proc/self").exists() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The run that `name` (a job name or a run id) designates.
+pub fn find(name: &str) -> Result<RunInfo, String> {
+    let runs = running();
+    let matching: Vec<&RunInfo> = runs
+        .iter()
+        .filter(|r| r.job == name || r.run == name)
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "no job or run named `{name}` is running on this machine (`dataflow list` shows those that are)"
+        )),
+        many => Err(format!(
+            "{} runs of job `{name}` are running ({}); name one by its run id",
+            many.len(),
+            many.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_live_runs_and_ignores_dead_and_damaged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = |run: &str, pid: u32, at: u64| RunInfo {
+            job: "wc".into(),
+            run: run.into(),
+            pid,
+            port: 1,
+            spec: "wc.yaml".into(),
+            started_at_ms: at,
+        };
+        let write = |i: &RunInfo| {
+            std::fs::write(
+                dir.path().join(format!("{}-{}.json", i.job, i.run)),
+                serde_json::to_vec(i).unwrap(),
+            )
+            .unwrap()
+        };
+        write(&info("b", std::process::id(), 2));
+        write(&info("a", std::process::id(), 1));
+        // No process has this id (above the kernel's pid_max).
+        write(&info("dead", 4_194_305, 0));
+        std::fs::write(dir.path().join("broken.json"), "{").unwrap();
+        let runs: Vec<String> = running_in(dir.path()).into_iter().map(|r| r.run).collect();
+        assert_eq!(runs, ["a", "b"]);
+    }
+}

@@ -1,0 +1,195 @@
+//! The control endpoint: HTTP/1.1 on 127.0.0.1, served by hyper on a
+//! thread of its own with a single-threaded tokio runtime, so the job's
+//! threads never wait on it.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::{ErrorAnswer, RunInfo, SavepointAnswer, SavepointBody};
+use crate::checkpoint::SavepointRequest;
+
+/// The largest request body read: the bodies are a location or nothing.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A running endpoint; dropping it stops the server.
+pub struct Endpoint {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Context {
+    info: RunInfo,
+    requests: Sender<SavepointRequest>,
+    /// How long an answer to a savepoint may take.
+    wait: Duration,
+}
+
+/// Binds 127.0.0.1:`port` (0: any free port) and serves the endpoint;
+/// `info` describes the run given the port bound. Savepoint and stop
+/// requests go to `requests`; an answer is awaited up to `wait`.
+pub fn start(
+    port: u16,
+    info: impl FnOnce(u16) -> RunInfo,
+    requests: Sender<SavepointRequest>,
+    wait: Duration,
+) -> std::io::Result<(Endpoint, RunInfo)> {
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let info = info(port);
+    let context = Arc::new(Context {
+        info: info.clone(),
+        requests,
+        wait,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            runtime.block_on(serve(listener, context, stopping));
+            // A request still waiting for an answer the ended job will
+            // never give must not hold the process.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })?;
+    Ok((
+        Endpoint {
+            port,
+            stop,
+            thread: Some(thread),
+        },
+        info,
+    ))
+}
+
+async fn serve(listener: TcpListener, context: Arc<Context>, stop: Arc<AtomicBool>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(Ok((stream, _))) =
+            tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
+        else {
+            continue;
+        };
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let context = Arc::clone(&context);
+                async move { Ok::<_, Infallible>(handle(request, &context).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json(
+        status,
+        &ErrorAnswer {
+            error: message.into(),
+        },
+    )
+}
+
+async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let stop = match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/v1/job") => return json(StatusCode::OK, &context.info),
+        (&Method::POST, "/v1/savepoint") => false,
+        (&Method::POST, "/v1/stop") => true,
+        (method, path) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no endpoint {method} {path}: there are GET /v1/job, POST /v1/savepoint and POST /v1/stop"),
+            )
+        }
+    };
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request: {e}"),
+            )
+        }
+    };
+    let body: SavepointBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        SavepointBody::default()
+    } else {
+        match serde_json::from_slice(&bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not valid: {e}"),
+                )
+            }
+        }
+    };
+    let to = if stop { body.savepoint_to } else { body.to };
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    let request = SavepointRequest { to, stop, reply };
+    if context.requests.try_send(request).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the job is ending, or busy with other savepoint requests",
+        );
+    }
+    let wait = context.wait;
+    let answer = tokio::task::spawn_blocking(move || answer.recv_timeout(wait)).await;
+    match answer {
+        Ok(Ok(Ok((checkpoint_id, location)))) => json(
+            StatusCode::OK,
+            &SavepointAnswer {
+                checkpoint_id,
+                location,
+            },
+        ),
+        Ok(Ok(Err(message))) => error(StatusCode::CONFLICT, message),
+        Ok(Err(crossbeam_channel::RecvTimeoutError::Timeout)) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("no savepoint within {}", crate::spec::Duration(wait)),
+        ),
+        _ => error(
+            StatusCode::CONFLICT,
+            "the job ended before the savepoint completed",
+        ),
+    }
+}

@@ -1,0 +1,188 @@
+//! A run's life: its identity and its restarts.
+//!
+//! A run is one `dataflow run`: one id, printed at its start and written in
+//! each of its checkpoints, and one or more attempts. After a failure an
+//! attempt is followed by another (up to the spec's restart strategy) that
+//! resumes from this run's newest completed checkpoint or, where none has
+//! completed, from where the run itself started: never from a checkpoint
+//! of another run.
+
+use std::sync::Arc;
+
+use crate::checkpoint::coordinator::existing_checkpoints;
+use crate::checkpoint::restore::restore_point;
+use crate::checkpoint::store::OpendalStore;
+use crate::checkpoint::SavepointRequest;
+use crate::control::registry::{self, RunFile};
+use crate::control::server::{self, Endpoint};
+use crate::control::RunInfo;
+use crate::plan::Plan;
+use std::time::Duration;
+
+use super::{attempt, Outcome, RunError, RunOptions};
+
+/// How a run that did not end normally failed.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: RunError,
+    /// Automatic restarts before the last failure.
+    pub restarts: u32,
+}
+
+/// A new run id: 12 hex digits from the clock and the process id, unique
+/// among the runs of one machine and readable in a log.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{nanos}-{}", std::process::id());
+    format!("{:012x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) >> 16)
+}
+
+/// Runs the plan to its end, restarting after failures as the spec's
+/// restart strategy allows. `summary` receives each attempt's summary line.
+pub fn run(
+    plan: &Plan,
+    mut options: RunOptions,
+    allow_non_restored: bool,
+    summary: &mut dyn FnMut(&str),
+) -> Result<Outcome, Failed> {
+    let (attempts, delay) = plan.restarts();
+    let started_from = options.restore.clone();
+    match &started_from {
+        Some(from) => tracing::info!("run {} restores {}", options.run_id, from.location),
+        None => {
+            tracing::info!("run {} starts from the beginning", options.run_id);
+            if let Some(note) = earlier_runs(plan) {
+                tracing::info!("{note}");
+            }
+        }
+    }
+    let (requests, received) = crossbeam_channel::bounded(8);
+    options.requests = Some(received);
+    // Held to the end of the run: the endpoint and the run file go with it.
+    let _control = control(plan, &options, requests);
+    let mut restarts = 0;
+    // The newest checkpoint this run has completed, over all its attempts.
+    let mut own_latest = None;
+    loop {
+        let (error, line, last_checkpoint) = match attempt(plan, &options) {
+            Ok((outcome, line)) => {
+                summary(&line);
+                return Ok(outcome);
+            }
+            Err(failure) => failure,
+        };
+        own_latest = last_checkpoint.or(own_latest);
+        if !line.is_empty() {
+            summary(&line);
+        }
+        let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
+        if !restartable || restarts >= attempts {
+            return Err(Failed { error, restarts });
+        }
+        restarts += 1;
+        tracing::warn!(
+            "restart {restarts} of {attempts} in {}: {error}",
+            crate::spec::Duration(delay)
+        );
+        std::thread::sleep(delay);
+        options.restore = match own_latest {
+            Some(id) => match restore_point(plan, &format!("chk-{id}"), allow_non_restored) {
+                Ok(restore) => Some(Arc::new(restore)),
+                Err(message) => {
+                    return Err(Failed {
+                        error: RunError::Setup(format!("cannot restart: {message}")),
+                        restarts,
+                    })
+                }
+            },
+            None => {
+                match &started_from {
+                    Some(from) => tracing::info!(
+                        "no checkpoint of this run completed yet: restarting from {}, where it started",
+                        from.location
+                    ),
+                    None => tracing::info!(
+                        "no checkpoint of this run completed yet: starting over from the beginning"
+                    ),
+                }
+                started_from.clone()
+            }
+        };
+    }
+}
+
+/// Starts the run's control endpoint and writes its run file. Without
+/// them the job still runs; `dataflow list`, `savepoint` and `stop` just
+/// cannot reach it, which the warning says.
+fn control(
+    plan: &Plan,
+    options: &RunOptions,
+    requests: crossbeam_channel::Sender<SavepointRequest>,
+) -> Option<(Endpoint, RunFile)> {
+    // A savepoint answer waits for its checkpoint, then its copy.
+    let wait = plan
+        .checkpoint
+        .as_ref()
+        .map_or(Duration::from_secs(60), |cp| cp.settings.timeout.0 * 2)
+        + Duration::from_secs(60);
+    let started_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let info = |port| RunInfo {
+        job: plan.job.name.clone(),
+        run: options.run_id.clone(),
+        pid: std::process::id(),
+        port,
+        spec: options.spec_path.clone(),
+        started_at_ms,
+    };
+    let started = server::start(options.control_port, info, requests, wait)
+        .map_err(|e| format!("cannot serve on 127.0.0.1:{}: {e}", options.control_port))
+        .and_then(|(endpoint, info)| {
+            let file = RunFile::write(&info).map_err(|e| {
+                format!(
+                    "cannot write its run file in {}: {e}",
+                    registry::dir().display()
+                )
+            })?;
+            tracing::info!(
+                "control endpoint: http://127.0.0.1:{}/v1/job",
+                endpoint.port
+            );
+            Ok((endpoint, file))
+        });
+    started
+        .map_err(|e| {
+            tracing::warn!("no control endpoint ({e}): `dataflow list`, `savepoint` and `stop` cannot reach this run")
+        })
+        .ok()
+}
+
+/// For a run started without `--from`: what earlier runs left in the
+/// store, which this run keeps (retention deletes only a run's own).
+fn earlier_runs(plan: &Plan) -> Option<String> {
+    let cp = plan.checkpoint.as_ref()?;
+    let store = OpendalStore::open_to_read(&cp.store).ok()?;
+    let existing = existing_checkpoints(&store, &plan.job.name).ok()?;
+    let newest = existing.last()?.checkpoint_id;
+    let n = existing.len();
+    Some(format!(
+        "the store holds {n} checkpoint{} of earlier runs (the newest: chk-{newest}); they stay, and `--from chk-{newest}` restores one",
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_are_twelve_hex_digits_and_differ() {
+        let a = super::new_run_id();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let b = super::new_run_id();
+        assert_eq!(a.len(), 12);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
