@@ -235,7 +235,7 @@ fn a_restore_from_an_older_checkpoint_duplicates_no_committed_output() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused).1);
     assert!(
-        text(&refused).1.contains("holds output committed after"),
+        text(&refused).1.contains("holds output that is not in"),
         "{}",
         text(&refused).1
     );
@@ -246,7 +246,7 @@ fn a_restore_from_an_older_checkpoint_duplicates_no_committed_output() {
     let restored = run(&spec, &["--from", &older], &[]);
     let stderr = text(&restored).1;
     assert!(
-        stderr.contains(&format!("committed after {older} moved to")),
+        stderr.contains(&format!("not in {older}'s past")),
         "{stderr}"
     );
     assert_exactly_once(&committed(&out), words);

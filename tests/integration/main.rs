@@ -10,6 +10,7 @@ mod fuzz;
 mod harness;
 mod incremental;
 mod lifecycle;
+mod lifecycle_random;
 mod measure;
 mod readme;
 mod recovery;

@@ -80,6 +80,9 @@ pub struct Config {
     pub restored_from: Option<String>,
     /// The number of the checkpoint or savepoint restored.
     pub restored_id: Option<u64>,
+    /// The history of the checkpoint restored (empty for a fresh start),
+    /// which this run's checkpoints extend.
+    pub restored_history: Vec<(u64, u64)>,
     pub spec_hash: String,
     pub settings: CheckpointSpec,
     pub max_parallelism: u32,
@@ -107,6 +110,8 @@ pub struct Stats {
     pub max_sync: Duration,
     pub max_alignment: Duration,
     pub bytes_written: u64,
+    /// The job was stopped with a savepoint (`dataflow stop`).
+    pub stopped: bool,
 }
 
 struct InFlight {
@@ -147,6 +152,9 @@ pub struct Coordinator {
     stats: Stats,
     /// A savepoint asked for and not triggered yet.
     savepoint_asked: Option<SavepointRequest>,
+    /// The first number this coordinator gives: with `restored_history`,
+    /// the history of each checkpoint it completes.
+    first_id: u64,
     /// Checkpoints of earlier runs this run continues, which retention
     /// treats as its own ([`retention::lineage`]).
     claimed: BTreeSet<u64>,
@@ -202,6 +210,7 @@ impl Coordinator {
             .map(|from| retention::lineage(&existing, from, &job_dir))
             .unwrap_or_default();
         Ok(Coordinator {
+            first_id: next_id,
             claimed,
             schedule: Schedule::new(&config.settings, Instant::now()),
             config,
@@ -499,6 +508,11 @@ impl Coordinator {
             kind: super::metadata::Kind::Checkpoint,
             run: self.config.run.clone(),
             restored_from: self.config.restored_from.clone(),
+            history: super::metadata::extend_history(
+                &self.config.restored_history,
+                self.first_id,
+                id,
+            ),
             triggered_at_ms: flight.triggered_at_ms,
             completed_at_ms: now_ms(),
             mode: settings.mode,
@@ -578,6 +592,7 @@ impl Coordinator {
             }
         }
         if let Some((request, target)) = self.savepoints.remove(&id) {
+            self.stats.stopped |= request.stop;
             let written = savepoint::write(&*self.store, &metadata, &target);
             match &written {
                 Ok(_) => tracing::info!("savepoint {id} written to {}", target.location),

@@ -38,6 +38,12 @@ pub struct Metadata {
     /// savepoint it restored, none for a fresh start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<String>,
+    /// The checkpoint numbers whose output is in this checkpoint's past, as
+    /// inclusive ranges: this run's, after those of the checkpoint it
+    /// restored, and so on back. A file sink names its output by them, and
+    /// a restore shows exactly the output of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<(u64, u64)>,
     /// Milliseconds since the Unix epoch.
     pub triggered_at_ms: u64,
     pub completed_at_ms: u64,
@@ -119,6 +125,16 @@ impl Metadata {
         serde_json::from_slice(bytes).map_err(invalid)
     }
 
+    /// The ranges of [`Metadata::history`]; for a version 1 checkpoint,
+    /// which did not record it, every number up to its own.
+    pub fn past(&self) -> Vec<(u64, u64)> {
+        if self.history.is_empty() {
+            vec![(1, self.checkpoint_id)]
+        } else {
+            self.history.clone()
+        }
+    }
+
     /// Every file the checkpoint needs.
     pub fn files(&self) -> impl Iterator<Item = &FileRef> {
         self.instances.values().flat_map(|i| i.files.iter())
@@ -145,4 +161,34 @@ impl Metadata {
 
 pub fn hex(checksum: u64) -> String {
     format!("{checksum:016x}")
+}
+
+/// `past` followed by `from..=to`, adjacent ranges merged.
+pub fn extend_history(past: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
+    let mut history = past.to_vec();
+    match history.last_mut() {
+        Some(last) if last.1 + 1 >= from => last.1 = last.1.max(to),
+        _ => history.push((from, to)),
+    }
+    history
+}
+
+/// Whether checkpoint `n` is in the ranges of a history.
+pub fn in_history(history: &[(u64, u64)], n: u64) -> bool {
+    history.iter().any(|(from, to)| (*from..=*to).contains(&n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histories_extend_and_merge() {
+        assert_eq!(extend_history(&[], 4, 9), [(4, 9)]);
+        assert_eq!(extend_history(&[(1, 5)], 6, 9), [(1, 9)]);
+        assert_eq!(extend_history(&[(1, 5)], 9, 12), [(1, 5), (9, 12)]);
+        let h = [(1, 5), (9, 12)];
+        assert!(in_history(&h, 5) && in_history(&h, 9));
+        assert!(!in_history(&h, 6) && !in_history(&h, 13) && !in_history(&h, 0));
+    }
 }

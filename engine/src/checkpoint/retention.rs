@@ -159,6 +159,7 @@ mod tests {
             kind: crate::checkpoint::metadata::Kind::Checkpoint,
             run: run.into(),
             restored_from: None,
+            history: Vec::new(),
             triggered_at_ms: 0,
             completed_at_ms: 0,
             mode: crate::spec::CheckpointMode::ExactlyOnce,

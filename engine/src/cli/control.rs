@@ -92,7 +92,21 @@ fn take_savepoint(
         )
     };
     let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
-    let (status, bytes) = call(&run, Method::POST, path, Some(body), SAVEPOINT_WAIT)?;
+    let (status, bytes) =
+        call(&run, Method::POST, path, Some(body), SAVEPOINT_WAIT).map_err(|e| {
+            // A job that reached its end as we called closes its endpoint.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if !registry::running().iter().any(|r| r.run == run.run) {
+                    return format!(
+                        "job `{}` (run {}) ended before the savepoint was taken",
+                        run.job, run.run
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            e
+        })?;
     let taken = answer::<SavepointAnswer>(status, &bytes)
         .map_err(|e| format!("job `{}` (run {}): {e}", run.job, run.run))?;
     Ok((run, taken))

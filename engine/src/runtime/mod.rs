@@ -166,12 +166,7 @@ fn attempt(
     if plan.checkpoint.is_some() {
         // A fresh start is a restore from "checkpoint 0": nothing of an
         // earlier attempt is committed, its hidden files are removed.
-        let restored = options
-            .restore
-            .as_ref()
-            .map_or(0, |r| r.metadata.checkpoint_id);
-        recover_sinks(plan, restored, options)
-            .map_err(|e| (RunError::Setup(e), String::new(), None))?;
+        recover_sinks(plan, options).map_err(|e| (RunError::Setup(e), String::new(), None))?;
     }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
@@ -250,6 +245,11 @@ fn attempt(
                 run: options.run_id.clone(),
                 restored_from: options.restore.as_ref().map(|r| r.location.clone()),
                 restored_id: options.restore.as_ref().map(|r| r.metadata.checkpoint_id),
+                restored_history: options
+                    .restore
+                    .as_ref()
+                    .map(|r| r.metadata.past())
+                    .unwrap_or_default(),
                 spec_hash: options.spec_hash.clone(),
                 settings: cp.settings.clone(),
                 max_parallelism: plan.job.max_parallelism,
@@ -279,7 +279,6 @@ fn attempt(
         .requests
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
-    let mut stopping = false;
     let mut running = threads.len();
     while running > 0 {
         crossbeam_channel::select! {
@@ -318,7 +317,6 @@ fn attempt(
             recv(requests) -> request => match request {
                 Ok(request) => match checkpoints.as_ref().and_then(|c| c.control.as_ref()) {
                     Some(control) => {
-                        stopping |= request.stop;
                         let _ = control.send(Control::Savepoint(request));
                     }
                     None => {
@@ -391,7 +389,8 @@ fn attempt(
             checkpoint_stats.as_ref().and_then(|s| s.last),
         )),
         None => {
-            if outcome == Outcome::Finished && stopping {
+            if outcome == Outcome::Finished && checkpoint_stats.as_ref().is_some_and(|s| s.stopped)
+            {
                 outcome = Outcome::Stopped;
             }
             let word = match outcome {
@@ -563,31 +562,72 @@ fn log_restored(restore: &Restore, loaded_in: Duration) {
     );
 }
 
-/// Before a job with checkpoints starts, settles every file sink's folder:
-/// output of the restored checkpoint's past is committed, anything newer
-/// (or, on a fresh start, anything not committed) removed; output committed
-/// after the restored checkpoint is moved aside or refused
-/// ([`NewerOutput`]).
-fn recover_sinks(plan: &Plan, restored: u64, options: &RunOptions) -> Result<(), String> {
-    for node in plan.graph.node_weights() {
-        if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
-            let dir = std::path::Path::new(path);
-            let recovery = crate::operators::sinks::file::recover(
-                dir,
-                restored,
-                options.newer_output,
-                &options.run_id,
-            )
-            .map_err(|e| format!("cannot recover the output of `{}`: {e}", node.name))?;
-            if let Some(moved) = recovery.moved {
-                tracing::warn!(
-                    "`{}`: {} output file{} committed after chk-{restored} moved to {}: the restore writes their records again",
-                    node.name,
-                    moved.count,
-                    if moved.count == 1 { "" } else { "s" },
-                    moved.to.display()
-                );
+/// Before a job with checkpoints starts, settles every file sink's folder
+/// for the restore point: its visible output becomes exactly that of the
+/// restored checkpoint's past (see `file::recover`); output outside it is
+/// moved aside or refused ([`NewerOutput`]).
+fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), String> {
+    use crate::checkpoint::metadata::in_history;
+    use crate::operators::sinks::file;
+
+    let sinks: Vec<(&str, &str)> = plan
+        .graph
+        .node_weights()
+        .filter_map(|node| match &node.op {
+            Operator::Sink(crate::spec::SinkKind::File { path, .. }) => {
+                Some((node.name.as_str(), path.as_str()))
             }
+            _ => None,
+        })
+        .collect();
+    let Some(cp) = plan.checkpoint.as_ref().filter(|_| !sinks.is_empty()) else {
+        return Ok(());
+    };
+    // The pasts of the complete checkpoints: a pending file one of them
+    // holds must survive until it is restored.
+    let pasts: Vec<(u64, Vec<(u64, u64)>)> = match OpendalStore::open_to_read(&cp.store) {
+        Ok(store) => coordinator::existing_checkpoints(&store, &plan.job.name)?
+            .iter()
+            .map(|m| (m.checkpoint_id, m.past()))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let restorable = |n: u64| {
+        pasts
+            .iter()
+            .any(|(id, past)| n <= *id && in_history(past, n))
+    };
+    let (id, history) = match &options.restore {
+        Some(r) => (r.metadata.checkpoint_id, r.metadata.past()),
+        None => (0, Vec::new()),
+    };
+    let point = file::RestorePoint {
+        id,
+        history: &history,
+        restorable: &restorable,
+    };
+    for (name, path) in sinks {
+        let recovery = file::recover(
+            std::path::Path::new(path),
+            &point,
+            options.newer_output,
+            &options.run_id,
+        )
+        .map_err(|e| format!("cannot recover the output of `{name}`: {e}"))?;
+        if recovery.brought_back > 0 {
+            tracing::info!(
+                "`{name}`: {} output file{} of chk-{id}'s past brought back from an earlier restore's .superseded-* folder",
+                recovery.brought_back,
+                if recovery.brought_back == 1 { "" } else { "s" },
+            );
+        }
+        if let Some(moved) = recovery.moved {
+            tracing::warn!(
+                "`{name}`: {} output file{} not in chk-{id}'s past (committed after it, or on another branch) moved to {}: the restore writes their records again",
+                moved.count,
+                if moved.count == 1 { "" } else { "s" },
+                moved.to.display()
+            );
         }
     }
     Ok(())

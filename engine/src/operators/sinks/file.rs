@@ -10,11 +10,10 @@
 //! - With checkpoints, at barrier N the file being written is closed as
 //!   `.part-<i>-<N>.<ext>.pending` (pre-commit); when checkpoint N completes,
 //!   the pending files up to N are renamed to `part-<i>-<N>.<ext>` (commit).
-//!   A restore from checkpoint C first commits the pending files up to C
-//!   (idempotently: their records are in C's past), deletes newer pending
-//!   files, and moves committed files newer than C aside ([`recover`]):
-//!   checkpoint numbers grow across the runs of a job, so `N` tells which
-//!   checkpoint's future a file belongs to.
+//!   A restore from checkpoint C makes the visible output exactly that of
+//!   C's past ([`recover`]): checkpoint numbers grow across the runs of a
+//!   job and C's metadata lists the numbers of its past (its history), so
+//!   `N` tells whether a file belongs to it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -268,8 +267,11 @@ pub enum NewerOutput {
 /// What [`recover`] did.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// Committed files newer than the restored checkpoint, moved aside.
+    /// Committed files outside the restored checkpoint's past, moved aside.
     pub moved: Option<Moved>,
+    /// Files in the restored checkpoint's past brought back from earlier
+    /// `.superseded-*` folders.
+    pub brought_back: usize,
 }
 
 #[derive(Debug)]
@@ -287,13 +289,41 @@ fn committed_by(name: &str) -> Option<u64> {
     n.parse().ok()
 }
 
-/// Before a job restored from checkpoint `restored` starts (0 for a fresh
-/// start): commits the files pending up to it, deletes newer pending and
-/// in-progress files, and (for a restore) moves committed files newer than
-/// it into `.superseded-<run>/`, or refuses, as `newer` says.
+/// The checkpoint a pending file (`.part-<i>-<N>.<ext>.pending`) waits for,
+/// and the name it has once committed.
+fn pending(name: &str) -> Option<(u64, &str)> {
+    let visible = name.strip_prefix('.')?.strip_suffix(".pending")?;
+    Some((committed_by(visible)?, visible))
+}
+
+/// The restore point a sink's folder is settled for.
+pub struct RestorePoint<'a> {
+    /// The checkpoint restored; 0 for a fresh start.
+    pub id: u64,
+    /// Its history: the checkpoint numbers whose output is in its past.
+    pub history: &'a [(u64, u64)],
+    /// Whether a pending file of checkpoint N must be kept because some
+    /// complete checkpoint's past holds it (its commit was cut short).
+    pub restorable: &'a dyn Fn(u64) -> bool,
+}
+
+impl RestorePoint<'_> {
+    fn in_past(&self, n: u64) -> bool {
+        self.id > 0 && n <= self.id && crate::checkpoint::metadata::in_history(self.history, n)
+    }
+}
+
+/// Before a job starts from `point`, makes the folder's visible output
+/// exactly the output of the restored checkpoint's past: pending files of
+/// that past are committed, committed files outside it moved into
+/// `.superseded-<run>/` (or the start refused, as `newer` says), and files
+/// of that past found in earlier `.superseded-*` folders brought back.
+/// Nothing committed is deleted; a pending file is deleted only when no
+/// complete checkpoint's past holds it, and in-progress files always. A
+/// fresh start (`point.id` 0) moves no committed file.
 pub fn recover(
     dir: &Path,
-    restored: u64,
+    point: &RestorePoint,
     newer: NewerOutput,
     run: &str,
 ) -> Result<Recovery, SinkError> {
@@ -301,15 +331,21 @@ pub fn recover(
         return Ok(Recovery::default());
     };
     let mut names = Vec::new();
+    let mut asides = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_error("list", dir, e))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".superseded-") && entry.path().is_dir() {
+            asides.push(entry.path());
+        } else {
+            names.push(name);
+        }
     }
     names.sort();
-    // Committed after the restored checkpoint: output of its future.
+    asides.sort();
     let superseded: Vec<&String> = names
         .iter()
-        .filter(|n| restored > 0 && committed_by(n).is_some_and(|c| c > restored))
+        .filter(|n| point.id > 0 && committed_by(n).is_some_and(|c| !point.in_past(c)))
         .collect();
     if !superseded.is_empty() && newer == NewerOutput::Refuse {
         let shown: Vec<&str> = superseded.iter().take(5).map(|n| n.as_str()).collect();
@@ -318,37 +354,52 @@ pub fn recover(
             n => format!(" and {n} more"),
         };
         return Err(SinkError::Io(format!(
-            "`{}` holds output committed after chk-{restored} ({}{more}), which the restore would write again; move it away, or run with --newer-output move",
+            "`{}` holds output that is not in chk-{}'s past ({}{more}): the restore would write its records again; move it away, or run with --newer-output move",
             dir.display(),
+            point.id,
             shown.join(", ")
         )));
+    }
+    let mut recovery = Recovery::default();
+    let aside = dir.join(format!(".superseded-{run}"));
+    let move_aside = |from: &Path, name: &str| -> Result<(), SinkError> {
+        std::fs::create_dir_all(&aside).map_err(|e| io_error("create the folder", &aside, e))?;
+        std::fs::rename(from, unused(aside.join(name))).map_err(|e| io_error("move aside", from, e))
+    };
+    // What earlier restores moved aside and this one's past holds.
+    for folder in &asides {
+        for entry in std::fs::read_dir(folder).map_err(|e| io_error("list", folder, e))? {
+            let entry = entry.map_err(|e| io_error("list", folder, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let visible = match (committed_by(&name), pending(&name)) {
+                (Some(n), _) if point.in_past(n) => name.clone(),
+                (_, Some((n, visible))) if point.in_past(n) => visible.to_owned(),
+                _ => continue,
+            };
+            std::fs::rename(entry.path(), unused(dir.join(visible)))
+                .map_err(|e| io_error("bring back", &entry.path(), e))?;
+            recovery.brought_back += 1;
+        }
     }
     for name in &names {
         let path = dir.join(name);
         if name.starts_with(".part-") && name.ends_with(".inprogress") {
             std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
-        } else if let Some(visible) = name
-            .strip_prefix('.')
-            .and_then(|n| n.strip_suffix(".pending"))
-        {
-            match committed_by(visible) {
-                Some(n) if n <= restored => {
-                    std::fs::rename(&path, unused(dir.join(visible)))
-                        .map_err(|e| io_error("commit", &path, e))?;
-                }
-                _ => std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?,
+        } else if let Some((n, visible)) = pending(name) {
+            if point.in_past(n) {
+                std::fs::rename(&path, unused(dir.join(visible)))
+                    .map_err(|e| io_error("commit", &path, e))?;
+            } else if (point.restorable)(n) {
+                move_aside(&path, name)?;
+            } else {
+                std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
             }
         }
     }
-    let mut recovery = Recovery::default();
+    for name in &superseded {
+        move_aside(&dir.join(name), name)?;
+    }
     if !superseded.is_empty() {
-        let aside = dir.join(format!(".superseded-{run}"));
-        std::fs::create_dir_all(&aside).map_err(|e| io_error("create the folder", &aside, e))?;
-        for name in &superseded {
-            let from = dir.join(name);
-            std::fs::rename(&from, unused(aside.join(name)))
-                .map_err(|e| io_error("move aside", &from, e))?;
-        }
         recovery.moved = Some(Moved {
             count: superseded.len(),
             to: aside,
@@ -383,7 +434,13 @@ mod tests {
         assert_eq!(visible(dir.path()), ["part-0-1.txt"]);
         sink.write(&[Value::from("c")]).unwrap();
         // A crash now, and a restore from checkpoint 1: 2 is discarded, as is "c".
-        recover(dir.path(), 1, NewerOutput::MoveAside, "r1").unwrap();
+        recover(
+            dir.path(),
+            &point(1, &[(1, 9)]),
+            NewerOutput::MoveAside,
+            "r1",
+        )
+        .unwrap();
         let all: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -409,8 +466,25 @@ mod tests {
         );
     }
 
+    fn point<'a>(id: u64, history: &'a [(u64, u64)]) -> RestorePoint<'a> {
+        RestorePoint {
+            id,
+            history,
+            restorable: &|_| false,
+        }
+    }
+
+    fn listing(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn a_restore_moves_output_committed_after_it_aside_or_refuses() {
+    fn a_restore_shows_exactly_its_past_and_deletes_nothing_committed() {
         let dir = tempfile::tempdir().unwrap();
         let names = [
             "part-0-3.txt",
@@ -424,23 +498,23 @@ mod tests {
         for n in names {
             std::fs::write(dir.path().join(n), n).unwrap();
         }
-        let listing = |d: &Path| {
-            let mut v: Vec<String> = std::fs::read_dir(d)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
         let before = listing(dir.path());
-        let err = recover(dir.path(), 3, NewerOutput::Refuse, "r2").unwrap_err();
+        // Run a took 1..=5; b restored chk-3 and took 12.
+        let b = [(1, 3), (12, 12)];
+        let err = recover(dir.path(), &point(3, &b[..1]), NewerOutput::Refuse, "r2").unwrap_err();
         assert!(
             err.to_string()
                 .contains("(part-0-12.txt, part-0-4-1.txt, part-0-4.txt)"),
             "{err}"
         );
         assert_eq!(listing(dir.path()), before, "a refusal changes nothing");
-        let recovery = recover(dir.path(), 3, NewerOutput::MoveAside, "r2").unwrap();
+        let restorable = |n: u64| n == 5;
+        let at_3 = RestorePoint {
+            id: 3,
+            history: &b[..1],
+            restorable: &restorable,
+        };
+        let recovery = recover(dir.path(), &at_3, NewerOutput::MoveAside, "r2").unwrap();
         let moved = recovery.moved.unwrap();
         assert_eq!(moved.count, 3);
         assert_eq!(moved.to, dir.path().join(".superseded-r2"));
@@ -453,16 +527,53 @@ mod tests {
                 "part-1-3.txt"
             ]
         );
+        // chk-5 is still restorable: its pending file is kept, aside.
         assert_eq!(
             listing(&moved.to),
-            ["part-0-12.txt", "part-0-4-1.txt", "part-0-4.txt"]
+            [
+                ".part-0-5.txt.pending",
+                "part-0-12.txt",
+                "part-0-4-1.txt",
+                "part-0-4.txt"
+            ]
+        );
+        // Restoring a's chk-5 after all: 4 comes back, 5 is committed, b's
+        // 12 stays aside.
+        let recovery =
+            recover(dir.path(), &point(5, &[(1, 5)]), NewerOutput::Refuse, "r3").unwrap();
+        assert_eq!(recovery.brought_back, 3);
+        assert!(recovery.moved.is_none());
+        assert_eq!(
+            listing(dir.path()),
+            [
+                ".superseded-r2",
+                "notes.txt",
+                "part-0-3.txt",
+                "part-0-4-1.txt",
+                "part-0-4.txt",
+                "part-0-5.txt",
+                "part-1-3.txt"
+            ]
+        );
+        assert_eq!(listing(&moved.to), ["part-0-12.txt"]);
+        // And b's chk-12: 4 and 5 go aside again, 12 comes back.
+        let recovery = recover(dir.path(), &point(12, &b), NewerOutput::MoveAside, "r4").unwrap();
+        assert_eq!(recovery.brought_back, 1);
+        assert_eq!(recovery.moved.unwrap().count, 3);
+        assert_eq!(
+            listing(dir.path()),
+            [
+                ".superseded-r2",
+                ".superseded-r4",
+                "notes.txt",
+                "part-0-12.txt",
+                "part-0-3.txt",
+                "part-1-3.txt"
+            ]
         );
         // A fresh start moves nothing: earlier runs' output stays.
-        std::fs::write(dir.path().join("part-0-9.txt"), "x").unwrap();
-        assert!(recover(dir.path(), 0, NewerOutput::Refuse, "r3")
-            .unwrap()
-            .moved
-            .is_none());
-        assert!(dir.path().join("part-0-9.txt").exists());
+        let fresh = recover(dir.path(), &point(0, &[]), NewerOutput::Refuse, "r5").unwrap();
+        assert!(fresh.moved.is_none() && fresh.brought_back == 0);
+        assert!(dir.path().join("part-0-12.txt").exists());
     }
 }
