@@ -163,8 +163,11 @@ sinks:
 }
 
 /// A checkpoint from before `min` and `max` kept whole records holds the
-/// bare extreme; a `sum` of one record per key leaves exactly that state.
-/// Restored into a `max`, it is the extreme with the other fields unknown:
+/// bare extreme; a `sum` of one record per key leaves exactly that state,
+/// in a checkpoint made to look like one of format version 1 (which did
+/// not record each node's aggregate: a restore now refuses a `sum`'s state
+/// for a `max`). Restored into a `max`, it is the extreme with the other
+/// fields unknown:
 /// the current record is emitted with the field set to it, until a new
 /// extreme is kept whole.
 #[test]
@@ -203,6 +206,15 @@ sinks:
     .unwrap();
     let first = dataflow(&["run", spec("sum").to_str().unwrap()]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first).1);
+    for entry in std::fs::read_dir(dir.path().join("store/old-state")).unwrap() {
+        let path = entry.unwrap().path().join("_metadata");
+        if let Ok(bytes) = std::fs::read(&path) {
+            let mut metadata: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            metadata["format_version"] = json!(1);
+            metadata.as_object_mut().unwrap().remove("nodes");
+            std::fs::write(&path, serde_json::to_vec(&metadata).unwrap()).unwrap();
+        }
+    }
     std::fs::write(
         inputs.join("2.jsonl"),
         "{\"k\": \"a\", \"n\": 3, \"id\": 3}\n{\"k\": \"a\", \"n\": 6, \"id\": 4}\n\

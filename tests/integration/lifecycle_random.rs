@@ -114,7 +114,7 @@ checkpoint:
   timeout: 3s
   tolerable_failures: 1000
   store: "{store}"
-restart: {{strategy: fixed_delay, attempts: 2, delay: 50ms}}
+restart: {{strategy: fixed_delay, attempts: 5, delay: 300ms}}
 state: {{backend: sled, dir: "{state}", cache_entries: 64}}
 sources:
   a: {{type: file, path: "{input}/a*.txt", parallelism: 2}}
@@ -258,11 +258,15 @@ sinks:
         if finished {
             return End::Finished;
         }
+        // A SIGTERM or SIGINT that comes before the run has set up its
+        // handlers (while it verifies the checkpoint it restores) ends it
+        // as the signal's default does, as a SIGKILL would.
+        use std::os::unix::process::ExitStatusExt;
         let expected = match signal {
             _ if status.success() => log.contains(&format!("{JOB} stopped in")),
-            Some("KILL") => status.code().is_none(),
-            Some("TERM") => status.code() == Some(143),
-            Some("INT") => status.code() == Some(130),
+            Some("KILL") => status.signal() == Some(9),
+            Some("TERM") => status.code() == Some(143) || status.signal() == Some(15),
+            Some("INT") => status.code() == Some(130) || status.signal() == Some(2),
             _ => false,
         };
         if !expected {
@@ -328,6 +332,22 @@ sinks:
     /// twice, by design), else the beginning.
     fn latest(&self) -> Option<String> {
         (!self.checkpoints().is_empty()).then(|| "latest".to_owned())
+    }
+
+    /// Waits until a checkpoint newer than `after` is complete; false if
+    /// the run ended first.
+    fn await_checkpoint_after(&self, after: u64, child: &mut Child) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self.checkpoints().last().is_some_and(|id| *id > after) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.fail("the run completed no checkpoint within 60 s");
     }
 
     /// Waits until the run answers on its control endpoint; false if it
@@ -443,12 +463,18 @@ sinks:
             }
             // The store goes away for a while, mid-run.
             81..=87 => {
+                let before = self.checkpoints().last().copied().unwrap_or(0);
                 let mut child = self.start(self.latest(), None);
-                std::thread::sleep(Duration::from_millis(self.rng.range(100, 800)));
-                if child.try_wait().unwrap().is_none() {
+                // Once the run has loaded its state and completed a
+                // checkpoint of its own: a store that fails while a run
+                // loads its state fails that run (it would fail a restart
+                // the same way), as documented.
+                let started = self.await_checkpoint_after(before, &mut child);
+                std::thread::sleep(Duration::from_millis(self.rng.range(0, 600)));
+                if started && child.try_wait().unwrap().is_none() {
                     self.note("  store down".into());
                     self.server.stop();
-                    std::thread::sleep(Duration::from_millis(self.rng.range(200, 1200)));
+                    std::thread::sleep(Duration::from_millis(self.rng.range(200, 1000)));
                     self.server.restart();
                     self.note("  store back".into());
                 }

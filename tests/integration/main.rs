@@ -5,6 +5,7 @@ mod aggregates;
 mod check;
 mod checkpoints;
 mod cli;
+mod compat;
 mod docs;
 mod fuzz;
 mod harness;

@@ -83,6 +83,8 @@ pub struct Config {
     /// The history of the checkpoint restored (empty for a fresh start),
     /// which this run's checkpoints extend.
     pub restored_history: Vec<(u64, u64)>,
+    /// The shape of each stateful node's state, recorded in each checkpoint.
+    pub shapes: BTreeMap<String, super::metadata::NodeShape>,
     pub spec_hash: String,
     pub settings: CheckpointSpec,
     pub max_parallelism: u32,
@@ -518,6 +520,7 @@ impl Coordinator {
             mode: settings.mode,
             incremental: settings.incremental,
             max_parallelism: self.config.max_parallelism,
+            nodes: self.config.shapes.clone(),
             instances: flight
                 .acks
                 .values()

@@ -50,6 +50,10 @@ pub struct Metadata {
     pub mode: CheckpointMode,
     pub incremental: bool,
     pub max_parallelism: u32,
+    /// The shape of each stateful node's state, by node name: what a
+    /// restore checks the spec against (absent before format version 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, NodeShape>,
     /// By instance name (`counts#0`).
     pub instances: BTreeMap<String, InstanceState>,
     /// The longest time an instance held inputs blocked for alignment.
@@ -64,6 +68,14 @@ pub enum Kind {
     #[default]
     Checkpoint,
     Savepoint,
+}
+
+/// What a stateful node keeps: its aggregate (`sum`, `count`, ...) and its
+/// key, as written in the spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeShape {
+    pub kind: String,
+    pub key: String,
 }
 
 /// What one instance contributed.

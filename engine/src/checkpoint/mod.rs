@@ -13,6 +13,7 @@
 //! [`store::CheckpointStore`] trait; decisions (retention, scheduling) are
 //! pure functions tested without a store.
 
+pub mod compat;
 pub mod coordinator;
 pub mod inspect;
 pub mod layout;

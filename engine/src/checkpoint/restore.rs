@@ -232,96 +232,78 @@ fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>
     }))
 }
 
-/// The verified checkpoint `from` names, checked against the plan.
+/// The verified checkpoint `from` names, checked against the plan; the
+/// state of the nodes in `drop` is left out of it.
 pub fn restore_point(
     plan: &crate::plan::Plan,
     from: &str,
     allow_non_restored: bool,
+    drop: &std::collections::BTreeSet<String>,
 ) -> Result<Restore, String> {
     let cp = plan.checkpoint.as_ref().ok_or_else(|| {
         "the spec has no `checkpoint:` section, so there is no store to restore from".to_owned()
     })?;
-    let (restore, notes) = resolve(&cp.store, &plan.job.name, from)?;
+    let (mut restore, notes) = resolve(&cp.store, &plan.job.name, from)?;
     for note in notes {
         tracing::warn!("{note}");
     }
-    for note in check_mapping(plan, &restore.metadata, allow_non_restored)? {
+    for note in check_mapping(plan, &restore.metadata, allow_non_restored, drop)? {
         tracing::warn!("{note}");
     }
+    restore
+        .metadata
+        .instances
+        .retain(|_, i| !drop.contains(&i.node));
     tracing::info!("restoring from {}", restore.location);
     Ok(restore)
 }
 
 /// Checks, before anything runs, that the plan can take the checkpoint's
-/// state: every node holding state is still there and of the same kind,
-/// `max_parallelism` is the same, and sources that cannot rescale keep
-/// their parallelism. Returns notes about state deliberately dropped.
+/// state ([`super::compat::assess`]); returns notes about state left out
+/// on purpose, or every reason it cannot.
 pub fn check_mapping(
     plan: &crate::plan::Plan,
     metadata: &super::metadata::Metadata,
     allow_non_restored: bool,
+    drop: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<String>, String> {
-    use crate::plan::Operator;
-    use crate::spec::SourceKind;
+    use super::compat::{assess, Verdict};
 
     let id = metadata.checkpoint_id;
-    if metadata.max_parallelism != plan.job.max_parallelism {
-        return Err(format!(
-            "chk-{id} was taken with max_parallelism {} and the spec has {}: keyed state is split into that many key groups, so it must stay the same",
-            metadata.max_parallelism, plan.job.max_parallelism
-        ));
+    let assessment = assess(plan, metadata, drop);
+    let known: Vec<&str> = assessment.nodes.iter().map(|n| n.node.as_str()).collect();
+    let mut refusals: Vec<String> = drop
+        .iter()
+        .filter(|d| {
+            !assessment.nodes.iter().any(|n| {
+                &n.node == *d && matches!(n.verdict, Verdict::Dropped { on_purpose: true })
+            })
+        })
+        .map(|d| {
+            format!(
+                "--drop-state {d}: chk-{id} holds no state of a node `{d}` (the nodes with state or a position: {})",
+                known.join(", ")
+            )
+        })
+        .collect();
+    refusals.extend(assessment.refusals(id, allow_non_restored));
+    if !refusals.is_empty() {
+        return Err(refusals.join("\n"));
     }
-    let mut notes = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, state) in &metadata.instances {
-        if state.parallelism == 0
-            || state.instance >= state.parallelism
-            || state.parallelism > metadata.max_parallelism
-        {
-            return Err(format!(
-                "chk-{id} is damaged: its metadata says `{name}` is instance {} of {} (max_parallelism {})",
-                state.instance, state.parallelism, metadata.max_parallelism
-            ));
-        }
-        let holds_state = !state.files.is_empty() || state.source_position.is_some();
-        if !holds_state || !seen.insert(state.node.as_str()) {
-            continue;
-        }
-        let node = plan.graph.node_weights().find(|n| n.name == state.node);
-        let fits = node.is_some_and(|n| match &n.op {
-            Operator::Source(_) => state.source_position.is_some(),
-            op => {
-                !state.files.is_empty() && op.key().is_some() && !matches!(op, Operator::KeyBy(_))
-            }
-        });
-        if !fits {
-            let why = if node.is_some() {
-                "which is no longer the same kind of node"
-            } else {
-                "which the spec no longer has"
-            };
-            if !allow_non_restored {
-                return Err(format!(
-                    "chk-{id} holds the state of node `{}`, {why}; rename the node back, or run with --allow-non-restored-state to start without that state",
-                    state.node
-                ));
-            }
-            notes.push(format!(
-                "the state of `{}` in chk-{id} is not restored (--allow-non-restored-state)",
-                state.node
-            ));
-            continue;
-        }
-        if let Some(n) = node {
-            if let Operator::Source(SourceKind::Generate { .. }) = n.op {
-                if state.parallelism != n.parallelism {
-                    return Err(format!(
-                        "`{}` is a generate source taken at parallelism {} in chk-{id}; it cannot be restored at {}",
-                        n.name, state.parallelism, n.parallelism
-                    ));
+    Ok(assessment
+        .nodes
+        .iter()
+        .filter_map(|n| match n.verdict {
+            Verdict::Dropped { on_purpose } => Some(format!(
+                "the state of `{}` in chk-{id} is not restored ({})",
+                n.node,
+                if on_purpose {
+                    "--drop-state"
+                } else {
+                    "--allow-non-restored-state"
                 }
-            }
-        }
-    }
-    Ok(notes)
+            )),
+            _ => None,
+        })
+        .collect())
 }

@@ -135,6 +135,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::layout::SnapshotKind;
     use crate::checkpoint::metadata::{FileRef, InstanceState};
+    use std::collections::BTreeMap;
 
     fn meta(id: u64, files: &[(&str, u64)]) -> Metadata {
         meta_of("r", id, files)
@@ -165,6 +166,7 @@ mod tests {
             mode: crate::spec::CheckpointMode::ExactlyOnce,
             incremental: true,
             max_parallelism: 128,
+            nodes: BTreeMap::new(),
             instances: [(
                 "c#0".to_owned(),
                 InstanceState {

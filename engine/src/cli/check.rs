@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{print, Format, EXIT_USAGE};
+use super::{against, print, Format, EXIT_USAGE};
 use crate::diag::{self, Diagnostic, SourceFile};
 use crate::plan;
 use crate::spec::{self, Loaded};
@@ -30,7 +30,11 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
+pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode {
+    if against.is_some() && paths.len() != 1 {
+        report!("error: --against checks one spec against a checkpoint; give exactly one spec");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let mut any_errors = false;
     let mut unreadable = false;
     let mut reports = Vec::new();
@@ -50,18 +54,54 @@ pub fn run(paths: &[PathBuf], format: Format) -> ExitCode {
         let file = &loaded.file;
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         any_errors |= errors > 0;
+        let compared = match (against, plan.as_ref()) {
+            (Some(from), Some(plan)) if errors == 0 => Some(against::compare(&loaded, plan, from)),
+            _ => None,
+        };
+        if let Some(Ok(c)) = &compared {
+            any_errors |= !c.refusals.is_empty();
+        }
         match format {
             Format::Text => {
                 if let Err(code) = report_text(file, &diagnostics, plan.as_ref(), errors) {
                     return code;
                 }
+                match &compared {
+                    Some(Ok(c)) => {
+                        if let Err(code) = print(&c.text()) {
+                            return code;
+                        }
+                    }
+                    Some(Err(message)) => {
+                        report!(
+                            "error: cannot check against `{}`: {message}",
+                            against.unwrap_or_default()
+                        );
+                        any_errors = true;
+                    }
+                    None => {}
+                }
             }
-            Format::Json => reports.push(json!({
-                "file": file.name,
-                "valid": errors == 0,
-                "diagnostics": diagnostics.iter().map(|d| d.to_json(file)).collect::<Vec<_>>(),
-                "plan": plan.as_ref().map(plan::Plan::summary_json),
-            })),
+            Format::Json => {
+                let against_json = match &compared {
+                    Some(Ok(c)) => c.json(),
+                    Some(Err(message)) => {
+                        any_errors = true;
+                        json!({"error": message})
+                    }
+                    None => serde_json::Value::Null,
+                };
+                let mut report = json!({
+                    "file": file.name,
+                    "valid": errors == 0,
+                    "diagnostics": diagnostics.iter().map(|d| d.to_json(file)).collect::<Vec<_>>(),
+                    "plan": plan.as_ref().map(plan::Plan::summary_json),
+                });
+                if against.is_some() {
+                    report["against"] = against_json;
+                }
+                reports.push(report)
+            }
         }
     }
     if format == Format::Json {

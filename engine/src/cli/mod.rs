@@ -15,6 +15,7 @@ macro_rules! report {
     }};
 }
 
+mod against;
 mod check;
 mod checkpoints;
 mod control;
@@ -45,6 +46,10 @@ enum Command {
         /// Output format: `text` for people, `json` for editors and CI.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also report, node by node, whether the state in this checkpoint
+        /// or savepoint (as for `run --from`) would restore into the spec.
+        #[arg(long, value_name = "CHECKPOINT")]
+        against: Option<String>,
     },
     /// Run a pipeline until its sources end, it fails, or it is cancelled (Ctrl-C).
     Run {
@@ -61,6 +66,10 @@ enum Command {
         /// longer has (that state is dropped), as Flink's flag does.
         #[arg(long)]
         allow_non_restored_state: bool,
+        /// Leave this node's state out of the restore: it starts empty
+        /// (a keyed node) or from the beginning (a source). Repeatable.
+        #[arg(long, value_name = "NODE")]
+        drop_state: Vec<String>,
         /// What a restore does with a file sink's output committed after
         /// the restored checkpoint (it would be written again): `move` it
         /// into a hidden folder in the sink's folder, or `refuse` to start.
@@ -151,12 +160,17 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { specs, format } => check::run(&specs, format),
+        Command::Check {
+            specs,
+            format,
+            against,
+        } => check::run(&specs, format, against.as_deref()),
         Command::Run {
             spec,
             quiet,
             from,
             allow_non_restored_state,
+            drop_state,
             newer_output,
             control_port,
         } => run::run(
@@ -165,6 +179,7 @@ pub fn main() -> ExitCode {
                 quiet,
                 from,
                 allow_non_restored: allow_non_restored_state,
+                drop_state,
                 newer_output: match newer_output {
                     NewerOutputArg::Move => crate::runtime::NewerOutput::MoveAside,
                     NewerOutputArg::Refuse => crate::runtime::NewerOutput::Refuse,

@@ -18,6 +18,8 @@ pub struct Flags {
     pub quiet: bool,
     pub from: Option<String>,
     pub allow_non_restored: bool,
+    /// Nodes whose state in the checkpoint restored is left out.
+    pub drop_state: Vec<String>,
     pub newer_output: NewerOutput,
     pub control_port: u16,
 }
@@ -27,9 +29,15 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         quiet,
         from,
         allow_non_restored,
+        drop_state,
         newer_output,
         control_port,
     } = flags;
+    if from.is_none() && !drop_state.is_empty() {
+        report!("error: --drop-state leaves a node's state out of a restore: it needs --from");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let drop: std::collections::BTreeSet<String> = drop_state.into_iter().collect();
     let loaded = match read_spec(path) {
         Ok(loaded) => loaded,
         Err(message) => {
@@ -49,7 +57,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
     init_logging(quiet);
     let restore = match from
         .as_deref()
-        .map(|f| restore_point(&plan, f, allow_non_restored))
+        .map(|f| restore_point(&plan, f, allow_non_restored, &drop))
         .transpose()
     {
         Ok(r) => r,

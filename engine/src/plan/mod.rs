@@ -75,6 +75,35 @@ pub struct PlanNode {
     /// Set on a projection moved in front of a keyed node's shuffle
     /// ([`pushdown`]): records reach it partitioned by that node's key.
     pub shuffle: Option<Shuffle>,
+    /// What the node keeps in keyed state, for nodes that keep some: the
+    /// one test of "stateful", and what a checkpoint records so that a
+    /// restore can tell the state still fits.
+    pub state: Option<StateShape>,
+}
+
+/// The shape of a node's keyed state: the aggregate kept, and the key (as
+/// written) that splits it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateShape {
+    pub kind: &'static str,
+    pub key: String,
+}
+
+impl StateShape {
+    fn of(kind: &TransformKind) -> Option<StateShape> {
+        let (kind, key) = match kind {
+            TransformKind::Sum { key, .. } => ("sum", key),
+            TransformKind::Min { key, .. } => ("min", key),
+            TransformKind::Max { key, .. } => ("max", key),
+            TransformKind::Count { key } => ("count", key),
+            TransformKind::Reduce { key, .. } => ("reduce", key),
+            _ => return None,
+        };
+        Some(StateShape {
+            kind,
+            key: key.trim().to_owned(),
+        })
+    }
 }
 
 /// The key a node's input is partitioned by, read through a projection.
@@ -301,6 +330,7 @@ impl Compiler<'_> {
                     on_error: node.on_error,
                     op,
                     shuffle: None,
+                    state: None,
                 }),
             );
         }
@@ -326,6 +356,7 @@ impl Compiler<'_> {
                             on_error: node.on_error,
                             op,
                             shuffle: None,
+                            state: StateShape::of(&node.kind),
                         }),
                     );
                 }
@@ -352,6 +383,7 @@ impl Compiler<'_> {
                     on_error: node.on_error,
                     op,
                     shuffle: None,
+                    state: None,
                 }),
             );
         }

@@ -77,39 +77,52 @@ pub fn run(
         if !line.is_empty() {
             summary(&line);
         }
-        let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
-        if !restartable || restarts >= attempts {
-            return Err(Failed { error, restarts });
-        }
-        restarts += 1;
-        tracing::warn!(
-            "restart {restarts} of {attempts} in {}: {error}",
-            crate::spec::Duration(delay)
-        );
-        std::thread::sleep(delay);
-        options.restore = match own_latest {
-            Some(id) => match restore_point(plan, &format!("chk-{id}"), allow_non_restored) {
-                Ok(restore) => Some(Arc::new(restore)),
-                Err(message) => {
-                    return Err(Failed {
-                        error: RunError::Setup(format!("cannot restart: {message}")),
-                        restarts,
-                    })
-                }
-            },
-            None => {
-                match &started_from {
-                    Some(from) => tracing::info!(
-                        "no checkpoint of this run completed yet: restarting from {}, where it started",
-                        from.location
-                    ),
-                    None => tracing::info!(
-                        "no checkpoint of this run completed yet: starting over from the beginning"
-                    ),
-                }
-                started_from.clone()
+        let mut error = error;
+        // Until an attempt can start: a restore point that cannot be read
+        // now (the store is down) is a failed attempt too.
+        loop {
+            let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
+            if !restartable || restarts >= attempts {
+                return Err(Failed { error, restarts });
             }
-        };
+            restarts += 1;
+            tracing::warn!(
+                "restart {restarts} of {attempts} in {}: {error}",
+                crate::spec::Duration(delay)
+            );
+            std::thread::sleep(delay);
+            match own_latest {
+                // This run's own checkpoint has the state it chose to drop
+                // dropped already: nothing more is left out.
+                Some(id) => match restore_point(
+                    plan,
+                    &format!("chk-{id}"),
+                    allow_non_restored,
+                    &Default::default(),
+                ) {
+                    Ok(restore) => {
+                        options.restore = Some(Arc::new(restore));
+                        break;
+                    }
+                    Err(message) => {
+                        error = RunError::Checkpoint(format!("cannot restore chk-{id}: {message}"))
+                    }
+                },
+                None => {
+                    match &started_from {
+                        Some(from) => tracing::info!(
+                            "no checkpoint of this run completed yet: restarting from {}, where it started",
+                            from.location
+                        ),
+                        None => tracing::info!(
+                            "no checkpoint of this run completed yet: starting over from the beginning"
+                        ),
+                    }
+                    options.restore = started_from.clone();
+                    break;
+                }
+            }
+        }
     }
 }
 

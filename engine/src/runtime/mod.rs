@@ -166,16 +166,17 @@ fn attempt(
     if plan.checkpoint.is_some() {
         // A fresh start is a restore from "checkpoint 0": nothing of an
         // earlier attempt is committed, its hidden files are removed.
-        recover_sinks(plan, options).map_err(|e| (RunError::Setup(e), String::new(), None))?;
+        recover_sinks(plan, options).map_err(|e| (e, String::new(), None))?;
     }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
     let mut checkpoints = match &plan.checkpoint {
         None => None,
         Some(cp) => {
+            // A store that cannot be reached now may be back for a restart.
             let store: Arc<dyn CheckpointStore> = Arc::new(
                 OpendalStore::open(&cp.store)
-                    .map_err(|e| (RunError::Setup(e.to_string()), String::new(), None))?,
+                    .map_err(|e| (RunError::Checkpoint(e.to_string()), String::new(), None))?,
             );
             let (_, done) = crossbeam_channel::bounded(1);
             Some(Checkpoints {
@@ -245,6 +246,20 @@ fn attempt(
                 run: options.run_id.clone(),
                 restored_from: options.restore.as_ref().map(|r| r.location.clone()),
                 restored_id: options.restore.as_ref().map(|r| r.metadata.checkpoint_id),
+                shapes: plan
+                    .graph
+                    .node_weights()
+                    .filter_map(|n| {
+                        let shape = n.state.as_ref()?;
+                        Some((
+                            n.name.clone(),
+                            crate::checkpoint::metadata::NodeShape {
+                                kind: shape.kind.to_owned(),
+                                key: shape.key.clone(),
+                            },
+                        ))
+                    })
+                    .collect(),
                 restored_history: options
                     .restore
                     .as_ref()
@@ -257,7 +272,11 @@ fn attempt(
                 last_completed: last_completed.clone().unwrap_or_default(),
             };
             if let Err(e) = start_coordinator(config, c, reports_rx) {
-                first_error = Some(RunError::Setup(e));
+                // Listing the store failed, or a thread could not start:
+                // either may pass, so a restart may try again.
+                first_error = Some(RunError::Checkpoint(format!(
+                    "cannot start checkpointing: {e}"
+                )));
             }
         }
     }
@@ -455,8 +474,7 @@ fn start_instance(
                     c.triggers.push(tx);
                     triggers = Some(rx);
                 }
-                let stateful = node.op.key().is_some() && !matches!(node.op, Operator::KeyBy(_));
-                let uploader = if stateful {
+                let uploader = if node.state.is_some() {
                     let config = UploaderConfig {
                         job: plan.job.name.clone(),
                         node: node.name.clone(),
@@ -566,7 +584,7 @@ fn log_restored(restore: &Restore, loaded_in: Duration) {
 /// for the restore point: its visible output becomes exactly that of the
 /// restored checkpoint's past (see `file::recover`); output outside it is
 /// moved aside or refused ([`NewerOutput`]).
-fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), String> {
+fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
     use crate::checkpoint::metadata::in_history;
     use crate::operators::sinks::file;
 
@@ -585,8 +603,10 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), String> {
     };
     // The pasts of the complete checkpoints: a pending file one of them
     // holds must survive until it is restored.
+    // A store that cannot be listed now may be back for a restart.
     let pasts: Vec<(u64, Vec<(u64, u64)>)> = match OpendalStore::open_to_read(&cp.store) {
-        Ok(store) => coordinator::existing_checkpoints(&store, &plan.job.name)?
+        Ok(store) => coordinator::existing_checkpoints(&store, &plan.job.name)
+            .map_err(RunError::Checkpoint)?
             .iter()
             .map(|m| (m.checkpoint_id, m.past()))
             .collect(),
@@ -613,7 +633,7 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), String> {
             options.newer_output,
             &options.run_id,
         )
-        .map_err(|e| format!("cannot recover the output of `{name}`: {e}"))?;
+        .map_err(|e| RunError::Setup(format!("cannot recover the output of `{name}`: {e}")))?;
         if recovery.brought_back > 0 {
             tracing::info!(
                 "`{name}`: {} output file{} of chk-{id}'s past brought back from an earlier restore's .superseded-* folder",
