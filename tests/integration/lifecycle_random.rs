@@ -38,8 +38,14 @@ const LINES: usize = 50_000;
 enum End {
     /// Exit 0 after reading all its input.
     Finished,
-    /// Stopped with a savepoint, killed, cancelled, or failed on purpose.
+    /// Stopped with a savepoint, cancelled (SIGTERM, SIGINT).
     Interrupted,
+    /// Killed (SIGKILL, or a signal before its handlers were set up): a
+    /// checkpoint may have completed with only some sink instances having
+    /// committed their part of it, which the next run commits (two-phase
+    /// commit, as in Flink). Until then a word may miss counts in the
+    /// middle, but never has one twice.
+    Killed,
 }
 
 struct Life {
@@ -262,11 +268,13 @@ sinks:
         // handlers (while it verifies the checkpoint it restores) ends it
         // as the signal's default does, as a SIGKILL would.
         use std::os::unix::process::ExitStatusExt;
+        if status.signal().is_some() && signal.is_some() {
+            return End::Killed;
+        }
         let expected = match signal {
             _ if status.success() => log.contains(&format!("{JOB} stopped in")),
-            Some("KILL") => status.signal() == Some(9),
-            Some("TERM") => status.code() == Some(143) || status.signal() == Some(15),
-            Some("INT") => status.code() == Some(130) || status.signal() == Some(2),
+            Some("TERM") => status.code() == Some(143),
+            Some("INT") => status.code() == Some(130),
             _ => false,
         };
         if !expected {
@@ -299,7 +307,8 @@ sinks:
         for (word, values) in &mut counts {
             values.sort_unstable();
             let expected: Vec<u64> = (1..=values.len() as u64).collect();
-            if *values != expected {
+            let twice = values.windows(2).any(|w| w[0] == w[1]);
+            if (*end != End::Killed && *values != expected) || twice {
                 let duplicates = values.windows(2).filter(|w| w[0] == w[1]).count();
                 self.fail(&format!(
                     "`{word}`'s committed counts are not 1..={}: {duplicates} duplicated, first values {:?}",
@@ -514,8 +523,14 @@ fn run_life(default_seed: u64) {
         .unwrap_or(20);
     let started = Instant::now();
     let mut life = Life::new(seed);
-    for _ in 0..steps {
+    for step in 1..=steps {
         life.step();
+        if step % 100 == 0 {
+            eprintln!(
+                "lifecycle seed {seed}: {step} steps, {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     // Whatever happened, the job can be brought to its end, exactly-once.
     let child = life.start(life.latest(), None);

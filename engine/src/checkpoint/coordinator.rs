@@ -114,6 +114,8 @@ pub struct Stats {
     pub bytes_written: u64,
     /// The job was stopped with a savepoint (`dataflow stop`).
     pub stopped: bool,
+    /// The history of the last completed checkpoint (see `Metadata::history`).
+    pub last_history: Vec<(u64, u64)>,
 }
 
 struct InFlight {
@@ -573,6 +575,7 @@ impl Coordinator {
         let s = &mut self.stats;
         s.completed += 1;
         s.last = Some(id);
+        s.last_history = metadata.history.clone();
         self.config.last_completed.store(id, Ordering::Relaxed);
         s.durations.push(duration);
         s.bytes_written += written;

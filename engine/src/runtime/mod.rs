@@ -384,6 +384,12 @@ fn attempt(
                 Err(_) => break,
             }
         }
+        // A sink may have stopped before it heard that the last checkpoint
+        // completed: its output is committed here, so a run that ends, for
+        // whatever reason, leaves every sink committed up to the same point.
+        if let Some(stats) = checkpoint_stats.as_ref().filter(|s| s.last.is_some()) {
+            settle_sinks(plan, stats);
+        }
         let cancelled = matches!(outcome, Outcome::Cancelled(_));
         if cancelled
             && plan
@@ -651,6 +657,31 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// Commits each file sink's files pending for the last checkpoint this
+/// attempt completed (and the earlier ones of its past).
+fn settle_sinks(plan: &Plan, stats: &coordinator::Stats) {
+    let Some(last) = stats.last else {
+        return;
+    };
+    let point = crate::operators::sinks::file::RestorePoint {
+        id: last,
+        history: &stats.last_history,
+        restorable: &|_| true,
+    };
+    for node in plan.graph.node_weights() {
+        if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
+            if let Err(e) =
+                crate::operators::sinks::file::settle(std::path::Path::new(path), &point)
+            {
+                tracing::warn!(
+                    "`{}`: the output of chk-{last} is not all committed yet ({e}); the next restore commits it",
+                    node.name
+                );
+            }
+        }
+    }
 }
 
 /// `DATAFLOW_INJECT_FAILURE=<node>:<records>` makes every instance of a

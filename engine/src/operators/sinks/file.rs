@@ -313,6 +313,23 @@ impl RestorePoint<'_> {
     }
 }
 
+/// After a run: commits the pending files of `point`'s past, as a restore
+/// from it would, and touches nothing else.
+pub fn settle(dir: &Path, point: &RestorePoint) -> Result<(), SinkError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((_, visible)) = pending(&name).filter(|(n, _)| point.in_past(*n)) {
+            std::fs::rename(entry.path(), unused(dir.join(visible)))
+                .map_err(|e| io_error("commit", &entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Before a job starts from `point`, makes the folder's visible output
 /// exactly the output of the restored checkpoint's past: pending files of
 /// that past are committed, committed files outside it moved into
