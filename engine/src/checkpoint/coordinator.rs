@@ -331,7 +331,15 @@ impl Coordinator {
     /// A savepoint request: refused at once when the job is ending or one
     /// is under way, else triggered on the next tick.
     fn on_savepoint(&mut self, request: SavepointRequest) {
-        let refuse = if self.final_checkpoint.is_some() || !self.inputs_ended.is_empty() {
+        let sources = self
+            .config
+            .participants
+            .iter()
+            .filter(|p| p.is_source)
+            .count();
+        // A source whose input has ended still answers triggers; once all
+        // have, the job is taking its final checkpoint.
+        let refuse = if self.final_checkpoint.is_some() || self.inputs_ended.len() == sources {
             Some("the job is finishing: its input has ended".to_owned())
         } else if !self.finished.is_empty() {
             Some("part of the job has already finished".to_owned())
