@@ -265,13 +265,7 @@ impl Coordinator {
             }
             self.tell_uploaders();
             self.expire()?;
-            let sources = self
-                .config
-                .participants
-                .iter()
-                .filter(|p| p.is_source)
-                .count();
-            let all_ended = self.inputs_ended.len() == sources;
+            let all_ended = self.all_inputs_ended();
             // The last checkpoint goes as soon as every input has ended, so
             // the tail of a bounded job is committed without waiting.
             let finishing = all_ended
@@ -328,18 +322,22 @@ impl Coordinator {
         self.stats
     }
 
-    /// A savepoint request: refused at once when the job is ending or one
-    /// is under way, else triggered on the next tick.
-    fn on_savepoint(&mut self, request: SavepointRequest) {
+    fn all_inputs_ended(&self) -> bool {
         let sources = self
             .config
             .participants
             .iter()
             .filter(|p| p.is_source)
             .count();
+        self.inputs_ended.len() == sources
+    }
+
+    /// A savepoint request: refused at once when the job is ending or one
+    /// is under way, else triggered on the next tick.
+    fn on_savepoint(&mut self, request: SavepointRequest) {
         // A source whose input has ended still answers triggers; once all
         // have, the job is taking its final checkpoint.
-        let refuse = if self.final_checkpoint.is_some() || self.inputs_ended.len() == sources {
+        let refuse = if self.final_checkpoint.is_some() || self.all_inputs_ended() {
             Some("the job is finishing: its input has ended".to_owned())
         } else if !self.finished.is_empty() {
             Some("part of the job has already finished".to_owned())
