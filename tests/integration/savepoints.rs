@@ -19,7 +19,7 @@ fn dataflow(runs: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// 6,000 generated lines of 4 words at 2,000 lines/s: three seconds, long
+/// 16,000 generated lines of 4 words at 2,000 lines/s: eight seconds, long
 /// enough to be reached while it runs.
 fn spec(dir: &Path, checkpoint: bool) -> PathBuf {
     let path = dir.join("job.yaml");
@@ -36,7 +36,7 @@ fn spec(dir: &Path, checkpoint: bool) -> PathBuf {
         format!(
             r#"name: sp
 {checkpoint}sources:
-  lines: {{type: generate, mode: lines, count: 6000, rate: 2000, words_per_line: 4, vocabulary: 40}}
+  lines: {{type: generate, mode: lines, count: 16000, rate: 2000, words_per_line: 4, vocabulary: 40}}
 transforms:
   words: {{type: flat_map, inputs: [lines], split: ","}}
   counts: {{type: count, inputs: [words], key: this, parallelism: 2}}
@@ -50,7 +50,7 @@ sinks:
     path
 }
 
-const WORDS: usize = 6000 * 4;
+const WORDS: usize = 16_000 * 4;
 
 fn start(runs: &Path, spec: &Path, args: &[&str]) -> Child {
     Command::new(bin())
