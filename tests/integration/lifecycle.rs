@@ -169,6 +169,59 @@ fn a_fresh_run_never_deletes_an_earlier_runs_checkpoint() {
     assert_exactly_once(&committed(&dir.path().join("first")), words);
 }
 
+/// Earlier runs' checkpoints stay until the user prunes them:
+/// `checkpoints --prune --dry-run` says what would go and deletes nothing;
+/// `--prune` keeps the newest intact checkpoints of any run, and the
+/// one kept still restores.
+#[test]
+fn checkpoints_prune_removes_earlier_runs_checkpoints_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = inputs(dir.path());
+    let spec = spec_retaining(dir.path(), "first", 1);
+    run(&spec, &[], &[]);
+    run(&spec_retaining(dir.path(), "second", 1), &[], &[]);
+    // An aborted checkpoint's folder, as a crash leaves it.
+    std::fs::create_dir_all(dir.path().join("store/wc/chk-999")).unwrap();
+    let before = checkpoints(dir.path());
+    assert_eq!(before.len(), 2, "{before:?}");
+    let prune = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(["checkpoints", spec.to_str().unwrap(), "--prune"])
+            .args(args)
+            .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out).1);
+        text(&out).0
+    };
+    let dry = prune(&["--dry-run"]);
+    assert!(
+        dry.contains(&format!(
+            "--dry-run: would delete chk-{}, chk-999",
+            before[0]
+        )),
+        "{dry}"
+    );
+    assert_eq!(checkpoints(dir.path()), before);
+    assert!(dir.path().join("store/wc/chk-999").exists());
+    let done = prune(&[]);
+    assert!(
+        done.contains(&format!("deleted chk-{}, chk-999", before[0])),
+        "{done}"
+    );
+    assert!(done.contains(&format!("kept chk-{}", before[1])), "{done}");
+    assert_eq!(checkpoints(dir.path()), [before[1]]);
+    assert!(!dir.path().join("store/wc/chk-999").exists());
+    // The kept one restores: the second run's input is all read.
+    let name = format!("chk-{}", before[1]);
+    run(
+        &spec_retaining(dir.path(), "second", 1),
+        &["--from", &name],
+        &[],
+    );
+    assert_exactly_once(&committed(&dir.path().join("second")), words);
+}
+
 /// A generated job slow enough to take a dozen checkpoints, each
 /// committing a part of the output.
 fn slow_spec(dir: &Path) -> PathBuf {

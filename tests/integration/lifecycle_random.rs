@@ -62,6 +62,8 @@ struct Life {
     savepoints: Vec<PathBuf>,
     /// The steps so far, for a failure's message.
     steps: Vec<String>,
+    /// Runs started so far.
+    runs: usize,
 }
 
 impl Life {
@@ -78,6 +80,7 @@ impl Life {
             parallelism: 2,
             savepoints: Vec::new(),
             steps: Vec::new(),
+            runs: 0,
         };
         life.add_input(0);
         life.add_input(0);
@@ -175,7 +178,8 @@ sinks:
         if let Some(records) = inject {
             command.env("DATAFLOW_INJECT_FAILURE", format!("counts:{records}"));
         }
-        let log = std::fs::File::create(self.path("run.log")).unwrap();
+        self.runs += 1;
+        let log = std::fs::File::create(self.run_log(self.runs)).unwrap();
         self.note(format!(
             "run p={} from={} inject={inject:?}",
             self.parallelism,
@@ -188,8 +192,13 @@ sinks:
             .expect("dataflow starts")
     }
 
+    /// Each run's log is kept, for a failure to be read back.
+    fn run_log(&self, run: usize) -> PathBuf {
+        self.path(&format!("run-{run}.log"))
+    }
+
     fn log(&self) -> String {
-        std::fs::read_to_string(self.path("run.log")).unwrap_or_default()
+        std::fs::read_to_string(self.run_log(self.runs)).unwrap_or_default()
     }
 
     fn note(&mut self, step: String) {
@@ -204,8 +213,30 @@ sinks:
             .enumerate()
             .map(|(i, s)| format!("  {i}: {s}"))
             .collect();
+        // With DATAFLOW_LIFECYCLE_KEEP set, a copy of the folder (inputs,
+        // output, every run's log) and of the store is kept for a post-mortem.
+        let kept = if std::env::var_os("DATAFLOW_LIFECYCLE_KEEP").is_some() {
+            let copy = std::env::temp_dir().join(format!(
+                "lifecycle-{}-{}",
+                self.seed,
+                std::process::id()
+            ));
+            let _ = Command::new("cp")
+                .arg("-r")
+                .arg(self.dir.path())
+                .arg(&copy)
+                .status();
+            let _ = Command::new("cp")
+                .arg("-r")
+                .arg(self.server.dir("ck"))
+                .arg(copy.join("store"))
+                .status();
+            format!("\nkept in {}", copy.display())
+        } else {
+            String::new()
+        };
         panic!(
-            "{why}\nseed {} (replay with DATAFLOW_LIFECYCLE_SEED={}); steps:\n{}\nlast run's log:\n{}",
+            "{why}\nseed {} (replay with DATAFLOW_LIFECYCLE_SEED={}); steps:\n{}\nlast run's log:\n{}{kept}",
             self.seed,
             self.seed,
             steps.join("\n"),

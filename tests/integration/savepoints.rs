@@ -99,6 +99,18 @@ fn savepoint_then_stop_then_restore_a_moved_savepoint_is_exactly_once() {
     assert!(taken.status.success(), "{stderr}");
     let default_location = stdout.trim().to_owned();
     assert!(default_location.contains("/sp/savepoints/sp-"), "{stdout}");
+    let sp_name = default_location.rsplit('/').next().unwrap().to_owned();
+
+    // `checkpoints --prune` leaves a running job alone.
+    let spec_text = spec.to_str().unwrap();
+    let refused = dataflow(&runs, &["checkpoints", spec_text, "--prune"]);
+    let stderr = text(&refused).1;
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a run of `sp` is running on this machine"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was deleted"), "{stderr}");
 
     // Stop with a savepoint into a folder of our own, by run id.
     let target = dir.path().join("savepoint");
@@ -133,6 +145,15 @@ fn savepoint_then_stop_then_restore_a_moved_savepoint_is_exactly_once() {
     // Retention (retain: 1) never touched the default savepoint.
     let default_folder = default_location.trim_start_matches("file://");
     assert!(Path::new(default_folder).join("_metadata").exists());
+    // `checkpoints` lists it, checked whole.
+    let listed = dataflow(&runs, &["checkpoints", spec_text, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let savepoints = json["savepoints"].as_array().unwrap();
+    assert_eq!(savepoints.len(), 1, "{json}");
+    assert_eq!(savepoints[0]["name"], sp_name.as_str());
+    assert_eq!(savepoints[0]["status"], "complete");
+    let table = text(&dataflow(&runs, &["checkpoints", spec_text])).0;
+    assert!(table.contains(&format!("  {sp_name} ")), "{table}");
 
     // The savepoint is self-contained: moved elsewhere, it restores, and the
     // output ends exactly-once.

@@ -2,9 +2,42 @@
 //! every file each one needs is there, whole and unchanged.
 
 use super::layout;
-use super::metadata::Metadata;
-use super::restore::read_verified;
-use super::store::CheckpointStore;
+use super::metadata::{hex, FileRef, Metadata};
+use super::snapshot;
+use super::store::{CheckpointStore, StoreError};
+
+/// Why a checkpoint's state cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("`{path}` is damaged: {why}")]
+    Damaged { path: String, why: String },
+}
+
+/// Reads one file and checks it against its reference.
+pub fn read_verified(store: &dyn CheckpointStore, file: &FileRef) -> Result<Vec<u8>, RestoreError> {
+    let bytes = store.read(&file.path)?;
+    let damaged = |why: String| RestoreError::Damaged {
+        path: file.path.clone(),
+        why,
+    };
+    if bytes.len() as u64 != file.size {
+        return Err(damaged(format!(
+            "{} bytes, but the checkpoint recorded {}",
+            bytes.len(),
+            file.size
+        )));
+    }
+    let sum = hex(snapshot::checksum(&bytes));
+    if sum != file.checksum {
+        return Err(damaged(format!(
+            "checksum {sum}, but the checkpoint recorded {}",
+            file.checksum
+        )));
+    }
+    Ok(bytes)
+}
 
 /// One checkpoint folder as found in the store.
 #[derive(Debug)]
@@ -41,6 +74,32 @@ pub fn list(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, String
         .collect())
 }
 
+/// The completed checkpoints in the store (those with a readable `_metadata`).
+pub fn existing_checkpoints(
+    store: &dyn CheckpointStore,
+    job: &str,
+) -> Result<Vec<Metadata>, String> {
+    let mut out = Vec::new();
+    for name in store
+        .list(&layout::job_dir(job))
+        .map_err(|e| e.to_string())?
+    {
+        let Some(id) = layout::parse_checkpoint_name(&name) else {
+            continue;
+        };
+        // A folder without metadata is an unfinished checkpoint: it never counts.
+        let path = layout::metadata(job, id);
+        if let Ok(bytes) = store.read(&path) {
+            match Metadata::decode(&bytes, &path) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!("ignoring checkpoint {id}: {e}"),
+            }
+        }
+    }
+    out.sort_by_key(|m| m.checkpoint_id);
+    Ok(out)
+}
+
 /// Verifies checkpoint `id` of `job`: its metadata, and every file's size and checksum.
 pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
     let path = layout::metadata(job, id);
@@ -61,6 +120,53 @@ pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
     }
     for file in metadata.files() {
         if let Err(e) = read_verified(store, file) {
+            return FoundState::Damaged(e.to_string());
+        }
+    }
+    FoundState::Valid(Box::new(metadata))
+}
+
+/// Lists the savepoints of `job` in their default folder
+/// (`<job>/savepoints/sp-N`), oldest first, verifying each.
+pub fn list_savepoints(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, String> {
+    let dir = layout::savepoints_dir(job);
+    let mut ids: Vec<u64> = match store.list(&dir) {
+        Ok(names) => names
+            .iter()
+            .filter_map(|n| layout::parse_savepoint_name(n.trim_end_matches('/')))
+            .collect(),
+        Err(StoreError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    ids.sort_unstable();
+    Ok(ids
+        .into_iter()
+        .map(|id| Found {
+            id,
+            state: check_savepoint(store, &layout::savepoint_dir(job, id)),
+        })
+        .collect())
+}
+
+/// Verifies the savepoint in folder `dir` (ending with `/`), whose files
+/// are named relative to it.
+pub fn check_savepoint(store: &dyn CheckpointStore, dir: &str) -> FoundState {
+    let path = format!("{dir}_metadata");
+    let bytes = match store.read(&path) {
+        Ok(b) => b,
+        Err(StoreError::NotFound { .. }) => return FoundState::Incomplete,
+        Err(e) => return FoundState::Damaged(e.to_string()),
+    };
+    let metadata = match Metadata::decode(&bytes, &path) {
+        Ok(m) => m,
+        Err(e) => return FoundState::Damaged(e.to_string()),
+    };
+    for file in metadata.files() {
+        let inside = FileRef {
+            path: format!("{dir}{}", file.path),
+            ..file.clone()
+        };
+        if let Err(e) = read_verified(store, &inside) {
             return FoundState::Damaged(e.to_string());
         }
     }

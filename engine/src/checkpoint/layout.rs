@@ -28,6 +28,11 @@ pub fn savepoint_dir(job: &str, id: u64) -> String {
     format!("{job}/savepoints/sp-{id}/")
 }
 
+/// The folder of a job's savepoints taken without a location.
+pub fn savepoints_dir(job: &str) -> String {
+    format!("{job}/savepoints/")
+}
+
 /// The id in a savepoint folder name (`sp-17` → 17).
 pub fn parse_savepoint_name(name: &str) -> Option<u64> {
     parse_checkpoint_name(&format!("chk-{}", name.strip_prefix("sp-")?))
@@ -71,6 +76,39 @@ pub fn snapshot(
     }
 }
 
+/// What a shared snapshot file's name says (see [`snapshot`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SharedName<'a> {
+    pub node: &'a str,
+    pub instance: u32,
+    /// The checkpoint that wrote it.
+    pub id: u64,
+    pub kind: SnapshotKind,
+}
+
+/// Reads a shared snapshot file's name (`<node>-<i>-<N>.full|delta`), alone
+/// or as a path; node names may hold `-`.
+pub fn parse_shared_name(path: &str) -> Option<SharedName<'_>> {
+    let name = path.rsplit('/').next()?;
+    let (stem, kind) = match name.rsplit_once('.')? {
+        (stem, "full") => (stem, SnapshotKind::Full),
+        (stem, "delta") => (stem, SnapshotKind::Delta),
+        _ => return None,
+    };
+    let (rest, id) = stem.rsplit_once('-')?;
+    let (node, instance) = rest.rsplit_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if node.is_empty() || !digits(instance) || !digits(id) {
+        return None;
+    }
+    Some(SharedName {
+        node,
+        instance: instance.parse().ok()?,
+        id: id.parse().ok()?,
+        kind,
+    })
+}
+
 /// The id in a checkpoint folder name (`chk-17` → 17).
 pub fn parse_checkpoint_name(name: &str) -> Option<u64> {
     let digits = name.trim_end_matches('/').strip_prefix("chk-")?;
@@ -99,5 +137,37 @@ mod tests {
             snapshot("wc", "counts", 1, 7, SnapshotKind::Full, false),
             "wc/chk-7/counts-1.full"
         );
+    }
+
+    #[test]
+    fn shared_names_round_trip_for_any_node_name() {
+        for node in ["counts", "my-node", "a-1-2", "x.y"] {
+            for (instance, id, kind) in
+                [(0, 7, SnapshotKind::Delta), (12, 1234, SnapshotKind::Full)]
+            {
+                let path = snapshot("job-1", node, instance, id, kind, true);
+                let name = parse_shared_name(&path).unwrap_or_else(|| panic!("{path}"));
+                assert_eq!(
+                    name,
+                    SharedName {
+                        node,
+                        instance,
+                        id,
+                        kind
+                    },
+                    "{path}"
+                );
+            }
+        }
+        for bad in [
+            "counts-0-7",
+            "counts-0-7.tmp",
+            "counts-7.delta",
+            "-0-7.delta",
+            "c-0-x.delta",
+            "c--7.full",
+        ] {
+            assert_eq!(parse_shared_name(bad), None, "{bad}");
+        }
     }
 }

@@ -9,10 +9,13 @@
 //! coordinator writes `_metadata` and the checkpoint is complete; then
 //! [`retention`] deletes what no kept checkpoint needs.
 //!
-//! Paths are formatted in [`layout`] only; I/O goes through the small
-//! [`store::CheckpointStore`] trait; decisions (retention, scheduling) are
-//! pure functions tested without a store.
+//! Paths are formatted and parsed in [`layout`] only; I/O goes through the
+//! small [`store::CheckpointStore`] trait; decisions are pure and tested
+//! without a store: the coordinator's ([`coordinator::machine`]), what to
+//! restore from ([`choice`]), what retention deletes ([`retention`]) and
+//! whether a spec can take a checkpoint's state ([`compat`]).
 
+pub mod choice;
 pub mod compat;
 pub mod coordinator;
 pub mod inspect;

@@ -1,41 +1,9 @@
 //! Reading state back from a checkpoint's files.
 
-use super::metadata::{hex, FileRef};
+use super::inspect::{read_verified, RestoreError};
+use super::metadata::FileRef;
 use super::snapshot::{self, Entries};
-use super::store::{CheckpointStore, StoreError};
-
-/// Why a checkpoint's state cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("`{path}` is damaged: {why}")]
-    Damaged { path: String, why: String },
-}
-
-/// Reads one file and checks it against its reference.
-pub fn read_verified(store: &dyn CheckpointStore, file: &FileRef) -> Result<Vec<u8>, RestoreError> {
-    let bytes = store.read(&file.path)?;
-    let damaged = |why: String| RestoreError::Damaged {
-        path: file.path.clone(),
-        why,
-    };
-    if bytes.len() as u64 != file.size {
-        return Err(damaged(format!(
-            "{} bytes, but the checkpoint recorded {}",
-            bytes.len(),
-            file.size
-        )));
-    }
-    let sum = hex(snapshot::checksum(&bytes));
-    if sum != file.checksum {
-        return Err(damaged(format!(
-            "checksum {sum}, but the checkpoint recorded {}",
-            file.checksum
-        )));
-    }
-    Ok(bytes)
-}
+use super::store::CheckpointStore;
 
 /// The state a chain of files (a full snapshot, then deltas) adds up to,
 /// keeping only the key groups `keep` accepts.
@@ -76,124 +44,53 @@ pub fn resolve(
     job: &str,
     from: &str,
 ) -> Result<(Restore, Vec<String>), String> {
-    use super::inspect::{self, FoundState};
-    use super::layout::{parse_checkpoint_name, parse_savepoint_name};
+    use super::choice::{choose, parse_point, split_checkpoint_folder, Point};
 
-    if let Some(id) = parse_savepoint_name(from) {
-        let mut location = spec_store.clone();
-        location.root = format!(
-            "{}/{}",
-            location.root.trim_end_matches('/'),
-            super::layout::savepoint_dir(job, id).trim_end_matches('/')
-        );
-        return match savepoint_at(&location)? {
-            Some(restore) => Ok((restore, Vec::new())),
-            None => Err(format!("there is no savepoint {from} at {location}")),
-        };
-    }
-    let is_location = from.contains("://") || from.starts_with('/');
-    if is_location {
-        let location = super::savepoint::parse_location(from)?;
-        if let Some(restore) = savepoint_at(&location)? {
-            return Ok((restore, Vec::new()));
+    let (location, job, wanted) = match parse_point(from)? {
+        Point::Savepoint(id) => {
+            let mut location = spec_store.clone();
+            location.root = format!(
+                "{}/{}",
+                location.root.trim_end_matches('/'),
+                super::layout::savepoint_dir(job, id).trim_end_matches('/')
+            );
+            return match savepoint_at(&location)? {
+                Some(restore) => Ok((restore, Vec::new())),
+                None => Err(format!("there is no savepoint {from} at {location}")),
+            };
         }
-    }
-    let (location, job, wanted) = if is_location {
-        let mut location = super::savepoint::parse_location(from)?;
-        let root = location.root.trim_end_matches('/').to_owned();
-        let mut parts = root.rsplitn(3, '/');
-        let (name, job_name, parent) = (parts.next(), parts.next(), parts.next());
-        let (Some(id), Some(job_name)) = (
-            name.and_then(parse_checkpoint_name),
-            job_name.filter(|j| !j.is_empty()),
-        ) else {
-            return Err(format!(
-                "`{from}` is neither a savepoint (a folder with a `_metadata` file) nor a checkpoint's location (<store>/<job>/chk-<N>)"
-            ));
-        };
-        location.root = match parent {
-            Some(p) if !p.is_empty() => p.to_owned(),
-            _ => "/".to_owned(),
-        };
-        (location, job_name.to_owned(), Some(id))
-    } else if from == "latest" {
-        (spec_store.clone(), job.to_owned(), None)
-    } else {
-        let id = parse_checkpoint_name(from)
-            .ok_or_else(|| format!("`{from}` is not a checkpoint: use `latest`, a name such as `chk-17` or `sp-17`, or a full location"))?;
-        (spec_store.clone(), job.to_owned(), Some(id))
+        Point::Location(text) => {
+            let mut location = super::savepoint::parse_location(&text)?;
+            if let Some(restore) = savepoint_at(&location)? {
+                return Ok((restore, Vec::new()));
+            }
+            let Some((root, job, id)) = split_checkpoint_folder(&location.root) else {
+                return Err(format!(
+                    "`{from}` is neither a savepoint (a folder with a `_metadata` file) nor a checkpoint's location (<store>/<job>/chk-<N>)"
+                ));
+            };
+            location.root = root;
+            (location, job, Some(id))
+        }
+        Point::Latest => (spec_store.clone(), job.to_owned(), None),
+        Point::Checkpoint(id) => (spec_store.clone(), job.to_owned(), Some(id)),
     };
     let started = std::time::Instant::now();
     let store: std::sync::Arc<dyn CheckpointStore> = std::sync::Arc::new(
         super::store::OpendalStore::open(&location).map_err(|e| e.to_string())?,
     );
-    let found = inspect::list(&*store, &job)?;
+    let found = super::inspect::list(&*store, &job)?;
     let here = format!("{}/{job}", location.to_string().trim_end_matches('/'));
-    let available = || {
-        let names: Vec<String> = found
-            .iter()
-            .filter(|f| matches!(f.state, FoundState::Valid(_)))
-            .map(|f| format!("chk-{}", f.id))
-            .collect();
-        if names.is_empty() {
-            format!("there are no complete checkpoints in {here}")
-        } else {
-            format!("the complete ones are: {}", names.join(", "))
-        }
-    };
-    let mut notes = Vec::new();
-    let chosen = match wanted {
-        Some(id) => match found.iter().find(|f| f.id == id) {
-            None => {
-                return Err(format!(
-                    "there is no checkpoint chk-{id} in {here}; {}",
-                    available()
-                ))
-            }
-            Some(f) => f,
+    let chosen = choose(&found, wanted, &here)?;
+    Ok((
+        Restore {
+            store,
+            metadata: chosen.metadata.clone(),
+            location: format!("{here}/chk-{}", chosen.id),
+            verified_in: started.elapsed(),
         },
-        None => {
-            let mut chosen = None;
-            for f in found.iter().rev() {
-                match &f.state {
-                    FoundState::Valid(_) => {
-                        chosen = Some(f);
-                        break;
-                    }
-                    FoundState::Damaged(why) => notes.push(format!(
-                        "chk-{} is damaged ({why}); trying an older one",
-                        f.id
-                    )),
-                    FoundState::Incomplete => {}
-                }
-            }
-            let f = chosen.ok_or_else(|| format!("no intact checkpoint to restore in {here}"))?;
-            if !notes.is_empty() {
-                notes.push(format!(
-                    "restoring from chk-{}, the newest intact checkpoint",
-                    f.id
-                ));
-            }
-            f
-        }
-    };
-    match &chosen.state {
-        FoundState::Valid(metadata) => Ok((
-            Restore {
-                store,
-                metadata: (**metadata).clone(),
-                location: format!("{here}/chk-{}", chosen.id),
-                verified_in: started.elapsed(),
-            },
-            notes,
-        )),
-        FoundState::Incomplete => Err(format!(
-            "chk-{} in {here} is incomplete (it has no _metadata: it was aborted or never finished); {}",
-            chosen.id,
-            available()
-        )),
-        FoundState::Damaged(why) => Err(format!("chk-{} in {here} cannot be restored: {why}", chosen.id)),
-    }
+        chosen.notes,
+    ))
 }
 
 /// The savepoint in the folder `location`, verified; `None` when the

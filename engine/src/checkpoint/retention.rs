@@ -73,6 +73,18 @@ pub fn plan(
     }
 }
 
+/// `dataflow checkpoints --prune`, for a job that is not running: keeps
+/// the newest `keep` of the `intact` checkpoints, whichever run took them,
+/// and the shared files they need; the other checkpoints go, with the
+/// folders in `unusable` (damaged or incomplete) and every other shared file.
+pub fn prune(intact: &[&Metadata], unusable: &[u64], keep: usize, shared: &[String]) -> Deletions {
+    let nothing = BTreeSet::new();
+    let mut deletions = plan(intact, &|_| true, keep, shared, &BTreeSet::new(), &nothing);
+    deletions.checkpoints.extend(unusable);
+    deletions.checkpoints.sort_unstable();
+    deletions
+}
+
 /// The checkpoints a run restored from the location `restored` continues:
 /// that checkpoint, the older checkpoints of the run that took it, and so
 /// on back along the restores that run started from, as long as they are
@@ -110,7 +122,7 @@ pub fn lineage(completed: &[Metadata], restored: &str, job_dir: &str) -> BTreeSe
 /// Deletes every completed checkpoint of `run` and the shared files no
 /// other checkpoint needs (`on_cancel: delete`).
 pub fn delete_run(store: &dyn CheckpointStore, job: &str, run: &str) -> Result<(), String> {
-    let completed = super::coordinator::existing_checkpoints(store, job)?;
+    let completed = super::inspect::existing_checkpoints(store, job)?;
     let (own, others): (Vec<&Metadata>, Vec<&Metadata>) =
         completed.iter().partition(|m| m.run == run);
     let needed: BTreeSet<&str> = others
@@ -300,5 +312,29 @@ mod tests {
         assert!(lineage(&completed, "file:///other/wc/chk-4", dir).is_empty());
         assert!(lineage(&completed, "file:///s/wc/savepoints/sp-7", dir).is_empty());
         assert!(lineage(&completed, &chk(99), dir).is_empty());
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_intact_checkpoints_of_any_run_and_what_they_need() {
+        let m1 = meta_of("a", 1, &[("s/c-0-1.full", 1)]);
+        let m2 = meta_of("b", 2, &[("s/c-0-1.full", 1), ("s/c-0-2.delta", 2)]);
+        let m4 = meta_of("b", 4, &[("s/c-0-4.full", 4)]);
+        let shared: Vec<String> = [
+            "s/c-0-1.full",
+            "s/c-0-2.delta",
+            "s/c-0-3.delta",
+            "s/c-0-4.full",
+        ]
+        .map(String::from)
+        .to_vec();
+        let d = prune(&[&m1, &m2, &m4], &[3, 5], 2, &shared);
+        assert_eq!(d.checkpoints, [1, 3, 5]);
+        assert_eq!(d.shared_files, ["s/c-0-3.delta"]);
+        let d = prune(&[&m1, &m2, &m4], &[], 1, &shared);
+        assert_eq!(d.checkpoints, [1, 2]);
+        assert_eq!(
+            d.shared_files,
+            ["s/c-0-1.full", "s/c-0-2.delta", "s/c-0-3.delta"]
+        );
     }
 }

@@ -242,6 +242,91 @@ impl CheckpointStore for OpendalStore {
     }
 }
 
+/// A store in memory, for tests of what sits above the trait; it can be
+/// taken down to fail every call, as an unreachable server does.
+#[cfg(test)]
+#[derive(Default)]
+pub struct MemoryStore {
+    files: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+    pub down: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl MemoryStore {
+    fn up(&self, op: &'static str, path: &str) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Failed {
+                op,
+                path: path.to_owned(),
+                store: self.describe(),
+                cause: "the store is down".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every path in the store, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        self.files.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+impl CheckpointStore for MemoryStore {
+    fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.up("write", path)?;
+        self.files.lock().unwrap().insert(path.to_owned(), bytes);
+        Ok(())
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, StoreError> {
+        self.up("read", path)?;
+        self.files
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                path: path.to_owned(),
+                store: self.describe(),
+            })
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        self.up("list", dir)?;
+        let files = self.files.lock().unwrap();
+        let mut names: Vec<String> = files
+            .keys()
+            .filter_map(|p| p.strip_prefix(dir))
+            .map(|rest| match rest.split_once('/') {
+                Some((folder, _)) => format!("{folder}/"),
+                None => rest.to_owned(),
+            })
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        self.up("delete", path)?;
+        self.files.lock().unwrap().remove(path);
+        Ok(())
+    }
+
+    fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
+        self.up("delete", dir)?;
+        self.files
+            .lock()
+            .unwrap()
+            .retain(|p, _| !p.starts_with(dir));
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory://test".into()
+    }
+}
+
 #[cfg(all(test, feature = "store-fs"))]
 mod tests {
     use super::*;

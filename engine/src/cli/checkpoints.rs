@@ -1,4 +1,5 @@
-//! `dataflow checkpoints`: list a job's checkpoints and check each one.
+//! `dataflow checkpoints`: list a job's checkpoints and savepoints, check
+//! each one, and prune what is no longer wanted.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,7 +11,11 @@ use super::check::read_spec;
 use super::{print, Format, EXIT_USAGE};
 use crate::checkpoint::coordinator::human_bytes;
 use crate::checkpoint::inspect::{self, FoundState};
+use crate::checkpoint::layout;
+use crate::checkpoint::metadata::Metadata;
+use crate::checkpoint::retention;
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
+use crate::control::registry;
 use crate::plan::store::Scheme;
 use crate::plan::StoreLocation;
 use crate::{diag, plan};
@@ -95,7 +100,13 @@ fn other_jobs(store: &OpendalStore) -> Vec<String> {
     jobs
 }
 
-pub fn run(target: &str, format: Format) -> ExitCode {
+/// `--prune`: what to keep, and whether to delete at all.
+pub struct Prune {
+    pub keep: usize,
+    pub dry_run: bool,
+}
+
+pub fn run(target: &str, format: Format, prune: Option<Prune>) -> ExitCode {
     let (location, job) = match resolve(target) {
         Ok(r) => r,
         Err(Unusable::Usage(message)) => {
@@ -127,6 +138,27 @@ pub fn run(target: &str, format: Format) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let savepoints = match store
+        .as_ref()
+        .map(|s| inspect::list_savepoints(s, &job))
+        .transpose()
+    {
+        Ok(f) => f.unwrap_or_default(),
+        Err(message) => {
+            report!("error: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let pruned = match (prune, &store) {
+        (Some(prune), Some(_)) => match prune_job(&location, &job, &found, &prune) {
+            Ok(pruned) => Some(pruned),
+            Err(message) => {
+                report!("error: {message}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
     let latest = found
         .iter()
         .rev()
@@ -154,7 +186,33 @@ pub fn run(target: &str, format: Format) -> ExitCode {
                     FoundState::Damaged(why) => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "damaged", "error": why}),
                 })
                 .collect();
-            let json = json!({"job": job, "store": location.to_string(), "checkpoints": rows});
+            let savepoint_rows: Vec<_> = savepoints
+                .iter()
+                .map(|f| {
+                    let name = format!("sp-{}", f.id);
+                    match &f.state {
+                        FoundState::Valid(m) => json!({
+                            "id": f.id, "name": name, "status": "complete",
+                            "completed_at_ms": m.completed_at_ms, "total_bytes": m.total_size(),
+                            "run": m.run,
+                        }),
+                        FoundState::Incomplete => {
+                            json!({"id": f.id, "name": name, "status": "incomplete"})
+                        }
+                        FoundState::Damaged(why) => {
+                            json!({"id": f.id, "name": name, "status": "damaged", "error": why})
+                        }
+                    }
+                })
+                .collect();
+            let mut json = json!({"job": job, "store": location.to_string(), "checkpoints": rows, "savepoints": savepoint_rows});
+            if let Some(p) = &pruned {
+                json["pruned"] = json!({
+                    "dry_run": p.dry_run,
+                    "checkpoints": p.deletions.checkpoints,
+                    "shared_files": p.deletions.shared_files,
+                });
+            }
             let _ = writeln!(
                 out,
                 "{}",
@@ -200,14 +258,159 @@ pub fn run(target: &str, format: Format) -> ExitCode {
                     FoundState::Damaged(why) => writeln!(out, "  chk-{:<6} DAMAGED: {why}", f.id),
                 };
             }
+            if !savepoints.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "savepoints of `{job}` in {}/{}",
+                    location.to_string().trim_end_matches('/'),
+                    layout::savepoints_dir(&job).trim_end_matches('/')
+                );
+            }
+            for f in &savepoints {
+                let _ = match &f.state {
+                    FoundState::Valid(m) => writeln!(
+                        out,
+                        "  sp-{:<7} {}  total {:>10}  run {}",
+                        f.id,
+                        inspect::utc(m.completed_at_ms),
+                        human_bytes(m.total_size()),
+                        if m.run.is_empty() {
+                            "?"
+                        } else {
+                            m.run.as_str()
+                        },
+                    ),
+                    FoundState::Incomplete => writeln!(
+                        out,
+                        "  sp-{:<7} incomplete: no _metadata (failed, or still being written)",
+                        f.id
+                    ),
+                    FoundState::Damaged(why) => writeln!(out, "  sp-{:<7} DAMAGED: {why}", f.id),
+                };
+            }
+            if let Some(p) = &pruned {
+                let names: Vec<String> = p
+                    .deletions
+                    .checkpoints
+                    .iter()
+                    .map(|id| format!("chk-{id}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{} {} and {} shared file{}{}",
+                    if p.dry_run {
+                        "--dry-run: would delete"
+                    } else {
+                        "deleted"
+                    },
+                    if names.is_empty() {
+                        "no checkpoint".to_owned()
+                    } else {
+                        names.join(", ")
+                    },
+                    p.deletions.shared_files.len(),
+                    if p.deletions.shared_files.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
+                    if p.kept.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; kept {}",
+                            p.kept
+                                .iter()
+                                .map(|id| format!("chk-{id}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                );
+            }
         }
     }
     if let Err(code) = print(&out) {
         return code;
+    }
+    if pruned.is_some_and(|p| !p.dry_run) {
+        // What was damaged is gone with the rest.
+        return ExitCode::SUCCESS;
     }
     if damaged {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// What `--prune` deleted (or would).
+struct Pruned {
+    deletions: crate::checkpoint::retention::Deletions,
+    kept: Vec<u64>,
+    dry_run: bool,
+}
+
+/// Deletes what [`retention::prune`] says may go: the metadata of each
+/// checkpoint first (a half-deleted checkpoint never looks complete), then
+/// its folder, then the shared files no kept checkpoint needs.
+fn prune_job(
+    location: &StoreLocation,
+    job: &str,
+    found: &[inspect::Found],
+    prune: &Prune,
+) -> Result<Pruned, String> {
+    if let Some(run) = registry::running().into_iter().find(|r| r.job == job) {
+        return Err(format!(
+            "a run of `{job}` is running on this machine (run {}, pid {}): stop it first (`dataflow stop {job}`); nothing was deleted",
+            run.run, run.pid
+        ));
+    }
+    let store = OpendalStore::open(location).map_err(|e| e.to_string())?;
+    let intact: Vec<&Metadata> = found
+        .iter()
+        .filter_map(|f| match &f.state {
+            FoundState::Valid(m) => Some(&**m),
+            _ => None,
+        })
+        .collect();
+    let unusable: Vec<u64> = found
+        .iter()
+        .filter(|f| !matches!(f.state, FoundState::Valid(_)))
+        .map(|f| f.id)
+        .collect();
+    let shared_dir = layout::shared_dir(job);
+    let shared: Vec<String> = match store.list(&shared_dir) {
+        Ok(names) => names
+            .into_iter()
+            .map(|n| format!("{shared_dir}{n}"))
+            .collect(),
+        Err(crate::checkpoint::store::StoreError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    let deletions = retention::prune(&intact, &unusable, prune.keep, &shared);
+    let kept = found
+        .iter()
+        .map(|f| f.id)
+        .filter(|id| !deletions.checkpoints.contains(id))
+        .collect();
+    if !prune.dry_run {
+        let failed = |e: crate::checkpoint::store::StoreError| {
+            format!("{e} (the checkpoints listed before it are deleted)")
+        };
+        for id in &deletions.checkpoints {
+            store.delete(&layout::metadata(job, *id)).map_err(failed)?;
+            store
+                .delete_dir(&layout::checkpoint_dir(job, *id))
+                .map_err(failed)?;
+        }
+        for file in &deletions.shared_files {
+            store.delete(file).map_err(failed)?;
+        }
+    }
+    Ok(Pruned {
+        deletions,
+        kept,
+        dry_run: prune.dry_run,
+    })
 }

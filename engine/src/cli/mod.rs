@@ -113,6 +113,17 @@ enum Command {
         /// Output format: `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Delete every checkpoint but the newest intact ones (`--keep`),
+        /// whichever run took them, with the files only they need;
+        /// savepoints are never deleted. Refused while the job runs here.
+        #[arg(long)]
+        prune: bool,
+        /// With --prune: how many of the newest intact checkpoints to keep.
+        #[arg(long, default_value_t = 1, requires = "prune", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: u32,
+        /// With --prune: say what would be deleted, and delete nothing.
+        #[arg(long, requires = "prune")]
+        dry_run: bool,
     },
     /// Print the JSON Schema of a spec (the file in schemas/ is this output).
     Schema,
@@ -190,7 +201,19 @@ pub fn main() -> ExitCode {
         Command::List { format } => control::list(format),
         Command::Savepoint { job, to } => control::savepoint(&job, to),
         Command::Stop { job, savepoint_to } => control::stop(&job, savepoint_to),
-        Command::Checkpoints { target, format } => checkpoints::run(&target, format),
+        Command::Checkpoints {
+            target,
+            format,
+            prune,
+            keep,
+            dry_run,
+        } => {
+            let prune = prune.then_some(checkpoints::Prune {
+                keep: keep as usize,
+                dry_run,
+            });
+            checkpoints::run(&target, format, prune)
+        }
         Command::Schema => match print(&crate::spec::schema::generate()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,

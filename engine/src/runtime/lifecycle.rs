@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use crate::checkpoint::coordinator::existing_checkpoints;
+use crate::checkpoint::choice::{restart_from, Restart};
+use crate::checkpoint::inspect::existing_checkpoints;
 use crate::checkpoint::restore::restore_point;
 use crate::checkpoint::store::OpendalStore;
 use crate::checkpoint::SavepointRequest;
@@ -91,10 +92,10 @@ pub fn run(
                 crate::spec::Duration(delay)
             );
             std::thread::sleep(delay);
-            match own_latest {
+            match restart_from(own_latest, started_from.clone()) {
                 // This run's own checkpoint has the state it chose to drop
                 // dropped already: nothing more is left out.
-                Some(id) => match restore_point(
+                Restart::Own(id) => match restore_point(
                     plan,
                     &format!("chk-{id}"),
                     allow_non_restored,
@@ -108,8 +109,8 @@ pub fn run(
                         error = RunError::Checkpoint(format!("cannot restore chk-{id}: {message}"))
                     }
                 },
-                None => {
-                    match &started_from {
+                Restart::Start(from) => {
+                    match &from {
                         Some(from) => tracing::info!(
                             "no checkpoint of this run completed yet: restarting from {}, where it started",
                             from.location
@@ -118,7 +119,7 @@ pub fn run(
                             "no checkpoint of this run completed yet: starting over from the beginning"
                         ),
                     }
-                    options.restore = started_from.clone();
+                    options.restore = from;
                     break;
                 }
             }

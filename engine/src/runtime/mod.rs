@@ -269,9 +269,9 @@ fn attempt(
                 settings: cp.settings.clone(),
                 max_parallelism: plan.job.max_parallelism,
                 participants: std::mem::take(&mut c.participants),
-                last_completed: last_completed.clone().unwrap_or_default(),
             };
-            if let Err(e) = start_coordinator(config, c, reports_rx) {
+            let last_completed = last_completed.clone().unwrap_or_default();
+            if let Err(e) = start_coordinator(config, c, reports_rx, last_completed) {
                 // Listing the store failed, or a thread could not start:
                 // either may pass, so a restart may try again.
                 first_error = Some(RunError::Checkpoint(format!(
@@ -611,7 +611,7 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
     // holds must survive until it is restored.
     // A store that cannot be listed now may be back for a restart.
     let pasts: Vec<(u64, Vec<(u64, u64)>)> = match OpendalStore::open_to_read(&cp.store) {
-        Ok(store) => coordinator::existing_checkpoints(&store, &plan.job.name)
+        Ok(store) => crate::checkpoint::inspect::existing_checkpoints(&store, &plan.job.name)
             .map_err(RunError::Checkpoint)?
             .iter()
             .map(|m| (m.checkpoint_id, m.past()))
@@ -698,16 +698,17 @@ fn start_coordinator(
     config: coordinator::Config,
     c: &mut Checkpoints,
     reports: Receiver<Report>,
+    last_completed: Arc<AtomicU64>,
 ) -> Result<(), String> {
     let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
     let (done_tx, done_rx) = crossbeam_channel::bounded(2);
-    let coordinator = Coordinator::new(
-        config,
-        Arc::clone(&c.store),
-        std::mem::take(&mut c.triggers),
-        std::mem::take(&mut c.uploaders),
-        std::mem::take(&mut c.commits),
-    )?;
+    let links = coordinator::Links {
+        triggers: std::mem::take(&mut c.triggers),
+        uploaders: std::mem::take(&mut c.uploaders),
+        commits: std::mem::take(&mut c.commits),
+        last_completed,
+    };
+    let coordinator = Coordinator::new(config, Arc::clone(&c.store), links)?;
     std::thread::Builder::new()
         .name("checkpoints".into())
         .spawn(move || {
