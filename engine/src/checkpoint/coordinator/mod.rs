@@ -439,9 +439,9 @@ mod tests {
                 .to_vec(),
         };
         let (trigger_tx, triggers) = crossbeam_channel::bounded(8);
-        let (commit_tx, commits) = crossbeam_channel::unbounded();
-        let (reports, report_rx) = crossbeam_channel::unbounded();
-        let (control, control_rx) = crossbeam_channel::unbounded();
+        let (commit_tx, commits) = crossbeam_channel::bounded(64);
+        let (reports, report_rx) = crossbeam_channel::bounded(64);
+        let (control, control_rx) = crossbeam_channel::bounded(64);
         let links = Links {
             triggers: vec![trigger_tx],
             uploaders: Vec::new(),
