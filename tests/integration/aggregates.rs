@@ -212,6 +212,7 @@ sinks:
             let mut metadata: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             metadata["format_version"] = json!(1);
             metadata.as_object_mut().unwrap().remove("nodes");
+            metadata.as_object_mut().unwrap().remove("checksum");
             std::fs::write(&path, serde_json::to_vec(&metadata).unwrap()).unwrap();
         }
     }

@@ -304,7 +304,7 @@ fn counts_in(store: &Store, m: &Metadata) -> std::collections::HashMap<String, i
             Store::File(dir) => dir.path().join(&file.path),
             Store::S3(server) => server.dir("ck").join(&file.path),
         };
-        snapshot::decode_into(&std::fs::read(path).unwrap(), |_| true, &mut entries).unwrap();
+        snapshot::decode_into(&std::fs::read(path).unwrap(), 128, |_| true, &mut entries).unwrap();
     }
     entries
         .iter()

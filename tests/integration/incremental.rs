@@ -101,21 +101,21 @@ fn check(store: Arc<dyn CheckpointStore>, name: &str) {
     assert!((delta as f64) < 0.02 * full as f64);
 
     // The chain restores to what a full snapshot of the same state holds.
-    let restored = load_chain(&*store, &second, |_| true).unwrap();
+    let restored = load_chain(&*store, &second, 128, |_| true).unwrap();
     let mut same = MemoryState::new(true);
     for k in 0..KEYS {
         put(&mut same, k, if k % (KEYS / 1000) == 0 { k + 1 } else { k });
     }
     let (full_chain, _) =
         Snapshotter::new(Arc::clone(&store), "inc-full", false).checkpoint(1, &mut same);
-    let expected = load_chain(&*store, &full_chain, |_| true).unwrap();
+    let expected = load_chain(&*store, &full_chain, 128, |_| true).unwrap();
     assert_eq!(restored.len(), KEYS as usize);
     assert!(
         restored == expected,
         "{name}: the restored chain differs from a full snapshot"
     );
     // Only some key groups: a restore at another parallelism reads just its share.
-    let half = load_chain(&*store, &second, |kg| kg < 64).unwrap();
+    let half = load_chain(&*store, &second, 128, |kg| kg < 64).unwrap();
     assert!(half.keys().all(|(kg, _)| *kg < 64) && !half.is_empty() && half.len() < restored.len());
 }
 
@@ -148,7 +148,7 @@ fn a_delta_over_checkpoints_in_flight_keeps_the_latest_value() {
     put(&mut state, 8, 1);
     let (chain, _) = snapshots.checkpoint(4, &mut state);
     assert_eq!(chain.len(), 2, "checkpoint 1 and a delta");
-    let restored = load_chain(&*store, &chain, |_| true).unwrap();
+    let restored = load_chain(&*store, &chain, 128, |_| true).unwrap();
     let value_of = |key: i64| {
         let mut k = Vec::new();
         encode_key(&Value::Int(key), &mut k);

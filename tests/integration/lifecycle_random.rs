@@ -169,6 +169,20 @@ sinks:
     }
 
     fn start(&mut self, from: Option<String>, inject: Option<u64>) -> Child {
+        if std::env::var_os("DATAFLOW_LIFECYCLE_KEEP").is_some() {
+            // Every checkpoint's `_metadata` a run could restore, before
+            // retention deletes it, for a post-mortem.
+            let kept = self.path("metadata");
+            std::fs::create_dir_all(&kept).unwrap();
+            for id in self.checkpoints() {
+                let from = self
+                    .server
+                    .dir("ck")
+                    .join(JOB)
+                    .join(format!("chk-{id}/_metadata"));
+                let _ = std::fs::copy(from, kept.join(format!("chk-{id}.json")));
+            }
+        }
         let spec = self.spec();
         let mut args = vec!["run".to_owned(), spec.display().to_string()];
         if let Some(from) = &from {

@@ -14,9 +14,12 @@ use super::layout::SnapshotKind;
 use crate::spec::CheckpointMode;
 
 /// Bumped whenever the format changes. Version 2 added the run identity
-/// (`run`, `restored_from`) and savepoints (`kind`); version 1 is still read, as a checkpoint of an
-/// unknown earlier run.
-pub const FORMAT_VERSION: u32 = 2;
+/// (`run`, `restored_from`) and savepoints (`kind`); version 3 a checksum
+/// (`checksum`) over every value. Versions 1 and 2 are still read, without
+/// a checksum; version 1 as a checkpoint of an unknown earlier run.
+pub const FORMAT_VERSION: u32 = 3;
+/// The first version with a checksum.
+const CHECKSUMMED: u32 = 3;
 /// The oldest version this build reads.
 const OLDEST_READABLE: u32 = 1;
 
@@ -109,6 +112,8 @@ pub struct FileRef {
 pub enum MetadataError {
     #[error("`{path}` is not valid checkpoint metadata: {cause}")]
     Invalid { path: String, cause: String },
+    #[error("`{path}` is damaged: {cause}")]
+    Damaged { path: String, cause: String },
     #[error("`{path}` has format version {found}; this dataflow reads versions {OLDEST_READABLE} to {FORMAT_VERSION}")]
     Version { path: String, found: u32 },
 }
@@ -134,7 +139,130 @@ impl Metadata {
                 found,
             });
         }
-        serde_json::from_slice(bytes).map_err(invalid)
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(invalid)?;
+        let damaged = |cause: String| MetadataError::Damaged {
+            path: path.to_owned(),
+            cause,
+        };
+        let recorded = fields.remove("checksum");
+        let metadata: Metadata =
+            serde_json::from_value(serde_json::Value::Object(fields)).map_err(invalid)?;
+        match (found >= CHECKSUMMED, recorded) {
+            (true, Some(serde_json::Value::String(recorded))) => {
+                let sum = metadata.checksum();
+                if sum != recorded {
+                    return Err(damaged(format!(
+                        "its values have checksum {sum}, but it records {recorded}"
+                    )));
+                }
+            }
+            (true, _) => return Err(damaged("its checksum is missing".into())),
+            (false, None) => {}
+            (false, Some(_)) => {
+                return Err(damaged(format!(
+                    "format version {found} has no checksum, but one is there"
+                )))
+            }
+        }
+        metadata.validate().map_err(damaged)?;
+        Ok(metadata)
+    }
+
+    /// The one writer of `_metadata`: the fields, and a checksum over them.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut fields = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        fields.insert("checksum".into(), self.checksum().into());
+        serde_json::to_vec_pretty(&fields).unwrap_or_default()
+    }
+
+    /// xxh3 of the values' canonical form (their compact JSON in field
+    /// order), so that any change to a value a restore reads shows, however
+    /// the file is laid out.
+    fn checksum(&self) -> String {
+        hex(xxhash_rust::xxh3::xxh3_64(
+            &serde_json::to_vec(self).unwrap_or_default(),
+        ))
+    }
+
+    /// Checks every value against what it can be: anything else is damage
+    /// (or a hand edit) that would restore the wrong state or position.
+    fn validate(&self) -> Result<(), String> {
+        let id = self.checkpoint_id;
+        if id == 0 || id == u64::MAX {
+            return Err(format!("checkpoint number {id} is out of range"));
+        }
+        if !(1..=crate::plan::MAX_KEY_GROUPS).contains(&self.max_parallelism) {
+            return Err(format!(
+                "max_parallelism {} is not between 1 and {}",
+                self.max_parallelism,
+                crate::plan::MAX_KEY_GROUPS
+            ));
+        }
+        let mut last = 0;
+        for (i, (from, to)) in self.history.iter().enumerate() {
+            if from > to || *from <= last && i > 0 || *to > id {
+                return Err(format!(
+                    "its history {:?} is not ascending up to {id}",
+                    self.history
+                ));
+            }
+            last = *to;
+        }
+        if !self.history.is_empty() && last != id {
+            return Err(format!(
+                "its history {:?} does not end at {id}",
+                self.history
+            ));
+        }
+        for (name, state) in &self.instances {
+            if *name != format!("{}#{}", state.node, state.instance) {
+                return Err(format!(
+                    "instance `{name}` is recorded as {}#{}",
+                    state.node, state.instance
+                ));
+            }
+            if state.parallelism == 0
+                || state.instance >= state.parallelism
+                || state.parallelism > self.max_parallelism
+            {
+                return Err(format!(
+                    "{name} is instance {} of {}, with max_parallelism {}",
+                    state.instance, state.parallelism, self.max_parallelism
+                ));
+            }
+            for (i, file) in state.files.iter().enumerate() {
+                let kind_fits = (i == 0) == (file.kind == SnapshotKind::Full);
+                let from_before = state.files[..i]
+                    .last()
+                    .is_none_or(|p| p.checkpoint < file.checkpoint);
+                if !kind_fits || !from_before || file.checkpoint > id || file.checkpoint == 0 {
+                    return Err(format!(
+                        "{name}'s files are not a full snapshot followed by deltas of checkpoints up to {id}"
+                    ));
+                }
+                let hex_ok = file.checksum.len() == 16
+                    && file.checksum.bytes().all(|b| b.is_ascii_hexdigit());
+                if !hex_ok || file.path.is_empty() || file.path.split('/').any(|part| part == "..")
+                {
+                    return Err(format!(
+                        "{name} names a file `{}` with checksum `{}`",
+                        file.path, file.checksum
+                    ));
+                }
+            }
+            if state
+                .source_position
+                .as_ref()
+                .is_some_and(|p| !p.is_object())
+            {
+                return Err(format!("{name}'s source position is not an object"));
+            }
+        }
+        Ok(())
     }
 
     /// The ranges of [`Metadata::history`]; for a version 1 checkpoint,
@@ -193,6 +321,111 @@ pub fn in_history(history: &[(u64, u64)], n: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample() -> Metadata {
+        let file = |path: &str, kind, checkpoint| FileRef {
+            path: path.into(),
+            size: 120,
+            checksum: "00ff00ff00ff00ff".into(),
+            kind,
+            checkpoint,
+        };
+        let instance = |node: &str, i, files, position| InstanceState {
+            node: node.into(),
+            instance: i,
+            parallelism: 2,
+            files,
+            source_position: position,
+        };
+        Metadata {
+            format_version: FORMAT_VERSION,
+            job: "wc".into(),
+            spec_hash: "abc".into(),
+            checkpoint_id: 17,
+            kind: Kind::Checkpoint,
+            run: "3f9c2a71b0e4".into(),
+            restored_from: Some("file:///cp/wc/chk-9".into()),
+            history: vec![(1, 9), (12, 17)],
+            triggered_at_ms: 1_700_000_000_000,
+            completed_at_ms: 1_700_000_000_042,
+            mode: CheckpointMode::ExactlyOnce,
+            incremental: true,
+            max_parallelism: 128,
+            nodes: [("counts".to_owned(), NodeShape { kind: "sum".into(), key: "word".into() })].into(),
+            instances: [
+                ("counts#0".to_owned(), instance("counts", 0, vec![
+                    file("wc/shared/counts-0-12.full", SnapshotKind::Full, 12),
+                    file("wc/shared/counts-0-17.delta", SnapshotKind::Delta, 17),
+                ], None)),
+                ("lines#1".to_owned(), instance("lines", 1, vec![], Some(serde_json::json!({
+                    "done": ["/in/a.txt"], "reading": {"path": "/in/c.txt", "offset": 123456, "line": 99}
+                })))),
+            ]
+            .into(),
+            alignment_ms: 1.25,
+            sync_ms: 0.5,
+        }
+    }
+
+    #[test]
+    fn metadata_round_trips_through_its_one_writer_and_reader() {
+        let m = sample();
+        assert_eq!(Metadata::decode(&m.encode(), "m").unwrap(), m);
+    }
+
+    /// Every single-bit flip anywhere in `_metadata` is refused, or leaves
+    /// every value as written (a flip in layout or in a key whose value
+    /// is its default): never a different checkpoint.
+    #[test]
+    fn no_single_bit_flip_changes_what_a_restore_reads() {
+        let m = sample();
+        let bytes = m.encode();
+        let mut refused = 0;
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            match Metadata::decode(&damaged, "m") {
+                Ok(read) => assert_eq!(read, m, "flip of bit {bit} read as another checkpoint"),
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(
+            refused > bytes.len() * 8 * 9 / 10,
+            "{refused} of {} refused",
+            bytes.len() * 8
+        );
+    }
+
+    #[test]
+    fn hand_edits_and_impossible_values_are_refused() {
+        let text = String::from_utf8(sample().encode()).unwrap();
+        for (from, to) in [
+            ("123456", "123457"),
+            ("\"done\": [\n", "\"done\": [\"/in/c.txt\",\n"),
+            ("\"format_version\": 3", "\"format_version\": 2"),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let edited = text.replacen(from, to, 1);
+            let err = Metadata::decode(edited.as_bytes(), "m")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is damaged"), "{from} → {to}: {err}");
+        }
+        let impossible: [fn(&mut Metadata); 6] = [
+            |m| m.max_parallelism = u32::MAX,
+            |m| m.checkpoint_id = u64::MAX,
+            |m| m.history = vec![(12, 17), (1, 9)],
+            |m| m.instances.get_mut("counts#0").unwrap().instance = 5,
+            |m| m.instances.get_mut("counts#0").unwrap().files.reverse(),
+            |m| m.instances.get_mut("counts#0").unwrap().files[0].path = "../../etc/passwd".into(),
+        ];
+        for (i, change) in impossible.iter().enumerate() {
+            let mut m = sample();
+            change(&mut m);
+            let err = Metadata::decode(&m.encode(), "m").unwrap_err().to_string();
+            assert!(err.contains("is damaged"), "change {i}: {err}");
+        }
+    }
 
     #[test]
     fn histories_extend_and_merge() {

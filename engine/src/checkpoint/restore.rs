@@ -5,19 +5,22 @@ use super::metadata::FileRef;
 use super::snapshot::{self, Entries};
 use super::store::CheckpointStore;
 
-/// The state a chain of files (a full snapshot, then deltas) adds up to,
-/// keeping only the key groups `keep` accepts.
+/// The state a chain of files (a full snapshot, then deltas) of a job with
+/// `groups` key groups adds up to, keeping only the key groups `keep` accepts.
 pub fn load_chain(
     store: &dyn CheckpointStore,
     chain: &[FileRef],
+    groups: u32,
     keep: impl Fn(u16) -> bool,
 ) -> Result<Entries, RestoreError> {
     let mut entries = Entries::new();
     for file in chain {
         let bytes = read_verified(store, file)?;
-        snapshot::decode_into(&bytes, &keep, &mut entries).map_err(|e| RestoreError::Damaged {
-            path: file.path.clone(),
-            why: e.to_string(),
+        snapshot::decode_into(&bytes, groups, &keep, &mut entries).map_err(|e| {
+            RestoreError::Damaged {
+                path: file.path.clone(),
+                why: e.to_string(),
+            }
         })?;
     }
     Ok(entries)
@@ -117,10 +120,8 @@ fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>
     if metadata.kind != Kind::Savepoint {
         return Ok(None);
     }
-    for file in metadata.files() {
-        read_verified(&store, file)
-            .map_err(|e| format!("the savepoint at {at} is damaged: {e}"))?;
-    }
+    super::inspect::verify_files(&store, &metadata, "")
+        .map_err(|e| format!("the savepoint at {at} is damaged: {e}"))?;
     Ok(Some(Restore {
         store: std::sync::Arc::new(store),
         metadata,

@@ -94,7 +94,8 @@ pub fn write(
         if state.files.is_empty() {
             continue;
         }
-        let entries = load_chain(from, &state.files, |_| true).map_err(|e| e.to_string())?;
+        let entries = load_chain(from, &state.files, checkpoint.max_parallelism, |_| true)
+            .map_err(|e| e.to_string())?;
         let bytes = snapshot::encode(&entries);
         let name = format!("{}-{}.full", state.node, state.instance);
         let file = FileRef {
@@ -109,7 +110,7 @@ pub fn write(
             .map_err(|e| e.to_string())?;
         state.files = vec![file];
     }
-    let bytes = serde_json::to_vec_pretty(&savepoint).unwrap_or_default();
+    let bytes = savepoint.encode();
     to.store
         .write(&format!("{}_metadata", to.prefix), bytes)
         .map_err(|e| e.to_string())?;

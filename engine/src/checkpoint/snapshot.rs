@@ -30,6 +30,8 @@ pub enum SnapshotError {
     Truncated(usize),
     #[error("checksum mismatch: the file is damaged")]
     Checksum,
+    #[error("key group {found} at byte {at}: key groups must ascend below {limit}")]
+    KeyGroup { found: u16, at: usize, limit: u32 },
 }
 
 /// Encodes entries.
@@ -88,10 +90,13 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)
 }
 
-/// Decodes a file, keeping the entries whose key group `keep` accepts,
-/// and applies them on top of `into` (later files override earlier ones).
+/// Decodes a file of a job with `groups` key groups (its max_parallelism),
+/// keeping the entries whose key group `keep` accepts, and applies them on
+/// top of `into` (later files override earlier ones). A key group out of
+/// range or out of order is damage, even under a valid checksum.
 pub fn decode_into(
     bytes: &[u8],
+    groups: u32,
     keep: impl Fn(u16) -> bool,
     into: &mut Entries,
 ) -> Result<(), SnapshotError> {
@@ -115,12 +120,22 @@ pub fn decode_into(
         bytes: body,
         at: MAGIC.len(),
     };
+    let mut previous: Option<u16> = None;
     while r.at < body.len() {
+        let at = r.at;
         let kg = u16::from_be_bytes(
             r.take(2)?
                 .try_into()
                 .map_err(|_| SnapshotError::Truncated(r.at))?,
         );
+        if u32::from(kg) >= groups || previous.is_some_and(|p| p >= kg) {
+            return Err(SnapshotError::KeyGroup {
+                found: kg,
+                at,
+                limit: groups,
+            });
+        }
+        previous = Some(kg);
         let n = r.u32()?;
         let wanted = keep(kg);
         for _ in 0..n {
@@ -171,15 +186,39 @@ mod tests {
             .collect()
     }
 
+    /// Contents that pass the checksum but cannot be: a key group past
+    /// the job's max_parallelism, or groups out of order.
+    #[test]
+    fn impossible_key_groups_are_damage() {
+        let bytes = encode(&entries(&[(65535, "k", "1")]));
+        assert!(matches!(
+            decode_into(&bytes, 128, |_| true, &mut Entries::new()),
+            Err(SnapshotError::KeyGroup {
+                found: 65535,
+                limit: 128,
+                ..
+            })
+        ));
+        let twice = encode_sorted(
+            [(5u16, &b"a"[..], "1"), (3, &b"b"[..], "2")],
+            2,
+            |v, out| out.extend_from_slice(v.as_bytes()),
+        );
+        assert!(matches!(
+            decode_into(&twice, 128, |_| true, &mut Entries::new()),
+            Err(SnapshotError::KeyGroup { found: 3, .. })
+        ));
+    }
+
     #[test]
     fn round_trips_and_filters_by_key_group() {
         let e = entries(&[(0, "a", "1"), (3, "b", "2"), (3, "c", "3"), (9, "d", "4")]);
         let bytes = encode(&e);
         let mut all = Entries::new();
-        decode_into(&bytes, |_| true, &mut all).unwrap();
+        decode_into(&bytes, 128, |_| true, &mut all).unwrap();
         assert_eq!(all, e);
         let mut some = Entries::new();
-        decode_into(&bytes, |g| g == 3, &mut some).unwrap();
+        decode_into(&bytes, 128, |g| g == 3, &mut some).unwrap();
         assert_eq!(some.len(), 2);
     }
 
@@ -189,12 +228,18 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[10] ^= 1;
         assert_eq!(
-            decode_into(&flipped, |_| true, &mut Entries::new()),
+            decode_into(&flipped, 128, |_| true, &mut Entries::new()),
             Err(SnapshotError::Checksum)
         );
-        assert!(decode_into(&bytes[..bytes.len() - 3], |_| true, &mut Entries::new()).is_err());
+        assert!(decode_into(
+            &bytes[..bytes.len() - 3],
+            128,
+            |_| true,
+            &mut Entries::new()
+        )
+        .is_err());
         assert_eq!(
-            decode_into(b"nonsense-nonsense", |_| true, &mut Entries::new()),
+            decode_into(b"nonsense-nonsense", 128, |_| true, &mut Entries::new()),
             Err(SnapshotError::BadMagic)
         );
     }
@@ -202,7 +247,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode_into(&bytes, |_| true, &mut Entries::new());
+            let _ = decode_into(&bytes, 128, |_| true, &mut Entries::new());
         }
     }
 }

@@ -141,8 +141,8 @@ impl Uploader {
             || deltas_in_base >= self.config.max_chain as usize;
         let (bytes, kind, mut chain) = match (&self.base, full) {
             (Some((_, base)), true) => {
-                let mut all =
-                    load_chain(&*self.store, base, |_| true).map_err(|e| e.to_string())?;
+                let mut all = load_chain(&*self.store, base, crate::plan::MAX_KEY_GROUPS, |_| true)
+                    .map_err(|e| e.to_string())?;
                 all.extend(latest.iter().map(|(k, v)| ((*k).clone(), encode_value(v))));
                 (snapshot::encode(&all), SnapshotKind::Full, Vec::new())
             }

@@ -29,6 +29,41 @@ pub enum Fold {
     Reduce(Expr),
 }
 
+impl Fold {
+    /// Whether a restored state value is one this fold can have written:
+    /// a checkpoint that passes its checksums but holds anything else is
+    /// damaged, and restoring it would compute on a wrong value.
+    pub fn check_state(&self, value: &Value) -> Result<(), String> {
+        let number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+        let fits = match self {
+            Fold::Aggregate {
+                kind: AggregateKind::Sum,
+                ..
+            } => number(value),
+            Fold::Aggregate { field, .. } => {
+                number(value) || value.get(&field[..]).is_some_and(number)
+            }
+            Fold::Count { .. } => matches!(value, Value::Int(n) if *n >= 1),
+            Fold::Reduce(_) => true,
+        };
+        if fits {
+            return Ok(());
+        }
+        let what = match self {
+            Fold::Aggregate {
+                kind: AggregateKind::Sum,
+                ..
+            } => "a running sum must be a number".to_owned(),
+            Fold::Aggregate { field, .. } => {
+                format!("an extreme must be a number or a record with a numeric `{field}`")
+            }
+            Fold::Count { .. } => "a count must be a positive integer".to_owned(),
+            Fold::Reduce(_) => String::new(),
+        };
+        Err(format!("{what}, not {} `{value}`", value.type_name()))
+    }
+}
+
 pub struct Keyed {
     key: Expr,
     fold: Fold,
@@ -376,5 +411,31 @@ mod tests {
                 r#"{"k":"a","n":6,"id":3}"#,
             ]
         );
+    }
+
+    #[test]
+    fn restored_state_must_be_what_the_fold_writes() {
+        let sum = Fold::Aggregate {
+            kind: AggregateKind::Sum,
+            field: intern("n"),
+        };
+        let max = Fold::Aggregate {
+            kind: AggregateKind::Max,
+            field: intern("n"),
+        };
+        let count = Fold::Count {
+            key_field: intern("word"),
+        };
+        assert!(sum.check_state(&Value::Int(3)).is_ok());
+        assert!(sum
+            .check_state(&rec(r#""3""#))
+            .unwrap_err()
+            .contains("running sum must be a number"));
+        assert!(max.check_state(&rec(r#"{"n": 2, "k": "a"}"#)).is_ok());
+        assert!(max.check_state(&Value::Float(2.5)).is_ok());
+        assert!(max.check_state(&rec(r#"{"k": "a"}"#)).is_err());
+        assert!(count.check_state(&Value::Int(1)).is_ok());
+        assert!(count.check_state(&Value::Int(0)).is_err());
+        assert!(count.check_state(&Value::Float(1.0)).is_err());
     }
 }

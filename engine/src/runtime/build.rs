@@ -68,7 +68,14 @@ pub fn role(
             .ok_or_else(|| OpError::Fatal("a keyed operator without a key".into()))?;
         let mut keyed_state = state.state(&node.name)?;
         if let Some(restore) = restore {
-            load_keyed_state(restore, node, index, max_parallelism, &mut *keyed_state)?;
+            load_keyed_state(
+                restore,
+                node,
+                index,
+                max_parallelism,
+                &fold,
+                &mut *keyed_state,
+            )?;
         }
         Ok(Role::Transform(Box::new(Keyed::new(
             key,
@@ -171,6 +178,7 @@ fn load_keyed_state(
     node: &PlanNode,
     index: u32,
     max_parallelism: u32,
+    fold: &Fold,
     state: &mut dyn KeyedState,
 ) -> Result<(), OpError> {
     let mine = KeyGroupRange::of_instance(index, node.parallelism, max_parallelism);
@@ -184,15 +192,21 @@ fn load_keyed_state(
         if theirs.end < mine.start || theirs.start > mine.end {
             continue;
         }
-        let entries =
-            load_chain(&*restore.store, &old.files, |kg| mine.contains(kg)).map_err(|e| {
-                OpError::Fatal(format!("cannot restore from {}: {e}", restore.location))
-            })?;
+        let entries = load_chain(&*restore.store, &old.files, max_parallelism, |kg| {
+            mine.contains(kg)
+        })
+        .map_err(|e| OpError::Fatal(format!("cannot restore from {}: {e}", restore.location)))?;
         for ((kg, key), value) in entries {
             let value: Value = serde_json::from_slice(&value).map_err(|e| {
                 OpError::Fatal(format!(
                     "cannot restore from {}: a damaged value ({e})",
                     restore.location
+                ))
+            })?;
+            fold.check_state(&value).map_err(|why| {
+                OpError::Fatal(format!(
+                    "cannot restore from {}: the state of `{}` is damaged: {why}",
+                    restore.location, node.name
                 ))
             })?;
             *state.value_mut(kg, &key)? = Some(value);

@@ -172,7 +172,7 @@ impl Coordinator {
                 Action::Trigger { command, savepoint } => self.trigger(command, savepoint),
                 Action::WriteMetadata(metadata) => {
                     let id = metadata.checkpoint_id;
-                    let bytes = serde_json::to_vec_pretty(&*metadata).unwrap_or_default();
+                    let bytes = metadata.encode();
                     let written = self
                         .store
                         .write(&layout::metadata(self.machine.job(), id), bytes);

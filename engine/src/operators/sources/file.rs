@@ -28,7 +28,7 @@ pub struct FileSource {
     format: InputFormat,
     follow: bool,
     cancel: Cancel,
-    line: String,
+    line: Vec<u8>,
     /// Where to start reading each file: 0, or the offset (and line number,
     /// when recorded) a restored checkpoint recorded.
     resume_at: Vec<(u64, Option<u64>)>,
@@ -77,7 +77,7 @@ impl FileSource {
             format,
             follow,
             cancel,
-            line: String::new(),
+            line: Vec::new(),
             resume_at: Vec::new(),
             finished_before: Vec::new(),
             matched,
@@ -111,6 +111,88 @@ impl FileSource {
     }
 }
 
+/// A file position read back: the files finished, and the part-read ones
+/// (the one being read, and those to resume later) with their offset and
+/// line. Anything of another shape is damage, never "from the start".
+#[allow(clippy::type_complexity)]
+fn parse_position(
+    p: &serde_json::Value,
+) -> Result<(Vec<String>, Vec<(String, u64, Option<u64>)>), String> {
+    let done = p["done"]
+        .as_array()
+        .ok_or("no list of finished files")?
+        .iter()
+        .map(|d| {
+            d.as_str()
+                .map(str::to_owned)
+                .ok_or("a finished file is not a path")
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    let part_read = |r: &serde_json::Value| -> Result<(String, u64, Option<u64>), String> {
+        let path = r["path"].as_str().ok_or("a part-read file has no path")?;
+        let offset = r["offset"]
+            .as_u64()
+            .ok_or("the offset is not a number of bytes")?;
+        let line = match &r["line"] {
+            serde_json::Value::Null => None,
+            l => Some(
+                l.as_u64()
+                    .filter(|l| *l >= 1)
+                    .ok_or("the line is not a line number")?,
+            ),
+        };
+        Ok((path.to_owned(), offset, line))
+    };
+    let mut reading = Vec::new();
+    if !p["reading"].is_null() {
+        reading.push(part_read(&p["reading"])?);
+    }
+    match &p["resume"] {
+        serde_json::Value::Null => {}
+        serde_json::Value::Array(later) => {
+            for r in later {
+                reading.push(part_read(r)?);
+            }
+        }
+        _ => return Err("the files to resume are not a list".into()),
+    }
+    Ok((done, reading))
+}
+
+/// An offset a restore seeks to must be in the file and at the start of a
+/// line: a damaged or hand-edited one would skip or repeat records.
+fn check_offset(path: &str, offset: u64) -> Result<(), String> {
+    if offset == 0 {
+        return Ok(());
+    }
+    let damaged = |why: String| format!("the checkpoint's position in `{path}` is damaged: {why}");
+    let Ok(mut file) = File::open(path) else {
+        // Gone since: the pattern no longer matches it, so it is not read.
+        return Ok(());
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if offset > len {
+        return Err(damaged(format!(
+            "offset {offset} is past its end ({len} bytes)"
+        )));
+    }
+    if offset == len {
+        // The end, after a last line without its newline.
+        return Ok(());
+    }
+    let mut before = [0u8; 1];
+    let at_line_start = file
+        .seek(SeekFrom::Start(offset - 1))
+        .and_then(|_| std::io::Read::read_exact(&mut file, &mut before))
+        .is_ok_and(|()| before[0] == b'\n');
+    if !at_line_start {
+        return Err(damaged(format!(
+            "offset {offset} is not at the start of a line"
+        )));
+    }
+    Ok(())
+}
+
 impl Source for FileSource {
     /// The files read to the end, and the byte offset (and line number) in
     /// the one being read.
@@ -136,10 +218,25 @@ impl Source for FileSource {
                 .copied()
                 .unwrap_or((0, Some(1)))
         };
-        serde_json::json!({
+        let at = |p: &PathBuf, offset: u64, line: Option<u64>| serde_json::json!({"path": name(p), "offset": offset, "line": line});
+        let mut position = serde_json::json!({
             "done": done,
-            "reading": self.files.get(self.current).map(|p| serde_json::json!({"path": name(p), "offset": offset, "line": line})),
-        })
+            "reading": self.files.get(self.current).map(|p| at(p, offset, line)),
+        });
+        // Files a restore left part-read that come later in this run's
+        // order (a new file can sort before them): where to resume them.
+        let resume: Vec<serde_json::Value> = self
+            .files
+            .iter()
+            .zip(&self.resume_at)
+            .skip(self.current + 1)
+            .filter(|(_, (offset, _))| *offset > 0)
+            .map(|(p, (offset, line))| at(p, *offset, *line))
+            .collect();
+        if !resume.is_empty() {
+            position["resume"] = resume.into();
+        }
+        position
     }
 
     /// Skips the files any old instance finished and seeks to the offset
@@ -150,15 +247,15 @@ impl Source for FileSource {
         let mut done = std::collections::BTreeSet::new();
         let mut reading = std::collections::BTreeMap::new();
         for p in positions {
-            for d in p["done"].as_array().into_iter().flatten() {
-                done.insert(d.as_str().unwrap_or_default().to_owned());
-            }
-            if let (Some(path), Some(offset)) = (
-                p["reading"]["path"].as_str(),
-                p["reading"]["offset"].as_u64(),
-            ) {
-                let line_no = p["reading"]["line"].as_u64();
-                reading.insert(path.to_owned(), (offset, line_no));
+            let (finished, at) = parse_position(p).map_err(|why| {
+                OpError::Fatal(format!(
+                    "the checkpoint's file position is damaged: {why}: {p}"
+                ))
+            })?;
+            done.extend(finished);
+            for (path, offset, line) in at {
+                check_offset(&path, offset).map_err(OpError::Fatal)?;
+                reading.insert(path, (offset, line));
             }
         }
         let mine: std::collections::BTreeSet<String> =
@@ -198,7 +295,7 @@ impl Source for FileSource {
                 continue;
             };
             self.line.clear();
-            let n = reader.read_line(&mut self.line).map_err(|e| {
+            let n = reader.read_until(b'\n', &mut self.line).map_err(|e| {
                 OpError::Fatal(format!(
                     "cannot read `{}`: {e}",
                     self.files[self.current].display()
@@ -206,7 +303,7 @@ impl Source for FileSource {
             })?;
             // A line without its newline at the end of a followed file may
             // still be growing: leave it for the next poll.
-            let partial = n > 0 && !self.line.ends_with('\n');
+            let partial = n > 0 && !self.line.ends_with(b"\n");
             if n == 0 || (partial && at_end_waits) {
                 if n > 0 {
                     reader.seek_relative(-(n as i64)).map_err(|e| {
@@ -232,7 +329,20 @@ impl Source for FileSource {
             self.offset += n as u64;
             let line_no = self.line_no;
             self.line_no = line_no.map(|l| l + 1);
-            let text = trim_newline(&self.line);
+            let at = || {
+                let file = self.files[self.current].display();
+                match line_no {
+                    Some(line) => format!("{file}:{line}"),
+                    None => format!("{file}, byte {}", self.offset - n as u64),
+                }
+            };
+            // Not UTF-8: a bad record for `on_error`, and the next line goes on.
+            let text = match std::str::from_utf8(&self.line) {
+                Ok(text) => trim_newline(text),
+                Err(e) => {
+                    return Err(RecordError(format!("not UTF-8 text ({e}) (at {})", at())).into())
+                }
+            };
             match self.format {
                 InputFormat::Text => out.push(Value::Str(Str::from(text))),
                 InputFormat::Json => {
@@ -241,14 +351,7 @@ impl Source for FileSource {
                     }
                     match parse_json_line(text) {
                         Ok(v) => out.push(v),
-                        Err(e) => {
-                            let file = self.files[self.current].display();
-                            let at = match line_no {
-                                Some(line) => format!("{file}:{line}"),
-                                None => format!("{file}, byte {}", self.offset - n as u64),
-                            };
-                            return Err(RecordError(format!("{e} (at {at})")).into());
-                        }
+                        Err(e) => return Err(RecordError(format!("{e} (at {})", at())).into()),
                     }
                 }
             }
@@ -300,5 +403,83 @@ mod tests {
         let mut out = Vec::new();
         again.poll(&mut out, 10).unwrap();
         assert_eq!(out, [Value::Str(Str::from("v"))]);
+    }
+
+    #[test]
+    fn a_position_of_another_shape_or_off_a_line_start_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        std::fs::write(&a, "x\nyy\nz\n").unwrap();
+        let a = a.display().to_string();
+        let at = |offset: u64| serde_json::json!({"done": [], "reading": {"path": a, "offset": offset, "line": 2}});
+        assert!(source(dir.path(), 0, 1).restore(&[at(2)]).is_ok());
+        for (position, why) in [
+            (at(3), "not at the start of a line"),
+            (at(99), "past its end"),
+            (
+                serde_json::json!({"dnoe": [], "reading": null}),
+                "no list of finished files",
+            ),
+            (
+                serde_json::json!({"done": [], "reading": {"path": a, "offset": -1}}),
+                "not a number of bytes",
+            ),
+        ] {
+            let Err(OpError::Fatal(e)) = source(dir.path(), 0, 1).restore(&[position]) else {
+                panic!("{why}: accepted")
+            };
+            assert!(e.contains(why) && e.contains("damaged"), "{e}");
+        }
+    }
+
+    /// A file part-read at a checkpoint, behind a new file that sorts
+    /// before it, must stay part-read in every later checkpoint: a restore
+    /// from one taken while the new file was read read it from the start.
+    #[test]
+    fn a_part_read_file_keeps_its_offset_while_a_new_file_is_read_first() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.txt"), "b1\nb2\nb3\n").unwrap();
+        let mut first = source(dir.path(), 0, 1);
+        let mut out = Vec::new();
+        first.poll(&mut out, 2).unwrap();
+        let taken = first.position();
+        std::fs::write(dir.path().join("a.txt"), "a1\na2\n").unwrap();
+        let mut second = source(dir.path(), 0, 1);
+        second.restore(&[taken]).unwrap();
+        let mut out = Vec::new();
+        second.poll(&mut out, 1).unwrap();
+        assert_eq!(out, [Value::Str(Str::from("a1"))]);
+        let mut third = source(dir.path(), 0, 1);
+        third.restore(&[second.position()]).unwrap();
+        let mut out = Vec::new();
+        third.poll(&mut out, 10).unwrap();
+        let lines: Vec<String> = out.iter().map(|v| v.to_json()).collect();
+        assert_eq!(
+            lines,
+            ["\"a2\"", "\"b3\""],
+            "every line once over the chain"
+        );
+    }
+
+    /// A line that is not UTF-8 is a bad record: the next poll goes on
+    /// with the line after it (so `on_error: skip` gets past it).
+    #[test]
+    fn a_line_that_is_not_utf8_is_a_bad_record_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"ok\n\xff\xfe bad\nnext\n").unwrap();
+        let mut s = source(dir.path(), 0, 1);
+        let mut out = Vec::new();
+        let Err(OpError::Record(e)) = s.poll(&mut out, 10) else {
+            panic!("expected a bad record")
+        };
+        assert!(
+            e.0.contains("not UTF-8") && e.0.contains("a.txt:2"),
+            "{}",
+            e.0
+        );
+        assert_eq!(out, [Value::Str(Str::from("ok"))]);
+        let mut out = Vec::new();
+        s.poll(&mut out, 10).unwrap();
+        assert_eq!(out, [Value::Str(Str::from("next"))]);
     }
 }

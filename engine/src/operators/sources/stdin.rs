@@ -16,7 +16,7 @@ use crate::value::{Str, Value};
 
 pub struct StdinSource {
     format: InputFormat,
-    lines: Receiver<std::io::Result<String>>,
+    lines: Receiver<std::io::Result<Vec<u8>>>,
     lines_read: u64,
 }
 
@@ -27,7 +27,16 @@ impl StdinSource {
         let _ = std::thread::Builder::new()
             .name("stdin-reader".into())
             .spawn(move || {
-                for line in std::io::stdin().lock().lines() {
+                // Bytes, not text: a line that is not UTF-8 is a bad
+                // record for `on_error`, not the end of the input.
+                let mut input = std::io::stdin().lock();
+                loop {
+                    let mut line = Vec::new();
+                    let line = match input.read_until(b'\n', &mut line) {
+                        Ok(0) => break,
+                        Ok(_) => Ok(line),
+                        Err(e) => Err(e),
+                    };
                     let failed = line.is_err();
                     if tx.send(line).is_err() || failed {
                         break;
@@ -41,10 +50,20 @@ impl StdinSource {
         }
     }
 
-    fn push(&mut self, line: std::io::Result<String>, out: &mut Vec<Value>) -> Result<(), OpError> {
+    fn push(
+        &mut self,
+        line: std::io::Result<Vec<u8>>,
+        out: &mut Vec<Value>,
+    ) -> Result<(), OpError> {
         let line = line.map_err(|e| OpError::Fatal(format!("cannot read standard input: {e}")))?;
         self.lines_read += 1;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
+        let line = std::str::from_utf8(&line).map_err(|e| {
+            RecordError(format!(
+                "line {} of standard input is not UTF-8 text ({e})",
+                self.lines_read
+            ))
+        })?;
+        let line = super::trim_newline(line);
         match self.format {
             InputFormat::Text => out.push(Value::Str(Str::from(line))),
             InputFormat::Json if line.trim().is_empty() => {}
