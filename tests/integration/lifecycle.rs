@@ -334,3 +334,49 @@ fn a_restore_from_an_older_checkpoint_duplicates_no_committed_output() {
     );
     assert_exactly_once(&committed(&out), words);
 }
+
+/// Issue 14, item 2: two runs of one job at once corrupted each other's
+/// checkpoints and output. The second is refused, naming the first, and
+/// the first ends exactly-once.
+#[test]
+fn a_second_run_of_a_running_job_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(dir.path());
+    let mut first = Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir.path().join("store/wc").exists() || checkpoints(dir.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
+        .output()
+        .unwrap();
+    let stderr = text(&second).1;
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another run of job `wc` is running: run "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stop that run first"), "{stderr}");
+    let status = first.wait().unwrap();
+    assert!(status.success());
+    let lines = committed(&dir.path().join("out"));
+    assert_exactly_once(&lines, 2400 * 4);
+    // Once the first has ended, a run may start again.
+    let third = Command::new(bin())
+        .args(["run", spec.to_str().unwrap(), "--from", "latest"])
+        .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
+        .output()
+        .unwrap();
+    assert!(third.status.success(), "{}", text(&third).1);
+}

@@ -107,7 +107,7 @@ fn savepoint_then_stop_then_restore_a_moved_savepoint_is_exactly_once() {
     let stderr = text(&refused).1;
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("a run of `sp` is running on this machine"),
+        stderr.contains("another run of job `sp` is running: run "),
         "{stderr}"
     );
     assert!(stderr.contains("nothing was deleted"), "{stderr}");

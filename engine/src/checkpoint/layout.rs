@@ -5,6 +5,7 @@
 //! <store>/<job>/chk-<N>/<node>-<i>.full           full snapshots (incremental: false)
 //! <store>/<job>/shared/<node>-<i>-<N>.full|.delta incremental snapshots, shared by later checkpoints
 //! <store>/<job>/savepoints/sp-<N>/                savepoints taken without a location (see savepoint.rs)
+//! <store>/<job>/_lease, <store>/<job>/.lock        the run that holds the job (see lease.rs)
 //! ```
 //!
 //! Paths are relative to the store's root and use `/`.
@@ -12,6 +13,11 @@
 /// The folder of one job's checkpoints.
 pub fn job_dir(job: &str) -> String {
     format!("{job}/")
+}
+
+/// The record of the run holding the job (see `lease.rs`).
+pub fn lease(job: &str) -> String {
+    format!("{job}/_lease")
 }
 
 /// The folder of checkpoint `id`.

@@ -20,6 +20,7 @@ pub mod compat;
 pub mod coordinator;
 pub mod inspect;
 pub mod layout;
+pub mod lease;
 pub mod metadata;
 pub mod restore;
 pub mod retention;

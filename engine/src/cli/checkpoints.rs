@@ -12,10 +12,10 @@ use super::{print, Format, EXIT_USAGE};
 use crate::checkpoint::coordinator::human_bytes;
 use crate::checkpoint::inspect::{self, FoundState};
 use crate::checkpoint::layout;
+use crate::checkpoint::lease;
 use crate::checkpoint::metadata::Metadata;
 use crate::checkpoint::retention;
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
-use crate::control::registry;
 use crate::plan::store::Scheme;
 use crate::plan::StoreLocation;
 use crate::{diag, plan};
@@ -360,13 +360,17 @@ fn prune_job(
     found: &[inspect::Found],
     prune: &Prune,
 ) -> Result<Pruned, String> {
-    if let Some(run) = registry::running().into_iter().find(|r| r.job == job) {
-        return Err(format!(
-            "a run of `{job}` is running on this machine (run {}, pid {}): stop it first (`dataflow stop {job}`); nothing was deleted",
-            run.run, run.pid
-        ));
-    }
-    let store = OpendalStore::open(location).map_err(|e| e.to_string())?;
+    let store: std::sync::Arc<dyn CheckpointStore> =
+        std::sync::Arc::new(OpendalStore::open(location).map_err(|e| e.to_string())?);
+    // Held while pruning: no run of the job starts meanwhile.
+    let local = (location.scheme == Scheme::File).then(|| Path::new(&location.root));
+    let _lease = lease::acquire(
+        std::sync::Arc::clone(&store),
+        local,
+        job,
+        "checkpoints --prune",
+    )
+    .map_err(|e| format!("{e}; nothing was deleted"))?;
     let intact: Vec<&Metadata> = found
         .iter()
         .filter_map(|f| match &f.state {

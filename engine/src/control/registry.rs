@@ -70,7 +70,7 @@ pub fn running() -> Vec<RunInfo> {
 
 /// Whether process `pid` exists. Where `/proc` cannot tell, it is taken to
 /// exist: the endpoint's answer decides.
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     !Path::new("/proc/self").exists() || Path::new("/proc").join(pid.to_string()).exists()
 }
 

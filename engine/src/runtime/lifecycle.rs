@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::choice::{restart_from, Restart};
 use crate::checkpoint::inspect::existing_checkpoints;
+use crate::checkpoint::lease;
 use crate::checkpoint::restore::restore_point;
 use crate::checkpoint::store::OpendalStore;
 use crate::checkpoint::SavepointRequest;
@@ -48,6 +49,8 @@ pub fn run(
     allow_non_restored: bool,
     summary: &mut dyn FnMut(&str),
 ) -> Result<Outcome, Failed> {
+    // Held to the end of the run: one run of a job at a time.
+    let _lease = lease(plan, &options.run_id).map_err(|error| Failed { error, restarts: 0 })?;
     let (attempts, delay) = plan.restarts();
     let started_from = options.restore.clone();
     match &started_from {
@@ -125,6 +128,21 @@ pub fn run(
             }
         }
     }
+}
+
+/// Takes the job's lease in its checkpoint store ([`lease`]), or says
+/// which run holds it. A job without checkpoints shares nothing to corrupt.
+fn lease(plan: &Plan, run: &str) -> Result<Option<lease::Lease>, RunError> {
+    let Some(cp) = &plan.checkpoint else {
+        return Ok(None);
+    };
+    let store = OpendalStore::open(&cp.store)
+        .map_err(|e| RunError::Checkpoint(format!("cannot open the checkpoint store: {e}")))?;
+    let local = (cp.store.scheme == crate::plan::store::Scheme::File)
+        .then(|| std::path::Path::new(&cp.store.root));
+    lease::acquire(Arc::new(store), local, &plan.job.name, run)
+        .map(Some)
+        .map_err(RunError::Setup)
 }
 
 /// Starts the run's control endpoint and writes its run file. Without
