@@ -20,6 +20,7 @@ mod run;
 mod s3;
 mod savepoints;
 mod schema;
+mod secrets;
 mod specs;
 mod stored;
 mod terminal;

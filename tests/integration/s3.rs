@@ -12,7 +12,7 @@ use hyper_util::server::conn::auto::Builder;
 
 const BUCKET: &str = "checkpoints";
 const ACCESS_KEY: &str = "dataflow-test";
-const SECRET_KEY: &str = "dataflow-test-secret";
+pub const SECRET_KEY: &str = "dataflow-test-secret";
 
 pub struct S3Server {
     pub port: u16,

@@ -97,7 +97,7 @@ impl StoreLocation {
     }
 
     pub fn parse(text: &str) -> Result<StoreLocation, StoreLocationError> {
-        let malformed = |why: &str| StoreLocationError::Malformed(text.to_owned(), why.to_owned());
+        let malformed = |why: &str| StoreLocationError::Malformed(redact(text), why.to_owned());
         let url = Url::parse(text).map_err(|e| malformed(&e.to_string()))?;
         let scheme = Scheme::ALL
             .into_iter()
@@ -150,6 +150,27 @@ impl StoreLocation {
     }
 }
 
+/// Query options whose values are secrets.
+const SECRET_OPTIONS: [&str; 4] = ["secret_access_key", "session_token", "password", "token"];
+
+/// A location as typed, with the value of every secret option replaced by
+/// `***`: what a message or `check` may show of it.
+pub fn redact(text: &str) -> String {
+    let Some((base, query)) = text.split_once('?') else {
+        return text.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_OPTIONS.iter().any(|s| key.eq_ignore_ascii_case(s)) => {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
 impl fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -165,6 +186,22 @@ impl fmt::Display for StoreLocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted_from_what_is_shown() {
+        let typed = "s3://b/p?region=x&secret_access_key=S3CR3T&session_token=T0K&access_key_id=AK";
+        assert_eq!(
+            redact(typed),
+            "s3://b/p?region=x&secret_access_key=***&session_token=***&access_key_id=AK"
+        );
+        let err = StoreLocation::parse("s3://[bad/p?secret_access_key=S3CR3T")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("S3CR3T") && err.contains("secret_access_key=***"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_file_and_s3() {

@@ -190,7 +190,12 @@ impl Plan {
             "chaining": self.job.chaining,
             "nodes": nodes,
             "chains": self.chains().iter().map(|c| c.iter().map(|&n| g[n].name.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
-            "checkpoint": self.checkpoint.as_ref().map(|c| &c.settings),
+            "checkpoint": self.checkpoint.as_ref().map(|c| {
+                let mut settings = serde_json::to_value(&c.settings).unwrap_or_default();
+                // Never a secret in what `check` prints.
+                settings["store"] = super::store::redact(&c.settings.store).into();
+                settings
+            }),
             "state": {"backend": self.state.backend, "dir": self.state_dir()},
         })
     }
