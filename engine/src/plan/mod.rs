@@ -31,6 +31,12 @@ pub use store::{StoreLocation, StoreLocationError};
 
 /// The most key groups a job may have (Flink's limit as well).
 pub const MAX_KEY_GROUPS: u32 = 32_768;
+/// The largest `batch_size`: every channel reserves batches whole.
+pub const MAX_BATCH_SIZE: u32 = 65_536;
+/// The largest `generate` vocabulary, which is built in memory.
+const MAX_VOCABULARY: u64 = 10_000_000;
+/// The most words a `generate` line may have.
+const MAX_WORDS_PER_LINE: u64 = 10_000;
 
 /// A validated pipeline.
 #[derive(Debug)]
@@ -458,10 +464,14 @@ impl Compiler<'_> {
                 .at(self.span(&["max_parallelism"]), "out of range"),
             );
         }
-        if job.batch_size == 0 {
+        if job.batch_size == 0 || job.batch_size > MAX_BATCH_SIZE {
             self.error(
-                Diagnostic::error("invalid-value", "`batch_size` must be at least 1")
-                    .at(self.span(&["batch_size"]), "too small"),
+                Diagnostic::error(
+                    "invalid-value",
+                    format!("`batch_size` must be between 1 and {MAX_BATCH_SIZE}, not {}", job.batch_size),
+                )
+                .at(self.span(&["batch_size"]), "out of range")
+                .help("a batch is reserved whole on every channel: larger batches only cost memory"),
             );
         }
         if job.buffer_timeout.0.is_zero() {
@@ -644,18 +654,22 @@ impl Compiler<'_> {
                 if let Some(field) = time_field {
                     self.time_field(name, *mode, field);
                 }
-                for (field, bad) in [
-                    ("rate", *rate == Some(0)),
-                    ("words_per_line", *words_per_line == 0),
-                    ("vocabulary", *vocabulary == 0),
+                for (field, value, max) in [
+                    ("rate", rate.unwrap_or(1), u64::MAX),
+                    ("words_per_line", u64::from(*words_per_line), MAX_WORDS_PER_LINE),
+                    ("vocabulary", u64::from(*vocabulary), MAX_VOCABULARY),
                 ] {
-                    if bad {
+                    if value == 0 || value > max {
                         self.error(
                             Diagnostic::error(
                                 "invalid-value",
-                                format!("`{field}` of source `{name}` must be at least 1"),
+                                if max == u64::MAX {
+                                    format!("`{field}` of source `{name}` must be at least 1")
+                                } else {
+                                    format!("`{field}` of source `{name}` must be between 1 and {max}, not {value}")
+                                },
                             )
-                            .at(self.span(&["sources", name, field]), "must be at least 1"),
+                            .at(self.span(&["sources", name, field]), "out of range"),
                         );
                     }
                 }
