@@ -32,8 +32,17 @@ fn to_closed_pipe(args: &[&str], stderr_too: bool) -> (Option<i32>, String) {
     )
 }
 
+/// Runs of `specs/word_count.yaml` share its checkpoint store and job name,
+/// and a second run of a running job is refused: tests take turns.
+static WORD_COUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn word_count_turn() -> std::sync::MutexGuard<'static, ()> {
+    WORD_COUNT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn every_command_ends_normally_when_its_reader_goes_away() {
+    let _turn = word_count_turn();
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
     std::fs::write(&broken, "name: x\nsources: {}\nsinks: {}\n").unwrap();
@@ -224,6 +233,9 @@ fn several_print_sinks_are_told_apart_by_their_prefixes() {
     assert_eq!(with("{\"seq\":"), 4, "{stdout}");
     assert_eq!(lines.len(), 8, "{stdout}");
     // One print sink: no prefix.
-    let out = dataflow(&["run", "-q", "specs/word_count.yaml"]);
+    let out = {
+        let _turn = word_count_turn();
+        dataflow(&["run", "-q", "specs/word_count.yaml"])
+    };
     assert!(text(&out).0.lines().all(|l| l.starts_with('{')));
 }

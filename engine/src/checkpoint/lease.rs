@@ -77,8 +77,8 @@ pub fn may_take(
 
 /// A held lease; released when dropped.
 pub struct Lease {
-    /// The local lock, held open.
-    _lock: Option<std::fs::File>,
+    /// The local lock, held open, and its path.
+    lock: Option<(std::fs::File, std::path::PathBuf)>,
     store: Arc<dyn CheckpointStore>,
     path: String,
     run: String,
@@ -132,15 +132,9 @@ pub fn acquire(
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             let lock_path = dir.join(".lock");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(|e| format!("cannot open `{}`: {e}", lock_path.display()))?;
-            match file.try_lock() {
-                Ok(()) => Some(file),
-                Err(std::fs::TryLockError::WouldBlock) => {
+            match lock_file(&lock_path)? {
+                Some(file) => Some((file, lock_path)),
+                None => {
                     let holder = read_holder(&*store, &path).ok().flatten();
                     return Err(refused(match holder {
                         Some(h) => format!(
@@ -149,9 +143,6 @@ pub fn acquire(
                         ),
                         None => format!("a process holds `{}`", lock_path.display()),
                     }));
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(format!("cannot lock `{}`: {e}", lock_path.display()))
                 }
             }
         }
@@ -201,12 +192,38 @@ pub fn acquire(
         None
     };
     Ok(Lease {
-        _lock: lock,
+        lock,
         store,
         path,
         run: run.to_owned(),
         _renewing: renewing,
     })
+}
+
+/// Locks the file at `path`, created if need be; `None` when another
+/// process holds it. The file is removed when the lease ends, so a lock
+/// taken on a file that was removed meanwhile is retried on the new one.
+fn lock_file(path: &std::path::Path) -> Result<Option<std::fs::File>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |e: std::io::Error| format!("cannot lock `{}`: {e}", path.display());
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        let held = file.metadata().map_err(failed)?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(Some(file)),
+            _ => continue,
+        }
+    }
 }
 
 /// Renews the lease every third of its TTL until the sender is dropped.
@@ -251,6 +268,11 @@ impl Drop for Lease {
             if h.run == self.run {
                 let _ = self.store.delete(&self.path);
             }
+        }
+        // Removed while still held (see `lock_file`), then released.
+        if let Some((file, path)) = self.lock.take() {
+            let _ = std::fs::remove_file(path);
+            drop(file);
         }
     }
 }
@@ -304,6 +326,7 @@ mod tests {
         drop(acquire(Arc::clone(&store), Some(dir.path()), "other", "run-c").unwrap());
         drop(first);
         assert!(store.read("wc/_lease").is_err(), "released");
+        assert!(!dir.path().join("wc/.lock").exists(), "no file left");
         acquire(store, Some(dir.path()), "wc", "run-b").unwrap();
     }
 

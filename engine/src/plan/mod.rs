@@ -468,10 +468,15 @@ impl Compiler<'_> {
             self.error(
                 Diagnostic::error(
                     "invalid-value",
-                    format!("`batch_size` must be between 1 and {MAX_BATCH_SIZE}, not {}", job.batch_size),
+                    format!(
+                        "`batch_size` must be between 1 and {MAX_BATCH_SIZE}, not {}",
+                        job.batch_size
+                    ),
                 )
                 .at(self.span(&["batch_size"]), "out of range")
-                .help("a batch is reserved whole on every channel: larger batches only cost memory"),
+                .help(
+                    "a batch is reserved whole on every channel: larger batches only cost memory",
+                ),
             );
         }
         if job.buffer_timeout.0.is_zero() {
@@ -656,7 +661,11 @@ impl Compiler<'_> {
                 }
                 for (field, value, max) in [
                     ("rate", rate.unwrap_or(1), u64::MAX),
-                    ("words_per_line", u64::from(*words_per_line), MAX_WORDS_PER_LINE),
+                    (
+                        "words_per_line",
+                        u64::from(*words_per_line),
+                        MAX_WORDS_PER_LINE,
+                    ),
                     ("vocabulary", u64::from(*vocabulary), MAX_VOCABULARY),
                 ] {
                     if value == 0 || value > max {
