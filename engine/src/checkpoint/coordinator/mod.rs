@@ -483,18 +483,9 @@ mod tests {
             };
             self.store.write(&path, bytes).unwrap();
             for (instance, files) in [("read#0", vec![]), ("counts#0", vec![file])] {
-                let ack = Ack {
-                    id,
-                    instance: instance.into(),
-                    node: instance.trim_end_matches("#0").into(),
-                    index: 0,
-                    parallelism: 1,
-                    files,
-                    source_position: None,
-                    sync: Duration::ZERO,
-                    alignment: Duration::ZERO,
-                };
-                self.reports.send(Report::Ack(ack)).unwrap();
+                self.reports
+                    .send(Report::Ack(ack(id, instance, files)))
+                    .unwrap();
             }
             command
         }
@@ -546,6 +537,21 @@ mod tests {
         assert!(paths.contains(&format!("wc/chk-{id}/_metadata")));
     }
 
+    /// Instance `instance`'s (`<node>#0`) acknowledgement of checkpoint `id`.
+    fn ack(id: u64, instance: &str, files: Vec<FileRef>) -> Ack {
+        Ack {
+            id,
+            instance: instance.into(),
+            node: instance.trim_end_matches("#0").into(),
+            index: 0,
+            parallelism: 1,
+            files,
+            source_position: None,
+            sync: Duration::ZERO,
+            alignment: Duration::ZERO,
+        }
+    }
+
     fn command_id(command: SourceCommand) -> u64 {
         match command {
             SourceCommand::Checkpoint(id) | SourceCommand::Stop(id) => id,
@@ -560,18 +566,9 @@ mod tests {
         job.store.down.store(true, Ordering::Relaxed);
         let id = command_id(command);
         for instance in ["read#0", "counts#0"] {
-            let ack = Ack {
-                id,
-                instance: instance.into(),
-                node: instance.trim_end_matches("#0").into(),
-                index: 0,
-                parallelism: 1,
-                files: Vec::new(),
-                source_position: None,
-                sync: Duration::ZERO,
-                alignment: Duration::ZERO,
-            };
-            job.reports.send(Report::Ack(ack)).unwrap();
+            job.reports
+                .send(Report::Ack(ack(id, instance, Vec::new())))
+                .unwrap();
         }
         drop(job.reports);
         let (result, stats) = job.ended.join().unwrap();
