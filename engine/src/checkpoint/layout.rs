@@ -20,6 +20,11 @@ pub fn lease(job: &str) -> String {
     format!("{job}/_lease")
 }
 
+/// The lock file a run holds in a local store (see `lease.rs`).
+pub fn lock(job: &str) -> String {
+    format!("{job}/.lock")
+}
+
 /// The folder of checkpoint `id`.
 pub fn checkpoint_dir(job: &str, id: u64) -> String {
     format!("{job}/chk-{id}/")

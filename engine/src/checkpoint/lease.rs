@@ -128,10 +128,11 @@ pub fn acquire(
     let refused = |why: String| format!("another run of job `{job}` is running: {why}");
     let lock = match local_root {
         Some(root) => {
-            let dir = root.join(job);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-            let lock_path = dir.join(".lock");
+            let lock_path = root.join(layout::lock(job));
+            if let Some(dir) = lock_path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            }
             match lock_file(&lock_path)? {
                 Some(file) => Some((file, lock_path)),
                 None => {
