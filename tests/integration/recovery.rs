@@ -755,3 +755,110 @@ fn a_fresh_start_removes_the_hidden_files_of_a_killed_attempt() {
     );
     assert_exactly_once(&job.out, &job.truth);
 }
+
+/// Sends `signal` (`TERM`, `INT`) to the child.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Issue 14, item 3: with the store frozen (connections accepted, nothing
+/// answered), each checkpoint still times out after its `timeout`, and
+/// past `tolerable_failures` the job fails and exits, instead of hanging.
+#[test]
+fn a_frozen_store_times_checkpoints_out_and_fails_the_job() {
+    let server = S3Server::start();
+    let mut job = s3_job(&server, 4 * LINES, 6);
+    job.checkpoint = "  timeout: 1s\n  tolerable_failures: 1\nrestart: {strategy: none}".into();
+    let mut child = job.start(None);
+    wait_for_checkpoint(&job.store_dir, 0, &mut child, &job);
+    server.freeze();
+    let frozen = Instant::now();
+    let status = wait_for(&mut child, Duration::from_secs(60)).unwrap_or_else(|| {
+        kill9(&mut child);
+        panic!(
+            "the job still ran 60 s after the store froze: {}",
+            job.stderr()
+        )
+    });
+    let took = frozen.elapsed();
+    let stderr = job.stderr();
+    eprintln!("frozen store: the job failed {took:?} after the store froze");
+    assert!(!status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("failed: not complete after 1s").count(),
+        3,
+        "two checkpoints time out, and the job fails with the second: {stderr}"
+    );
+    assert!(
+        stderr.contains("more than tolerable_failures (1)"),
+        "{stderr}"
+    );
+    // `checkpoints` too answers, within its 10 s deadline per call.
+    let asked = Instant::now();
+    let out = dataflow(&["checkpoints", job.spec().to_str().unwrap()]);
+    let took = asked.elapsed();
+    let (stdout, stderr) = text(&out);
+    eprintln!("frozen store: `checkpoints` answered in {took:?}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("timeout") && stderr.contains("s3://checkpoints/ck"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Issue 14, item 3: with the store frozen, SIGTERM ends the job within
+/// the 1.5 s it allows a clean stop, and a second Ctrl-C ends it at once.
+/// Nothing is lost: the run that follows, with the store back, is
+/// exactly-once.
+#[test]
+fn signals_end_a_job_whose_store_is_frozen() {
+    let mut server = S3Server::start();
+    let mut job = s3_job(&server, LINES, 7);
+    job.checkpoint = "  timeout: 20s".into();
+    let mut last = 0;
+    for (round, signals) in [["TERM", ""], ["INT", "INT"]].iter().enumerate() {
+        let mut child = job.start((round > 0).then_some("latest"));
+        last = wait_for_checkpoint(&job.store_dir, last, &mut child, &job);
+        server.freeze();
+        // A checkpoint is under way, stuck in the store.
+        std::thread::sleep(Duration::from_millis(500));
+        signal(&child, signals[0]);
+        let sent = Instant::now();
+        if !signals[1].is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+            signal(&child, signals[1]);
+        }
+        let status = wait_for(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
+            kill9(&mut child);
+            panic!("SIG{} did not end the job: {}", signals[0], job.stderr())
+        });
+        let took = sent.elapsed();
+        eprintln!(
+            "frozen store: SIG{} {} ended the job in {took:?}",
+            signals[0], signals[1]
+        );
+        let expected = if signals[0] == "TERM" { 143 } else { 130 };
+        assert_eq!(status.code(), Some(expected), "{}", job.stderr());
+        // The allowance, plus what a loaded machine adds to starting a
+        // process and delivering a signal.
+        let limit = if signals[1].is_empty() { 3000 } else { 1500 };
+        assert!(
+            took < Duration::from_millis(limit),
+            "SIG{} {} took {took:?}: {}",
+            signals[0],
+            signals[1],
+            job.stderr()
+        );
+        // The store comes back, with no request left hanging.
+        server.stop();
+        server.set_delay_ms(0);
+        server.restart();
+    }
+    job.finish(Duration::from_secs(120));
+    assert_exactly_once(&job.out, &job.truth);
+}

@@ -104,6 +104,12 @@ impl S3Server {
         self.delay_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Freezes the server as SIGSTOP would: connections are accepted, and
+    /// no request is ever answered.
+    pub fn freeze(&self) {
+        self.set_delay_ms(3_600_000);
+    }
+
     /// A store location under `prefix`, as a spec's `checkpoint.store`.
     pub fn store_url(&self, prefix: &str) -> String {
         format!(

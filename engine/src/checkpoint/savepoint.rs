@@ -33,12 +33,14 @@ pub struct Target {
 
 impl Target {
     /// `to` (a location or an absolute folder path), or by default
-    /// `<store>/<job>/savepoints/sp-<id>` in the checkpoint store.
+    /// `<store>/<job>/savepoints/sp-<id>` in the checkpoint store. Calls to
+    /// another store end by `deadline`, as the checkpoint store's do.
     pub fn resolve(
         to: Option<&str>,
         checkpoints: &Arc<dyn CheckpointStore>,
         job: &str,
         id: u64,
+        deadline: std::time::Duration,
     ) -> Result<Target, String> {
         match to {
             None => {
@@ -55,7 +57,8 @@ impl Target {
             }
             Some(to) => {
                 let location = parse_location(to)?;
-                let store = OpendalStore::open(&location).map_err(|e| e.to_string())?;
+                let store = OpendalStore::open_with_deadline(&location, deadline)
+                    .map_err(|e| e.to_string())?;
                 Ok(Target {
                     location: location.to_string().trim_end_matches('/').to_owned(),
                     store: Arc::new(store),

@@ -44,11 +44,26 @@ pub struct OpendalStore {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// How long one store call may go without an answer before it fails, for
+/// commands that serve no checkpoint (a run's own calls end by its
+/// checkpoint timeout instead): a frozen server must not hang a command.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl OpendalStore {
     /// Opens the store to read and write checkpoints; a local folder is
     /// created if missing, and its staging folder swept.
     pub fn open(location: &StoreLocation) -> Result<OpendalStore, StoreError> {
-        OpendalStore::open_as(location, true)
+        OpendalStore::open_as(location, true, DEADLINE)
+    }
+
+    /// [`OpendalStore::open`], with every call failing after `deadline`
+    /// without an answer (a write's upload included, so it must be long
+    /// enough for the largest file).
+    pub fn open_with_deadline(
+        location: &StoreLocation,
+        deadline: std::time::Duration,
+    ) -> Result<OpendalStore, StoreError> {
+        OpendalStore::open_as(location, true, deadline)
     }
 
     /// Opens the store only to read it: nothing is created or swept, and a
@@ -61,10 +76,14 @@ impl OpendalStore {
                 cause: format!("there is no folder `{}`", location.root),
             });
         }
-        OpendalStore::open_as(location, false)
+        OpendalStore::open_as(location, false, DEADLINE)
     }
 
-    fn open_as(location: &StoreLocation, writable: bool) -> Result<OpendalStore, StoreError> {
+    fn open_as(
+        location: &StoreLocation,
+        writable: bool,
+        deadline: std::time::Duration,
+    ) -> Result<OpendalStore, StoreError> {
         let describe = location.to_string();
         let open_error = |cause: String| StoreError::Open {
             store: describe.clone(),
@@ -127,6 +146,13 @@ impl OpendalStore {
                 )))
             }
         };
+        // Bounds calls that open a body and every read or write on it, as
+        // well as the rest: nothing waits on a frozen server past it.
+        let op = op.layer(
+            opendal::layers::TimeoutLayer::default()
+                .with_timeout(deadline)
+                .with_io_timeout(deadline),
+        );
         let op = {
             let _guard = runtime.enter();
             opendal::blocking::Operator::new(op).map_err(|e| open_error(e.to_string()))?

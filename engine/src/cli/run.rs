@@ -55,6 +55,8 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         return ExitCode::from(1);
     };
     init_logging(quiet);
+    // From here on a signal asks for a clean stop (and never waits long).
+    let signals = runtime::signals::listen();
     let restore = match from
         .as_deref()
         .map(|f| restore_point(&plan, f, allow_non_restored, &drop))
@@ -78,6 +80,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         spec_path: path.display().to_string(),
         control_port,
         requests: None,
+        signals: Some(signals),
     };
     let mut summary = |line: &str| {
         if !quiet {

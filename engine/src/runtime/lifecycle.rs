@@ -49,6 +49,10 @@ pub fn run(
     allow_non_restored: bool,
     summary: &mut dyn FnMut(&str),
 ) -> Result<Outcome, Failed> {
+    let signals = options
+        .signals
+        .get_or_insert_with(super::signals::listen)
+        .clone();
     // Held to the end of the run: one run of a job at a time.
     let _lease = lease(plan, &options.run_id).map_err(|error| Failed { error, restarts: 0 })?;
     let (attempts, delay) = plan.restarts();
@@ -64,6 +68,7 @@ pub fn run(
     }
     let (requests, received) = crossbeam_channel::bounded(8);
     options.requests = Some(received);
+
     // Held to the end of the run: the endpoint and the run file go with it.
     let _control = control(plan, &options, requests);
     let mut restarts = 0;
@@ -94,7 +99,14 @@ pub fn run(
                 "restart {restarts} of {attempts} in {}: {error}",
                 crate::spec::Duration(delay)
             );
-            std::thread::sleep(delay);
+            // A signal during the delay ends the run as it would end an attempt.
+            if let Ok(sig) = signals.recv_timeout(delay) {
+                summary(&format!(
+                    "{} cancelled during restart {restarts}'s delay",
+                    plan.job.name
+                ));
+                return Ok(Outcome::Cancelled(sig));
+            }
             match restart_from(own_latest, started_from.clone()) {
                 // This run's own checkpoint has the state it chose to drop
                 // dropped already: nothing more is left out.
@@ -136,7 +148,8 @@ fn lease(plan: &Plan, run: &str) -> Result<Option<lease::Lease>, RunError> {
     let Some(cp) = &plan.checkpoint else {
         return Ok(None);
     };
-    let store = OpendalStore::open(&cp.store)
+    // A renewal must fail before the lease it renews could expire.
+    let store = OpendalStore::open_with_deadline(&cp.store, lease::TTL / 3)
         .map_err(|e| RunError::Checkpoint(format!("cannot open the checkpoint store: {e}")))?;
     let local = (cp.store.scheme == crate::plan::store::Scheme::File)
         .then(|| std::path::Path::new(&cp.store.root));

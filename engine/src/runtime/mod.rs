@@ -15,6 +15,7 @@ mod message;
 mod metrics;
 mod output;
 mod physical;
+pub mod signals;
 mod status;
 
 use std::sync::atomic::AtomicU64;
@@ -83,6 +84,8 @@ pub struct RunOptions {
     pub control_port: u16,
     /// Savepoint and stop requests from the control endpoint.
     pub requests: Option<Receiver<SavepointRequest>>,
+    /// Ctrl-C and SIGTERM ([`signals::listen`]), for the whole run.
+    pub signals: Option<Receiver<i32>>,
 }
 
 pub use crate::operators::sinks::file::NewerOutput;
@@ -161,7 +164,10 @@ fn attempt(
 ) -> Result<(Outcome, String), (RunError, String, Option<u64>)> {
     let started = Instant::now();
     let canceller = Canceller::new();
-    let signals = signals::listen();
+    let signals = options
+        .signals
+        .clone()
+        .unwrap_or_else(crossbeam_channel::never);
     let state = open_state(plan).map_err(|e| (e, String::new(), None))?;
     if plan.checkpoint.is_some() {
         // A fresh start is a restore from "checkpoint 0": nothing of an
@@ -174,8 +180,9 @@ fn attempt(
         None => None,
         Some(cp) => {
             // A store that cannot be reached now may be back for a restart.
+            // No call serving a checkpoint outlives the checkpoint's timeout.
             let store: Arc<dyn CheckpointStore> = Arc::new(
-                OpendalStore::open(&cp.store)
+                OpendalStore::open_with_deadline(&cp.store, cp.settings.timeout.0)
                     .map_err(|e| (RunError::Checkpoint(e.to_string()), String::new(), None))?,
             );
             let (_, done) = crossbeam_channel::bounded(1);
@@ -351,10 +358,6 @@ fn attempt(
             },
             recv(signals) -> sig => {
                 if let Ok(sig) = sig {
-                    if outcome != Outcome::Finished {
-                        // A second signal: the user does not want to wait for a clean stop.
-                        std::process::exit(128 + sig);
-                    }
                     outcome = Outcome::Cancelled(sig);
                     canceller.cancel();
                 }
@@ -773,30 +776,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".to_owned())
-}
-
-mod signals {
-    //! Ctrl-C and SIGTERM, delivered as messages to the supervisor.
-
-    use crossbeam_channel::Receiver;
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::iterator::Signals;
-
-    /// A channel that receives the number of each SIGINT or SIGTERM. If the
-    /// handlers cannot be installed, the default behaviour (exit) stays.
-    pub fn listen() -> Receiver<i32> {
-        let (tx, rx) = crossbeam_channel::bounded(4);
-        if let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) {
-            let _ = std::thread::Builder::new()
-                .name("signals".into())
-                .spawn(move || {
-                    for sig in signals.forever() {
-                        if tx.send(sig).is_err() {
-                            break;
-                        }
-                    }
-                });
-        }
-        rx
-    }
 }

@@ -663,6 +663,11 @@ impl Machine {
     pub fn job(&self) -> &str {
         &self.config.job
     }
+
+    /// How long a checkpoint may take, and so any store call serving one.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.settings.timeout.0
+    }
 }
 
 #[cfg(test)]

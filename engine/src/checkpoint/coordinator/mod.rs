@@ -201,6 +201,10 @@ impl Coordinator {
                     }
                 }
                 Action::Retain => self.retain(),
+                // A removal that failed already is retried later, once
+                // for all the files written meanwhile: each try at a store
+                // that does not answer holds this thread up to its deadline.
+                Action::RemoveFiles(id) if self.unremoved.contains(&id) => {}
                 Action::RemoveFiles(id) => self.remove_files(id),
                 Action::SavepointFailed { id, why } => {
                     if let Some((request, _)) = self.savepoints.remove(&id) {
@@ -225,7 +229,13 @@ impl Coordinator {
                 return;
             };
             // Into the folder it names, or by default one bearing its number.
-            match Target::resolve(request.to.as_deref(), &self.store, self.machine.job(), id) {
+            match Target::resolve(
+                request.to.as_deref(),
+                &self.store,
+                self.machine.job(),
+                id,
+                self.machine.timeout(),
+            ) {
                 Ok(target) => {
                     self.savepoints.insert(id, (request, target));
                 }
@@ -379,7 +389,7 @@ impl Coordinator {
                 Report::Declined { id, .. } => id,
                 Report::InputEnded { .. } => continue,
             };
-            if self.machine.is_aborted(id) {
+            if self.machine.is_aborted(id) && !self.unremoved.contains(&id) {
                 self.remove_files(id);
             }
         }

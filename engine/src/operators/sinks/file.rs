@@ -383,6 +383,12 @@ pub fn recover(
         std::fs::create_dir_all(&aside).map_err(|e| io_error("create the folder", &aside, e))?;
         std::fs::rename(from, unused(aside.join(name))).map_err(|e| io_error("move aside", from, e))
     };
+    // Another branch's files go first, then this one's come back: a run
+    // killed at any step leaves one branch visible (part of it, as a kill
+    // does; the next restore completes it), never two.
+    for name in &superseded {
+        move_aside(&dir.join(name), name)?;
+    }
     // What earlier restores moved aside and this one's past holds.
     for folder in &asides {
         for entry in std::fs::read_dir(folder).map_err(|e| io_error("list", folder, e))? {
@@ -412,9 +418,6 @@ pub fn recover(
                 std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
             }
         }
-    }
-    for name in &superseded {
-        move_aside(&dir.join(name), name)?;
     }
     if !superseded.is_empty() {
         recovery.moved = Some(Moved {
@@ -592,5 +595,30 @@ mod tests {
         let fresh = recover(dir.path(), &point(0, &[]), NewerOutput::Refuse, "r5").unwrap();
         assert!(fresh.moved.is_none() && fresh.brought_back == 0);
         assert!(dir.path().join("part-0-12.txt").exists());
+    }
+
+    /// Found by the lifecycle test's long mode: a run killed while it
+    /// settled its sink's folder for a restore had brought back the
+    /// restored branch's files before it moved the other branch's away,
+    /// leaving both visible (11,850 counts committed twice). Whatever step
+    /// is the last to happen, the folder must show one branch only.
+    #[test]
+    fn a_recovery_cut_short_never_shows_two_branches() {
+        let dir = tempfile::tempdir().unwrap();
+        // Branch A committed chk-5; an earlier restore moved chk-3's file,
+        // which the restore of chk-4 needs, aside.
+        std::fs::write(dir.path().join("part-0-5.txt"), "a\n").unwrap();
+        std::fs::create_dir(dir.path().join(".superseded-r1")).unwrap();
+        std::fs::write(dir.path().join(".superseded-r1/part-0-3.txt"), "b\n").unwrap();
+        // Moving chk-5's file aside fails: this run's aside folder cannot
+        // be created, as if the run were killed at that moment.
+        std::fs::write(dir.path().join(".superseded-r2"), "").unwrap();
+        let history = [(1, 4)];
+        assert!(recover(dir.path(), &point(4, &history), NewerOutput::MoveAside, "r2").is_err());
+        let visible: Vec<String> = listing(dir.path())
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(visible, ["part-0-5.txt"], "only branch A is visible");
     }
 }
