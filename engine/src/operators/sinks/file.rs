@@ -614,7 +614,13 @@ mod tests {
         // be created, as if the run were killed at that moment.
         std::fs::write(dir.path().join(".superseded-r2"), "").unwrap();
         let history = [(1, 4)];
-        assert!(recover(dir.path(), &point(4, &history), NewerOutput::MoveAside, "r2").is_err());
+        assert!(recover(
+            dir.path(),
+            &point(4, &history),
+            NewerOutput::MoveAside,
+            "r2"
+        )
+        .is_err());
         let visible: Vec<String> = listing(dir.path())
             .into_iter()
             .filter(|n| !n.starts_with('.'))
