@@ -21,6 +21,7 @@ mod s3;
 mod savepoints;
 mod schema;
 mod secrets;
+mod shared;
 mod specs;
 mod stored;
 mod terminal;

@@ -152,8 +152,14 @@ sinks:
 
     /// Starts `dataflow run`, restoring from `from` if given; stderr goes to a file.
     fn start(&self, from: Option<&str>) -> Child {
+        self.start_with(from, &[])
+    }
+
+    /// [`Job::start`], with environment variables set.
+    fn start_with(&self, from: Option<&str>, env: &[(&str, &str)]) -> Child {
         let spec = self.spec();
         let mut cmd = Command::new(bin());
+        cmd.envs(env.iter().copied());
         cmd.arg("run").arg(&spec);
         if let Some(from) = from {
             cmd.args(["--from", from]);
@@ -860,5 +866,58 @@ fn signals_end_a_job_whose_store_is_frozen() {
         server.restart();
     }
     job.finish(Duration::from_secs(120));
+    assert_exactly_once(&job.out, &job.truth);
+}
+
+/// Polls the job's stderr until it contains `text`; panics if the job
+/// ends first or a minute passes.
+fn wait_for_log(job: &Job, child: &mut Child, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !job.stderr().contains(text) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the job ended ({status}) before logging `{text}`: {}",
+                job.stderr()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{text}` in a minute: {}",
+            job.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Issue 14, item 5: a restart that cannot start because the store is
+/// down for a moment counts as one attempt, and the next follows after the
+/// delay; it used to give up with `cannot restart: cannot list …` with
+/// attempts left.
+#[test]
+fn a_restart_that_cannot_reach_the_store_is_followed_by_the_next() {
+    let mut server = S3Server::start();
+    let mut job = s3_job(&server, LINES, 8);
+    job.checkpoint = "restart: {strategy: fixed_delay, attempts: 3, delay: 1s}".into();
+    let mut child = job.start_with(None, &[("DATAFLOW_INJECT_FAILURE", "counts:400000")]);
+    wait_for_log(&job, &mut child, "restart 1 of 3");
+    // Down for the first restart's start, back for the second's.
+    server.stop();
+    wait_for_log(&job, &mut child, "restart 2 of 3");
+    server.restart();
+    let status = wait_for(&mut child, Duration::from_secs(120)).unwrap_or_else(|| {
+        kill9(&mut child);
+        panic!("the job did not end: {}", job.stderr())
+    });
+    let stderr = job.stderr();
+    assert!(status.success(), "{stderr}");
+    let second = stderr
+        .lines()
+        .find(|l| l.contains("restart 2 of 3"))
+        .unwrap_or_default();
+    assert!(
+        second.contains("s3://checkpoints/ck"),
+        "the second restart follows the first's failure to reach the store: {stderr}"
+    );
+    assert!(!stderr.contains("restart 3 of 3"), "{stderr}");
     assert_exactly_once(&job.out, &job.truth);
 }

@@ -33,6 +33,8 @@ pub enum StateFactory {
     },
     Sled {
         store: SledStore,
+        /// The run's working folder, which holds `store`: removed after it.
+        _scratch: crate::state::scratch::Scratch,
         track_changes: bool,
     },
 }
@@ -44,6 +46,7 @@ impl StateFactory {
             StateFactory::Sled {
                 store,
                 track_changes,
+                ..
             } => Box::new(store.state(namespace, *track_changes)?),
         })
     }

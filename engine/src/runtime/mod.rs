@@ -33,6 +33,7 @@ use crate::checkpoint::{retention, Report, SavepointRequest, SourceCommand};
 use crate::operators::sources::Canceller;
 use crate::plan::{Operator, Plan};
 use crate::spec::{OnCancel, StateBackendKind};
+use crate::state::scratch;
 use build::StateFactory;
 use instance::{Finish, Instance};
 use message::Message;
@@ -168,7 +169,7 @@ fn attempt(
         .signals
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
-    let state = open_state(plan).map_err(|e| (e, String::new(), None))?;
+    let state = open_state(plan, &options.run_id).map_err(|e| (e, String::new(), None))?;
     if plan.checkpoint.is_some() {
         // A fresh start is a restore from "checkpoint 0": nothing of an
         // earlier attempt is committed, its hidden files are removed.
@@ -727,47 +728,28 @@ fn start_coordinator(
     Ok(())
 }
 
-fn open_state(plan: &Plan) -> Result<StateFactory, RunError> {
+fn open_state(plan: &Plan, run: &str) -> Result<StateFactory, RunError> {
     // Only snapshots need the entries changed since the last one.
     let track_changes = plan.checkpoint.is_some();
     Ok(match plan.state.backend {
         StateBackendKind::Memory => StateFactory::Memory { track_changes },
         StateBackendKind::Sled => {
             let root = std::path::Path::new(&plan.state_dir()).to_owned();
-            remove_dead_runs(&root, &plan.job.name);
-            let dir = root.join(format!("{}-{}", plan.job.name, std::process::id()));
-            let store = crate::state::sled::SledStore::open(&dir, plan.state.cache_entries)
-                .map_err(|e| RunError::Setup(e.to_string()))?;
+            scratch::remove_abandoned(&root, &plan.job.name);
+            let scratch =
+                scratch::Scratch::create(&root, &plan.job.name, run).map_err(RunError::Setup)?;
+            let store = crate::state::sled::SledStore::open(
+                &scratch.path().join("sled"),
+                plan.state.cache_entries,
+            )
+            .map_err(|e| RunError::Setup(e.to_string()))?;
             StateFactory::Sled {
                 store,
+                _scratch: scratch,
                 track_changes,
             }
         }
     })
-}
-
-/// Removes the working state of earlier runs of `job` whose process is
-/// gone (killed runs cannot clean up after themselves); checkpoints hold
-/// what must survive. Where `/proc` cannot tell, nothing is removed.
-fn remove_dead_runs(root: &std::path::Path, job: &str) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    if !std::path::Path::new("/proc/self").exists() {
-        return;
-    }
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(job).and_then(|r| r.strip_prefix('-')) else {
-            continue;
-        };
-        if pid.bytes().all(|b| b.is_ascii_digit())
-            && !pid.is_empty()
-            && !std::path::Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -11,6 +11,7 @@
 
 mod key;
 pub mod memory;
+pub mod scratch;
 pub mod sled;
 mod stored_key;
 

@@ -37,16 +37,14 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens a fresh database in `dir`, which must not be in use, whose
-    /// states each cache up to `cache_entries` entries (at least one).
+    /// Opens a fresh database in `dir`, a folder of this run's own
+    /// ([`super::scratch`]), whose states each cache up to `cache_entries`
+    /// entries (at least one).
     pub fn open(dir: &Path, cache_entries: u32) -> Result<SledStore, StateError> {
         let open_error = |source| StateError::Open {
             dir: dir.display().to_string(),
             source,
         };
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| open_error(sled::Error::Io(e)))?;
-        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)

@@ -283,10 +283,38 @@ pub struct Moved {
 /// The checkpoint that committed a part file: `part-<i>-<N>.<ext>` or, when
 /// that name was taken, `part-<i>-<N>-<k>.<ext>` (see [`unused`]).
 fn committed_by(name: &str) -> Option<u64> {
-    let stem = name.strip_prefix("part-")?.split('.').next()?;
-    let mut numbers = stem.split('-');
-    let (_instance, n) = (numbers.next()?, numbers.next()?);
-    n.parse().ok()
+    // part-<i>-<N>.<ext>, or part-<i>-<N>-<k>.<ext> (see `unused`).
+    let numbers = our_name(name.strip_prefix("part-")?, 2..=3)?;
+    Some(numbers[1])
+}
+
+/// A file this sink writes while it is open: `.part-<i>-<n>.<ext>.inprogress`,
+/// or `.part-<i>-<pid>-<k>.<ext>.inprogress` with checkpoints.
+fn in_progress(name: &str) -> bool {
+    name.strip_prefix(".part-")
+        .and_then(|n| n.strip_suffix(".inprogress"))
+        .and_then(|n| our_name(n, 2..=3))
+        .is_some()
+}
+
+/// The numbers of `<n>-<n>[-<n>].<ext>`, if `rest` has exactly that shape
+/// with `count` numbers and an extension of letters: a user's own files in
+/// the folder (`.x.pending`, `.part-notes.inprogress`) are never taken
+/// for the sink's.
+fn our_name(rest: &str, count: std::ops::RangeInclusive<usize>) -> Option<Vec<u64>> {
+    let (stem, ext) = rest.split_once('.')?;
+    if ext.is_empty() || !ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let numbers: Vec<u64> = stem
+        .split('-')
+        .map(|n| {
+            (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| n.parse().ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    count.contains(&numbers.len()).then_some(numbers)
 }
 
 /// The checkpoint a pending file (`.part-<i>-<N>.<ext>.pending`) waits for,
@@ -406,7 +434,7 @@ pub fn recover(
     }
     for name in &names {
         let path = dir.join(name);
-        if name.starts_with(".part-") && name.ends_with(".inprogress") {
+        if in_progress(name) {
             std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
         } else if let Some((n, visible)) = pending(name) {
             if point.in_past(n) {
@@ -626,5 +654,48 @@ mod tests {
             .filter(|n| !n.starts_with('.'))
             .collect();
         assert_eq!(visible, ["part-0-5.txt"], "only branch A is visible");
+    }
+
+    /// Issue 14, item 4: a restore settles the sink's own files only; a
+    /// user's files in the folder, dotfiles included, stay as they are.
+    #[test]
+    fn a_recovery_touches_only_the_sinks_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = [
+            ".x.pending",
+            ".part-notes.inprogress",
+            ".part-0-5.txt.pending.bak",
+            ".part-a-9.txt.pending",
+            ".part-0-9.inprogress",
+            "part-final.txt",
+            "notes.txt",
+        ];
+        for name in users {
+            std::fs::write(dir.path().join(name), "mine\n").unwrap();
+        }
+        let ours = [
+            ".part-0-1234-1.txt.inprogress",
+            ".part-0-9.txt.pending",
+            "part-1-7.txt",
+        ];
+        for name in ours {
+            std::fs::write(dir.path().join(name), "a\n").unwrap();
+        }
+        let history = [(1, 4)];
+        recover(
+            dir.path(),
+            &point(4, &history),
+            NewerOutput::MoveAside,
+            "r1",
+        )
+        .unwrap();
+        for name in users {
+            assert!(dir.path().join(name).exists(), "{name} was touched");
+        }
+        let left: Vec<String> = listing(dir.path())
+            .into_iter()
+            .filter(|n| !users.contains(&n.as_str()))
+            .collect();
+        assert_eq!(left, [".superseded-r1"], "the sink's own files are settled");
     }
 }
