@@ -20,6 +20,8 @@
 //! - [`control`]: a running job's HTTP endpoint on loopback, and the run
 //!   files through which `dataflow list`, `savepoint` and `stop` find it.
 //! - [`cli`]: the `dataflow` command.
+//! - [`workdir`]: working folders in shared places (`state.dir`, a store's
+//!   staging folder), and the sweep of those killed runs left.
 
 pub mod checkpoint;
 pub mod cli;
@@ -33,3 +35,4 @@ pub mod runtime;
 pub mod spec;
 pub mod state;
 pub mod value;
+pub mod workdir;

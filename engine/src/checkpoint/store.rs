@@ -5,6 +5,7 @@
 //! disk or in S3. Paths are relative to the store location's root.
 
 use crate::plan::store::{Scheme, StoreLocation};
+use crate::workdir::{self, WorkDir};
 
 /// Why the store failed; names the operation, the path and the store.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +39,19 @@ pub trait CheckpointStore: Send + Sync {
 /// A store reached through OpenDAL's blocking API.
 pub struct OpendalStore {
     op: opendal::blocking::Operator,
+    /// The same operator, for writes: a failed one is aborted, which
+    /// removes its staged file, and the blocking API cannot abort.
+    writer: opendal::Operator,
     location: String,
+    /// A local store's writes stage their files here; removed with the store.
+    _staging: Option<WorkDir>,
     /// The blocking operator drives async services on this runtime, which
     /// must outlive it.
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
+
+/// Who owns the folders in a local store's `.staging`.
+const STAGING_OWNER: &str = "a checkpoint store's staged writes";
 
 /// How long one store call may go without an answer before it fails, for
 /// commands that serve no checkpoint (a run's own calls end by its
@@ -96,17 +105,23 @@ impl OpendalStore {
             .enable_all()
             .build()
             .map_err(|e| open_error(e.to_string()))?;
+        let mut staging = None;
         let op = match location.scheme {
             #[cfg(feature = "store-fs")]
             Scheme::File => {
                 // Files are written beside the store and renamed into place,
                 // so a run killed mid-write never leaves a torn `_metadata`
-                // that looks like a finished checkpoint.
+                // that looks like a finished checkpoint. Each open store
+                // stages in a folder of its own, which a killed run leaves
+                // behind for the next open to remove.
                 let mut builder = opendal::services::Fs::default().root(&location.root);
                 if writable {
-                    let staging = format!("{}/.staging", location.root.trim_end_matches('/'));
-                    sweep_staging(std::path::Path::new(&staging));
-                    builder = builder.atomic_write_dir(&staging);
+                    let root = std::path::Path::new(&location.root).join(".staging");
+                    workdir::remove_abandoned(&root, STAGING_OWNER);
+                    let folder = WorkDir::create(&root, &staging_name(), STAGING_OWNER)
+                        .map_err(open_error)?;
+                    builder = builder.atomic_write_dir(&folder.path().to_string_lossy());
+                    staging = Some(folder);
                 }
                 opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
             }
@@ -153,14 +168,17 @@ impl OpendalStore {
                 .with_timeout(deadline)
                 .with_io_timeout(deadline),
         );
+        let writer = op.clone();
         let op = {
             let _guard = runtime.enter();
             opendal::blocking::Operator::new(op).map_err(|e| open_error(e.to_string()))?
         };
         Ok(OpendalStore {
             op,
+            writer,
             location: describe,
-            _runtime: runtime,
+            _staging: staging,
+            runtime,
         })
     }
 
@@ -180,39 +198,33 @@ impl OpendalStore {
     }
 }
 
-/// A file in the staging folder this long untouched belongs to no write in
-/// progress: a write is one file's bytes going to a local disk, and
-/// touches its file as it goes.
+/// A staging folder's name, unique among the processes sharing the store
+/// (which may be in other PID namespaces: the clock tells them apart).
 #[cfg(feature = "store-fs")]
-const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Removes what runs killed mid-write left in the staging folder. Any
-/// command that opens the store sweeps it; other jobs may share the store,
-/// so only files no write can still be using go.
-#[cfg(feature = "store-fs")]
-fn sweep_staging(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_STAGING);
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+fn staging_name() -> String {
+    static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{nanos:x}-{n}", std::process::id())
 }
 
 impl CheckpointStore for OpendalStore {
     fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.op
-            .write(path, bytes)
-            .map(|_| ())
-            .map_err(|e| self.failed("write", path, e))
+        let written = self.runtime.block_on(async {
+            let mut w = self.writer.writer(path).await?;
+            let result = match w.write(bytes).await {
+                Ok(()) => w.close().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                // A disk that is full stays full no longer than the write.
+                let _ = w.abort().await;
+            }
+            result
+        });
+        written.map_err(|e| self.failed("write", path, e))
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, StoreError> {
@@ -356,28 +368,60 @@ impl CheckpointStore for MemoryStore {
 #[cfg(all(test, feature = "store-fs"))]
 mod tests {
     use super::*;
-    use std::time::{Duration, SystemTime};
 
     #[test]
-    fn opening_a_file_store_removes_stale_staging_files_only() {
+    fn a_file_store_stages_in_its_own_folder_and_sweeps_only_abandoned_ones() {
         let root = tempfile::tempdir().unwrap();
         let staging = root.path().join(".staging");
-        std::fs::create_dir(&staging).unwrap();
-        for name in ["killed-mid-write", "being-written"] {
-            std::fs::write(staging.join(name), b"part").unwrap();
-        }
-        std::fs::File::options()
-            .write(true)
-            .open(staging.join("killed-mid-write"))
-            .unwrap()
-            .set_modified(SystemTime::now() - STALE_STAGING - Duration::from_secs(1))
-            .unwrap();
         let url = format!("file://{}", root.path().display());
         let location = StoreLocation::parse(&url).unwrap();
-        let store = OpendalStore::open(&location).unwrap();
-        store.write("job/chk-1/_metadata", b"{}".to_vec()).unwrap();
-        assert!(!staging.join("killed-mid-write").exists());
-        assert!(staging.join("being-written").exists());
+        // A killed run's staging folder, and a live one's.
+        let killed = staging.join("1-killed");
+        std::fs::create_dir_all(&killed).unwrap();
+        std::fs::write(
+            killed.join(crate::workdir::MARKER),
+            format!("dataflow working folder of {STAGING_OWNER}\n"),
+        )
+        .unwrap();
+        std::fs::write(killed.join("half-written"), b"part").unwrap();
+        let live = OpendalStore::open(&location).unwrap();
+        assert!(!killed.exists());
+        let other = OpendalStore::open(&location).unwrap();
+        other.write("job/chk-1/_metadata", b"{}".to_vec()).unwrap();
         assert!(root.path().join("job/chk-1/_metadata").exists());
+        let folders = |d: &std::path::Path| std::fs::read_dir(d).unwrap().count();
+        assert_eq!(folders(&staging), 2, "the live store's folder stays");
+        drop(live);
+        drop(other);
+        assert_eq!(folders(&staging), 0);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_staged_file() {
+        let root = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", root.path().display());
+        let store = OpendalStore::open(&StoreLocation::parse(&url).unwrap()).unwrap();
+        // The rename into place fails: a folder is where the file goes.
+        std::fs::create_dir_all(root.path().join("job/chk-1/_metadata")).unwrap();
+        assert!(store
+            .write("job/chk-1/_metadata", vec![7; 1 << 20])
+            .is_err());
+        let staged: Vec<_> = walk(&root.path().join(".staging"))
+            .into_iter()
+            .filter(|p| !p.ends_with(crate::workdir::MARKER))
+            .collect();
+        assert_eq!(staged, Vec::<std::path::PathBuf>::new());
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                files.extend(walk(&entry.path()));
+            } else {
+                files.push(entry.path());
+            }
+        }
+        files
     }
 }

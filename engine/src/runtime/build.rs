@@ -34,7 +34,7 @@ pub enum StateFactory {
     Sled {
         store: SledStore,
         /// The run's working folder, which holds `store`: removed after it.
-        _scratch: crate::state::scratch::Scratch,
+        _scratch: crate::workdir::WorkDir,
         track_changes: bool,
     },
 }

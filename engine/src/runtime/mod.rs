@@ -33,7 +33,7 @@ use crate::checkpoint::{retention, Report, SavepointRequest, SourceCommand};
 use crate::operators::sources::Canceller;
 use crate::plan::{Operator, Plan};
 use crate::spec::{OnCancel, StateBackendKind};
-use crate::state::scratch;
+use crate::workdir::{self, WorkDir};
 use build::StateFactory;
 use instance::{Finish, Instance};
 use message::Message;
@@ -735,9 +735,10 @@ fn open_state(plan: &Plan, run: &str) -> Result<StateFactory, RunError> {
         StateBackendKind::Memory => StateFactory::Memory { track_changes },
         StateBackendKind::Sled => {
             let root = std::path::Path::new(&plan.state_dir()).to_owned();
-            scratch::remove_abandoned(&root, &plan.job.name);
-            let scratch =
-                scratch::Scratch::create(&root, &plan.job.name, run).map_err(RunError::Setup)?;
+            let owner = format!("job {}", plan.job.name);
+            workdir::remove_abandoned(&root, &owner);
+            let scratch = WorkDir::create(&root, &format!("{}-{run}", plan.job.name), &owner)
+                .map_err(RunError::Setup)?;
             let store = crate::state::sled::SledStore::open(
                 &scratch.path().join("sled"),
                 plan.state.cache_entries,

@@ -11,7 +11,6 @@
 
 mod key;
 pub mod memory;
-pub mod scratch;
 pub mod sled;
 mod stored_key;
 

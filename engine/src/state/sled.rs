@@ -38,7 +38,7 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens a fresh database in `dir`, a folder of this run's own
-    /// ([`super::scratch`]), whose states each cache up to `cache_entries`
+    /// ([`crate::workdir`]), whose states each cache up to `cache_entries`
     /// entries (at least one).
     pub fn open(dir: &Path, cache_entries: u32) -> Result<SledStore, StateError> {
         let open_error = |source| StateError::Open {
