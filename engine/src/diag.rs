@@ -6,6 +6,7 @@
 //! all at once. They render like a compiler's (codespan-reporting) or as JSON
 //! for editors and CI.
 
+use std::io::Write;
 use std::ops::Range;
 
 use codespan_reporting::diagnostic as cs;
@@ -181,12 +182,40 @@ pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic]) {
     } else {
         termcolor::ColorChoice::Never
     };
-    let mut stderr = termcolor::StandardStream::stderr(choice);
+    let mut stderr = termcolor::BufferedStandardStream::stderr(choice);
     let config = term::Config::default();
-    for d in diagnostics {
-        // A failed write to stderr leaves nowhere to report it.
+    // A failed write to stderr leaves nowhere to report it.
+    for d in shown(diagnostics) {
         let _ = term::emit_to_write_style(&mut stderr, &config, &files, &d.to_codespan());
     }
+    if diagnostics.len() > MAX_SHOWN {
+        let _ = writeln!(
+            stderr,
+            "{}: {} more not shown (`dataflow check --format json` lists them all)\n",
+            file.name,
+            diagnostics.len() - MAX_SHOWN
+        );
+    }
+    let _ = stderr.flush();
+}
+
+/// The most diagnostics shown for one file on a terminal: past them, more
+/// only bury the first.
+const MAX_SHOWN: usize = 50;
+
+/// What [`emit`] shows: all of them, or, when there are too many, the
+/// errors first (in order), then warnings.
+fn shown(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
+    if diagnostics.len() <= MAX_SHOWN {
+        return diagnostics.iter().collect();
+    }
+    let numbered = diagnostics.iter().enumerate();
+    let errors = numbered.clone().filter(|(_, d)| d.is_error());
+    let others = numbered.filter(|(_, d)| !d.is_error());
+    let mut kept: Vec<(usize, &Diagnostic)> = errors.chain(others).take(MAX_SHOWN).collect();
+    // Back in the order they were found.
+    kept.sort_by_key(|(i, _)| *i);
+    kept.into_iter().map(|(_, d)| d).collect()
 }
 
 /// Renders diagnostics as plain text (no colour), as [`emit`] would.
@@ -202,6 +231,18 @@ pub fn render(file: &SourceFile, diagnostics: &[Diagnostic]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_diagnostics_show_every_error_first() {
+        let mut all: Vec<Diagnostic> = (0..60)
+            .map(|i| Diagnostic::warning("w", format!("w{i}")))
+            .collect();
+        all.push(Diagnostic::error("e", "the error"));
+        let kept = shown(&all);
+        assert_eq!(kept.len(), MAX_SHOWN);
+        assert_eq!(kept.last().unwrap().message, "the error");
+        assert_eq!(kept[0].message, "w0");
+    }
 
     #[test]
     fn line_and_column_count_characters() {

@@ -17,8 +17,24 @@ pub fn read_spec(path: &Path) -> Result<Loaded, String> {
     if path.is_dir() {
         return Err(format!("`{}` is a folder, not a spec file", path.display()));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
+    let failed = |e: std::io::Error| format!("cannot read `{}`: {}", path.display(), io_reason(&e));
+    // Read no further than the limit: the file may be endless (a FIFO, /dev/zero).
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(failed)?,
+            spec::limits::MAX_BYTES as u64 + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(failed)?;
+    if bytes.len() > spec::limits::MAX_BYTES {
+        return Err(format!(
+            "`{}` is larger than {} KiB, the most a spec may be",
+            path.display(),
+            spec::limits::MAX_BYTES / 1024
+        ));
+    }
     Ok(spec::load_bytes(path.display().to_string(), bytes))
 }
 

@@ -971,11 +971,12 @@ impl Compiler<'_> {
             let Some(&to) = index.get(name.as_str()) else {
                 continue;
             };
+            let mut listed: HashSet<&str> = HashSet::with_capacity(inputs.len());
             for (i, input) in inputs.iter().enumerate() {
                 let mut path = spans::path(&[section, name, "inputs"]);
                 path.push(Seg::Index(i));
                 let at = self.loaded.spans.value(&path);
-                if inputs[..i].contains(input) {
+                if !listed.insert(input.as_str()) {
                     self.error(
                         Diagnostic::error(
                             "duplicate-input",

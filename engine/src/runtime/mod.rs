@@ -181,9 +181,11 @@ fn attempt(
         None => None,
         Some(cp) => {
             // A store that cannot be reached now may be back for a restart.
-            // No call serving a checkpoint outlives the checkpoint's timeout.
+            // No call serving a checkpoint outlives the checkpoint's
+            // timeout, but none is cut shorter than a second either.
+            let deadline = cp.settings.timeout.0.max(Duration::from_secs(1));
             let store: Arc<dyn CheckpointStore> = Arc::new(
-                OpendalStore::open_with_deadline(&cp.store, cp.settings.timeout.0)
+                OpendalStore::open_with_deadline(&cp.store, deadline)
                     .map_err(|e| (RunError::Checkpoint(e.to_string()), String::new(), None))?,
             );
             let (_, done) = crossbeam_channel::bounded(1);
@@ -738,7 +740,7 @@ fn open_state(plan: &Plan, run: &str) -> Result<StateFactory, RunError> {
             let owner = format!("job {}", plan.job.name);
             workdir::remove_abandoned(&root, &owner);
             let scratch = WorkDir::create(&root, &format!("{}-{run}", plan.job.name), &owner)
-                .map_err(RunError::Setup)?;
+                .map_err(|e| RunError::Setup(format!("cannot open the sled state: {e}")))?;
             let store = crate::state::sled::SledStore::open(
                 &scratch.path().join("sled"),
                 plan.state.cache_entries,

@@ -49,11 +49,19 @@ impl Loaded {
     /// a value the loader could not read is not checked again.
     pub fn has_error_at(&self, path: &[Seg]) -> bool {
         let at = self.spans.value(path);
-        at.is_some()
+        let reported = at.is_some()
             && self
                 .diagnostics
                 .iter()
-                .any(|d| d.is_error() && d.span == at)
+                .any(|d| d.is_error() && d.span == at);
+        // A mapping with too many errors was not read at all.
+        let unread = || {
+            let parent = self.spans.value(&path[..path.len().saturating_sub(1)]);
+            self.diagnostics
+                .iter()
+                .any(|d| d.code == TOO_MANY_ERRORS && d.span == parent)
+        };
+        reported || (!path.is_empty() && unread())
     }
 }
 
@@ -139,6 +147,16 @@ static STAND_INS: std::sync::LazyLock<[Value; 5]> = std::sync::LazyLock::new(|| 
 
 /// Loads a spec from its text.
 pub fn load(file: SourceFile) -> Loaded {
+    if let Some(deep) = super::limits::check(&file.text) {
+        return Loaded {
+            file,
+            spans: Spans::build(""),
+            readable: false,
+            spec: empty_spec(),
+            broken: HashSet::new(),
+            diagnostics: vec![deep],
+        };
+    }
     let spans = Spans::build(&file.text);
     let mut loader = Loader {
         spans: &spans,
@@ -192,24 +210,35 @@ pub fn load_bytes(name: String, bytes: Vec<u8>) -> Loaded {
     loaded
 }
 
+/// The most errors reported in one mapping.
+const MAX_ERRORS_PER_MAPPING: usize = 20;
+
+/// The code of the error that says a mapping had more.
+const TOO_MANY_ERRORS: &str = "too-many-errors";
+
+/// The spec of a text that defines nothing.
+fn empty_spec() -> Spec {
+    Spec {
+        job: JobSettings {
+            name: String::new(),
+            parallelism: 1,
+            max_parallelism: super::default_max_parallelism(),
+            batch_size: super::default_batch_size(),
+            buffer_timeout: super::default_buffer_timeout(),
+            chaining: true,
+            restart: None,
+        },
+        checkpoint: None,
+        state: StateSpec::default(),
+        sources: IndexMap::new(),
+        transforms: IndexMap::new(),
+        sinks: IndexMap::new(),
+    }
+}
+
 impl Loader<'_> {
     fn document(&mut self, text: &str) -> Spec {
-        let mut spec = Spec {
-            job: JobSettings {
-                name: String::new(),
-                parallelism: 1,
-                max_parallelism: super::default_max_parallelism(),
-                batch_size: super::default_batch_size(),
-                buffer_timeout: super::default_buffer_timeout(),
-                chaining: true,
-                restart: None,
-            },
-            checkpoint: None,
-            state: StateSpec::default(),
-            sources: IndexMap::new(),
-            transforms: IndexMap::new(),
-            sinks: IndexMap::new(),
-        };
+        let mut spec = empty_spec();
         let root = match syntax::parse(text) {
             Ok(v) => v,
             Err(d) => {
@@ -356,7 +385,9 @@ impl Loader<'_> {
                 (inner, e.into_inner().to_string())
             })
         };
-        loop {
+        // Each round reads the whole mapping again: bounded, so that a
+        // mapping of thousands of wrong keys is checked in linear time.
+        for _ in 0..MAX_ERRORS_PER_MAPPING {
             let (inner, message) = match read(&fields) {
                 Ok(v) => return Some(v),
                 Err(e) => e,
@@ -403,10 +434,24 @@ impl Loader<'_> {
                     _ => None,
                 });
             match culprit {
-                Some(field) if fields.remove(field.as_str()).is_some() => set_aside.push(field),
+                // In order: the errors shown are the first ones written.
+                Some(field) if fields.shift_remove(field.as_str()).is_some() => {
+                    set_aside.push(field)
+                }
                 _ => return None,
             }
         }
+        if read(&fields).is_err() {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    TOO_MANY_ERRORS,
+                    format!("{what} has more than {MAX_ERRORS_PER_MAPPING} errors; the rest are not shown"),
+                )
+                .at(self.spans.value(path), "")
+                .help("fix these first"),
+            );
+        }
+        None
     }
 
     fn section<K: Section>(&mut self, value: Value, has_inputs: bool) -> IndexMap<String, Node<K>> {

@@ -6,6 +6,7 @@
 //! here checks how nodes relate to each other; that is [`crate::plan`]'s job.
 
 mod duration;
+pub mod limits;
 pub mod load;
 pub mod schema;
 mod serde_errors;

@@ -83,6 +83,7 @@ impl Spans {
         let mut builder = Builder {
             text,
             line_starts,
+            cursor: std::cell::Cell::new((0, 0)),
             stack: Vec::new(),
             spans: Spans::default(),
             documents: 0,
@@ -146,6 +147,10 @@ struct Builder<'a> {
     text: &'a str,
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
+    /// The last marker converted: its line's start and its column, in
+    /// characters and bytes, so that the next one on that line is found
+    /// from there (markers come in order; a long line is then read once).
+    cursor: std::cell::Cell<(usize, usize)>,
     stack: Vec<Frame>,
     spans: Spans,
     documents: usize,
@@ -161,12 +166,31 @@ impl Builder<'_> {
             .get(mark.line().saturating_sub(1))
             .copied()
             .unwrap_or(self.text.len());
-        let line = &self.text[line_start..];
-        line_start
-            + line
-                .char_indices()
-                .nth(mark.col())
-                .map_or(line.len(), |(i, _)| i)
+        let line = &self.text[line_start..self.line_end(line_start)];
+        // Resume from the cursor when it is on this line and not past the mark.
+        let (mut col, mut at) = match self.cursor.get() {
+            (c, b) if b >= line_start && b <= line_start + line.len() && c <= mark.col() => {
+                (c, b - line_start)
+            }
+            _ => (0, 0),
+        };
+        for ch in line[at..].chars() {
+            if col == mark.col() {
+                break;
+            }
+            col += 1;
+            at += ch.len_utf8();
+        }
+        self.cursor.set((col, line_start + at));
+        line_start + at
+    }
+
+    /// The end of the line holding byte `at` (its `\n`, or the text's end).
+    fn line_end(&self, at: usize) -> usize {
+        let next = self.line_starts.partition_point(|&s| s <= at);
+        self.line_starts
+            .get(next)
+            .map_or(self.text.len(), |s| s - 1)
     }
 
     /// The end of the token starting at `start`: the scalar's own text when
@@ -175,7 +199,7 @@ impl Builder<'_> {
     /// whole character when there is one.
     fn token_end(&self, start: usize, scalar: Option<&str>) -> usize {
         let rest = &self.text[start..];
-        let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+        let line = &self.text[start..self.line_end(start).max(start)];
         if let Some(s) = scalar {
             if !s.is_empty() && line.starts_with(s) {
                 return start + s.len();
@@ -186,6 +210,13 @@ impl Builder<'_> {
                 }
             }
         }
+        // A container's or an alias's range is what its line shows, within
+        // bounds: a line may hold many of them.
+        let mut cut = line.len().min(256);
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let line = &line[..cut];
         let line = line.find(" #").map_or(line, |i| &line[..i]);
         match line.trim_end().len() {
             // Only whitespace, which may be a multibyte character such as U+3000.

@@ -234,7 +234,7 @@ impl Coordinator {
                 &self.store,
                 self.machine.job(),
                 id,
-                self.machine.timeout(),
+                self.machine.timeout().max(Duration::from_secs(1)),
             ) {
                 Ok(target) => {
                     self.savepoints.insert(id, (request, target));
