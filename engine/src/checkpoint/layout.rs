@@ -126,8 +126,13 @@ pub fn parse_checkpoint_name(name: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&id| id <= MAX_CHECKPOINT_ID)
 }
+
+/// The highest checkpoint number: at one checkpoint a millisecond a job
+/// would take 285,000 years to reach it, and numbers after it never wrap. A
+/// folder with a higher one (`chk-18446744073709551615`) is no checkpoint.
+pub const MAX_CHECKPOINT_ID: u64 = 1 << 53;
 
 #[cfg(test)]
 mod tests {
@@ -137,7 +142,20 @@ mod tests {
     fn names_round_trip() {
         assert_eq!(parse_checkpoint_name("chk-17"), Some(17));
         assert_eq!(parse_checkpoint_name("chk-17/"), Some(17));
-        for bad in ["chk-", "chk-1a", "chk--1", "shared", "chk-../1"] {
+        assert_eq!(
+            parse_checkpoint_name("chk-9007199254740992"),
+            Some(MAX_CHECKPOINT_ID)
+        );
+        for bad in [
+            "chk-",
+            "chk-1a",
+            "chk--1",
+            "shared",
+            "chk-../1",
+            "chk-9007199254740993",
+            "chk-18446744073709551615",
+            "chk-99999999999999999999999",
+        ] {
             assert_eq!(parse_checkpoint_name(bad), None, "{bad}");
         }
         assert_eq!(

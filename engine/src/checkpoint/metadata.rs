@@ -192,7 +192,7 @@ impl Metadata {
     /// (or a hand edit) that would restore the wrong state or position.
     fn validate(&self) -> Result<(), String> {
         let id = self.checkpoint_id;
-        if id == 0 || id == u64::MAX {
+        if id == 0 || id > super::layout::MAX_CHECKPOINT_ID {
             return Err(format!("checkpoint number {id} is out of range"));
         }
         if !(1..=crate::plan::MAX_KEY_GROUPS).contains(&self.max_parallelism) {

@@ -110,7 +110,7 @@ impl Operator for Keyed {
                     AggregateKind::Sum => {
                         match stored {
                             Some(acc) => {
-                                add(acc, slot);
+                                add(acc, slot, &field[..])?;
                                 acc.clone_into(slot);
                             }
                             None => *stored = Some(slot.clone()),
@@ -175,15 +175,22 @@ fn check_number(v: &Value, field: &str) -> Result<(), RecordError> {
     }
 }
 
-/// Adds `next` (a number) to the running total `acc`.
-fn add(acc: &mut Value, next: &Value) {
+/// Adds `next` (a number) to the running total `acc`. Integers stay exact:
+/// a sum past the 64-bit range is the record's error, as CEL's `+` is,
+/// and the total stays as it was.
+fn add(acc: &mut Value, next: &Value, field: &str) -> Result<(), RecordError> {
     *acc = match (&*acc, next) {
         (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
             Some(n) => Value::Int(n),
-            None => Value::Float(*a as f64 + *b as f64),
+            None => {
+                return Err(RecordError(format!(
+                    "the sum of `{field}` overflows a 64-bit integer: {a} + {b}"
+                )))
+            }
         },
         (a, b) => Value::Float(as_f64(a) + as_f64(b)),
-    }
+    };
+    Ok(())
 }
 
 /// `min` or `max` of `field` (a number in `record`): keeps in `stored` the
@@ -285,6 +292,36 @@ mod tests {
                 r#"{"k":"b","n":5}"#,
                 r#"{"k":"a","n":3}"#
             ]
+        );
+    }
+
+    /// Issue 14, item 11: an integer sum past i64 used to turn silently
+    /// into a float; it is the record's error now, as CEL's `+` is, and
+    /// the total stays exact.
+    #[test]
+    fn an_integer_sum_that_overflows_is_the_records_error() {
+        let fold = Fold::Aggregate {
+            kind: AggregateKind::Sum,
+            field: intern("n"),
+        };
+        let mut op = Keyed::new(
+            Expr::compile_key("k").unwrap(),
+            fold,
+            Box::new(MemoryState::new(false)),
+            128,
+        );
+        let mut out = Vec::new();
+        op.process(
+            rec(&format!(r#"{{"k":"a","n":{}}}"#, i64::MAX - 1)),
+            &mut out,
+        )
+        .unwrap();
+        let err = op.process(rec(r#"{"k":"a","n":2}"#), &mut out).unwrap_err();
+        assert!(matches!(err, OpError::Record(_)), "{err:?}");
+        op.process(rec(r#"{"k":"a","n":1}"#), &mut out).unwrap();
+        assert_eq!(
+            out.last().unwrap().to_json(),
+            format!(r#"{{"k":"a","n":{}}}"#, i64::MAX)
         );
     }
 

@@ -83,6 +83,12 @@ pub enum StoreLocationError {
 impl StoreLocation {
     /// The local folder at the absolute path `root`.
     pub fn local(root: &str) -> Result<StoreLocation, StoreLocationError> {
+        if root.split('/').any(|p| p == "..") {
+            return Err(StoreLocationError::Malformed(
+                root.to_owned(),
+                "`..` is not allowed in a store location".to_owned(),
+            ));
+        }
         if !Scheme::File.compiled_in() {
             return Err(StoreLocationError::NotCompiledIn {
                 scheme: Scheme::File.name().to_owned(),
@@ -108,7 +114,9 @@ impl StoreLocation {
             })?;
         let authority = url.host_str().unwrap_or_default().to_owned();
         match scheme {
-            Scheme::File if !authority.is_empty() => {
+            // `file://localhost/x` and `file:x` mean other things to other
+            // tools (`file:tmp/x` is read as `/tmp/x`): one spelling only.
+            Scheme::File if !authority.is_empty() || !text.starts_with("file:///") => {
                 return Err(malformed(
                     "a file location is `file:///absolute/path` (three slashes)",
                 ))
@@ -120,9 +128,11 @@ impl StoreLocation {
             }
             _ => {}
         }
-        // The URL parser resolves `..` away; refuse it before it can escape.
+        // The URL parser resolves `..` away, percent-encoded too (`%2e%2e`);
+        // refuse it before it can escape.
         let raw_path = text.split('?').next().unwrap_or_default();
-        if raw_path.split('/').any(|p| p == "..") {
+        let dot_dot = |p: &str| p.to_ascii_lowercase().replace("%2e", ".") == "..";
+        if raw_path.split('/').any(dot_dot) {
             return Err(malformed("`..` is not allowed in a store location"));
         }
         let mut options = BTreeMap::new();
@@ -236,9 +246,24 @@ mod tests {
             StoreLocation::parse("s3://b/p?colour=red"),
             Err(StoreLocationError::UnknownOption { .. })
         ));
-        assert!(matches!(
-            StoreLocation::parse("file:///a/../b"),
-            Err(StoreLocationError::Malformed(..))
-        ));
+        for bad in [
+            "file:///a/../b",
+            "file:///a/%2e%2e/b",
+            "file:///a/%2E./b",
+            "s3://b/p/.%2e/q",
+            "file://localhost/tmp/x",
+            "file:tmp/x",
+            "file:/tmp/x",
+        ] {
+            assert!(
+                matches!(
+                    StoreLocation::parse(bad),
+                    Err(StoreLocationError::Malformed(..))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(StoreLocation::local("/a/../b").is_err());
+        assert!(StoreLocation::parse("file:///a/..b/c").is_ok());
     }
 }
