@@ -3,9 +3,11 @@
 //!
 //! The folder is `$DATAFLOW_RUN_DIR`, else `$XDG_RUNTIME_DIR/dataflow/runs`,
 //! else `<temp dir>/dataflow/runs`. A run writes `<job>-<run>.json` when
-//! its endpoint is up and removes it when it ends; a run killed with
-//! SIGKILL leaves its file behind, which readers recognise by a process
-//! that is gone and ignore.
+//! its endpoint is up and removes it when it ends. It holds a lock on the
+//! file for its whole life, which the kernel releases however it dies: a
+//! run killed with SIGKILL leaves its file behind, unlocked, and readers
+//! ignore it. (Its process id is no proof: ids are reused, and a stale
+//! file naming a live process sent `dataflow stop` to a dead endpoint.)
 
 use std::path::{Path, PathBuf};
 
@@ -22,22 +24,29 @@ pub fn dir() -> PathBuf {
     std::env::temp_dir().join("dataflow").join("runs")
 }
 
-/// A run file, removed when dropped.
+/// A run file, locked while held and removed when dropped.
 pub struct RunFile {
     path: PathBuf,
+    _lock: std::fs::File,
 }
 
 impl RunFile {
     /// Writes `info`'s run file (whole or not at all: a temporary file renamed).
     pub fn write(info: &RunInfo) -> std::io::Result<RunFile> {
-        let dir = dir();
-        std::fs::create_dir_all(&dir)?;
+        RunFile::write_in(&dir(), info)
+    }
+
+    fn write_in(dir: &Path, info: &RunInfo) -> std::io::Result<RunFile> {
+        std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}-{}.json", info.job, info.run));
         let temporary = dir.join(format!(".{}-{}.json.tmp", info.job, info.run));
         let bytes = serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?;
-        std::fs::write(&temporary, bytes)?;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.try_lock().map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut file, &bytes)?;
+        // The lock goes with the file into place.
         std::fs::rename(&temporary, &path)?;
-        Ok(RunFile { path })
+        Ok(RunFile { path, _lock: file })
     }
 }
 
@@ -47,7 +56,7 @@ impl Drop for RunFile {
     }
 }
 
-/// The runs whose files are in `dir` and whose process is alive, oldest first.
+/// The runs whose files are in `dir` and held by a live run, oldest first.
 pub fn running_in(dir: &Path) -> Vec<RunInfo> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -55,12 +64,18 @@ pub fn running_in(dir: &Path) -> Vec<RunInfo> {
     let mut runs: Vec<RunInfo> = entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter(|e| held(&e.path()))
         .filter_map(|e| std::fs::read(e.path()).ok())
         .filter_map(|bytes| serde_json::from_slice::<RunInfo>(&bytes).ok())
-        .filter(|info| alive(info.pid))
         .collect();
     runs.sort_by(|a, b| (a.started_at_ms, &a.run).cmp(&(b.started_at_ms, &b.run)));
     runs
+}
+
+/// Whether a live run holds the run file at `path` locked.
+fn held(path: &Path) -> bool {
+    std::fs::File::open(path)
+        .is_ok_and(|f| matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
 /// The running jobs on this machine.
@@ -109,17 +124,16 @@ mod tests {
             spec: "wc.yaml".into(),
             started_at_ms: at,
         };
-        let write = |i: &RunInfo| {
-            std::fs::write(
-                dir.path().join(format!("{}-{}.json", i.job, i.run)),
-                serde_json::to_vec(i).unwrap(),
-            )
-            .unwrap()
-        };
-        write(&info("b", std::process::id(), 2));
-        write(&info("a", std::process::id(), 1));
-        // No process has this id (above the kernel's pid_max).
-        write(&info("dead", 4_194_305, 0));
+        let _b = RunFile::write_in(dir.path(), &info("b", std::process::id(), 2)).unwrap();
+        let _a = RunFile::write_in(dir.path(), &info("a", std::process::id(), 1)).unwrap();
+        // A killed run's file: it names a process that exists (ids are
+        // reused), but no one holds it.
+        let stale = info("stale", std::process::id(), 0);
+        std::fs::write(
+            dir.path().join("wc-stale.json"),
+            serde_json::to_vec(&stale).unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("broken.json"), "{").unwrap();
         let runs: Vec<String> = running_in(dir.path()).into_iter().map(|r| r.run).collect();
         assert_eq!(runs, ["a", "b"]);
