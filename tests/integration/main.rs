@@ -6,6 +6,7 @@ mod check;
 mod checkpoints;
 mod cli;
 mod compat;
+mod damage;
 mod disk_full;
 mod docs;
 mod fuzz;
