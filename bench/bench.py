@@ -213,8 +213,10 @@ def restore_figures(stderr):
 
 
 def stored_checkpoints(spec_path):
-    out = subprocess.run(dataflow("checkpoints", spec_path, "--format", "json"), capture_output=True, text=True,
-                         check=True).stdout
+    p = subprocess.run(dataflow("checkpoints", spec_path, "--format", "json"), capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"`dataflow checkpoints {spec_path}` failed ({p.returncode}):\n{p.stderr[-3000:]}\n{p.stdout[-3000:]}")
+    out = p.stdout
     return [c for c in json.loads(out)["checkpoints"] if c["status"] == "complete"]
 
 

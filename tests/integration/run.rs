@@ -399,3 +399,159 @@ fn file_sink_shows_only_finished_part_files() {
         .sum();
     assert_eq!(lines, 2000);
 }
+
+/// Waits for `child`, sampling its peak resident memory (`VmHWM`, which
+/// only grows) as it runs; returns its output and that peak in MiB.
+fn output_and_peak_mib(child: std::process::Child) -> (std::process::Output, u64) {
+    let pid = child.id();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = std::sync::Arc::clone(&peak);
+        std::thread::spawn(move || {
+            while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let Some(kib) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                else {
+                    break; // a zombie: its memory is gone
+                };
+                peak.fetch_max(kib / 1024, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    sampler.join().unwrap();
+    (out, peak.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// One 160 MiB line among short ones, split into words: without a bound
+/// on a record's size it was held whole and split into 84 million words
+/// (gigabytes). Now it is a bad record for `on_error`, read past in
+/// bounded memory, and the lines around it are counted.
+#[test]
+fn a_line_over_max_record_bytes_is_a_bad_record_read_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        f.write_all(b"a,b\n").unwrap();
+        let chunk = "w,".repeat(1 << 19);
+        for _ in 0..160 {
+            f.write_all(chunk.as_bytes()).unwrap();
+        }
+        f.write_all(b"\nb,c\n").unwrap();
+    }
+    for on_error in ["log", "fail"] {
+        let spec = dir.path().join(format!("{on_error}.yaml"));
+        std::fs::write(
+            &spec,
+            format!(
+                r#"name: long-lines
+sources:
+  in: {{type: file, path: "{}", on_error: {on_error}}}
+transforms:
+  words: {{type: flat_map, inputs: [in], split: ","}}
+  counts: {{type: count, inputs: [words], key: this}}
+sinks:
+  out: {{type: print, inputs: [counts]}}
+"#,
+                input.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin())
+            .args(["run", spec.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (out, peak_mib) = output_and_peak_mib(child);
+        let (stdout, stderr) = text(&out);
+        assert!(
+            stderr.contains("a line is longer than `max_record_bytes` (1048576 bytes)")
+                && stderr.contains("in.txt:2"),
+            "{on_error}: {stderr}"
+        );
+        assert!(peak_mib < 100, "{on_error}: peak {peak_mib} MiB");
+        if on_error == "fail" {
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("in 2 out (1 dropped)"), "{stderr}");
+        let mut last = HashMap::new();
+        for record in printed(&stdout) {
+            last.insert(record["key"].to_string(), record["count"].as_i64().unwrap());
+        }
+        let want: HashMap<String, i64> = [("\"a\"", 1), ("\"b\"", 2), ("\"c\"", 1)]
+            .map(|(k, n)| (k.to_owned(), n))
+            .into();
+        assert_eq!(last, want, "{stdout}");
+    }
+}
+
+/// A socket line over `max_record_bytes`, sent in pieces with pauses in
+/// between: it is dropped by `on_error: skip`, and the lines around it
+/// arrive.
+#[test]
+fn a_socket_line_over_max_record_bytes_is_dropped_and_reading_goes_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"a\n").unwrap();
+        for _ in 0..3 {
+            conn.write_all(&vec![b'x'; 1 << 20]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        conn.write_all(b"\nb\n").unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("socket.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: long-socket-lines\nsources:\n  in: {{type: socket, address: \"{address}\", on_error: skip, max_record_bytes: 1000}}\nsinks:\n  out: {{type: print, inputs: [in]}}\n"
+        ),
+    )
+    .unwrap();
+    let out = dataflow(&["run", spec.to_str().unwrap()]);
+    server.join().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "\"a\"\n\"b\"\n", "{stderr}");
+    assert!(stderr.contains("in 2 out (1 dropped)"), "{stderr}");
+}
+
+#[test]
+fn a_stdin_line_over_max_record_bytes_fails_the_job_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("stdin.yaml");
+    std::fs::write(
+        &spec,
+        "name: long-stdin-lines\nsources:\n  in: {type: stdin, max_record_bytes: 10}\nsinks:\n  out: {type: print, inputs: [in]}\n",
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", spec.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"short\nthis one is too long\nnever\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "\"short\"\n");
+    assert!(
+        stderr.contains("line 2 of standard input is longer than `max_record_bytes` (10 bytes)"),
+        "{stderr}"
+    );
+}

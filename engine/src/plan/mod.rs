@@ -37,6 +37,9 @@ pub const MAX_BATCH_SIZE: u32 = 65_536;
 const MAX_VOCABULARY: u64 = 10_000_000;
 /// The most words a `generate` line may have.
 const MAX_WORDS_PER_LINE: u64 = 10_000;
+/// The largest `max_record_bytes`: a record is held whole, and so are
+/// the words it splits into.
+const MAX_RECORD_BYTES: u64 = 1 << 30;
 
 /// A validated pipeline.
 #[derive(Debug)]
@@ -607,6 +610,23 @@ impl Compiler<'_> {
     }
 
     fn source(&mut self, name: &str, kind: &SourceKind) {
+        if let SourceKind::Socket {
+            max_record_bytes, ..
+        }
+        | SourceKind::File {
+            max_record_bytes, ..
+        }
+        | SourceKind::Stdin {
+            max_record_bytes, ..
+        } = kind
+        {
+            self.in_range(
+                name,
+                "max_record_bytes",
+                u64::from(*max_record_bytes),
+                MAX_RECORD_BYTES,
+            );
+        }
         match kind {
             SourceKind::Socket { address, .. } => {
                 let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
@@ -668,22 +688,29 @@ impl Compiler<'_> {
                     ),
                     ("vocabulary", u64::from(*vocabulary), MAX_VOCABULARY),
                 ] {
-                    if value == 0 || value > max {
-                        self.error(
-                            Diagnostic::error(
-                                "invalid-value",
-                                if max == u64::MAX {
-                                    format!("`{field}` of source `{name}` must be at least 1")
-                                } else {
-                                    format!("`{field}` of source `{name}` must be between 1 and {max}, not {value}")
-                                },
-                            )
-                            .at(self.span(&["sources", name, field]), "out of range"),
-                        );
-                    }
+                    self.in_range(name, field, value, max);
                 }
             }
             SourceKind::Stdin { .. } => {}
+        }
+    }
+
+    /// A source's setting that must be between 1 and `max`.
+    fn in_range(&mut self, name: &str, field: &str, value: u64, max: u64) {
+        if value == 0 || value > max {
+            self.error(
+                Diagnostic::error(
+                    "invalid-value",
+                    if max == u64::MAX {
+                        format!("`{field}` of source `{name}` must be at least 1")
+                    } else {
+                        format!(
+                            "`{field}` of source `{name}` must be between 1 and {max}, not {value}"
+                        )
+                    },
+                )
+                .at(self.span(&["sources", name, field]), "out of range"),
+            );
         }
     }
 

@@ -93,10 +93,12 @@ pub fn role(
                 path,
                 format,
                 follow,
+                max_record_bytes,
             } => Box::new(FileSource::open(
                 path,
                 *format,
                 *follow,
+                *max_record_bytes,
                 index,
                 p,
                 cancel.clone(),
@@ -121,12 +123,20 @@ pub fn role(
                 p,
                 cancel.clone(),
             )),
-            SourceKind::Socket { address, reconnect } => Box::new(SocketSource::new(
+            SourceKind::Socket {
+                address,
+                reconnect,
+                max_record_bytes,
+            } => Box::new(SocketSource::new(
                 address.clone(),
                 *reconnect,
+                *max_record_bytes,
                 cancel.clone(),
             )),
-            SourceKind::Stdin { format } => Box::new(StdinSource::new(*format)),
+            SourceKind::Stdin {
+                format,
+                max_record_bytes,
+            } => Box::new(StdinSource::new(*format, *max_record_bytes)),
         }),
         Operator::Map(e) => Role::Transform(Box::new(Map(e.clone()))),
         Operator::Filter(e) => Role::Transform(Box::new(Filter(e.clone()))),

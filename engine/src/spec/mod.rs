@@ -246,6 +246,10 @@ pub enum SourceKind {
         /// Reconnect, with backoff, when the connection closes or fails.
         #[serde(default)]
         reconnect: bool,
+        /// The longest line kept, in bytes, its line ending aside; a longer
+        /// one is a bad record for `on_error`, read past without being kept.
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: u32,
     },
     /// Lines or JSON lines from files.
     File {
@@ -256,6 +260,10 @@ pub enum SourceKind {
         /// Keep reading as the file grows, like `tail -f`.
         #[serde(default)]
         follow: bool,
+        /// The longest line kept, in bytes, its line ending aside; a longer
+        /// one is a bad record for `on_error`, read past without being kept.
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: u32,
     },
     /// Deterministic test data: the same seed always gives the same records.
     Generate {
@@ -287,6 +295,10 @@ pub enum SourceKind {
     Stdin {
         #[serde(default)]
         format: InputFormat,
+        /// The longest line kept, in bytes, its line ending aside; a longer
+        /// one is a bad record for `on_error`, read past without being kept.
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: u32,
     },
 }
 
@@ -472,4 +484,10 @@ fn default_words_per_line() -> u32 {
 }
 fn default_vocabulary() -> u32 {
     1000
+}
+
+/// 1 MiB, as Kafka's default largest message: far above a log line, far
+/// below what exhausts memory once split.
+fn default_max_record_bytes() -> u32 {
+    1 << 20
 }

@@ -6,10 +6,11 @@
 //! records and a restore seeks back to.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::lines::{LineReader, Next};
 use super::{parse_json_line, trim_newline, Cancel};
 use crate::operators::{OpError, Poll, RecordError, Source};
 use crate::spec::InputFormat;
@@ -28,7 +29,8 @@ pub struct FileSource {
     format: InputFormat,
     follow: bool,
     cancel: Cancel,
-    line: Vec<u8>,
+    lines: LineReader,
+    max_record_bytes: u32,
     /// Where to start reading each file: 0, or the offset (and line number,
     /// when recorded) a restored checkpoint recorded.
     resume_at: Vec<(u64, Option<u64>)>,
@@ -48,6 +50,7 @@ impl FileSource {
         pattern: &str,
         format: InputFormat,
         follow: bool,
+        max_record_bytes: u32,
         instance: u32,
         parallelism: u32,
         cancel: Cancel,
@@ -77,7 +80,8 @@ impl FileSource {
             format,
             follow,
             cancel,
-            line: Vec::new(),
+            lines: LineReader::new(max_record_bytes),
+            max_record_bytes,
             resume_at: Vec::new(),
             finished_before: Vec::new(),
             matched,
@@ -101,6 +105,7 @@ impl FileSource {
                 .map_err(|e| fail("seek in", e))?;
         }
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
+        self.lines.forget();
         self.offset = offset;
         self.line_no = line_no;
         Ok(())
@@ -294,26 +299,28 @@ impl Source for FileSource {
             let Some(reader) = self.reader.as_mut() else {
                 continue;
             };
-            self.line.clear();
-            let n = reader.read_until(b'\n', &mut self.line).map_err(|e| {
-                OpError::Fatal(format!(
-                    "cannot read `{}`: {e}",
-                    self.files[self.current].display()
-                ))
-            })?;
-            // A line without its newline at the end of a followed file may
-            // still be growing: leave it for the next poll.
-            let partial = n > 0 && !self.line.ends_with(b"\n");
-            if n == 0 || (partial && at_end_waits) {
-                if n > 0 {
-                    reader.seek_relative(-(n as i64)).map_err(|e| {
-                        OpError::Fatal(format!(
-                            "cannot seek in `{}`: {e}",
-                            self.files[self.current].display()
-                        ))
-                    })?;
+            let next = match self.lines.next(reader) {
+                Ok(Next::Empty) if !at_end_waits => self.lines.finish(),
+                Ok(next) => next,
+                Err(e) => {
+                    return Err(OpError::Fatal(format!(
+                        "cannot read `{}`: {e}",
+                        self.files[self.current].display()
+                    )))
                 }
-                if at_end_waits {
+            };
+            // Where the line read starts, for messages.
+            let at = || {
+                let file = self.files[self.current].display();
+                match self.line_no {
+                    Some(line) => format!("{file}:{line}"),
+                    None => format!("{file}, byte {}", self.offset),
+                }
+            };
+            let len = match next {
+                // At the end of a followed file, a line without its newline
+                // may still be growing: it stays held for the next poll.
+                Next::Empty if at_end_waits => {
                     if out.len() > start {
                         return Ok(Poll::Ready);
                     }
@@ -322,38 +329,47 @@ impl Source for FileSource {
                     }
                     return Ok(Poll::Idle);
                 }
-                self.current += 1;
-                self.reader = None;
-                continue;
-            }
-            self.offset += n as u64;
-            let line_no = self.line_no;
-            self.line_no = line_no.map(|l| l + 1);
-            let at = || {
-                let file = self.files[self.current].display();
-                match line_no {
-                    Some(line) => format!("{file}:{line}"),
-                    None => format!("{file}, byte {}", self.offset - n as u64),
+                Next::Empty => {
+                    self.current += 1;
+                    self.reader = None;
+                    continue;
                 }
+                // A bad record for `on_error`; the next poll reads past it.
+                Next::TooLong => {
+                    return Err(RecordError(format!(
+                        "a line is longer than `max_record_bytes` ({} bytes) (at {})",
+                        self.max_record_bytes,
+                        at()
+                    ))
+                    .into())
+                }
+                Next::Skipped { len } => {
+                    self.offset += len;
+                    self.line_no = self.line_no.map(|l| l + 1);
+                    continue;
+                }
+                Next::Line { len } => len,
             };
             // Not UTF-8: a bad record for `on_error`, and the next line goes on.
-            let text = match std::str::from_utf8(&self.line) {
-                Ok(text) => trim_newline(text),
-                Err(e) => {
-                    return Err(RecordError(format!("not UTF-8 text ({e}) (at {})", at())).into())
+            let parsed = match std::str::from_utf8(self.lines.line()) {
+                Ok(text) => {
+                    let text = trim_newline(text);
+                    match self.format {
+                        InputFormat::Text => Ok(Some(Value::Str(Str::from(text)))),
+                        InputFormat::Json if text.trim().is_empty() => Ok(None),
+                        InputFormat::Json => parse_json_line(text)
+                            .map(Some)
+                            .map_err(|e| format!("{e} (at {})", at())),
+                    }
                 }
+                Err(e) => Err(format!("not UTF-8 text ({e}) (at {})", at())),
             };
-            match self.format {
-                InputFormat::Text => out.push(Value::Str(Str::from(text))),
-                InputFormat::Json => {
-                    if text.trim().is_empty() {
-                        continue;
-                    }
-                    match parse_json_line(text) {
-                        Ok(v) => out.push(v),
-                        Err(e) => return Err(RecordError(format!("{e} (at {})", at())).into()),
-                    }
-                }
+            self.offset += len;
+            self.line_no = self.line_no.map(|l| l + 1);
+            match parsed {
+                Ok(Some(v)) => out.push(v),
+                Ok(None) => {}
+                Err(e) => return Err(RecordError(e).into()),
             }
         }
         Ok(Poll::Ready)
@@ -372,6 +388,7 @@ mod tests {
             &pattern,
             InputFormat::Text,
             false,
+            1 << 20,
             instance,
             parallelism,
             cancel,
@@ -481,5 +498,102 @@ mod tests {
         let mut out = Vec::new();
         s.poll(&mut out, 10).unwrap();
         assert_eq!(out, [Value::Str(Str::from("next"))]);
+    }
+
+    /// A line over `max_record_bytes` is a bad record, never held whole;
+    /// the offsets around it stay exact, so a restore from a position
+    /// taken while it was being read reads it again and goes on after it.
+    #[test]
+    fn a_line_over_the_limit_is_a_bad_record_with_exact_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(5_000);
+        std::fs::write(dir.path().join("a.txt"), format!("ok\n{long}\nnext\nlast")).unwrap();
+        let pattern = format!("{}/*.txt", dir.path().display());
+        let open = || {
+            let cancel = Canceller::new().token();
+            FileSource::open(&pattern, InputFormat::Text, false, 100, 0, 1, cancel).unwrap()
+        };
+        let mut s = open();
+        let mut out = Vec::new();
+        let Err(OpError::Record(e)) = s.poll(&mut out, 10) else {
+            panic!("expected a bad record")
+        };
+        assert!(
+            e.0.contains("max_record_bytes")
+                && e.0.contains("(100 bytes)")
+                && e.0.contains("a.txt:2"),
+            "{}",
+            e.0
+        );
+        assert_eq!(out, [Value::Str(Str::from("ok"))]);
+        assert!(
+            s.lines.line().len() <= 103,
+            "kept {} bytes",
+            s.lines.line().len()
+        );
+        let during = s.position();
+        assert_eq!(during["reading"]["offset"], 3, "the long line's start");
+        let mut out = Vec::new();
+        s.poll(&mut out, 10).unwrap();
+        assert_eq!(
+            out,
+            [Value::Str(Str::from("next")), Value::Str(Str::from("last"))]
+        );
+
+        let mut restored = open();
+        restored.restore(&[during]).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            restored.poll(&mut out, 10),
+            Err(OpError::Record(_))
+        ));
+        assert!(out.is_empty());
+        let mut out = Vec::new();
+        restored.poll(&mut out, 1).unwrap();
+        assert_eq!(out, [Value::Str(Str::from("next"))]);
+        assert_eq!(restored.position()["reading"]["offset"], 5_009);
+        assert_eq!(restored.position()["reading"]["line"], 4);
+    }
+
+    /// At the end of a followed file, a line without its newline waits for
+    /// the rest, and a checkpoint meanwhile records the offset of its start.
+    #[test]
+    fn a_followed_file_holds_a_growing_line_until_its_newline() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "a\npar").unwrap();
+        let pattern = format!("{}/*.txt", dir.path().display());
+        // Kept alive: a dropped canceller cancels.
+        let canceller = Canceller::new();
+        let mut s = FileSource::open(
+            &pattern,
+            InputFormat::Text,
+            true,
+            100,
+            0,
+            1,
+            canceller.token(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(s.poll(&mut out, 10), Ok(Poll::Ready)));
+        assert_eq!(out, [Value::Str(Str::from("a"))]);
+        let mut out = Vec::new();
+        assert!(matches!(s.poll(&mut out, 10), Ok(Poll::Idle)));
+        assert!(out.is_empty());
+        assert_eq!(s.position()["reading"]["offset"], 2);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"tial\nb\n").unwrap();
+        let mut out = Vec::new();
+        s.poll(&mut out, 10).unwrap();
+        assert_eq!(
+            out,
+            [Value::Str(Str::from("partial")), Value::Str(Str::from("b"))]
+        );
+        assert_eq!(s.position()["reading"]["offset"], 12);
     }
 }

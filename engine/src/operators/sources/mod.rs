@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod generate;
+pub mod lines;
 pub mod socket;
 pub mod stdin;
 

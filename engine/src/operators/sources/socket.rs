@@ -2,12 +2,13 @@
 //! socketTextStream. A closed connection ends the stream, unless
 //! `reconnect` is set, in which case it reconnects with backoff.
 
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::{BufReader, ErrorKind};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use super::lines::{LineReader, Next};
 use super::{trim_newline, Cancel};
-use crate::operators::{OpError, Poll, Source};
+use crate::operators::{OpError, Poll, RecordError, Source};
 use crate::value::{Str, Value};
 
 /// How long a read waits before the source checks for cancellation and
@@ -20,20 +21,27 @@ pub struct SocketSource {
     reader: Option<BufReader<TcpStream>>,
     backoff: Duration,
     cancel: Cancel,
-    /// Bytes of the current, not yet complete line.
-    pending: Vec<u8>,
+    /// The current line, held across reads until its newline arrives.
+    pending: LineReader,
+    max_record_bytes: u32,
     lines: u64,
 }
 
 impl SocketSource {
-    pub fn new(address: String, reconnect: bool, cancel: Cancel) -> SocketSource {
+    pub fn new(
+        address: String,
+        reconnect: bool,
+        max_record_bytes: u32,
+        cancel: Cancel,
+    ) -> SocketSource {
         SocketSource {
             address,
             reconnect,
             reader: None,
             backoff: Duration::from_millis(100),
             cancel,
-            pending: Vec::new(),
+            pending: LineReader::new(max_record_bytes),
+            max_record_bytes,
             lines: 0,
         }
     }
@@ -51,7 +59,7 @@ impl SocketSource {
     /// waits out the backoff before the next attempt.
     fn lost(&mut self, why: String) -> Result<Poll, OpError> {
         self.reader = None;
-        self.pending.clear();
+        self.pending.forget();
         if !self.reconnect {
             return Err(OpError::Fatal(why));
         }
@@ -61,6 +69,18 @@ impl SocketSource {
         }
         self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
         Ok(Poll::Idle)
+    }
+}
+
+impl SocketSource {
+    fn too_long(&self) -> OpError {
+        RecordError(format!(
+            "line {} from {} is longer than `max_record_bytes` ({} bytes)",
+            self.lines + 1,
+            self.address,
+            self.max_record_bytes
+        ))
+        .into()
     }
 }
 
@@ -90,13 +110,17 @@ impl Source for SocketSource {
             return Ok(Poll::Idle);
         };
         while out.len() < max {
-            match reader.read_until(b'\n', &mut self.pending) {
-                Ok(0) => {
+            match self.pending.next(reader) {
+                Ok(Next::Empty) => {
                     // The server closed the connection: a last line without a newline still counts.
-                    if !self.pending.is_empty() {
-                        let line = String::from_utf8_lossy(&self.pending).into_owned();
-                        out.push(Value::Str(Str::from(line)));
-                        self.pending.clear();
+                    match self.pending.finish() {
+                        Next::Line { .. } => {
+                            let line = String::from_utf8_lossy(self.pending.line()).into_owned();
+                            out.push(Value::Str(Str::from(line)));
+                            self.lines += 1;
+                        }
+                        Next::TooLong => return Err(self.too_long()),
+                        Next::Skipped { .. } | Next::Empty => {}
                     }
                     if !self.reconnect {
                         return Ok(if out.len() == start {
@@ -109,13 +133,14 @@ impl Source for SocketSource {
                         .lost(format!("{} closed the connection", self.address))
                         .map(|p| if out.len() == start { p } else { Poll::Ready });
                 }
-                Ok(_) if self.pending.ends_with(b"\n") => {
-                    let line = String::from_utf8_lossy(&self.pending);
+                Ok(Next::Line { .. }) => {
+                    let line = String::from_utf8_lossy(self.pending.line());
                     out.push(Value::Str(Str::from(trim_newline(&line))));
-                    self.pending.clear();
                     self.lines += 1;
                 }
-                Ok(_) => {}
+                // A bad record for `on_error`; the next poll reads past it.
+                Ok(Next::TooLong) => return Err(self.too_long()),
+                Ok(Next::Skipped { .. }) => self.lines += 1,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return Ok(if out.len() == start {
                         Poll::Idle

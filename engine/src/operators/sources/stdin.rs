@@ -4,11 +4,11 @@
 //! bounded channel, so the source can pass on what was typed at once and
 //! stop when the job is cancelled, whatever standard input does.
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
+use super::lines::{LineReader, Next};
 use super::parse_json_line;
 use crate::operators::{OpError, Poll, RecordError, Source};
 use crate::spec::InputFormat;
@@ -16,13 +16,24 @@ use crate::value::{Str, Value};
 
 pub struct StdinSource {
     format: InputFormat,
-    lines: Receiver<std::io::Result<Vec<u8>>>,
+    lines: Receiver<Input>,
     lines_read: u64,
+    max_record_bytes: u32,
+}
+
+/// What the reader thread hands over.
+enum Input {
+    Line(Vec<u8>),
+    /// A line longer than `max_record_bytes`, not kept.
+    TooLong,
+    Failed(std::io::Error),
 }
 
 impl StdinSource {
-    pub fn new(format: InputFormat) -> StdinSource {
-        let (tx, rx) = crossbeam_channel::bounded(4096);
+    pub fn new(format: InputFormat, max_record_bytes: u32) -> StdinSource {
+        // Lines of up to `max_record_bytes` each: few enough in flight
+        // that the channel stays small whatever the limit.
+        let (tx, rx) = crossbeam_channel::bounded(256);
         // The thread ends at the end of input, or when the source is gone.
         let _ = std::thread::Builder::new()
             .name("stdin-reader".into())
@@ -30,15 +41,23 @@ impl StdinSource {
                 // Bytes, not text: a line that is not UTF-8 is a bad
                 // record for `on_error`, not the end of the input.
                 let mut input = std::io::stdin().lock();
+                let mut reader = LineReader::new(max_record_bytes);
                 loop {
-                    let mut line = Vec::new();
-                    let line = match input.read_until(b'\n', &mut line) {
-                        Ok(0) => break,
-                        Ok(_) => Ok(line),
-                        Err(e) => Err(e),
+                    let next = match reader.next(&mut input) {
+                        Ok(Next::Empty) => reader.finish(),
+                        Ok(next) => next,
+                        Err(e) => {
+                            let _ = tx.send(Input::Failed(e));
+                            break;
+                        }
                     };
-                    let failed = line.is_err();
-                    if tx.send(line).is_err() || failed {
+                    let sent = match next {
+                        Next::Empty => break,
+                        Next::Line { .. } => tx.send(Input::Line(reader.line().to_vec())),
+                        Next::TooLong => tx.send(Input::TooLong),
+                        Next::Skipped { .. } => continue,
+                    };
+                    if sent.is_err() {
                         break;
                     }
                 }
@@ -47,15 +66,25 @@ impl StdinSource {
             format,
             lines: rx,
             lines_read: 0,
+            max_record_bytes,
         }
     }
 
-    fn push(
-        &mut self,
-        line: std::io::Result<Vec<u8>>,
-        out: &mut Vec<Value>,
-    ) -> Result<(), OpError> {
-        let line = line.map_err(|e| OpError::Fatal(format!("cannot read standard input: {e}")))?;
+    fn push(&mut self, input: Input, out: &mut Vec<Value>) -> Result<(), OpError> {
+        let line = match input {
+            Input::Line(line) => line,
+            Input::TooLong => {
+                self.lines_read += 1;
+                return Err(RecordError(format!(
+                    "line {} of standard input is longer than `max_record_bytes` ({} bytes)",
+                    self.lines_read, self.max_record_bytes
+                ))
+                .into());
+            }
+            Input::Failed(e) => {
+                return Err(OpError::Fatal(format!("cannot read standard input: {e}")))
+            }
+        };
         self.lines_read += 1;
         let line = std::str::from_utf8(&line).map_err(|e| {
             RecordError(format!(
