@@ -34,6 +34,10 @@ pub enum EvalError {
     Cel(String),
     #[error("the expression returned {0}, which a record cannot hold")]
     Unrepresentable(&'static str),
+    /// JSON has no NaN or infinity, so no record holds one: the output
+    /// would lose it and state could not store it.
+    #[error("the expression returned {0}, which a record cannot hold (floats must be finite)")]
+    NotFinite(f64),
 }
 
 /// The longest expression accepted, in bytes. The `cel` parser recurses
@@ -648,7 +652,8 @@ fn from_cel(v: &cel::Value) -> Result<Value, EvalError> {
         cel::Value::Bool(b) => Value::Bool(*b),
         cel::Value::Int(n) => Value::Int(*n),
         cel::Value::UInt(n) => i64::try_from(*n).map_or(Value::Float(*n as f64), Value::Int),
-        cel::Value::Float(x) => Value::Float(*x),
+        cel::Value::Float(x) if x.is_finite() => Value::Float(*x),
+        cel::Value::Float(x) => return Err(EvalError::NotFinite(*x)),
         cel::Value::String(s) => Value::Str(Str::from(s.as_str())),
         cel::Value::List(items) => {
             Value::List(items.iter().map(from_cel).collect::<Result<_, _>>()?)
@@ -731,6 +736,31 @@ mod tests {
             key.eval(&rec(r#"{"user":{}}"#), None),
             Err(EvalError::MissingField { field: "id".into() })
         );
+    }
+
+    /// Issue 14, item 11: NaN and infinities were printed as `null`, and
+    /// a key or state holding one lost it. No record holds one now.
+    #[test]
+    fn results_that_are_not_finite_fail_on_the_record() {
+        for source in [
+            "0.0 / 0.0",
+            "1.0 / 0.0",
+            "-1.0 / this.zero",
+            "[1.0, 2.0 / 0.0]",
+            r#"{"a": double("NaN")}"#,
+        ] {
+            let e = Expr::compile(source, &[Var::This]).unwrap();
+            let got = e.eval(&rec(r#"{"zero":0.0}"#), None);
+            assert!(
+                matches!(got, Err(EvalError::NotFinite(_))),
+                "{source}: {got:?}"
+            );
+        }
+        let key = Expr::compile_key("this.zero / 0.0").unwrap();
+        assert!(key.eval(&rec(r#"{"zero":0.0}"#), None).is_err());
+        // Inside an expression they may be used, as long as none comes out.
+        let c = Expr::compile("1.0 / this.zero > 1.0", &[Var::This]).unwrap();
+        assert_eq!(c.test(&rec(r#"{"zero":0.0}"#)), Ok(true));
     }
 
     #[test]

@@ -380,3 +380,75 @@ fn a_second_run_of_a_running_job_is_refused() {
         .unwrap();
     assert!(third.status.success(), "{}", text(&third).1);
 }
+
+/// Issue 14, item 2, as a campaign: three runs of one job (same store,
+/// state folder and sink) started within a random 0–300 ms of each other,
+/// so that some start in the same instant. Exactly one runs, the others
+/// are refused naming it, and the output is exactly-once. Short in CI;
+/// `DATAFLOW_CONCURRENT_TRIALS` sets the trials, `DATAFLOW_CONCURRENT_SEED`
+/// replays a sequence of delays.
+#[test]
+fn of_runs_started_together_one_runs_and_the_others_are_refused() {
+    let trials: u32 = std::env::var("DATAFLOW_CONCURRENT_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(4);
+    let seed: u64 = std::env::var("DATAFLOW_CONCURRENT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                .into()
+        });
+    eprintln!("runs started together: seed {seed} (DATAFLOW_CONCURRENT_SEED replays it)");
+    let mut state = seed;
+    let mut delay = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::time::Duration::from_millis((state >> 33) % 300)
+    };
+    let mut refused = 0;
+    for trial in 0..trials {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = slow_spec(dir.path());
+        let mut delays = [std::time::Duration::ZERO, delay(), delay()];
+        delays.sort();
+        let started = std::time::Instant::now();
+        let runs: Vec<_> = delays
+            .iter()
+            .map(|at| {
+                std::thread::sleep(at.saturating_sub(started.elapsed()));
+                Command::new(bin())
+                    .arg("run")
+                    .arg(&spec)
+                    .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<Output> = runs
+            .into_iter()
+            .map(|r| r.wait_with_output().unwrap())
+            .collect();
+        let ran = outputs.iter().filter(|o| o.status.success()).count();
+        let context = format!("seed {seed}, trial {trial}, delays {delays:?}");
+        assert_eq!(ran, 1, "{context}: {} ran", ran);
+        for o in outputs.iter().filter(|o| !o.status.success()) {
+            let stderr = text(o).1;
+            assert_eq!(o.status.code(), Some(1), "{context}: {stderr}");
+            assert!(
+                stderr.contains("another run of job `wc` is running: run "),
+                "{context}: {stderr}"
+            );
+            refused += 1;
+        }
+        assert_exactly_once(&committed(&dir.path().join("out")), 2400 * 4);
+    }
+    eprintln!("runs started together: {trials} trials, {refused} runs refused, 0 outputs wrong");
+}

@@ -266,9 +266,14 @@ sinks:
                 return status;
             }
             if Instant::now() > deadline {
+                // Where every thread waits, for the post-mortem of a hang.
+                let stacks = stacks(child.id());
+                let _ = std::fs::write(self.dir.path().join("stacks.txt"), &stacks);
                 let _ = child.kill();
                 let _ = child.wait();
-                self.fail(&format!("the run did not end within {limit:?}"));
+                self.fail(&format!(
+                    "the run did not end within {limit:?}; its threads:\n{stacks}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -637,4 +642,23 @@ fn lifecycle_seed_4() {
 #[test]
 fn lifecycle_seed_5() {
     run_life(5);
+}
+
+/// Every thread's stack in process `pid`, by gdb where the machine has it.
+fn stacks(pid: u32) -> String {
+    match Command::new("timeout")
+        .args([
+            "60",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(e) => format!("(no stacks: {e})"),
+    }
 }

@@ -820,14 +820,20 @@ fn a_frozen_store_times_checkpoints_out_and_fails_the_job() {
 /// Issue 14, item 3: with the store frozen, SIGTERM ends the job within
 /// the 1.5 s it allows a clean stop, and a second Ctrl-C ends it at once.
 /// Nothing is lost: the run that follows, with the store back, is
-/// exactly-once.
+/// exactly-once. `DATAFLOW_FROZEN_ROUNDS` repeats the pair of signals (the
+/// long form).
 #[test]
 fn signals_end_a_job_whose_store_is_frozen() {
+    let rounds: usize = std::env::var("DATAFLOW_FROZEN_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
     let mut server = S3Server::start();
-    let mut job = s3_job(&server, LINES, 7);
+    let mut job = s3_job(&server, LINES * rounds, 7);
     job.checkpoint = "  timeout: 20s".into();
     let mut last = 0;
-    for (round, signals) in [["TERM", ""], ["INT", "INT"]].iter().enumerate() {
+    let pairs = [["TERM", ""], ["INT", "INT"]];
+    for (round, signals) in pairs.iter().cycle().take(2 * rounds).enumerate() {
         let mut child = job.start((round > 0).then_some("latest"));
         last = wait_for_checkpoint(&job.store_dir, last, &mut child, &job);
         server.freeze();

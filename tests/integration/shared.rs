@@ -144,3 +144,184 @@ fn a_run_leaves_the_users_files_in_its_sinks_folder_alone() {
         }
     }
 }
+
+/// Whether `name` has the exact shape of a `file` sink's own files:
+/// `part-<i>-<n>.<ext>`, `.part-<i>-<n>.<ext>.pending` or
+/// `.part-<i>-<n>[-<k>].<ext>.inprogress`. Anything else is the user's.
+fn a_sinks_shape(name: &str) -> bool {
+    let numbered = |rest: &str, counts: &[usize]| {
+        rest.split_once('.').is_some_and(|(stem, ext)| {
+            !ext.is_empty()
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+                && counts.contains(&stem.split('-').count())
+                && stem.split('-').all(|n| {
+                    !n.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                        && n.parse::<u64>().is_ok()
+                })
+        })
+    };
+    name.strip_prefix("part-")
+        .is_some_and(|r| numbered(r, &[2]))
+        || name
+            .strip_prefix(".part-")
+            .and_then(|r| r.strip_suffix(".pending"))
+            .is_some_and(|r| numbered(r, &[2]))
+        || name
+            .strip_prefix(".part-")
+            .and_then(|r| r.strip_suffix(".inprogress"))
+            .is_some_and(|r| numbered(r, &[2, 3]))
+}
+
+/// Random names built from the pieces the engine's own names are made
+/// of, so that many come within a character of them.
+fn look_alikes(seed: u64, n: usize) -> Vec<String> {
+    const PIECES: &[&str] = &[
+        "report",
+        "-",
+        ".",
+        "part",
+        "0",
+        "1",
+        "17",
+        "007",
+        "-1",
+        "x",
+        "ab12cd34ef56",
+        "json",
+        "pending",
+        "inprogress",
+        "staging",
+        "sled",
+        "DATAFLOW_RUN",
+        "tmp",
+        " ",
+        "_",
+    ];
+    let mut state = seed;
+    let mut next = |m: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    let mut names = std::collections::BTreeSet::new();
+    while names.len() < n {
+        let mut name: String = (0..1 + next(7))
+            .map(|_| PIECES[next(PIECES.len() as u64) as usize])
+            .collect();
+        if next(3) == 0 {
+            name.insert(0, '.');
+        }
+        if name != "." && name != ".." && !name.contains('/') {
+            names.insert(name);
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// Issue 14, item 4, as a campaign: a state folder and a sink folder
+/// full of random names within a character of the engine's own, through a
+/// finished run, a run killed mid-way and a restore: not one is touched.
+/// `DATAFLOW_SHARED_TRIALS` sets the trials, `DATAFLOW_SHARED_SEED`
+/// replays a set of names.
+#[test]
+fn random_look_alikes_in_shared_folders_are_never_touched() {
+    let trials: u64 = std::env::var("DATAFLOW_SHARED_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let seed: u64 = std::env::var("DATAFLOW_SHARED_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                .into()
+        });
+    eprintln!("look-alikes: seed {seed} (DATAFLOW_SHARED_SEED replays it)");
+    let mut kept = 0;
+    for trial in 0..trials {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let out = dir.path().join("out");
+        let mut planted = Vec::new();
+        for (folder, names) in [
+            (&state, look_alikes(seed + trial, 40)),
+            (&out, look_alikes(!(seed + trial), 40)),
+        ] {
+            std::fs::create_dir_all(folder).unwrap();
+            for name in names.into_iter().filter(|n| !a_sinks_shape(n)) {
+                let path = folder.join(&name);
+                // Half folders with a file inside, half files.
+                if name.len() % 2 == 0 {
+                    std::fs::create_dir_all(&path).unwrap();
+                    std::fs::write(path.join("data"), &name).unwrap();
+                } else {
+                    std::fs::write(&path, &name).unwrap();
+                }
+                planted.push(path);
+            }
+        }
+        let finished = dataflow(&[
+            "run",
+            spec(dir.path(), &state, Some(1000)).to_str().unwrap(),
+        ]);
+        assert!(finished.status.success(), "{}", text(&finished).1);
+        let mut killed = Command::new(bin())
+            .args(["run", spec(dir.path(), &state, None).to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        // Its restore settles the sink's folder, and is stopped by Ctrl-C.
+        let restored = Command::new(bin())
+            .args([
+                "run",
+                spec(dir.path(), &state, None).to_str().unwrap(),
+                "--from",
+                "latest",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = Command::new("kill")
+            .args(["-INT", &restored.id().to_string()])
+            .status();
+        let restored = restored.wait_with_output().unwrap();
+        let context = format!("seed {seed}, trial {trial}");
+        assert_eq!(
+            restored.status.code(),
+            Some(130),
+            "{context}: {}",
+            text(&restored).1
+        );
+        let last = dataflow(&[
+            "run",
+            spec(dir.path(), &state, Some(1000)).to_str().unwrap(),
+        ]);
+        assert!(last.status.success(), "{context}: {}", text(&last).1);
+        for path in &planted {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let content = if path.is_dir() {
+                std::fs::read_to_string(path.join("data"))
+            } else {
+                std::fs::read_to_string(path)
+            };
+            assert_eq!(
+                content.ok().as_deref(),
+                Some(name.as_str()),
+                "{context}: {path:?} was touched"
+            );
+            kept += 1;
+        }
+    }
+    eprintln!("look-alikes: {trials} trials, {kept} planted names, all kept");
+}

@@ -17,7 +17,7 @@ pub enum RestoreError {
 
 /// Reads one file and checks it against its reference.
 pub fn read_verified(store: &dyn CheckpointStore, file: &FileRef) -> Result<Vec<u8>, RestoreError> {
-    let bytes = store.read(&file.path)?;
+    let bytes = store.read(&file.path, file.size)?;
     let damaged = |why: String| RestoreError::Damaged {
         path: file.path.clone(),
         why,
@@ -89,7 +89,7 @@ pub fn existing_checkpoints(
         };
         // A folder without metadata is an unfinished checkpoint: it never counts.
         let path = layout::metadata(job, id);
-        if let Ok(bytes) = store.read(&path) {
+        if let Ok(bytes) = store.read(&path, super::metadata::MAX_BYTES) {
             match Metadata::decode(&bytes, &path) {
                 Ok(m) => out.push(m),
                 Err(e) => tracing::warn!("ignoring checkpoint {id}: {e}"),
@@ -103,7 +103,7 @@ pub fn existing_checkpoints(
 /// Verifies checkpoint `id` of `job`: its metadata, and every file's size and checksum.
 pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
     let path = layout::metadata(job, id);
-    let bytes = match store.read(&path) {
+    let bytes = match store.read(&path, super::metadata::MAX_BYTES) {
         Ok(b) => b,
         Err(super::store::StoreError::NotFound { .. }) => return FoundState::Incomplete,
         Err(e) => return FoundState::Damaged(e.to_string()),
@@ -171,7 +171,7 @@ pub fn list_savepoints(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Fou
 /// are named relative to it.
 pub fn check_savepoint(store: &dyn CheckpointStore, dir: &str) -> FoundState {
     let path = format!("{dir}_metadata");
-    let bytes = match store.read(&path) {
+    let bytes = match store.read(&path, super::metadata::MAX_BYTES) {
         Ok(b) => b,
         Err(StoreError::NotFound { .. }) => return FoundState::Incomplete,
         Err(e) => return FoundState::Damaged(e.to_string()),

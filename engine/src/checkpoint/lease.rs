@@ -25,6 +25,8 @@ use super::store::{CheckpointStore, StoreError};
 
 /// How long a lease lasts without renewal.
 pub const TTL: Duration = Duration::from_secs(15);
+/// The largest lease file read back; a real one is a few hundred bytes.
+const MAX_BYTES: u64 = 64 << 10;
 
 /// Who holds a job's lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +110,7 @@ pub fn host() -> String {
 }
 
 fn read_holder(store: &dyn CheckpointStore, path: &str) -> Result<Option<Holder>, StoreError> {
-    match store.read(path) {
+    match store.read(path, MAX_BYTES) {
         // A lease that cannot be read (torn, or from elsewhere) holds nothing.
         Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
         Err(StoreError::NotFound { .. }) => Ok(None),
@@ -326,7 +328,7 @@ mod tests {
         // Another job is another lock.
         drop(acquire(Arc::clone(&store), Some(dir.path()), "other", "run-c").unwrap());
         drop(first);
-        assert!(store.read("wc/_lease").is_err(), "released");
+        assert!(store.read("wc/_lease", MAX_BYTES).is_err(), "released");
         assert!(!dir.path().join("wc/.lock").exists(), "no file left");
         acquire(store, Some(dir.path()), "wc", "run-b").unwrap();
     }

@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::layout::SnapshotKind;
 use crate::spec::CheckpointMode;
 
+/// The largest `_metadata` read back. A job's metadata lists its files and
+/// its sources' positions (a file source's finished files among them);
+/// anything larger is not one, whatever it claims.
+pub const MAX_BYTES: u64 = 64 << 20;
+
 /// Bumped whenever the format changes. Version 2 added the run identity
 /// (`run`, `restored_from`) and savepoints (`kind`); version 3 a checksum
 /// (`checksum`) over every value. Versions 1 and 2 are still read, without

@@ -99,7 +99,7 @@ pub fn resolve(
 /// The savepoint in the folder `location`, verified; `None` when the
 /// folder holds no savepoint's `_metadata` (it may be a checkpoint's).
 fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>, String> {
-    use super::metadata::{Kind, Metadata};
+    use super::metadata::{Kind, Metadata, MAX_BYTES};
     use super::store::StoreError;
 
     let started = std::time::Instant::now();
@@ -109,7 +109,7 @@ fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>
         // reading as a checkpoint's location says what is missing.
         Err(_) => return Ok(None),
     };
-    let bytes = match store.read("_metadata") {
+    let bytes = match store.read("_metadata", MAX_BYTES) {
         Ok(bytes) => bytes,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.to_string()),

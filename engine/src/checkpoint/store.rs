@@ -26,7 +26,9 @@ pub enum StoreError {
 /// Where checkpoints are kept.
 pub trait CheckpointStore: Send + Sync {
     fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
-    fn read(&self, path: &str) -> Result<Vec<u8>, StoreError>;
+    /// The file at `path`, refused when it has more than `max` bytes: a
+    /// store may hold anything, and nothing read back exhausts memory.
+    fn read(&self, path: &str, max: u64) -> Result<Vec<u8>, StoreError>;
     /// The names of the entries directly in `dir` (folders end with `/`).
     fn list(&self, dir: &str) -> Result<Vec<String>, StoreError>;
     fn delete(&self, path: &str) -> Result<(), StoreError>;
@@ -43,6 +45,8 @@ pub struct OpendalStore {
     /// removes its staged file, and the blocking API cannot abort.
     writer: opendal::Operator,
     location: String,
+    /// A local store's folder, in which reads follow no symbolic link.
+    local_root: Option<std::path::PathBuf>,
     /// A local store's writes stage their files here; removed with the store.
     _staging: Option<WorkDir>,
     /// The blocking operator drives async services on this runtime, which
@@ -177,6 +181,8 @@ impl OpendalStore {
             op,
             writer,
             location: describe,
+            local_root: (location.scheme == Scheme::File)
+                .then(|| std::path::PathBuf::from(&location.root)),
             _staging: staging,
             runtime,
         })
@@ -227,11 +233,40 @@ impl CheckpointStore for OpendalStore {
         written.map_err(|e| self.failed("write", path, e))
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>, StoreError> {
-        self.op
-            .read(path)
-            .map(|b| b.to_vec())
-            .map_err(|e| self.failed("read", path, e))
+    fn read(&self, path: &str, max: u64) -> Result<Vec<u8>, StoreError> {
+        let refused = |cause: String| StoreError::Failed {
+            op: "read",
+            path: path.to_owned(),
+            store: self.location.clone(),
+            cause,
+        };
+        if let Some(root) = &self.local_root {
+            regular_file_within(root, path).map_err(refused)?;
+        }
+        let size = self
+            .op
+            .stat(path)
+            .map_err(|e| self.failed("read", path, e))?
+            .content_length();
+        if size > max {
+            return Err(refused(format!(
+                "it has {size} bytes, more than the {max} it may have"
+            )));
+        }
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self
+            .op
+            .read_options(
+                path,
+                opendal::options::ReadOptions {
+                    range: (0..size).into(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| self.failed("read", path, e))?;
+        Ok(bytes.to_vec())
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
@@ -280,6 +315,33 @@ impl CheckpointStore for OpendalStore {
     }
 }
 
+/// Checks that `path` under `root` is a regular file reached through no
+/// symbolic link. Anyone who can write to a store could otherwise point a
+/// checkpoint's file at a file of this machine (a run reads it and its
+/// messages describe it) or at a pipe, which blocks a reader forever.
+fn regular_file_within(root: &std::path::Path, path: &str) -> Result<(), String> {
+    let mut at = root.to_path_buf();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let meta = match std::fs::symlink_metadata(&at) {
+            Ok(meta) => meta,
+            // Missing: the read says so in its own words.
+            Err(_) => return Ok(()),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(format!(
+                "`{}` is a symbolic link, which a store never holds",
+                parts[..=i].join("/")
+            ));
+        }
+        if i + 1 == parts.len() && !meta.is_file() {
+            return Err("it is not a regular file".to_owned());
+        }
+    }
+    Ok(())
+}
+
 /// A store in memory, for tests of what sits above the trait; it can be
 /// taken down to fail every call, as an unreachable server does.
 #[cfg(test)]
@@ -317,9 +379,10 @@ impl CheckpointStore for MemoryStore {
         Ok(())
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>, StoreError> {
+    fn read(&self, path: &str, max: u64) -> Result<Vec<u8>, StoreError> {
         self.up("read", path)?;
-        self.files
+        let bytes = self
+            .files
             .lock()
             .unwrap()
             .get(path)
@@ -327,7 +390,16 @@ impl CheckpointStore for MemoryStore {
             .ok_or_else(|| StoreError::NotFound {
                 path: path.to_owned(),
                 store: self.describe(),
-            })
+            })?;
+        if bytes.len() as u64 > max {
+            return Err(StoreError::Failed {
+                op: "read",
+                path: path.to_owned(),
+                store: self.describe(),
+                cause: format!("it has {} bytes, more than {max}", bytes.len()),
+            });
+        }
+        Ok(bytes)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
@@ -394,6 +466,54 @@ mod tests {
         drop(live);
         drop(other);
         assert_eq!(folders(&staging), 0);
+    }
+
+    /// Issue 14, item 11: the store followed symbolic links, and a size
+    /// mismatch in the error told the size of the file they pointed at.
+    #[test]
+    fn a_local_store_reads_only_its_own_regular_files_and_within_bounds() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        std::fs::write(&secret, vec![b's'; 12_345]).unwrap();
+        let url = format!("file://{}", root.path().display());
+        let store = OpendalStore::open_to_read(&StoreLocation::parse(&url).unwrap()).unwrap();
+        let chk = root.path().join("job/chk-1");
+        std::fs::create_dir_all(&chk).unwrap();
+        std::fs::write(chk.join("ok"), b"12345").unwrap();
+        std::os::unix::fs::symlink(&secret, chk.join("linked")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("job/chk-2")).unwrap();
+        std::fs::copy(&secret, outside.path().join("_metadata")).unwrap();
+        let fifo = chk.join("pipe");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+
+        assert_eq!(store.read("job/chk-1/ok", 5).unwrap(), b"12345");
+        assert_eq!(store.read("job/chk-1/ok", 100).unwrap(), b"12345");
+        for (path, max, why) in [
+            (
+                "job/chk-1/linked",
+                1 << 20,
+                "`job/chk-1/linked` is a symbolic link",
+            ),
+            (
+                "job/chk-2/_metadata",
+                1 << 20,
+                "`job/chk-2` is a symbolic link",
+            ),
+            ("job/chk-1/pipe", 1 << 20, "not a regular file"),
+            ("job/chk-1/ok", 4, "it has 5 bytes, more than the 4"),
+        ] {
+            let e = store.read(path, max).unwrap_err().to_string();
+            assert!(e.contains(why) && !e.contains("12345 "), "{path}: {e}");
+        }
+        assert!(matches!(
+            store.read("job/chk-1/none", 10),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[test]

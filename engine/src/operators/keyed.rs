@@ -177,7 +177,8 @@ fn check_number(v: &Value, field: &str) -> Result<(), RecordError> {
 
 /// Adds `next` (a number) to the running total `acc`. Integers stay exact:
 /// a sum past the 64-bit range is the record's error, as CEL's `+` is,
-/// and the total stays as it was.
+/// and the total stays as it was; so is a float sum past the finite range,
+/// as no record holds an infinity.
 fn add(acc: &mut Value, next: &Value, field: &str) -> Result<(), RecordError> {
     *acc = match (&*acc, next) {
         (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
@@ -188,7 +189,14 @@ fn add(acc: &mut Value, next: &Value, field: &str) -> Result<(), RecordError> {
                 )))
             }
         },
-        (a, b) => Value::Float(as_f64(a) + as_f64(b)),
+        (a, b) => match as_f64(a) + as_f64(b) {
+            total if total.is_finite() => Value::Float(total),
+            _ => {
+                return Err(RecordError(format!(
+                    "the sum of `{field}` overflows a 64-bit float: {a} + {b}"
+                )))
+            }
+        },
     };
     Ok(())
 }
@@ -323,6 +331,35 @@ mod tests {
             out.last().unwrap().to_json(),
             format!(r#"{{"k":"a","n":{}}}"#, i64::MAX)
         );
+    }
+
+    /// Issue 14, item 11: a float sum past the finite range was an
+    /// infinity, printed as `null` and stored in checkpoints as `null`.
+    #[test]
+    fn a_float_sum_that_overflows_is_the_records_error() {
+        let fold = Fold::Aggregate {
+            kind: AggregateKind::Sum,
+            field: intern("n"),
+        };
+        let mut op = Keyed::new(
+            Expr::compile_key("k").unwrap(),
+            fold,
+            Box::new(MemoryState::new(false)),
+            128,
+        );
+        let mut out = Vec::new();
+        op.process(rec(r#"{"k":"a","n":1.5e308}"#), &mut out)
+            .unwrap();
+        let err = op
+            .process(rec(r#"{"k":"a","n":1.5e308}"#), &mut out)
+            .unwrap_err();
+        let OpError::Record(e) = err else {
+            panic!("{err:?}")
+        };
+        assert!(e.0.contains("overflows a 64-bit float"), "{}", e.0);
+        op.process(rec(r#"{"k":"a","n":-0.5e308}"#), &mut out)
+            .unwrap();
+        assert_eq!(out.last().unwrap().to_json(), r#"{"k":"a","n":1e+308}"#);
     }
 
     #[test]

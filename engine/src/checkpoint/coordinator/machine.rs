@@ -532,12 +532,15 @@ impl Machine {
                 .iter()
                 .filter(|p| !self.in_flight[&id].acks.contains_key(&p.name))
                 .map(|p| p.name.as_str())
-                .take(5)
                 .collect();
+            let more = match missing.len() {
+                0..=5 => String::new(),
+                n => format!(" and {} more", n - 5),
+            };
             let why = format!(
-                "not complete after {} (waiting for {})",
+                "not complete after {} (waiting for {}{more})",
                 self.config.settings.timeout,
-                missing.join(", ")
+                missing[..missing.len().min(5)].join(", ")
             );
             if self.abort(id, &why, true, now, actions) {
                 return;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::layout;
-use super::metadata::Metadata;
+use super::metadata::{self, Metadata};
 use super::retention;
 use super::savepoint::{self, Target};
 use super::store::CheckpointStore;
@@ -96,7 +96,9 @@ impl Coordinator {
         // finished: nothing can use them.
         for id in &folders {
             if !existing.iter().any(|m| m.checkpoint_id == *id)
-                && store.read(&layout::metadata(&job, *id)).is_err()
+                && store
+                    .read(&layout::metadata(&job, *id), metadata::MAX_BYTES)
+                    .is_err()
             {
                 let _ = store.delete_dir(&layout::checkpoint_dir(&job, *id));
             }
