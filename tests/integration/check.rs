@@ -404,6 +404,17 @@ fn hostile_shapes_are_answered_promptly() {
                 vec!["s"; 100_000].join(", ")
             ),
         ),
+        // Found by `random_hostile_specs_are_answered` (45 s): each of
+        // the planner's 40,000 errors was compared with each of the
+        // loader's 60,000.
+        (
+            "errors-60k-and-40k",
+            format!(
+                "name: x\nsources:\n{}name: x\nsources:\n  s: {{type: generate, count: 1}}\nsinks:\n  out: {{type: blackhole, inputs: [{}]}}\n",
+                (0..60_000).map(|i| format!("  k{i}: 1\n")).collect::<String>(),
+                vec!["s"; 40_000].join(", ")
+            ),
+        ),
         ("line-1m", format!("name: x\ndescription: \"{}\"\n", "a".repeat(1_000_000))),
         ("file-10m", format!("name: x\ndescription: \"{}\"\n", "a".repeat(10_000_000))),
     ];

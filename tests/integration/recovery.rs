@@ -871,7 +871,7 @@ fn signals_end_a_job_whose_store_is_frozen() {
         server.set_delay_ms(0);
         server.restart();
     }
-    job.finish(Duration::from_secs(120));
+    job.finish(Duration::from_secs(120) * rounds as u32);
     assert_exactly_once(&job.out, &job.truth);
 }
 

@@ -138,7 +138,21 @@ pub fn acquire(
             match lock_file(&lock_path)? {
                 Some(file) => Some((file, lock_path)),
                 None => {
-                    let holder = read_holder(&*store, &path).ok().flatten();
+                    // The holder writes its lease just after it takes the
+                    // lock: a run started in the same instant waits a moment
+                    // for it, and never names a dead run's stale lease.
+                    let here = host();
+                    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                    let holder = loop {
+                        let found = read_holder(&*store, &path)
+                            .ok()
+                            .flatten()
+                            .filter(|h| h.host != here || crate::control::registry::alive(h.pid));
+                        if found.is_some() || std::time::Instant::now() >= deadline {
+                            break found;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    };
                     return Err(refused(match holder {
                         Some(h) => format!(
                             "{} holds its lock; stop that run first (`dataflow stop`)",

@@ -62,6 +62,13 @@ const STAGING_OWNER: &str = "a checkpoint store's staged writes";
 /// checkpoint timeout instead): a frozen server must not hang a command.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long one store call serving a checkpoint may take: no longer than
+/// the checkpoint's `timeout`, so the timeout fires whatever the store
+/// does, and no shorter than a second, which a healthy store always meets.
+pub fn deadline_within(timeout: std::time::Duration) -> std::time::Duration {
+    timeout.max(std::time::Duration::from_secs(1))
+}
+
 impl OpendalStore {
     /// Opens the store to read and write checkpoints; a local folder is
     /// created if missing, and its staging folder swept.

@@ -254,6 +254,10 @@ struct Compiler<'a> {
     /// compile, and the second definitions of a name. Their problem is
     /// reported once; nodes reading from them are not blamed for it.
     unbuilt: HashSet<String>,
+    /// Where the loader reported errors: looked up once per planner
+    /// error, so it must not be a scan (a spec can have both by the tens
+    /// of thousands).
+    loader_errors: HashSet<(usize, usize)>,
 }
 
 /// Validates a loaded spec. Returns the plan when there is no error, and
@@ -263,6 +267,12 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Vec<Diagnostic>) {
         loaded,
         diagnostics: Vec::new(),
         unbuilt: loaded.broken.clone(),
+        loader_errors: loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .filter_map(|d| d.span.as_ref().map(|s| (s.start, s.end)))
+            .collect(),
     };
     // A text that is not a YAML mapping has nothing more to check.
     let plan = if loaded.readable { c.plan() } else { None };
@@ -287,12 +297,10 @@ impl Compiler<'_> {
     /// a value it could not read has a stand-in (see `spec::load`), and one
     /// error per place is enough.
     fn error(&mut self, d: Diagnostic) {
-        let reported = d.span.is_some()
-            && self
-                .loaded
-                .diagnostics
-                .iter()
-                .any(|l| l.is_error() && l.span == d.span);
+        let reported = d
+            .span
+            .as_ref()
+            .is_some_and(|s| self.loader_errors.contains(&(s.start, s.end)));
         if !reported {
             self.diagnostics.push(d);
         }

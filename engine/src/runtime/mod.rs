@@ -181,9 +181,7 @@ fn attempt(
         None => None,
         Some(cp) => {
             // A store that cannot be reached now may be back for a restart.
-            // No call serving a checkpoint outlives the checkpoint's
-            // timeout, but none is cut shorter than a second either.
-            let deadline = cp.settings.timeout.0.max(Duration::from_secs(1));
+            let deadline = crate::checkpoint::store::deadline_within(cp.settings.timeout.0);
             let store: Arc<dyn CheckpointStore> = Arc::new(
                 OpendalStore::open_with_deadline(&cp.store, deadline)
                     .map_err(|e| (RunError::Checkpoint(e.to_string()), String::new(), None))?,

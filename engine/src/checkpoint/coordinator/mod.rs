@@ -236,7 +236,7 @@ impl Coordinator {
                 &self.store,
                 self.machine.job(),
                 id,
-                self.machine.timeout().max(Duration::from_secs(1)),
+                super::store::deadline_within(self.machine.timeout()),
             ) {
                 Ok(target) => {
                     self.savepoints.insert(id, (request, target));
