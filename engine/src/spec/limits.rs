@@ -18,19 +18,115 @@ pub const MAX_BYTES: usize = 1 << 20;
 /// The deepest nesting of mappings and sequences, block and flow together.
 pub const MAX_DEPTH: usize = 64;
 
-/// The error for a spec deeper than [`MAX_DEPTH`], or `None`.
+/// The most nodes aliases (`*name`) may add to a spec, counting each
+/// alias as the whole node it repeats. Reusing a block of settings a few
+/// times adds hundreds; ten aliases of ten aliases of ... (a "billion
+/// laughs") add billions, which the YAML parser would build before its
+/// own limit, relative to the document's size, stops it.
+pub const MAX_ALIAS_NODES: u64 = 100_000;
+
+/// The error for a spec deeper than [`MAX_DEPTH`], or whose aliases
+/// expand past [`MAX_ALIAS_NODES`]; `None` for any other.
 pub fn check(text: &str) -> Option<Diagnostic> {
-    let at = too_deep(text, MAX_DEPTH)?;
+    if let Some(at) = too_deep(text, MAX_DEPTH) {
+        return Some(
+            Diagnostic::error(
+                "too-deep",
+                format!("the spec nests more than {MAX_DEPTH} levels deep"),
+            )
+            .at(
+                Some(char_at(text, at)),
+                format!("level {} starts here", MAX_DEPTH + 1),
+            )
+            .help("a spec's mappings and lists nest a few levels; this one is not a pipeline"),
+        );
+    }
+    let at = alias_bomb(text, MAX_ALIAS_NODES)?;
     Some(
         Diagnostic::error(
-            "too-deep",
-            format!("the spec nests more than {MAX_DEPTH} levels deep"),
+            "too-many-aliases",
+            format!("the spec's aliases repeat more than {MAX_ALIAS_NODES} nodes"),
         )
-        .at(
-            Some(char_at(text, at)),
-            format!("level {} starts here", MAX_DEPTH + 1),
-        )
-        .help("a spec's mappings and lists nest a few levels; this one is not a pipeline"),
+        .at(Some(char_at(text, at)), "the limit is passed here")
+        .help("an alias repeats the whole node its anchor names; repeat a few settings, not nodes made of aliases of aliases"),
+    )
+}
+
+/// Where the nodes added by aliases first pass `max`: one pass over the
+/// parser's events, each anchor's node counted once with the aliases it
+/// holds, so the count never builds what it counts.
+fn alias_bomb(text: &str, max: u64) -> Option<usize> {
+    use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+
+    struct Counter {
+        /// The nodes each anchor's node stands for.
+        sizes: std::collections::HashMap<usize, u64>,
+        /// The collections open: their anchor and their nodes so far.
+        open: Vec<(usize, u64)>,
+        added: u64,
+        max: u64,
+        passed_at: Option<usize>,
+    }
+
+    impl Counter {
+        fn add(&mut self, nodes: u64) {
+            if let Some(last) = self.open.last_mut() {
+                last.1 = last.1.saturating_add(nodes);
+            }
+        }
+    }
+
+    impl MarkedEventReceiver for Counter {
+        fn on_event(&mut self, ev: Event, mark: yaml_rust2::scanner::Marker) {
+            if self.passed_at.is_some() {
+                return;
+            }
+            match ev {
+                Event::Alias(id) => {
+                    let nodes = self.sizes.get(&id).copied().unwrap_or(1);
+                    self.added = self.added.saturating_add(nodes);
+                    self.add(nodes);
+                    if self.added > self.max {
+                        self.passed_at = Some(mark.index());
+                    }
+                }
+                Event::Scalar(_, _, anchor, _) => {
+                    if anchor > 0 {
+                        self.sizes.insert(anchor, 1);
+                    }
+                    self.add(1);
+                }
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                    self.open.push((anchor, 1));
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    if let Some((anchor, nodes)) = self.open.pop() {
+                        if anchor > 0 {
+                            self.sizes.insert(anchor, nodes);
+                        }
+                        self.add(nodes);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    let mut counter = Counter {
+        sizes: Default::default(),
+        open: Vec::new(),
+        added: 0,
+        max,
+        passed_at: None,
+    };
+    // A text that does not parse is the YAML parser's to report.
+    let _ = Parser::new_from_str(text).load(&mut counter, true);
+    // The parser counts characters; messages want bytes.
+    let chars = counter.passed_at?;
+    Some(
+        text.char_indices()
+            .nth(chars)
+            .map_or(text.len(), |(i, _)| i),
     )
 }
 
@@ -183,6 +279,29 @@ pub fn too_deep(text: &str, max: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Anchors reused as users reuse them pass; aliases of aliases that
+    /// would build millions of nodes are refused at the alias that passes
+    /// the limit, without building them.
+    #[test]
+    fn aliases_are_counted_as_what_they_repeat() {
+        let mut reuse =
+            String::from("common: &common {type: generate, count: 10, rate: 5}\nsources:\n");
+        for i in 0..200 {
+            reuse.push_str(&format!("  s{i}: *common\n"));
+        }
+        assert_eq!(alias_bomb(&reuse, MAX_ALIAS_NODES), None);
+        let mut bomb = String::from("l0: &l0 [\"lol\"]\n");
+        for l in 1..=9 {
+            let refs = vec![format!("*l{}", l - 1); 5].join(", ");
+            bomb.push_str(&format!("l{l}: &l{l} [{refs}]\n"));
+        }
+        let at = alias_bomb(&bomb, MAX_ALIAS_NODES).expect("refused");
+        assert!(bomb[at..].starts_with("*l"), "{}", &bomb[at..]);
+        // Each alias of `a` adds its 5 nodes: two add 10, three 15.
+        assert!(alias_bomb("a: &a [1, 2, 3, 4]\nb: [*a, *a]\n", 10).is_none());
+        assert!(alias_bomb("a: &a [1, 2, 3, 4]\nb: [*a, *a, *a]\n", 10).is_some());
+    }
 
     /// The real depth of a YAML value.
     fn depth(v: &serde_yaml::Value) -> usize {
