@@ -156,6 +156,41 @@ impl Diagnostic {
         }
     }
 
+    /// The form shown on a terminal: the snippet of the line at fault,
+    /// unless that line is too long to show (a flow list of a hundred
+    /// thousand inputs is one line), where its place is told instead.
+    fn to_terminal(&self, file: &SourceFile) -> cs::Diagnostic<()> {
+        let long_line = self.span.as_ref().is_some_and(|span| {
+            let at = span.start.min(file.text.len());
+            let start = file.text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = file.text[at..]
+                .find('\n')
+                .map_or(file.text.len(), |i| at + i);
+            end - start > MAX_LINE
+        });
+        if !long_line {
+            return self.to_codespan();
+        }
+        let span = self.span.as_ref().map_or(0, |s| s.start);
+        let (line, column) = file.line_col(span);
+        let place = Diagnostic {
+            span: None,
+            help: std::iter::once(format!(
+                "at {}:{line}:{column}: {} (the line is too long to show)",
+                file.name, self.label
+            ))
+            .chain(self.help.iter().cloned())
+            .collect(),
+            ..self.clone()
+        };
+        // Notes read `help: …`; the place is not one.
+        let mut d = place.to_codespan();
+        if let Some(first) = d.notes.first_mut() {
+            *first = first.trim_start_matches("help: ").to_owned();
+        }
+        d
+    }
+
     fn to_codespan(&self) -> cs::Diagnostic<()> {
         let severity = match self.severity {
             Severity::Error => cs::Severity::Error,
@@ -186,7 +221,7 @@ pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic]) {
     let config = term::Config::default();
     // A failed write to stderr leaves nowhere to report it.
     for d in shown(diagnostics) {
-        let _ = term::emit_to_write_style(&mut stderr, &config, &files, &d.to_codespan());
+        let _ = term::emit_to_write_style(&mut stderr, &config, &files, &d.to_terminal(file));
     }
     if diagnostics.len() > MAX_SHOWN {
         let _ = writeln!(
@@ -202,6 +237,10 @@ pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic]) {
 /// The most diagnostics shown for one file on a terminal: past them, more
 /// only bury the first.
 const MAX_SHOWN: usize = 50;
+
+/// The longest line shown in a snippet, in bytes. Each diagnostic prints
+/// its line whole: fifty of a 300 KB line took seconds to print.
+const MAX_LINE: usize = 1_000;
 
 /// What [`emit`] shows: all of them, or, when there are too many, the
 /// errors first (in order), then warnings.
@@ -224,13 +263,34 @@ pub fn render(file: &SourceFile, diagnostics: &[Diagnostic]) -> String {
     let config = term::Config::default();
     diagnostics
         .iter()
-        .filter_map(|d| term::emit_into_string(&config, &files, &d.to_codespan()).ok())
+        .filter_map(|d| term::emit_into_string(&config, &files, &d.to_terminal(file)).ok())
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line too long to show is not printed for each diagnostic on it
+    /// (a 300 KB flow list, fifty times, took seconds); its place is told.
+    #[test]
+    fn a_line_too_long_to_show_is_told_by_its_place() {
+        let file = SourceFile {
+            name: "spec.yaml".into(),
+            text: format!("name: x\ninputs: [{}]\n", vec!["s"; 1_000].join(", ")),
+        };
+        let at = file.text.rfind('s').unwrap();
+        let d = Diagnostic::error("duplicate-input", "listed twice")
+            .at(Some(at..at + 1), "listed already");
+        let shown = render(&file, std::slice::from_ref(&d));
+        assert!(
+            shown.contains("at spec.yaml:2:3007: listed already"),
+            "{shown}"
+        );
+        assert!(shown.len() < 400, "{shown}");
+        let short = Diagnostic::error("x", "y").at(Some(0..4), "here");
+        assert!(render(&file, &[short]).contains("1 │ name: x"));
+    }
 
     #[test]
     fn too_many_diagnostics_show_every_error_first() {
