@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{bin, root};
+use crate::harness::{bin, campaign, root};
 use crate::recovery::Prng;
 use crate::stored::completed;
 
@@ -65,20 +65,7 @@ fn committed(out: &Path) -> BTreeMap<String, Vec<u64>> {
 
 #[test]
 fn a_flipped_bit_in_a_checkpoint_is_refused_or_harmless() {
-    let trials: u64 = std::env::var("DATAFLOW_DAMAGE_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(TRIALS);
-    let seed: u64 = std::env::var("DATAFLOW_DAMAGE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("damage: seed {seed} (replay with DATAFLOW_DAMAGE_SEED={seed})");
+    let (trials, seed) = campaign("DAMAGE", TRIALS);
     let mut rng = Prng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
     let (input, out, store) = (

@@ -22,6 +22,26 @@ pub fn dataflow(args: &[&str]) -> Output {
         .expect("the dataflow binary runs")
 }
 
+/// A randomized campaign's trials and seed: `DATAFLOW_<NAME>_TRIALS`
+/// (else `trials`) and `DATAFLOW_<NAME>_SEED` (else the clock). The seed
+/// is printed, so that a failure can be replayed.
+pub fn campaign(name: &str, trials: u64) -> (u64, u64) {
+    let var = |what: &str| {
+        std::env::var(format!("DATAFLOW_{name}_{what}"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let trials = var("TRIALS").unwrap_or(trials);
+    let seed = var("SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    eprintln!("{trials} trials, seed {seed} (DATAFLOW_{name}_SEED={seed} replays them)");
+    (trials, seed)
+}
+
 /// stdout and stderr of a finished command, as text.
 pub fn text(output: &Output) -> (String, String) {
     (

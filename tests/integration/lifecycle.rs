@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::harness::{bin, text};
+use crate::harness::{bin, campaign, text};
+use crate::recovery::Prng;
 use crate::restart::committed;
 
 /// Three files of 2,000 lines of 5 words over 50, read by two instances.
@@ -389,28 +390,9 @@ fn a_second_run_of_a_running_job_is_refused() {
 /// replays a sequence of delays.
 #[test]
 fn of_runs_started_together_one_runs_and_the_others_are_refused() {
-    let trials: u32 = std::env::var("DATAFLOW_CONCURRENT_TRIALS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(4);
-    let seed: u64 = std::env::var("DATAFLOW_CONCURRENT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                .into()
-        });
-    eprintln!("runs started together: seed {seed} (DATAFLOW_CONCURRENT_SEED replays it)");
-    let mut state = seed;
-    let mut delay = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        std::time::Duration::from_millis((state >> 33) % 300)
-    };
+    let (trials, seed) = campaign("CONCURRENT", 4);
+    let mut rng = Prng(seed);
+    let mut delay = || std::time::Duration::from_millis(rng.range(0, 299));
     let mut refused = 0;
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{bin, dataflow, root, text};
+use crate::harness::{bin, campaign, dataflow, root, text};
+use crate::recovery::Prng;
 
 fn spec(dir: &Path, state: &Path, count: Option<u64>) -> std::path::PathBuf {
     let path = dir.join("job.yaml");
@@ -198,13 +199,8 @@ fn look_alikes(seed: u64, n: usize) -> Vec<String> {
         " ",
         "_",
     ];
-    let mut state = seed;
-    let mut next = |m: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % m
-    };
+    let mut rng = Prng(seed);
+    let mut next = |m: u64| rng.range(0, m - 1);
     let mut names = std::collections::BTreeSet::new();
     while names.len() < n {
         let mut name: String = (0..1 + next(7))
@@ -227,21 +223,7 @@ fn look_alikes(seed: u64, n: usize) -> Vec<String> {
 /// replays a set of names.
 #[test]
 fn random_look_alikes_in_shared_folders_are_never_touched() {
-    let trials: u64 = std::env::var("DATAFLOW_SHARED_TRIALS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    let seed: u64 = std::env::var("DATAFLOW_SHARED_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                .into()
-        });
-    eprintln!("look-alikes: seed {seed} (DATAFLOW_SHARED_SEED replays it)");
+    let (trials, seed) = campaign("SHARED", 1);
     let mut kept = 0;
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();

@@ -303,21 +303,26 @@ mod tests {
         );
     }
 
+    /// A keyed `sum` of field `n` by field `k`, in memory.
+    fn sum_of_n_by_k() -> Keyed {
+        let fold = Fold::Aggregate {
+            kind: AggregateKind::Sum,
+            field: intern("n"),
+        };
+        Keyed::new(
+            Expr::compile_key("k").unwrap(),
+            fold,
+            Box::new(MemoryState::new(false)),
+            128,
+        )
+    }
+
     /// Issue 14, item 11: an integer sum past i64 used to turn silently
     /// into a float; it is the record's error now, as CEL's `+` is, and
     /// the total stays exact.
     #[test]
     fn an_integer_sum_that_overflows_is_the_records_error() {
-        let fold = Fold::Aggregate {
-            kind: AggregateKind::Sum,
-            field: intern("n"),
-        };
-        let mut op = Keyed::new(
-            Expr::compile_key("k").unwrap(),
-            fold,
-            Box::new(MemoryState::new(false)),
-            128,
-        );
+        let mut op = sum_of_n_by_k();
         let mut out = Vec::new();
         op.process(
             rec(&format!(r#"{{"k":"a","n":{}}}"#, i64::MAX - 1)),
@@ -337,16 +342,7 @@ mod tests {
     /// infinity, printed as `null` and stored in checkpoints as `null`.
     #[test]
     fn a_float_sum_that_overflows_is_the_records_error() {
-        let fold = Fold::Aggregate {
-            kind: AggregateKind::Sum,
-            field: intern("n"),
-        };
-        let mut op = Keyed::new(
-            Expr::compile_key("k").unwrap(),
-            fold,
-            Box::new(MemoryState::new(false)),
-            128,
-        );
+        let mut op = sum_of_n_by_k();
         let mut out = Vec::new();
         op.process(rec(r#"{"k":"a","n":1.5e308}"#), &mut out)
             .unwrap();
