@@ -339,18 +339,24 @@ fn a_restore_from_an_older_checkpoint_duplicates_no_committed_output() {
 /// Issue 14, item 2: two runs of one job at once corrupted each other's
 /// checkpoints and output. The second is refused, naming the first, and
 /// the first ends exactly-once.
+/// Starts `dataflow run spec` with its run files under `dir`, its
+/// stderr kept for the test.
+fn start_run(spec: &Path, dir: &Path) -> std::process::Child {
+    Command::new(bin())
+        .arg("run")
+        .arg(spec)
+        .env("DATAFLOW_RUN_DIR", dir.join("runs"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_second_run_of_a_running_job_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let spec = slow_spec(dir.path());
-    let mut first = Command::new(bin())
-        .arg("run")
-        .arg(&spec)
-        .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = start_run(&spec, dir.path());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !dir.path().join("store/wc").exists() || checkpoints(dir.path()).is_empty() {
         assert!(std::time::Instant::now() < deadline, "no checkpoint");
@@ -404,14 +410,7 @@ fn of_runs_started_together_one_runs_and_the_others_are_refused() {
             .iter()
             .map(|at| {
                 std::thread::sleep(at.saturating_sub(started.elapsed()));
-                Command::new(bin())
-                    .arg("run")
-                    .arg(&spec)
-                    .env("DATAFLOW_RUN_DIR", dir.path().join("runs"))
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                start_run(&spec, dir.path())
             })
             .collect();
         let outputs: Vec<Output> = runs
