@@ -432,6 +432,50 @@ mod tests {
         }
     }
 
+    /// The time figures are floats: whatever their value, the reader must
+    /// get back the very float the writer wrote, or the checksum over the
+    /// values would call an intact checkpoint damaged (CI stop 21: a
+    /// `sync_ms` of 1.0023549999999999 read back one bit off).
+    #[test]
+    fn a_checkpoint_with_the_value_that_failed_ci_reads_back_intact() {
+        let mut m = sample();
+        m.sync_ms = 1.002_354_999_999_999_9;
+        assert_eq!(Metadata::decode(&m.encode(), "m").unwrap(), m);
+    }
+
+    /// The two tests above pass in any test build, because a test-only
+    /// dependency (jsonschema) turns on serde_json's `float_roundtrip`; the
+    /// binary a user builds has only what the engine itself asks for. So
+    /// ask cargo what that build gets.
+    #[test]
+    fn the_engine_itself_asks_for_exact_float_parsing() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args(["tree", "--offline", "-e", "normal,features", "-i", "serde_json", "-p", "dataflow"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo tree runs");
+        let tree = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            tree.contains("serde_json feature \"float_roundtrip\""),
+            "the engine's own build lacks serde_json's float_roundtrip:\n{tree}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_time_figures_read_back_intact(
+            alignment_ms in 0.0..1e9f64,
+            sync_ms in proptest::num::f64::POSITIVE | proptest::num::f64::ZERO,
+        ) {
+            let mut m = sample();
+            m.alignment_ms = alignment_ms;
+            m.sync_ms = sync_ms;
+            proptest::prop_assert_eq!(Metadata::decode(&m.encode(), "m").unwrap(), m);
+        }
+    }
+
     #[test]
     fn histories_extend_and_merge() {
         assert_eq!(extend_history(&[], 4, 9), [(4, 9)]);
