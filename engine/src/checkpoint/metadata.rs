@@ -451,12 +451,25 @@ mod tests {
     fn the_engine_itself_asks_for_exact_float_parsing() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = std::process::Command::new(cargo)
-            .args(["tree", "--offline", "-e", "normal,features", "-i", "serde_json", "-p", "dataflow"])
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal,features",
+                "-i",
+                "serde_json",
+                "-p",
+                "dataflow",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .expect("cargo tree runs");
         let tree = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo tree: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(
             tree.contains("serde_json feature \"float_roundtrip\""),
             "the engine's own build lacks serde_json's float_roundtrip:\n{tree}"
