@@ -6,6 +6,8 @@
 //! - [`spec`]: the spec language: YAML text → typed [`spec::Spec`], with
 //!   source positions, and the JSON Schema generated from the same types.
 //! - [`expr`]: CEL expressions, compiled once; common shapes run natively.
+//! - [`nodes`]: the node types, one module each: settings, checks,
+//!   planning and how each builds its operator; the registry of them.
 //! - [`plan`]: the validated plan: names resolved, expressions compiled,
 //!   graph checked, as a petgraph DAG. The only input of everything after.
 //! - [`diag`]: diagnostics with spans, rendered like a compiler's or as JSON.
@@ -29,6 +31,7 @@ pub mod console;
 pub mod control;
 pub mod diag;
 pub mod expr;
+pub mod nodes;
 pub mod operators;
 pub mod plan;
 pub mod runtime;

@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::metadata::Metadata;
-use crate::plan::{Operator, Plan};
-use crate::spec::SourceKind;
+use crate::plan::{Plan, Planned};
 
 /// What becomes of one node's state or position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,23 +100,21 @@ pub fn assess(plan: &Plan, metadata: &Metadata, drop: &BTreeSet<String>) -> Asse
     for &index in &plan.order {
         let node = &plan.graph[index];
         let then = held.get(node.name.as_str());
-        let verdict = match (&node.op, &node.state) {
-            (Operator::Source(kind), _) => {
-                let replayable =
-                    matches!(kind, SourceKind::File { .. } | SourceKind::Generate { .. });
-                match then {
-                    Some(&(_, _, true)) if drop.contains(&node.name) => Verdict::Dropped { on_purpose: true },
-                    Some(&(from, _, true)) => match kind {
-                        SourceKind::Generate { .. } if from != node.parallelism => Verdict::Incompatible(format!(
-                            "a generate source taken at parallelism {from} cannot be restored at {}",
-                            node.parallelism
-                        )),
-                        _ => Verdict::Restored { from, to: node.parallelism },
-                    },
-                    _ if replayable => Verdict::New,
-                    _ => continue,
+        let verdict = match (&node.planned, &node.state) {
+            (Planned::Source(source), _) => match then {
+                Some(&(_, _, true)) if drop.contains(&node.name) => {
+                    Verdict::Dropped { on_purpose: true }
                 }
-            }
+                Some(&(from, _, true)) => match source.rescale(from, node.parallelism) {
+                    Err(why) => Verdict::Incompatible(why),
+                    Ok(()) => Verdict::Restored {
+                        from,
+                        to: node.parallelism,
+                    },
+                },
+                _ if source.replayable() => Verdict::New,
+                _ => continue,
+            },
             (_, Some(shape)) => match then {
                 Some(&(_, true, _)) if drop.contains(&node.name) => {
                     Verdict::Dropped { on_purpose: true }

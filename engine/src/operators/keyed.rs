@@ -4,17 +4,24 @@
 //! result for every input record, as Flink's keyed `sum` does: `sum` the
 //! record with `field` replaced by the running total, `min` and `max` the
 //! whole record holding the extreme of `field` (Flink's `minBy`/`maxBy`),
-//! `count` the key (named by [`count_key_field`]) and its count.
+//! `count` the key (named by [`key_field`]) and its count.
 //!
-//! [`count_key_field`]: crate::plan::count_key_field
+//! [`key_field`]: crate::nodes::transforms::count::key_field
 
 use std::cmp::Ordering;
 
 use super::{OpError, Operator, RecordError, Snapshot};
 use crate::expr::Expr;
-use crate::plan::AggregateKind;
 use crate::state::{encode_key, key_group, Changes, KeyedState};
 use crate::value::{intern, Name, Value};
+
+/// Which extreme or total an aggregate keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateKind {
+    Sum,
+    Min,
+    Max,
+}
 
 /// What a keyed operator does with the state of one key.
 pub enum Fold {
@@ -390,7 +397,7 @@ mod tests {
 
     /// `count` as the plan builds it: its key named after `key`.
     fn count(key: &str, inputs: &[&str]) -> Vec<String> {
-        let key_field = crate::plan::count_key_field(key);
+        let key_field = crate::nodes::transforms::count::key_field(key);
         run(Fold::Count { key_field }, key, inputs)
     }
 

@@ -7,13 +7,13 @@
 //! never the YAML again.
 
 mod chain;
+mod node;
 mod pushdown;
 pub mod store;
 mod summary;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::Arc;
 
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -22,25 +22,16 @@ use petgraph::Direction;
 
 use crate::diag::Diagnostic;
 use crate::expr::{CompileError, Expr, Var};
+use crate::nodes::{PlannedSink, PlannedSource, PlannedTransform};
 use crate::spec::spans::{self, Seg};
-use crate::spec::{
-    CheckpointSpec, GenerateMode, JobSettings, Loaded, OnError, SinkKind, SourceKind, StateSpec,
-    TransformKind,
-};
+use crate::spec::{CheckpointSpec, JobSettings, Loaded, OnError, StateSpec};
+pub use node::NodeCx;
 pub use store::{StoreLocation, StoreLocationError};
 
 /// The most key groups a job may have (Flink's limit as well).
 pub const MAX_KEY_GROUPS: u32 = 32_768;
 /// The largest `batch_size`: every channel reserves batches whole.
 pub const MAX_BATCH_SIZE: u32 = 65_536;
-/// The largest `generate` vocabulary, which is built in memory.
-const MAX_VOCABULARY: u64 = 10_000_000;
-/// The most words a `generate` line may have.
-const MAX_WORDS_PER_LINE: u64 = 10_000;
-/// The largest `max_record_bytes`: a record is held whole, and so are
-/// the words it splits into.
-const MAX_RECORD_BYTES: u64 = 1 << 30;
-
 /// A validated pipeline.
 #[derive(Debug)]
 pub struct Plan {
@@ -80,7 +71,7 @@ pub struct PlanNode {
     pub name: String,
     pub parallelism: u32,
     pub on_error: OnError,
-    pub op: Operator,
+    pub planned: Planned,
     /// Set on a projection moved in front of a keyed node's shuffle
     /// ([`pushdown`]): records reach it partitioned by that node's key.
     pub shuffle: Option<Shuffle>,
@@ -98,23 +89,6 @@ pub struct StateShape {
     pub key: String,
 }
 
-impl StateShape {
-    fn of(kind: &TransformKind) -> Option<StateShape> {
-        let (kind, key) = match kind {
-            TransformKind::Sum { key, .. } => ("sum", key),
-            TransformKind::Min { key, .. } => ("min", key),
-            TransformKind::Max { key, .. } => ("max", key),
-            TransformKind::Count { key } => ("count", key),
-            TransformKind::Reduce { key, .. } => ("reduce", key),
-            _ => return None,
-        };
-        Some(StateShape {
-            kind,
-            key: key.trim().to_owned(),
-        })
-    }
-}
-
 /// The key a node's input is partitioned by, read through a projection.
 #[derive(Debug)]
 pub struct Shuffle {
@@ -128,59 +102,33 @@ impl PlanNode {
     /// The key records reach this node partitioned by: its own, or the
     /// one of the keyed node it was moved in front of.
     pub fn partition_key(&self) -> Option<&Expr> {
-        self.shuffle.as_ref().map(|s| &s.key).or(self.op.key())
+        self.shuffle.as_ref().map(|s| &s.key).or(self.planned.key())
     }
 }
 
-/// What a node does, with its expressions compiled.
+/// What a node does, checked and with its expressions compiled: a node
+/// type's own planned form (see [`crate::nodes`]).
 #[derive(Debug)]
-pub enum Operator {
-    Source(SourceKind),
-    Map(Expr),
-    Filter(Expr),
-    /// Splits a string on a separator, or emits each element of a list.
-    FlatMap(FlatMap),
-    KeyBy(Expr),
-    /// Rolling keyed sum, min or max of a field.
-    Aggregate {
-        kind: AggregateKind,
-        key: Expr,
-        field: crate::value::Name,
-    },
-    /// Rolling keyed count; `key_field` names the key in its output
-    /// ([`count_key_field`]).
-    Count {
-        key: Expr,
-        key_field: crate::value::Name,
-    },
-    Reduce {
-        key: Expr,
-        expr: Expr,
-    },
-    Sink(SinkKind),
+pub enum Planned {
+    Source(Box<dyn PlannedSource>),
+    Transform(Box<dyn PlannedTransform>),
+    Sink(Box<dyn PlannedSink>),
 }
 
-#[derive(Debug)]
-pub enum FlatMap {
-    Split(Arc<str>),
-    Expr(Expr),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AggregateKind {
-    Sum,
-    Min,
-    Max,
-}
-
-impl Operator {
+impl Planned {
     /// The key that partitions this node's input, for keyed nodes.
     pub fn key(&self) -> Option<&Expr> {
         match self {
-            Operator::KeyBy(key)
-            | Operator::Aggregate { key, .. }
-            | Operator::Count { key, .. }
-            | Operator::Reduce { key, .. } => Some(key),
+            Planned::Transform(t) => t.key(),
+            _ => None,
+        }
+    }
+
+    /// The expression of a projection, which a keyed node's shuffle may
+    /// move in front of ([`pushdown`]).
+    pub fn projection(&self) -> Option<&Expr> {
+        match self {
+            Planned::Transform(t) => t.projection(),
             _ => None,
         }
     }
@@ -188,40 +136,18 @@ impl Operator {
     /// The `type` the user wrote, for summaries.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Operator::Source(SourceKind::Socket { .. }) => "socket",
-            Operator::Source(SourceKind::File { .. }) => "file",
-            Operator::Source(SourceKind::Generate { .. }) => "generate",
-            Operator::Source(SourceKind::Stdin { .. }) => "stdin",
-            Operator::Map(_) => "map",
-            Operator::Filter(_) => "filter",
-            Operator::FlatMap(_) => "flat_map",
-            Operator::KeyBy(_) => "key_by",
-            Operator::Aggregate {
-                kind: AggregateKind::Sum,
-                ..
-            } => "sum",
-            Operator::Aggregate {
-                kind: AggregateKind::Min,
-                ..
-            } => "min",
-            Operator::Aggregate {
-                kind: AggregateKind::Max,
-                ..
-            } => "max",
-            Operator::Count { .. } => "count",
-            Operator::Reduce { .. } => "reduce",
-            Operator::Sink(SinkKind::Print { .. }) => "print",
-            Operator::Sink(SinkKind::File { .. }) => "file",
-            Operator::Sink(SinkKind::Blackhole { .. }) => "blackhole",
+            Planned::Source(s) => s.type_name(),
+            Planned::Transform(t) => t.type_name(),
+            Planned::Sink(s) => s.type_name(),
         }
     }
 
     pub fn is_source(&self) -> bool {
-        matches!(self, Operator::Source(_))
+        matches!(self, Planned::Source(_))
     }
 
     pub fn is_sink(&self) -> bool {
-        matches!(self, Operator::Sink(_))
+        matches!(self, Planned::Sink(_))
     }
 }
 
@@ -318,34 +244,20 @@ impl Compiler<'_> {
             self.node_name("sources", name);
             let parallelism =
                 self.parallelism("sources", name, node.parallelism, default_parallelism);
-            if node.kind.single_instance() && parallelism > 1 {
-                let what = if matches!(node.kind, SourceKind::Socket { .. }) {
-                    "socket"
-                } else {
-                    "stdin"
-                };
-                let at = node.parallelism.map_or_else(
-                    || self.key_span(&["sources", name]),
-                    |_| self.span(&["sources", name, "parallelism"]),
-                );
-                self.error(
-                    Diagnostic::error(
-                        "single-instance-source",
-                        format!("source `{name}` reads from {what}, which only one instance can do, but its parallelism is {parallelism}"),
-                    )
-                    .at(at, "must be 1")
-                    .help(format!("set `parallelism: 1` on `{name}`; the nodes after it can still run in parallel")),
-                );
-            }
-            self.source(name, &node.kind);
-            let op = Operator::Source(node.kind.clone());
+            let planned = node.kind.node().plan(&mut NodeCx::new(
+                self,
+                "sources",
+                name,
+                node.parallelism,
+                parallelism,
+            ));
             index.insert(
                 name,
                 graph.add_node(PlanNode {
                     name: name.clone(),
                     parallelism,
                     on_error: node.on_error,
-                    op,
+                    planned: Planned::Source(planned),
                     shuffle: None,
                     state: None,
                 }),
@@ -358,22 +270,32 @@ impl Compiler<'_> {
             self.node_name("transforms", name);
             let parallelism =
                 self.parallelism("transforms", name, node.parallelism, default_parallelism);
-            let op = self.transform(name, &node.kind);
+            let planned = node.kind.node().plan(&mut NodeCx::new(
+                self,
+                "transforms",
+                name,
+                node.parallelism,
+                parallelism,
+            ));
             if index.contains_key(name.as_str()) {
                 shadowed.insert(("transforms", name));
                 continue;
             }
-            match op {
-                Some(op) => {
+            match planned {
+                Some(planned) => {
+                    let state = planned.state().map(|(kind, key)| StateShape {
+                        kind,
+                        key: key.to_owned(),
+                    });
                     index.insert(
                         name,
                         graph.add_node(PlanNode {
                             name: name.clone(),
                             parallelism,
                             on_error: node.on_error,
-                            op,
+                            planned: Planned::Transform(planned),
                             shuffle: None,
-                            state: StateShape::of(&node.kind),
+                            state,
                         }),
                     );
                 }
@@ -386,19 +308,24 @@ impl Compiler<'_> {
             self.node_name("sinks", name);
             let parallelism =
                 self.parallelism("sinks", name, node.parallelism, default_parallelism);
-            self.sink(name, &node.kind);
+            let planned = node.kind.node().plan(&mut NodeCx::new(
+                self,
+                "sinks",
+                name,
+                node.parallelism,
+                parallelism,
+            ));
             if index.contains_key(name.as_str()) {
                 shadowed.insert(("sinks", name));
                 continue;
             }
-            let op = Operator::Sink(with_print_prefix(name, &node.kind, spec));
             index.insert(
                 name,
                 graph.add_node(PlanNode {
                     name: name.clone(),
                     parallelism,
                     on_error: node.on_error,
-                    op,
+                    planned: Planned::Sink(planned),
                     shuffle: None,
                     state: None,
                 }),
@@ -617,265 +544,6 @@ impl Compiler<'_> {
         }
     }
 
-    fn source(&mut self, name: &str, kind: &SourceKind) {
-        if let SourceKind::Socket {
-            max_record_bytes, ..
-        }
-        | SourceKind::File {
-            max_record_bytes, ..
-        }
-        | SourceKind::Stdin {
-            max_record_bytes, ..
-        } = kind
-        {
-            self.in_range(
-                name,
-                "max_record_bytes",
-                u64::from(*max_record_bytes),
-                MAX_RECORD_BYTES,
-            );
-        }
-        match kind {
-            SourceKind::Socket { address, .. } => {
-                let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
-                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-                });
-                if !valid {
-                    self.error(
-                        Diagnostic::error(
-                            "invalid-address",
-                            format!("invalid address `{address}` for source `{name}`"),
-                        )
-                        .at(
-                            self.span(&["sources", name, "address"]),
-                            "expected host:port",
-                        )
-                        .help("e.g. `address: 127.0.0.1:8888`"),
-                    );
-                }
-            }
-            SourceKind::File { path, .. } => {
-                if path.is_empty() {
-                    self.error(
-                        Diagnostic::error(
-                            "invalid-path",
-                            format!("source `{name}` has an empty `path`"),
-                        )
-                        .at(self.span(&["sources", name, "path"]), "empty"),
-                    );
-                } else if let Err(e) = glob::Pattern::new(path) {
-                    self.error(
-                        Diagnostic::error(
-                            "invalid-glob",
-                            format!(
-                                "invalid glob pattern `{path}` in source `{name}`: {}",
-                                e.msg
-                            ),
-                        )
-                        .at(self.span(&["sources", name, "path"]), "bad pattern"),
-                    );
-                }
-            }
-            SourceKind::Generate {
-                rate,
-                mode,
-                words_per_line,
-                vocabulary,
-                time_field,
-                ..
-            } => {
-                if let Some(field) = time_field {
-                    self.time_field(name, *mode, field);
-                }
-                for (field, value, max) in [
-                    ("rate", rate.unwrap_or(1), u64::MAX),
-                    (
-                        "words_per_line",
-                        u64::from(*words_per_line),
-                        MAX_WORDS_PER_LINE,
-                    ),
-                    ("vocabulary", u64::from(*vocabulary), MAX_VOCABULARY),
-                ] {
-                    self.in_range(name, field, value, max);
-                }
-            }
-            SourceKind::Stdin { .. } => {}
-        }
-    }
-
-    /// A source's setting that must be between 1 and `max`.
-    fn in_range(&mut self, name: &str, field: &str, value: u64, max: u64) {
-        if value == 0 || value > max {
-            self.error(
-                Diagnostic::error(
-                    "invalid-value",
-                    if max == u64::MAX {
-                        format!("`{field}` of source `{name}` must be at least 1")
-                    } else {
-                        format!(
-                            "`{field}` of source `{name}` must be between 1 and {max}, not {value}"
-                        )
-                    },
-                )
-                .at(self.span(&["sources", name, field]), "out of range"),
-            );
-        }
-    }
-
-    /// A `generate` source's `time_field`: a plain field name, other than
-    /// the record's own, on records that have fields.
-    fn time_field(&mut self, name: &str, mode: GenerateMode, field: &str) {
-        let at = self.span(&["sources", name, "time_field"]);
-        if mode == GenerateMode::Lines {
-            self.error(
-                Diagnostic::error(
-                    "invalid-value",
-                    format!("source `{name}` has a `time_field`, but with `mode: lines` its records are strings, which have no fields"),
-                )
-                .at(at, "needs `mode: records`")
-                .help("remove `time_field`, or generate `mode: records` (maps `{seq, value}`) to carry a source time"),
-            );
-        } else if !is_field_name(field) {
-            self.error(
-                Diagnostic::error(
-                    "invalid-field",
-                    format!("`time_field` of source `{name}` must be a field name, not `{field}`"),
-                )
-                .at(at, "expected a field name such as `ts`"),
-            );
-        } else if field == "seq" || field == "value" {
-            self.error(
-                Diagnostic::error(
-                    "invalid-field",
-                    format!("`time_field` of source `{name}` cannot be `{field}`: the generated records have that field already"),
-                )
-                .at(at, "taken")
-                .help("name it something else, such as `ts`"),
-            );
-        }
-    }
-
-    fn sink(&mut self, name: &str, kind: &SinkKind) {
-        if let Some(field) = kind.latency_field() {
-            if !is_field_name(field) {
-                self.error(
-                    Diagnostic::error(
-                        "invalid-field",
-                        format!(
-                            "`latency_field` of sink `{name}` must be a field name, not `{field}`"
-                        ),
-                    )
-                    .at(
-                        self.span(&["sinks", name, "latency_field"]),
-                        "expected a field name such as `ts`",
-                    ),
-                );
-            }
-        }
-        if let SinkKind::File { path, .. } = kind {
-            if path.is_empty() {
-                self.error(
-                    Diagnostic::error("invalid-path", format!("sink `{name}` has an empty `path`"))
-                        .at(self.span(&["sinks", name, "path"]), "empty"),
-                );
-            }
-        }
-    }
-
-    /// Compiles a transform's expressions; `None` when one does not compile.
-    fn transform(&mut self, name: &str, kind: &TransformKind) -> Option<Operator> {
-        let this = &[Var::This][..];
-        Some(match kind {
-            TransformKind::Map { expr } => Operator::Map(self.expr(name, "expr", expr, this)?),
-            TransformKind::Filter { condition } => {
-                Operator::Filter(self.expr(name, "condition", condition, this)?)
-            }
-            TransformKind::FlatMap { split, expr } => match (split, expr) {
-                (Some(sep), None) if !sep.is_empty() => {
-                    Operator::FlatMap(FlatMap::Split(Arc::from(sep.as_str())))
-                }
-                (None, Some(e)) => {
-                    Operator::FlatMap(FlatMap::Expr(self.expr(name, "expr", e, this)?))
-                }
-                (Some(_), None) => {
-                    self.error(
-                        Diagnostic::error(
-                            "invalid-value",
-                            format!("`split` of transform `{name}` is empty"),
-                        )
-                        .at(self.span(&["transforms", name, "split"]), "empty separator"),
-                    );
-                    return None;
-                }
-                // Both, or neither.
-                (split, _) => {
-                    let (message, at, label) = if split.is_some() {
-                        (
-                            format!("flat_map `{name}` has both `split` and `expr`"),
-                            self.key_span(&["transforms", name, "expr"]),
-                            "remove `split` or `expr`",
-                        )
-                    } else {
-                        (
-                            format!("flat_map `{name}` has neither `split` nor `expr`"),
-                            self.key_span(&["transforms", name]),
-                            "add `split` or `expr`",
-                        )
-                    };
-                    self.error(
-                        Diagnostic::error("flat-map-needs-one", message)
-                            .at(at, label)
-                            .help("a flat_map needs exactly one of them: `split: \",\"` splits a string; `expr: this.items` emits each element of a list"),
-                    );
-                    return None;
-                }
-            },
-            TransformKind::KeyBy { key } => Operator::KeyBy(self.key(name, key)?),
-            TransformKind::Sum { key, field }
-            | TransformKind::Min { key, field }
-            | TransformKind::Max { key, field } => {
-                let kind = match kind {
-                    TransformKind::Sum { .. } => AggregateKind::Sum,
-                    TransformKind::Min { .. } => AggregateKind::Min,
-                    _ => AggregateKind::Max,
-                };
-                let key = self.key(name, key);
-                let field_ok = is_field_name(field);
-                if !field_ok {
-                    self.error(
-                        Diagnostic::error(
-                            "invalid-field",
-                            format!(
-                                "`field` of transform `{name}` must be a field name, not `{field}`"
-                            ),
-                        )
-                        .at(
-                            self.span(&["transforms", name, "field"]),
-                            "expected a field name such as `count`",
-                        ),
-                    );
-                }
-                Operator::Aggregate {
-                    kind,
-                    key: key?,
-                    field: field_ok.then(|| crate::value::intern(field))?,
-                }
-            }
-            TransformKind::Count { key: source } => Operator::Count {
-                key: self.key(name, source)?,
-                key_field: count_key_field(source),
-            },
-            TransformKind::Reduce { key, expr } => {
-                let key = self.key(name, key);
-                let expr = self.expr(name, "expr", expr, &[Var::Acc, Var::This]);
-                Operator::Reduce {
-                    key: key?,
-                    expr: expr?,
-                }
-            }
-        })
-    }
-
     fn key(&mut self, name: &str, key: &str) -> Option<Expr> {
         self.report_expr(name, "key", key, Expr::compile_key(key))
     }
@@ -1037,7 +705,7 @@ impl Compiler<'_> {
                     }
                     continue;
                 };
-                if graph[from].op.is_sink() {
+                if graph[from].planned.is_sink() {
                     let upstream = spec
                         .sinks
                         .get(input)
@@ -1058,7 +726,7 @@ impl Compiler<'_> {
                     self.error(d);
                     continue;
                 }
-                let kind = if graph[to].op.key().is_some() {
+                let kind = if graph[to].planned.key().is_some() {
                     EdgeKind::Hash
                 } else if graph[from].parallelism == graph[to].parallelism {
                     EdgeKind::Forward
@@ -1117,7 +785,7 @@ impl Compiler<'_> {
     fn unused_outputs(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) {
         let mut reaches_sink = vec![false; graph.node_count()];
         let reversed = Reversed(graph);
-        for sink in graph.node_indices().filter(|&n| graph[n].op.is_sink()) {
+        for sink in graph.node_indices().filter(|&n| graph[n].planned.is_sink()) {
             let mut dfs = Dfs::new(&reversed, sink);
             while let Some(n) = dfs.next(&reversed) {
                 reaches_sink[n.index()] = true;
@@ -1128,7 +796,7 @@ impl Compiler<'_> {
                 continue;
             }
             let node = &graph[n];
-            let section = if node.op.is_source() {
+            let section = if node.planned.is_source() {
                 "sources"
             } else {
                 "transforms"
@@ -1154,48 +822,9 @@ impl Compiler<'_> {
     }
 }
 
-/// A sink as it runs: a `print` sink without a `prefix` takes its own
-/// name as one when the spec has other `print` sinks, so that their lines
-/// can be told apart.
-fn with_print_prefix(name: &str, kind: &SinkKind, spec: &crate::spec::Spec) -> SinkKind {
-    match kind {
-        SinkKind::Print {
-            prefix: None,
-            latency_field,
-        } if spec
-            .sinks
-            .values()
-            .filter(|n| matches!(n.kind, SinkKind::Print { .. }))
-            .count()
-            > 1 =>
-        {
-            SinkKind::Print {
-                prefix: Some(name.to_owned()),
-                latency_field: latency_field.clone(),
-            }
-        }
-        other => other.clone(),
-    }
-}
-
-/// The name of the key in the output of a `count` whose `key` is written
-/// `source`, as SQL names a grouped column: the last name of a field path
-/// (`word`; `user.id` gives `id`; `this.word`, the same key as `word`,
-/// gives `word`), else `key` (for `this` or any other expression, and for
-/// a field named `count`, which would clash with the count).
-pub fn count_key_field(source: &str) -> crate::value::Name {
-    let last = source.rsplit('.').next().unwrap_or(source);
-    let name = if crate::expr::is_field_path(source) && source != "this" && last != "count" {
-        last
-    } else {
-        "key"
-    };
-    crate::value::intern(name)
-}
-
 /// A plain field name (no path): what `field`, `time_field` and
 /// `latency_field` take.
-fn is_field_name(field: &str) -> bool {
+pub(crate) fn is_field_name(field: &str) -> bool {
     crate::expr::is_field_path(field) && !field.contains('.')
 }
 

@@ -16,7 +16,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use super::{EdgeKind, Operator, PlanNode, Shuffle};
+use super::{EdgeKind, PlanNode, Shuffle};
 
 /// Moves each shuffle in front of the projections before it, as far up as
 /// the conditions hold: the projection (a `map` whose `expr` is a map
@@ -31,8 +31,8 @@ pub(super) fn shuffle_before_projections(
     for &keyed in order.iter().rev() {
         let mut to = keyed;
         while let Some(from) = movable(graph, to) {
-            let key = match (&graph[from].op, graph[to].partition_key()) {
-                (Operator::Map(projection), Some(key)) => projection.key_through_projection(key),
+            let key = match (graph[from].planned.projection(), graph[to].partition_key()) {
+                (Some(projection), Some(key)) => projection.key_through_projection(key),
                 _ => None,
             };
             let Some(key) = key else { break };
@@ -68,7 +68,7 @@ fn movable(graph: &DiGraph<PlanNode, EdgeKind>, to: NodeIndex) -> Option<NodeInd
     let from = edge.source();
     let ok = inputs.next().is_none()
         && *edge.weight() == EdgeKind::Hash
-        && matches!(graph[from].op, Operator::Map(_))
+        && graph[from].planned.projection().is_some()
         && graph[from].shuffle.is_none()
         && graph[from].parallelism == graph[to].parallelism
         && graph.edges_directed(from, Direction::Outgoing).count() == 1

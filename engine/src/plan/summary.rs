@@ -6,8 +6,9 @@ use std::fmt::Write;
 use petgraph::Direction;
 use serde_json::{json, Value};
 
-use super::{Operator, Plan};
-use crate::spec::{SinkKind, SourceKind, StateBackendKind};
+use super::{Plan, Planned};
+use crate::nodes::Delivery;
+use crate::spec::StateBackendKind;
 
 impl Plan {
     /// Where the state backend keeps its files.
@@ -23,30 +24,26 @@ impl Plan {
 
     /// The delivery guarantee a sink gives after a failure and a restore.
     /// The delivery guarantee of a sink after failures and restores.
-    fn guarantee(&self, op: &Operator) -> Option<&'static str> {
-        let Operator::Sink(kind) = op else {
+    fn guarantee(&self, planned: &Planned) -> Option<&'static str> {
+        let Planned::Sink(sink) = planned else {
             return None;
         };
         let Some(cp) = &self.checkpoint else {
             return Some("no recovery: without checkpoints a failed job starts over");
         };
-        let replayable = self.graph.node_weights().all(|n| match &n.op {
-            Operator::Source(kind) => Self::replayable(kind),
+        let replayable = self.graph.node_weights().all(|n| match &n.planned {
+            Planned::Source(source) => source.replayable(),
             _ => true,
         });
-        Some(match kind {
-            SinkKind::Blackhole { .. } => "discards",
-            SinkKind::File { .. }
+        Some(match sink.delivery() {
+            Delivery::Discards => "discards",
+            Delivery::TwoPhaseCommit
                 if replayable && cp.settings.mode == crate::spec::CheckpointMode::ExactlyOnce =>
             {
                 "exactly-once (two-phase commit)"
             }
             _ => "at-least-once",
         })
-    }
-
-    fn replayable(kind: &SourceKind) -> bool {
-        matches!(kind, SourceKind::File { .. } | SourceKind::Generate { .. })
     }
 
     /// A human-readable summary, several lines.
@@ -84,7 +81,7 @@ impl Plan {
             let mut line = format!(
                 "  {:<width$}  {:<9} ×{}",
                 node.name,
-                node.op.type_name(),
+                node.planned.type_name(),
                 node.parallelism
             );
             if !inputs.is_empty() {
@@ -97,12 +94,12 @@ impl Plan {
                     shuffle.keyed
                 );
             }
-            if let Operator::Source(kind) = &node.op {
-                if self.checkpoint.is_some() && !Self::replayable(kind) {
+            if let Planned::Source(source) = &node.planned {
+                if self.checkpoint.is_some() && !source.replayable() {
                     line.push_str("  [not replayable: after a restore, at-most-once for the records in flight]");
                 }
             }
-            if let Some(g) = self.guarantee(&node.op) {
+            if let Some(g) = self.guarantee(&node.planned) {
                 let _ = write!(line, "  [{g}]");
             }
             let _ = writeln!(out, "{}", line.trim_end());
@@ -164,16 +161,16 @@ impl Plan {
                     .collect();
                 let mut v = json!({
                     "name": node.name,
-                    "type": node.op.type_name(),
+                    "type": node.planned.type_name(),
                     "parallelism": node.parallelism,
                     "on_error": node.on_error,
                     "inputs": inputs,
                 });
-                if let Some(g) = self.guarantee(&node.op) {
+                if let Some(g) = self.guarantee(&node.planned) {
                     v["guarantee"] = json!(g);
                 }
-                if let Operator::Source(kind) = &node.op {
-                    v["replayable"] = json!(Self::replayable(kind));
+                if let Planned::Source(source) = &node.planned {
+                    v["replayable"] = json!(source.replayable());
                 }
                 if let Some(shuffle) = &node.shuffle {
                     v["partitioned_by_key_of"] = json!(shuffle.keyed);

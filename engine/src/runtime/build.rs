@@ -4,23 +4,17 @@
 //! outside world: a missing input file, an unwritable folder, the state
 //! backend's disk.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use super::instance::Role;
 use super::metrics::Metrics;
 use crate::checkpoint::restore::{load_chain, Restore};
+use crate::nodes::{Instance, Step};
 use crate::operators::keyed::{Fold, Keyed};
-use crate::operators::sinks::{
-    blackhole::BlackholeSink, file::FileSink, latency::Timed, print::PrintSink,
-};
-use crate::operators::sources::{
-    file::FileSource, generate::GenerateSource, socket::SocketSource, stdin::StdinSource, Cancel,
-};
-use crate::operators::stateless::{Explode, Filter, Map, PassThrough, Split};
-use crate::operators::{OpError, Sink};
-use crate::plan::{FlatMap, Operator, Plan, PlanNode};
-use crate::spec::{SinkKind, SourceKind};
+use crate::operators::sinks::latency::Timed;
+use crate::operators::sources::Cancel;
+use crate::operators::OpError;
+use crate::plan::{Plan, PlanNode, Planned};
 use crate::state::memory::MemoryState;
 use crate::state::sled::SledStore;
 use crate::state::{KeyGroupRange, KeyedState};
@@ -61,11 +55,14 @@ pub fn role(
     restore: Option<&Restore>,
     metrics: &Metrics,
 ) -> Result<Role, OpError> {
-    let p = node.parallelism;
+    let at = Instance {
+        index,
+        parallelism: node.parallelism,
+    };
     let max_parallelism = plan.job.max_parallelism;
     let keyed = |fold| -> Result<Role, OpError> {
         let key = node
-            .op
+            .planned
             .key()
             .cloned()
             .ok_or_else(|| OpError::Fatal("a keyed operator without a key".into()))?;
@@ -87,82 +84,15 @@ pub fn role(
             max_parallelism,
         ))))
     };
-    let mut role = match &node.op {
-        Operator::Source(kind) => Role::Source(match kind {
-            SourceKind::File {
-                path,
-                format,
-                follow,
-                max_record_bytes,
-            } => Box::new(FileSource::open(
-                path,
-                *format,
-                *follow,
-                *max_record_bytes,
-                index,
-                p,
-                cancel.clone(),
-            )?),
-            SourceKind::Generate {
-                seed,
-                count,
-                rate,
-                mode,
-                words_per_line,
-                vocabulary,
-                time_field,
-            } => Box::new(GenerateSource::new(
-                *seed,
-                *count,
-                *rate,
-                *mode,
-                *words_per_line,
-                *vocabulary,
-                time_field.as_deref(),
-                index,
-                p,
-                cancel.clone(),
-            )),
-            SourceKind::Socket {
-                address,
-                reconnect,
-                max_record_bytes,
-            } => Box::new(SocketSource::new(
-                address.clone(),
-                *reconnect,
-                *max_record_bytes,
-                cancel.clone(),
-            )),
-            SourceKind::Stdin {
-                format,
-                max_record_bytes,
-            } => Box::new(StdinSource::new(*format, *max_record_bytes)),
-        }),
-        Operator::Map(e) => Role::Transform(Box::new(Map(e.clone()))),
-        Operator::Filter(e) => Role::Transform(Box::new(Filter(e.clone()))),
-        Operator::FlatMap(FlatMap::Split(sep)) => Role::Transform(Box::new(Split(sep.clone()))),
-        Operator::FlatMap(FlatMap::Expr(e)) => Role::Transform(Box::new(Explode(e.clone()))),
-        Operator::KeyBy(_) => Role::Transform(Box::new(PassThrough)),
-        Operator::Aggregate { kind, field, .. } => keyed(Fold::Aggregate {
-            kind: *kind,
-            field: field.clone(),
-        })?,
-        Operator::Count { key_field, .. } => keyed(Fold::Count {
-            key_field: key_field.clone(),
-        })?,
-        Operator::Reduce { expr, .. } => keyed(Fold::Reduce(expr.clone()))?,
-        Operator::Sink(kind) => {
-            let sink: Box<dyn Sink> = match kind {
-                SinkKind::Print { prefix, .. } => {
-                    Box::new(PrintSink::new(prefix.as_deref().unwrap_or(""), index, p))
-                }
-                SinkKind::File { path, format, .. } => Box::new(
-                    FileSink::open(Path::new(path), *format, index, plan.checkpoint.is_some())
-                        .map_err(|e| OpError::Fatal(e.to_string()))?,
-                ),
-                SinkKind::Blackhole { .. } => Box::new(BlackholeSink),
-            };
-            Role::Sink(match kind.latency_field() {
+    let mut role = match &node.planned {
+        Planned::Source(source) => Role::Source(source.build(at, cancel)?),
+        Planned::Transform(transform) => match transform.build() {
+            Step::Stateless(op) => Role::Transform(op),
+            Step::Keyed(fold) => keyed(fold)?,
+        },
+        Planned::Sink(planned) => {
+            let sink = planned.build(at, plan.checkpoint.is_some())?;
+            Role::Sink(match planned.latency_field() {
                 Some(field) => Box::new(Timed::new(sink, field, Arc::clone(&metrics.latency))),
                 None => sink,
             })

@@ -31,7 +31,7 @@ use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::checkpoint::uploader::{self, UploaderConfig};
 use crate::checkpoint::{retention, Report, SavepointRequest, SourceCommand};
 use crate::operators::sources::Canceller;
-use crate::plan::{Operator, Plan};
+use crate::plan::{Plan, Planned};
 use crate::spec::{OnCancel, StateBackendKind};
 use crate::workdir::{self, WorkDir};
 use build::StateFactory;
@@ -207,8 +207,8 @@ fn attempt(
             .map(|&n| NodeStats {
                 name: plan.graph[n].name.clone(),
                 index: n,
-                is_source: plan.graph[n].op.is_source(),
-                is_sink: plan.graph[n].op.is_sink(),
+                is_source: plan.graph[n].planned.is_source(),
+                is_sink: plan.graph[n].planned.is_sink(),
                 instances: Vec::new(),
             })
             .collect(),
@@ -471,7 +471,7 @@ fn start_instance(
         .map_err(|e| RunError::Setup(format!("{name} (node `{}`): {e}", node.name)))?;
         let checkpoint = match (&plan.checkpoint, checkpoints.as_deref_mut()) {
             (Some(cp), Some(c)) => {
-                let is_source = node.op.is_source();
+                let is_source = node.planned.is_source();
                 c.participants.push(Participant {
                     name: name.clone(),
                     is_source,
@@ -504,7 +504,7 @@ fn start_instance(
                 } else {
                     None
                 };
-                let commits = node.op.is_sink().then(|| {
+                let commits = node.planned.is_sink().then(|| {
                     let (tx, rx) = crossbeam_channel::bounded(4096);
                     c.commits.push(tx);
                     rx
@@ -598,13 +598,11 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
     use crate::checkpoint::metadata::in_history;
     use crate::operators::sinks::file;
 
-    let sinks: Vec<(&str, &str)> = plan
+    let sinks: Vec<(&str, &std::path::Path)> = plan
         .graph
         .node_weights()
-        .filter_map(|node| match &node.op {
-            Operator::Sink(crate::spec::SinkKind::File { path, .. }) => {
-                Some((node.name.as_str(), path.as_str()))
-            }
+        .filter_map(|node| match &node.planned {
+            Planned::Sink(sink) => Some((node.name.as_str(), sink.committed_folder()?)),
             _ => None,
         })
         .collect();
@@ -637,13 +635,8 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
         restorable: &restorable,
     };
     for (name, path) in sinks {
-        let recovery = file::recover(
-            std::path::Path::new(path),
-            &point,
-            options.newer_output,
-            &options.run_id,
-        )
-        .map_err(|e| RunError::Setup(format!("cannot recover the output of `{name}`: {e}")))?;
+        let recovery = file::recover(path, &point, options.newer_output, &options.run_id)
+            .map_err(|e| RunError::Setup(format!("cannot recover the output of `{name}`: {e}")))?;
         if recovery.brought_back > 0 {
             tracing::info!(
                 "`{name}`: {} output file{} of chk-{id}'s past brought back from an earlier restore's .superseded-* folder",
@@ -675,10 +668,11 @@ fn settle_sinks(plan: &Plan, stats: &coordinator::Stats) {
         restorable: &|_| true,
     };
     for node in plan.graph.node_weights() {
-        if let Operator::Sink(crate::spec::SinkKind::File { path, .. }) = &node.op {
-            if let Err(e) =
-                crate::operators::sinks::file::settle(std::path::Path::new(path), &point)
-            {
+        let Planned::Sink(sink) = &node.planned else {
+            continue;
+        };
+        if let Some(folder) = sink.committed_folder() {
+            if let Err(e) = crate::operators::sinks::file::settle(folder, &point) {
                 tracing::warn!(
                     "`{}`: the output of chk-{last} is not all committed yet ({e}); the next restore commits it",
                     node.name

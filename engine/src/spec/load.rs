@@ -93,21 +93,19 @@ trait Section: DeserializeOwned + Sized {
 impl Section for SourceKind {
     const KEY: &'static str = "sources";
     const NOUN: &'static str = "source";
-    const TYPES: &'static [&'static str] = &["socket", "file", "generate", "stdin"];
+    const TYPES: &'static [&'static str] = SourceKind::TYPES;
 }
 
 impl Section for TransformKind {
     const KEY: &'static str = "transforms";
     const NOUN: &'static str = "transform";
-    const TYPES: &'static [&'static str] = &[
-        "map", "filter", "flat_map", "key_by", "sum", "min", "max", "count", "reduce",
-    ];
+    const TYPES: &'static [&'static str] = TransformKind::TYPES;
 }
 
 impl Section for SinkKind {
     const KEY: &'static str = "sinks";
     const NOUN: &'static str = "sink";
-    const TYPES: &'static [&'static str] = &["print", "file", "blackhole"];
+    const TYPES: &'static [&'static str] = SinkKind::TYPES;
 }
 
 /// Which section a node `type` belongs to, for "this is a sink" hints.

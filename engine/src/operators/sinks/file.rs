@@ -19,8 +19,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::nodes::sinks::file::OutputFormat;
 use crate::operators::{Sink, SinkError};
-use crate::spec::OutputFormat;
 use crate::value::Value;
 
 pub struct FileSink {

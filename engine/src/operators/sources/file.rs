@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use super::lines::{LineReader, Next};
 use super::{parse_json_line, trim_newline, Cancel};
+use crate::nodes::sources::file::File as FileSpec;
+use crate::nodes::sources::InputFormat;
+use crate::nodes::Instance;
 use crate::operators::{OpError, Poll, RecordError, Source};
-use crate::spec::InputFormat;
 use crate::value::{Str, Value};
 
 pub struct FileSource {
@@ -45,16 +47,14 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Resolves `pattern` (a path or a glob) to the files of one instance.
-    pub fn open(
-        pattern: &str,
-        format: InputFormat,
-        follow: bool,
-        max_record_bytes: u32,
-        instance: u32,
-        parallelism: u32,
-        cancel: Cancel,
-    ) -> Result<FileSource, OpError> {
+    /// Resolves the spec's `path` (a path or a glob) to the files of one
+    /// instance.
+    pub fn open(spec: &FileSpec, at: Instance, cancel: Cancel) -> Result<FileSource, OpError> {
+        let pattern = spec.path.as_str();
+        let Instance {
+            index: instance,
+            parallelism,
+        } = at;
         let mut all: Vec<PathBuf> = glob::glob(pattern)
             .map_err(|e| OpError::Fatal(format!("invalid glob pattern `{pattern}`: {}", e.msg)))?
             .filter_map(Result::ok)
@@ -77,11 +77,11 @@ impl FileSource {
             reader: None,
             offset: 0,
             line_no: Some(1),
-            format,
-            follow,
+            format: spec.format,
+            follow: spec.follow,
             cancel,
-            lines: LineReader::new(max_record_bytes),
-            max_record_bytes,
+            lines: LineReader::new(spec.max_record_bytes),
+            max_record_bytes: spec.max_record_bytes,
             resume_at: Vec::new(),
             finished_before: Vec::new(),
             matched,
@@ -381,19 +381,24 @@ mod tests {
     use super::*;
     use crate::operators::sources::Canceller;
 
+    fn open(pattern: &str, follow: bool, max: u32, at: (u32, u32), cancel: Cancel) -> FileSource {
+        let spec = FileSpec {
+            path: pattern.to_owned(),
+            format: InputFormat::Text,
+            follow,
+            max_record_bytes: max,
+        };
+        let at = Instance {
+            index: at.0,
+            parallelism: at.1,
+        };
+        FileSource::open(&spec, at, cancel).unwrap()
+    }
+
     fn source(dir: &std::path::Path, instance: u32, parallelism: u32) -> FileSource {
         let pattern = format!("{}/*.txt", dir.display());
         let cancel = Canceller::new().token();
-        FileSource::open(
-            &pattern,
-            InputFormat::Text,
-            false,
-            1 << 20,
-            instance,
-            parallelism,
-            cancel,
-        )
-        .unwrap()
+        open(&pattern, false, 1 << 20, (instance, parallelism), cancel)
     }
 
     /// A checkpoint taken after a restore but before the first poll (a
@@ -511,7 +516,7 @@ mod tests {
         let pattern = format!("{}/*.txt", dir.path().display());
         let open = || {
             let cancel = Canceller::new().token();
-            FileSource::open(&pattern, InputFormat::Text, false, 100, 0, 1, cancel).unwrap()
+            open(&pattern, false, 100, (0, 1), cancel)
         };
         let mut s = open();
         let mut out = Vec::new();
@@ -566,16 +571,7 @@ mod tests {
         let pattern = format!("{}/*.txt", dir.path().display());
         // Kept alive: a dropped canceller cancels.
         let canceller = Canceller::new();
-        let mut s = FileSource::open(
-            &pattern,
-            InputFormat::Text,
-            true,
-            100,
-            0,
-            1,
-            canceller.token(),
-        )
-        .unwrap();
+        let mut s = open(&pattern, true, 100, (0, 1), canceller.token());
         let mut out = Vec::new();
         assert!(matches!(s.poll(&mut out, 10), Ok(Poll::Ready)));
         assert_eq!(out, [Value::Str(Str::from("a"))]);

@@ -13,8 +13,9 @@
 use std::time::{Duration, Instant};
 
 use super::Cancel;
+use crate::nodes::sources::generate::{Generate, GenerateMode};
+use crate::nodes::Instance;
 use crate::operators::{epoch_micros, OpError, Poll, Source};
-use crate::spec::GenerateMode;
 use crate::value::{intern, Name, Str, Value};
 
 pub struct GenerateSource {
@@ -45,20 +46,13 @@ struct Lines {
 }
 
 impl GenerateSource {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        seed: u64,
-        count: Option<u64>,
-        rate: Option<u64>,
-        mode: GenerateMode,
-        words_per_line: u32,
-        vocabulary: u32,
-        time_field: Option<&str>,
-        instance: u32,
-        parallelism: u32,
-        cancel: Cancel,
-    ) -> GenerateSource {
-        let lines = (mode == GenerateMode::Lines).then(|| {
+    pub fn new(spec: &Generate, at: Instance, cancel: Cancel) -> GenerateSource {
+        let (vocabulary, words_per_line) = (spec.vocabulary, spec.words_per_line);
+        let Instance {
+            index: instance,
+            parallelism,
+        } = at;
+        let lines = (spec.mode == GenerateMode::Lines).then(|| {
             let weights: Vec<f64> = (1..=vocabulary).map(|r| 1.0 / f64::from(r)).collect();
             let total: f64 = weights.iter().sum();
             let mut acc = 0.0;
@@ -77,18 +71,18 @@ impl GenerateSource {
             }
         });
         GenerateSource {
-            seed,
+            seed: spec.seed,
             next: u64::from(instance),
             step: u64::from(parallelism),
-            count,
-            rate: rate.map(|r| r as f64 / f64::from(parallelism)),
+            count: spec.count,
+            rate: spec.rate.map(|r| r as f64 / f64::from(parallelism)),
             started: None,
             produced: 0,
             lines,
             cancel,
             seq_field: intern("seq"),
             value_field: intern("value"),
-            time_field: time_field.map(intern),
+            time_field: spec.time_field.as_deref().map(intern),
         }
     }
 }
@@ -212,6 +206,22 @@ mod tests {
         super::super::Canceller::new().token()
     }
 
+    fn lines(seed: u64, count: u64) -> Generate {
+        Generate {
+            seed,
+            count: Some(count),
+            rate: None,
+            mode: GenerateMode::Lines,
+            words_per_line: 3,
+            vocabulary: 50,
+            time_field: None,
+        }
+    }
+
+    fn at(index: u32, parallelism: u32) -> Instance {
+        Instance { index, parallelism }
+    }
+
     fn all(mut s: GenerateSource) -> Vec<String> {
         let mut out = Vec::new();
         while s.poll(&mut out, 7).unwrap() != Poll::End {}
@@ -220,33 +230,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_records_split_across_instances() {
-        let one = all(GenerateSource::new(
-            42,
-            Some(20),
-            None,
-            GenerateMode::Lines,
-            3,
-            50,
-            None,
-            0,
-            1,
-            cancel(),
-        ));
+        let one = all(GenerateSource::new(&lines(42, 20), at(0, 1), cancel()));
         let two: Vec<String> = (0..2)
-            .flat_map(|i| {
-                all(GenerateSource::new(
-                    42,
-                    Some(20),
-                    None,
-                    GenerateMode::Lines,
-                    3,
-                    50,
-                    None,
-                    i,
-                    2,
-                    cancel(),
-                ))
-            })
+            .flat_map(|i| all(GenerateSource::new(&lines(42, 20), at(i, 2), cancel())))
             .collect();
         assert_eq!(one.len(), 20);
         let mut sorted_one = one.clone();
@@ -256,18 +242,7 @@ mod tests {
         assert_eq!(sorted_one, sorted_two);
         assert_eq!(
             one,
-            all(GenerateSource::new(
-                42,
-                Some(20),
-                None,
-                GenerateMode::Lines,
-                3,
-                50,
-                None,
-                0,
-                1,
-                cancel()
-            ))
+            all(GenerateSource::new(&lines(42, 20), at(0, 1), cancel()))
         );
     }
 
@@ -277,18 +252,16 @@ mod tests {
         // Kept alive: a dropped canceller cancels its tokens.
         let canceller = super::super::Canceller::new();
         let before = epoch_micros();
-        let mut s = GenerateSource::new(
-            1,
-            Some(50),
-            Some(rate),
-            GenerateMode::Records,
-            8,
-            10,
-            Some("ts"),
-            0,
-            1,
-            canceller.token(),
-        );
+        let spec = Generate {
+            seed: 1,
+            count: Some(50),
+            rate: Some(rate),
+            mode: GenerateMode::Records,
+            words_per_line: 8,
+            vocabulary: 10,
+            time_field: Some("ts".into()),
+        };
+        let mut s = GenerateSource::new(&spec, at(0, 1), canceller.token());
         let mut out = Vec::new();
         while s.poll(&mut out, 1024).unwrap() != Poll::End {}
         let times: Vec<i64> = out

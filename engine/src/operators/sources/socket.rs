@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::lines::{LineReader, Next};
 use super::{trim_newline, Cancel};
+use crate::nodes::sources::socket::Socket;
 use crate::operators::{OpError, Poll, RecordError, Source};
+
 use crate::value::{Str, Value};
 
 /// How long a read waits before the source checks for cancellation and
@@ -28,15 +30,11 @@ pub struct SocketSource {
 }
 
 impl SocketSource {
-    pub fn new(
-        address: String,
-        reconnect: bool,
-        max_record_bytes: u32,
-        cancel: Cancel,
-    ) -> SocketSource {
+    pub fn new(spec: &Socket, cancel: Cancel) -> SocketSource {
+        let max_record_bytes = spec.max_record_bytes;
         SocketSource {
-            address,
-            reconnect,
+            address: spec.address.clone(),
+            reconnect: spec.reconnect,
             reader: None,
             backoff: Duration::from_millis(100),
             cancel,

@@ -10,8 +10,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::lines::{LineReader, Next};
 use super::parse_json_line;
+use crate::nodes::sources::stdin::Stdin;
+use crate::nodes::sources::InputFormat;
 use crate::operators::{OpError, Poll, RecordError, Source};
-use crate::spec::InputFormat;
 use crate::value::{Str, Value};
 
 pub struct StdinSource {
@@ -30,7 +31,8 @@ enum Input {
 }
 
 impl StdinSource {
-    pub fn new(format: InputFormat, max_record_bytes: u32) -> StdinSource {
+    pub fn new(spec: &Stdin) -> StdinSource {
+        let (format, max_record_bytes) = (spec.format, spec.max_record_bytes);
         // Lines of up to `max_record_bytes` each: few enough in flight
         // that the channel stays small whatever the limit.
         let (tx, rx) = crossbeam_channel::bounded(256);

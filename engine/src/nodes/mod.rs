@@ -1,0 +1,191 @@
+//! The node types: one module each, holding the node's settings as the
+//! spec reads them, its checks, what the planner needs to know of it, and
+//! how it builds its runtime operator. Adding a type is its module and one
+//! line in the registry below; docs/contributing.md walks through it.
+
+pub mod sinks;
+pub mod sources;
+pub mod transforms;
+
+use std::fmt::Debug;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::expr::Expr;
+use crate::operators::keyed::Fold;
+use crate::operators::sources::Cancel;
+use crate::operators::{OpError, Operator, Sink, Source};
+use crate::plan::NodeCx;
+
+/// Declares a section's registry: the enum the spec reads (a node's
+/// `type` picks the variant), the list of type names that messages, the
+/// schema and the docs use, and the dispatch to each type's checks.
+macro_rules! registry {
+    ($(#[$meta:meta])* $kind:ident: $node:ident { $($variant:ident($ty:ty) = $name:literal,)* }) => {
+        #[derive(Clone, Debug, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        #[schemars(tag = "type")]
+        $(#[$meta])*
+        pub enum $kind {
+            $(#[serde(rename = $name)] $variant($ty),)*
+        }
+
+        impl $kind {
+            /// Every `type` of the section, in the registry's order.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            /// The node type's own checks and planning.
+            pub fn node(&self) -> &dyn $node {
+                match self {
+                    $($kind::$variant(node) => node,)*
+                }
+            }
+
+            /// The `type` as written.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $($kind::$variant(_) => $name,)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    /// Sources: where records come from.
+    #[schemars(transform = crate::spec::schema::add_source_common)]
+    SourceKind: SourceType {
+        Socket(sources::socket::Socket) = "socket",
+        File(sources::file::File) = "file",
+        Generate(sources::generate::Generate) = "generate",
+        Stdin(sources::stdin::Stdin) = "stdin",
+    }
+}
+
+registry! {
+    /// Transforms: what happens to records on the way.
+    #[schemars(transform = crate::spec::schema::add_step_common)]
+    TransformKind: TransformType {
+        Map(transforms::map::Map) = "map",
+        Filter(transforms::filter::Filter) = "filter",
+        FlatMap(transforms::flat_map::FlatMap) = "flat_map",
+        KeyBy(transforms::key_by::KeyBy) = "key_by",
+        Sum(transforms::aggregate::Sum) = "sum",
+        Min(transforms::aggregate::Min) = "min",
+        Max(transforms::aggregate::Max) = "max",
+        Count(transforms::count::Count) = "count",
+        Reduce(transforms::reduce::Reduce) = "reduce",
+    }
+}
+
+registry! {
+    /// Sinks: where records end up.
+    #[schemars(transform = crate::spec::schema::add_step_common)]
+    SinkKind: SinkType {
+        Print(sinks::print::Print) = "print",
+        File(sinks::file::File) = "file",
+        Blackhole(sinks::blackhole::Blackhole) = "blackhole",
+    }
+}
+
+/// A source type as the planner sees it.
+pub trait SourceType: Debug {
+    /// Checks the settings serde cannot (reporting through `cx`), and
+    /// gives the planned source. A source with errors is planned all the
+    /// same, so that the nodes reading it are checked too; the spec has
+    /// errors, so the plan never runs.
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Box<dyn PlannedSource>;
+}
+
+/// A transform type as the planner sees it.
+pub trait TransformType: Debug {
+    /// Checks and compiles the settings; `None` when an expression does
+    /// not compile (reported through `cx`), which leaves the node out of
+    /// the graph.
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>>;
+}
+
+/// A sink type as the planner sees it.
+pub trait SinkType: Debug {
+    /// As [`SourceType::plan`].
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Box<dyn PlannedSink>;
+}
+
+/// Which instance of how many is being built.
+#[derive(Clone, Copy, Debug)]
+pub struct Instance {
+    pub index: u32,
+    pub parallelism: u32,
+}
+
+/// A source, checked, as the plan holds it.
+pub trait PlannedSource: Debug + Send + Sync {
+    fn type_name(&self) -> &'static str;
+    /// Whether a restore can read its records again from the position a
+    /// checkpoint recorded: what exactly-once needs of a source.
+    fn replayable(&self) -> bool;
+    /// Why a checkpoint taken at `from` instances cannot be restored at
+    /// `to`, if it cannot.
+    fn rescale(&self, from: u32, to: u32) -> Result<(), String> {
+        let _ = (from, to);
+        Ok(())
+    }
+    fn build(&self, at: Instance, cancel: &Cancel) -> Result<Box<dyn Source>, OpError>;
+}
+
+/// A transform, its expressions compiled, as the plan holds it.
+pub trait PlannedTransform: Debug + Send + Sync {
+    fn type_name(&self) -> &'static str;
+    /// The key that partitions the node's input, for keyed nodes.
+    fn key(&self) -> Option<&Expr> {
+        None
+    }
+    /// The expression of a projection, which a keyed node's shuffle may
+    /// move in front of ([`crate::plan`]'s pushdown).
+    fn projection(&self) -> Option<&Expr> {
+        None
+    }
+    /// What the node keeps in keyed state, for nodes that keep some: the
+    /// aggregate's name and the key as written.
+    fn state(&self) -> Option<(&'static str, &str)> {
+        None
+    }
+    fn build(&self) -> Step;
+}
+
+/// What a transform instance runs.
+pub enum Step {
+    /// An operator without state.
+    Stateless(Box<dyn Operator>),
+    /// A fold per key, over the keyed state the runtime gives it.
+    Keyed(Fold),
+}
+
+/// What a sink promises after failures and restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Records are dropped; there is nothing to promise.
+    Discards,
+    /// Records since the last checkpoint may be written again.
+    AtLeastOnce,
+    /// Output is committed with checkpoints: exactly-once when the sources
+    /// are replayable and barriers aligned.
+    TwoPhaseCommit,
+}
+
+/// A sink, checked, as the plan holds it.
+pub trait PlannedSink: Debug + Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn delivery(&self) -> Delivery;
+    /// The field latency is measured from, if the sink measures it.
+    fn latency_field(&self) -> Option<&str>;
+    /// The folder whose output is committed with checkpoints, for a sink
+    /// that commits: a restore settles it to the checkpoint restored.
+    fn committed_folder(&self) -> Option<&Path> {
+        None
+    }
+    /// `transactional`: whether output waits for checkpoints to commit.
+    fn build(&self, at: Instance, transactional: bool) -> Result<Box<dyn Sink>, OpError>;
+}

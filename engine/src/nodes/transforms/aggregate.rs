@@ -1,0 +1,112 @@
+//! `type: sum`, `min` and `max`: a rolling aggregate of one field per key.
+//! Three types, one module: they differ only in what they keep.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::diag::Diagnostic;
+use crate::expr::Expr;
+use crate::nodes::{PlannedTransform, Step, TransformType};
+use crate::operators::keyed::{AggregateKind, Fold};
+use crate::plan::NodeCx;
+use crate::value::{intern, Name};
+
+/// Rolling keyed sum of `field`: emits the record with `field` replaced by the key's total.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sum {
+    pub key: String,
+    pub field: String,
+}
+
+/// Rolling keyed minimum of `field`: emits the whole record holding the key's smallest `field` so far (the earlier on a tie).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Min {
+    pub key: String,
+    pub field: String,
+}
+
+/// Rolling keyed maximum of `field`: emits the whole record holding the key's largest `field` so far (the earlier on a tie).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Max {
+    pub key: String,
+    pub field: String,
+}
+
+impl TransformType for Sum {
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
+        plan(cx, AggregateKind::Sum, &self.key, &self.field)
+    }
+}
+
+impl TransformType for Min {
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
+        plan(cx, AggregateKind::Min, &self.key, &self.field)
+    }
+}
+
+impl TransformType for Max {
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
+        plan(cx, AggregateKind::Max, &self.key, &self.field)
+    }
+}
+
+fn plan(
+    cx: &mut NodeCx<'_, '_>,
+    kind: AggregateKind,
+    key_text: &str,
+    field: &str,
+) -> Option<Box<dyn PlannedTransform>> {
+    let key = cx.key(key_text);
+    let field_ok = crate::plan::is_field_name(field);
+    if !field_ok {
+        let name = cx.name();
+        let d = Diagnostic::error(
+            "invalid-field",
+            format!("`field` of transform `{name}` must be a field name, not `{field}`"),
+        )
+        .at(cx.span("field"), "expected a field name such as `count`");
+        cx.error(d);
+    }
+    Some(Box::new(Planned {
+        kind,
+        key: key?,
+        key_text: key_text.trim().to_owned(),
+        field: field_ok.then(|| intern(field))?,
+    }))
+}
+
+#[derive(Debug)]
+struct Planned {
+    kind: AggregateKind,
+    key: Expr,
+    key_text: String,
+    field: Name,
+}
+
+impl PlannedTransform for Planned {
+    fn type_name(&self) -> &'static str {
+        match self.kind {
+            AggregateKind::Sum => "sum",
+            AggregateKind::Min => "min",
+            AggregateKind::Max => "max",
+        }
+    }
+
+    fn key(&self) -> Option<&Expr> {
+        Some(&self.key)
+    }
+
+    fn state(&self) -> Option<(&'static str, &str)> {
+        Some((self.type_name(), &self.key_text))
+    }
+
+    fn build(&self) -> Step {
+        Step::Keyed(Fold::Aggregate {
+            kind: self.kind,
+            field: self.field.clone(),
+        })
+    }
+}
