@@ -39,3 +39,43 @@ pub mod spec;
 pub mod state;
 pub mod value;
 pub mod workdir;
+
+/// The layering the list above describes, checked where a comment could
+/// not: below the planner, nothing reads the spec.
+#[cfg(test)]
+mod layers {
+    use std::path::Path;
+
+    /// Every line of the `.rs` files under `dir` that names `what`,
+    /// comments aside.
+    fn naming(dir: &Path, what: &str, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("the source folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                naming(&path, what, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                for (i, line) in text.lines().enumerate() {
+                    if line.contains(what) && !line.trim_start().starts_with("//") {
+                        found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_below_the_planner_reads_the_spec() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("engine/src");
+        let mut found = Vec::new();
+        for layer in ["runtime", "operators", "checkpoint", "state", "control"] {
+            naming(&src.join(layer), "crate::spec", &mut found);
+            naming(&src.join(layer), "spec::{", &mut found);
+        }
+        assert!(
+            found.is_empty(),
+            "below the planner, the spec is read at:\n{}",
+            found.join("\n")
+        );
+    }
+}

@@ -67,10 +67,10 @@ impl Assessment {
 pub fn assess(plan: &Plan, metadata: &Metadata, drop: &BTreeSet<String>) -> Assessment {
     let id = metadata.checkpoint_id;
     let mut out = Assessment::default();
-    if metadata.max_parallelism != plan.job.max_parallelism {
+    if metadata.max_parallelism != plan.job().max_parallelism {
         out.problems.push(format!(
             "chk-{id} was taken with max_parallelism {} and the spec has {}: keyed state is split into that many key groups, so it must stay the same",
-            metadata.max_parallelism, plan.job.max_parallelism
+            metadata.max_parallelism, plan.job().max_parallelism
         ));
     }
     // By node: its parallelism then, and whether it held state or a position.
@@ -97,8 +97,8 @@ pub fn assess(plan: &Plan, metadata: &Metadata, drop: &BTreeSet<String>) -> Asse
         held.entry(name).or_insert((0, true, false)).1 = true;
     }
     let mut seen = BTreeSet::new();
-    for &index in &plan.order {
-        let node = &plan.graph[index];
+    for &index in plan.order() {
+        let node = &plan.graph()[index];
         let then = held.get(node.name.as_str());
         let verdict = match (&node.planned, &node.state) {
             (Planned::Source(source), _) => match then {
@@ -161,17 +161,12 @@ pub fn assess(plan: &Plan, metadata: &Metadata, drop: &BTreeSet<String>) -> Asse
 mod tests {
     use super::*;
     use crate::checkpoint::metadata::{InstanceState, Kind, NodeShape};
-    use crate::diag::SourceFile;
 
     fn plan(transforms: &str, max_parallelism: u32) -> Plan {
         let text = format!(
             "name: j\nmax_parallelism: {max_parallelism}\nsources:\n  src: {{type: generate, count: 10, parallelism: 2}}\ntransforms:\n{transforms}\nsinks:\n  out: {{type: blackhole, inputs: [last]}}\n"
         );
-        let loaded = crate::spec::load(SourceFile {
-            name: "spec.yaml".into(),
-            text,
-        });
-        crate::plan::compile(&loaded).0.expect("the spec compiles")
+        crate::plan::from_text(&text)
     }
 
     /// A checkpoint of `src` at parallelism 2 and of `(node, kind, key, parallelism)`.
@@ -218,7 +213,7 @@ mod tests {
             history: Vec::new(),
             triggered_at_ms: 0,
             completed_at_ms: 0,
-            mode: crate::spec::CheckpointMode::ExactlyOnce,
+            mode: crate::plan::settings::CheckpointMode::ExactlyOnce,
             incremental: false,
             max_parallelism: 128,
             nodes: nodes

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::layout::SnapshotKind;
-use crate::spec::CheckpointMode;
+use crate::plan::settings::CheckpointMode;
 
 /// The largest `_metadata` read back. A job's metadata lists its files and
 /// its sources' positions (a file source's finished files among them);

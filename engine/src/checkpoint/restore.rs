@@ -138,10 +138,10 @@ pub fn restore_point(
     allow_non_restored: bool,
     drop: &std::collections::BTreeSet<String>,
 ) -> Result<Restore, String> {
-    let cp = plan.checkpoint.as_ref().ok_or_else(|| {
+    let cp = plan.checkpoint().ok_or_else(|| {
         "the spec has no `checkpoint:` section, so there is no store to restore from".to_owned()
     })?;
-    let (mut restore, notes) = resolve(&cp.store, &plan.job.name, from)?;
+    let (mut restore, notes) = resolve(&cp.store, &plan.job().name, from)?;
     for note in notes {
         tracing::warn!("{note}");
     }

@@ -175,7 +175,7 @@ mod tests {
             history: Vec::new(),
             triggered_at_ms: 0,
             completed_at_ms: 0,
-            mode: crate::spec::CheckpointMode::ExactlyOnce,
+            mode: crate::plan::settings::CheckpointMode::ExactlyOnce,
             incremental: true,
             max_parallelism: 128,
             nodes: BTreeMap::new(),

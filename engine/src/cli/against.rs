@@ -29,7 +29,7 @@ pub struct Comparison {
 /// Finds and verifies `from` (as `run --from` does) and assesses it.
 pub fn compare(loaded: &Loaded, plan: &Plan, from: &str) -> Result<Comparison, String> {
     let is_location = from.contains("://") || from.starts_with('/');
-    let store = match &plan.checkpoint {
+    let store = match plan.checkpoint() {
         Some(cp) => cp.store.clone(),
         // Only a full location can be found without the spec's store.
         None if is_location => StoreLocation::local("/").map_err(|e| e.to_string())?,
@@ -38,7 +38,7 @@ pub fn compare(loaded: &Loaded, plan: &Plan, from: &str) -> Result<Comparison, S
                 .to_owned(),
         ),
     };
-    let (restore, _) = resolve(&store, &plan.job.name, from)?;
+    let (restore, _) = resolve(&store, &plan.job().name, from)?;
     let assessment: Assessment = assess(plan, &restore.metadata, &BTreeSet::new());
     let refusals = assessment.refusals(restore.metadata.checkpoint_id, false);
     let nodes = assessment
@@ -69,7 +69,7 @@ pub fn compare(loaded: &Loaded, plan: &Plan, from: &str) -> Result<Comparison, S
 
 /// What becomes of one node, in words.
 fn describe(plan: &Plan, metadata: &Metadata, node: &str, verdict: &Verdict) -> String {
-    let in_plan = plan.graph.node_weights().find(|n| n.name == node);
+    let in_plan = plan.graph().node_weights().find(|n| n.name == node);
     let rescale = |from: u32, to: u32| {
         if from == to {
             format!("{to} instance{}", if to == 1 { "" } else { "s" })

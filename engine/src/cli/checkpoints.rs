@@ -77,13 +77,13 @@ fn from_spec(path: &Path) -> Result<(StoreLocation, String), Unusable> {
             "`{name}` has errors (see `dataflow check {name}`)"
         )));
     };
-    let cp = plan.checkpoint.ok_or_else(|| {
+    let cp = plan.checkpoint().cloned().ok_or_else(|| {
         Unusable::Usage(format!(
             "`{}` has no `checkpoint:` section, so it has no checkpoints",
             path.display()
         ))
     })?;
-    Ok((cp.store, plan.job.name))
+    Ok((cp.store, plan.job().name.clone()))
 }
 
 /// When a job has no checkpoints: the jobs that do in the same store, so a

@@ -60,7 +60,7 @@ pub fn call(
                 Err(format!(
                     "run {} did not answer within {}",
                     run.run,
-                    crate::spec::Duration(limit)
+                    crate::plan::settings::human(limit)
                 ))
             })
     })

@@ -185,7 +185,7 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
         Ok(Ok(Err(message))) => error(StatusCode::CONFLICT, message),
         Ok(Err(crossbeam_channel::RecvTimeoutError::Timeout)) => error(
             StatusCode::GATEWAY_TIMEOUT,
-            format!("no savepoint within {}", crate::spec::Duration(wait)),
+            format!("no savepoint within {}", crate::plan::settings::human(wait)),
         ),
         _ => error(
             StatusCode::CONFLICT,

@@ -9,6 +9,7 @@
 mod chain;
 mod node;
 mod pushdown;
+pub mod settings;
 pub mod store;
 mod summary;
 
@@ -24,8 +25,9 @@ use crate::diag::Diagnostic;
 use crate::expr::{CompileError, Expr, Var};
 use crate::nodes::{PlannedSink, PlannedSource, PlannedTransform};
 use crate::spec::spans::{self, Seg};
-use crate::spec::{CheckpointSpec, JobSettings, Loaded, OnError, StateSpec};
+use crate::spec::{CheckpointSpec, Loaded, RestartStrategy};
 pub use node::NodeCx;
+pub use settings::{CheckpointSettings, JobSettings, OnError, StateSettings};
 pub use store::{StoreLocation, StoreLocationError};
 
 /// The most key groups a job may have (Flink's limit as well).
@@ -35,34 +37,41 @@ pub const MAX_BATCH_SIZE: u32 = 65_536;
 /// A validated pipeline.
 #[derive(Debug)]
 pub struct Plan {
-    pub job: JobSettings,
-    pub checkpoint: Option<CheckpointPlan>,
-    pub state: StateSpec,
-    pub graph: DiGraph<PlanNode, EdgeKind>,
+    job: JobSettings,
+    checkpoint: Option<CheckpointSettings>,
+    state: StateSettings,
+    graph: DiGraph<PlanNode, EdgeKind>,
     /// Every node, sources first, each after all of its inputs.
-    pub order: Vec<NodeIndex>,
+    order: Vec<NodeIndex>,
 }
 
 impl Plan {
-    /// Restarts allowed after a failure, and the wait before each: the
-    /// spec's `restart`, or by default 3 restarts 1 s apart with
-    /// checkpoints and none without.
-    pub fn restarts(&self) -> (u32, std::time::Duration) {
-        use crate::spec::RestartStrategy;
-        match (&self.job.restart, &self.checkpoint) {
-            (Some(r), _) if r.strategy == RestartStrategy::None => (0, r.delay.0),
-            (Some(r), _) => (r.attempts, r.delay.0),
-            (None, Some(_)) => (3, std::time::Duration::from_secs(1)),
-            (None, None) => (0, std::time::Duration::ZERO),
-        }
+    pub fn job(&self) -> &JobSettings {
+        &self.job
     }
-}
 
-/// Checkpoint settings with the store location parsed.
-#[derive(Debug, Clone)]
-pub struct CheckpointPlan {
-    pub settings: CheckpointSpec,
-    pub store: StoreLocation,
+    /// Checkpointing, when it is on.
+    pub fn checkpoint(&self) -> Option<&CheckpointSettings> {
+        self.checkpoint.as_ref()
+    }
+
+    pub fn state(&self) -> &StateSettings {
+        &self.state
+    }
+
+    pub fn graph(&self) -> &DiGraph<PlanNode, EdgeKind> {
+        &self.graph
+    }
+
+    /// Every node, sources first, each after all of its inputs.
+    pub fn order(&self) -> &[NodeIndex] {
+        &self.order
+    }
+
+    /// Restarts allowed after a failure, and the wait before each.
+    pub fn restarts(&self) -> (u32, std::time::Duration) {
+        (self.job.restarts, self.job.restart_delay)
+    }
 }
 
 /// One node of the plan.
@@ -184,6 +193,27 @@ struct Compiler<'a> {
     /// error, so it must not be a scan (a spec can have both by the tens
     /// of thousands).
     loader_errors: HashSet<(usize, usize)>,
+}
+
+/// The plan of a spec's text, which must be valid: for the tests of the
+/// layers below the planner, which read no spec themselves.
+#[cfg(test)]
+pub fn from_text(text: &str) -> Plan {
+    let loaded = crate::spec::load(crate::diag::SourceFile {
+        name: "spec.yaml".into(),
+        text: text.into(),
+    });
+    let (plan, diagnostics) = compile(&loaded);
+    plan.unwrap_or_else(|| panic!("the spec does not compile: {diagnostics:?}"))
+}
+
+/// The checkpoint settings of a spec whose `checkpoint:` is `yaml`.
+#[cfg(test)]
+pub fn checkpoint_settings(yaml: &str) -> CheckpointSettings {
+    let text = format!(
+        "name: wc\ncheckpoint: {yaml}\nsources:\n  g: {{type: generate}}\nsinks:\n  out: {{type: blackhole, inputs: [g]}}\n"
+    );
+    from_text(&text).checkpoint.expect("checkpointing is on")
 }
 
 /// Validates a loaded spec. Returns the plan when there is no error, and
@@ -365,10 +395,39 @@ impl Compiler<'_> {
         if !self.loaded.has_errors() && !self.diagnostics.iter().any(Diagnostic::is_error) {
             self.unused_outputs(&graph);
         }
+        let j = &spec.job;
+        // The spec's `restart`, or by default 3 restarts 1 s apart with
+        // checkpoints and none without.
+        let (restarts, restart_delay) = match (&j.restart, &checkpoint) {
+            (Some(r), _) if r.strategy == RestartStrategy::None => (0, r.delay.0),
+            (Some(r), _) => (r.attempts, r.delay.0),
+            (None, Some(_)) => (3, std::time::Duration::from_secs(1)),
+            (None, None) => (0, std::time::Duration::ZERO),
+        };
+        let state = &spec.state;
         Some(Plan {
-            job: spec.job.clone(),
+            job: JobSettings {
+                name: j.name.clone(),
+                parallelism: j.parallelism,
+                max_parallelism: j.max_parallelism,
+                batch_size: j.batch_size,
+                buffer_timeout: j.buffer_timeout.0,
+                chaining: j.chaining,
+                restarts,
+                restart_delay,
+            },
             checkpoint,
-            state: spec.state.clone(),
+            state: StateSettings {
+                backend: state.backend,
+                dir: state.dir.clone().unwrap_or_else(|| {
+                    std::env::temp_dir()
+                        .join("dataflow")
+                        .join("state")
+                        .to_string_lossy()
+                        .into_owned()
+                }),
+                cache_entries: state.cache_entries,
+            },
             graph,
             order,
         })
@@ -485,7 +544,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn checkpoint(&mut self, c: &CheckpointSpec) -> Option<CheckpointPlan> {
+    fn checkpoint(&mut self, c: &CheckpointSpec) -> Option<CheckpointSettings> {
         for (field, value) in [
             ("max_concurrent", c.max_concurrent),
             ("retain", c.retain),
@@ -513,9 +572,19 @@ impl Compiler<'_> {
             }
         }
         match StoreLocation::parse(&c.store) {
-            Ok(store) => Some(CheckpointPlan {
-                settings: c.clone(),
+            Ok(store) => Some(CheckpointSettings {
+                interval: c.interval.0,
+                mode: c.mode,
+                min_pause: c.min_pause.0,
+                timeout: c.timeout.0,
+                max_concurrent: c.max_concurrent,
+                tolerable_failures: c.tolerable_failures,
+                incremental: c.incremental,
+                max_chain: c.max_chain,
+                retain: c.retain,
+                on_cancel: c.on_cancel,
                 store,
+                store_uri: c.store.clone(),
             }),
             Err(e) => {
                 let code = match e {

@@ -6,22 +6,11 @@ use std::fmt::Write;
 use petgraph::Direction;
 use serde_json::{json, Value};
 
+use super::settings::{human, StateBackendKind};
 use super::{Plan, Planned};
 use crate::nodes::Delivery;
-use crate::spec::StateBackendKind;
 
 impl Plan {
-    /// Where the state backend keeps its files.
-    pub fn state_dir(&self) -> String {
-        self.state.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir()
-                .join("dataflow")
-                .join("state")
-                .to_string_lossy()
-                .into_owned()
-        })
-    }
-
     /// The delivery guarantee a sink gives after a failure and a restore.
     /// The delivery guarantee of a sink after failures and restores.
     fn guarantee(&self, planned: &Planned) -> Option<&'static str> {
@@ -38,7 +27,7 @@ impl Plan {
         Some(match sink.delivery() {
             Delivery::Discards => "discards",
             Delivery::TwoPhaseCommit
-                if replayable && cp.settings.mode == crate::spec::CheckpointMode::ExactlyOnce =>
+                if replayable && cp.mode == crate::spec::CheckpointMode::ExactlyOnce =>
             {
                 "exactly-once (two-phase commit)"
             }
@@ -58,10 +47,10 @@ impl Plan {
             g.edge_count(),
             self.job.max_parallelism,
             self.job.batch_size,
-            self.job.buffer_timeout
+            human(self.job.buffer_timeout)
         );
         let width = self
-            .order
+            .order()
             .iter()
             .map(|&n| g[n].name.len())
             .max()
@@ -117,14 +106,14 @@ impl Plan {
         match &self.checkpoint {
             None => out.push_str("  checkpoints: off\n"),
             Some(c) => {
-                let s = &c.settings;
+                let s = c;
                 let _ = writeln!(
                     out,
                     "  checkpoints: every {}, {}, min_pause {}, timeout {}, max_concurrent {}, tolerable_failures {}, {}, retain {}, on_cancel {}",
-                    s.interval,
+                    human(s.interval),
                     serde_json::to_value(s.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                    s.min_pause,
-                    s.timeout,
+                    human(s.min_pause),
+                    human(s.timeout),
                     s.max_concurrent,
                     s.tolerable_failures,
                     if s.incremental { format!("incremental (full every {} increments)", s.max_chain) } else { "full snapshots".to_owned() },
@@ -141,7 +130,7 @@ impl Plan {
         }
         let backend = match self.state.backend {
             StateBackendKind::Memory => "memory".to_owned(),
-            StateBackendKind::Sled => format!("sled in {}", self.state_dir()),
+            StateBackendKind::Sled => format!("sled in {}", self.state.dir),
         };
         let _ = writeln!(out, "  state: {backend}");
         out
@@ -151,7 +140,7 @@ impl Plan {
     pub fn summary_json(&self) -> Value {
         let g = &self.graph;
         let nodes: Vec<Value> = self
-            .order
+            .order()
             .iter()
             .map(|&n| {
                 let node = &g[n];
@@ -183,17 +172,25 @@ impl Plan {
             "parallelism": self.job.parallelism,
             "max_parallelism": self.job.max_parallelism,
             "batch_size": self.job.batch_size,
-            "buffer_timeout": self.job.buffer_timeout,
+            "buffer_timeout": human(self.job.buffer_timeout),
             "chaining": self.job.chaining,
             "nodes": nodes,
             "chains": self.chains().iter().map(|c| c.iter().map(|&n| g[n].name.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
-            "checkpoint": self.checkpoint.as_ref().map(|c| {
-                let mut settings = serde_json::to_value(&c.settings).unwrap_or_default();
+            "checkpoint": self.checkpoint.as_ref().map(|c| json!({
+                "interval": human(c.interval),
+                "mode": c.mode,
+                "min_pause": human(c.min_pause),
+                "timeout": human(c.timeout),
+                "max_concurrent": c.max_concurrent,
+                "tolerable_failures": c.tolerable_failures,
+                "incremental": c.incremental,
+                "max_chain": c.max_chain,
                 // Never a secret in what `check` prints.
-                settings["store"] = super::store::redact(&c.settings.store).into();
-                settings
-            }),
-            "state": {"backend": self.state.backend, "dir": self.state_dir()},
+                "store": super::store::redact(&c.store_uri),
+                "retain": c.retain,
+                "on_cancel": c.on_cancel,
+            })),
+            "state": {"backend": self.state.backend, "dir": self.state.dir},
         })
     }
 }

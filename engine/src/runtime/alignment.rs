@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::spec::CheckpointMode;
+use crate::plan::settings::CheckpointMode;
 
 pub struct Aligner {
     mode: CheckpointMode,

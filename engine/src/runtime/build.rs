@@ -59,7 +59,7 @@ pub fn role(
         index,
         parallelism: node.parallelism,
     };
-    let max_parallelism = plan.job.max_parallelism;
+    let max_parallelism = plan.job().max_parallelism;
     let keyed = |fold| -> Result<Role, OpError> {
         let key = node
             .planned
@@ -91,7 +91,7 @@ pub fn role(
             Step::Keyed(fold) => keyed(fold)?,
         },
         Planned::Sink(planned) => {
-            let sink = planned.build(at, plan.checkpoint.is_some())?;
+            let sink = planned.build(at, plan.checkpoint().is_some())?;
             Role::Sink(match planned.latency_field() {
                 Some(field) => Box::new(Timed::new(sink, field, Arc::clone(&metrics.latency))),
                 None => sink,

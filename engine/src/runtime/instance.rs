@@ -23,7 +23,7 @@ use crate::checkpoint::uploader::UploadTask;
 use crate::checkpoint::{Ack, Report, SourceCommand};
 use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Snapshot, Source};
-use crate::spec::OnError;
+use crate::plan::OnError;
 use crate::value::Value;
 
 /// What a member of a chain runs.

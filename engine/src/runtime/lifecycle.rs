@@ -97,13 +97,13 @@ pub fn run(
             restarts += 1;
             tracing::warn!(
                 "restart {restarts} of {attempts} in {}: {error}",
-                crate::spec::Duration(delay)
+                crate::plan::settings::human(delay)
             );
             // A signal during the delay ends the run as it would end an attempt.
             if let Ok(sig) = signals.recv_timeout(delay) {
                 summary(&format!(
                     "{} cancelled during restart {restarts}'s delay",
-                    plan.job.name
+                    plan.job().name
                 ));
                 return Ok(Outcome::Cancelled(sig));
             }
@@ -145,7 +145,7 @@ pub fn run(
 /// Takes the job's lease in its checkpoint store ([`lease`]), or says
 /// which run holds it. A job without checkpoints shares nothing to corrupt.
 fn lease(plan: &Plan, run: &str) -> Result<Option<lease::Lease>, RunError> {
-    let Some(cp) = &plan.checkpoint else {
+    let Some(cp) = plan.checkpoint() else {
         return Ok(None);
     };
     // A renewal must fail before the lease it renews could expire.
@@ -153,7 +153,7 @@ fn lease(plan: &Plan, run: &str) -> Result<Option<lease::Lease>, RunError> {
         .map_err(|e| RunError::Checkpoint(format!("cannot open the checkpoint store: {e}")))?;
     let local = (cp.store.scheme == crate::plan::store::Scheme::File)
         .then(|| std::path::Path::new(&cp.store.root));
-    lease::acquire(Arc::new(store), local, &plan.job.name, run)
+    lease::acquire(Arc::new(store), local, &plan.job().name, run)
         .map(Some)
         .map_err(RunError::Setup)
 }
@@ -168,15 +168,15 @@ fn control(
 ) -> Option<(Endpoint, RunFile)> {
     // A savepoint answer waits for its checkpoint, then its copy.
     let wait = plan
-        .checkpoint
+        .checkpoint()
         .as_ref()
-        .map_or(Duration::from_secs(60), |cp| cp.settings.timeout.0 * 2)
+        .map_or(Duration::from_secs(60), |cp| cp.timeout * 2)
         + Duration::from_secs(60);
     let started_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let info = |port| RunInfo {
-        job: plan.job.name.clone(),
+        job: plan.job().name.clone(),
         run: options.run_id.clone(),
         pid: std::process::id(),
         port,
@@ -208,9 +208,9 @@ fn control(
 /// For a run started without `--from`: what earlier runs left in the
 /// store, which this run keeps (retention deletes only a run's own).
 fn earlier_runs(plan: &Plan) -> Option<String> {
-    let cp = plan.checkpoint.as_ref()?;
+    let cp = plan.checkpoint()?;
     let store = OpendalStore::open_to_read(&cp.store).ok()?;
-    let existing = existing_checkpoints(&store, &plan.job.name).ok()?;
+    let existing = existing_checkpoints(&store, &plan.job().name).ok()?;
     let newest = existing.last()?.checkpoint_id;
     let n = existing.len();
     Some(format!(

@@ -31,8 +31,8 @@ use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::checkpoint::uploader::{self, UploaderConfig};
 use crate::checkpoint::{retention, Report, SavepointRequest, SourceCommand};
 use crate::operators::sources::Canceller;
+use crate::plan::settings::{OnCancel, StateBackendKind};
 use crate::plan::{Plan, Planned};
-use crate::spec::{OnCancel, StateBackendKind};
 use crate::workdir::{self, WorkDir};
 use build::StateFactory;
 use instance::{Finish, Instance};
@@ -170,18 +170,18 @@ fn attempt(
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
     let state = open_state(plan, &options.run_id).map_err(|e| (e, String::new(), None))?;
-    if plan.checkpoint.is_some() {
+    if plan.checkpoint().is_some() {
         // A fresh start is a restore from "checkpoint 0": nothing of an
         // earlier attempt is committed, its hidden files are removed.
         recover_sinks(plan, options).map_err(|e| (e, String::new(), None))?;
     }
     let physical = physical::expand(plan);
     let (reports_tx, reports_rx) = crossbeam_channel::bounded::<Report>(1024);
-    let mut checkpoints = match &plan.checkpoint {
+    let mut checkpoints = match plan.checkpoint() {
         None => None,
         Some(cp) => {
             // A store that cannot be reached now may be back for a restart.
-            let deadline = crate::checkpoint::store::deadline_within(cp.settings.timeout.0);
+            let deadline = crate::checkpoint::store::deadline_within(cp.timeout);
             let store: Arc<dyn CheckpointStore> = Arc::new(
                 OpendalStore::open_with_deadline(&cp.store, deadline)
                     .map_err(|e| (RunError::Checkpoint(e.to_string()), String::new(), None))?,
@@ -200,15 +200,15 @@ fn attempt(
         }
     };
     let mut job = Job {
-        name: plan.job.name.clone(),
+        name: plan.job().name.clone(),
         nodes: plan
-            .order
+            .order()
             .iter()
             .map(|&n| NodeStats {
-                name: plan.graph[n].name.clone(),
+                name: plan.graph()[n].name.clone(),
                 index: n,
-                is_source: plan.graph[n].planned.is_source(),
-                is_sink: plan.graph[n].planned.is_sink(),
+                is_source: plan.graph()[n].planned.is_source(),
+                is_sink: plan.graph()[n].planned.is_sink(),
                 instances: Vec::new(),
             })
             .collect(),
@@ -244,18 +244,18 @@ fn attempt(
         log_restored(restore, building.elapsed());
     }
     let last_completed = plan
-        .checkpoint
+        .checkpoint()
         .as_ref()
         .map(|_| Arc::new(AtomicU64::new(0)));
     if first_error.is_none() {
-        if let (Some(cp), Some(c)) = (&plan.checkpoint, checkpoints.as_mut()) {
+        if let (Some(cp), Some(c)) = (plan.checkpoint(), checkpoints.as_mut()) {
             let config = coordinator::Config {
-                job: plan.job.name.clone(),
+                job: plan.job().name.clone(),
                 run: options.run_id.clone(),
                 restored_from: options.restore.as_ref().map(|r| r.location.clone()),
                 restored_id: options.restore.as_ref().map(|r| r.metadata.checkpoint_id),
                 shapes: plan
-                    .graph
+                    .graph()
                     .node_weights()
                     .filter_map(|n| {
                         let shape = n.state.as_ref()?;
@@ -274,8 +274,8 @@ fn attempt(
                     .map(|r| r.metadata.past())
                     .unwrap_or_default(),
                 spec_hash: options.spec_hash.clone(),
-                settings: cp.settings.clone(),
-                max_parallelism: plan.job.max_parallelism,
+                settings: cp.clone(),
+                max_parallelism: plan.job().max_parallelism,
                 participants: std::mem::take(&mut c.participants),
             };
             let last_completed = last_completed.clone().unwrap_or_default();
@@ -347,7 +347,7 @@ fn attempt(
                         let _ = control.send(Control::Savepoint(request));
                     }
                     None => {
-                        let why = if plan.checkpoint.is_none() {
+                        let why = if plan.checkpoint().is_none() {
                             "the spec has no `checkpoint:` section: a savepoint needs its store"
                         } else {
                             "the job is not running"
@@ -397,11 +397,11 @@ fn attempt(
         let cancelled = matches!(outcome, Outcome::Cancelled(_));
         if cancelled
             && plan
-                .checkpoint
+                .checkpoint()
                 .as_ref()
-                .is_some_and(|cp| cp.settings.on_cancel == OnCancel::Delete)
+                .is_some_and(|cp| cp.on_cancel == OnCancel::Delete)
         {
-            if let Err(e) = retention::delete_run(&*c.store, &plan.job.name, &options.run_id) {
+            if let Err(e) = retention::delete_run(&*c.store, &plan.job().name, &options.run_id) {
                 tracing::warn!("on_cancel: delete: {e}");
             }
         }
@@ -450,7 +450,7 @@ fn start_instance(
     let mut names = Vec::with_capacity(wiring.nodes.len());
     let mut triggers = None;
     for (k, &n) in wiring.nodes.iter().enumerate() {
-        let node = &plan.graph[n];
+        let node = &plan.graph()[n];
         let name = format!("{}#{}", node.name, wiring.index);
         let metrics = Arc::new(Metrics::default());
         if let Some(stats) = job.nodes.iter_mut().find(|s| s.index == n) {
@@ -469,7 +469,7 @@ fn start_instance(
             &metrics,
         )
         .map_err(|e| RunError::Setup(format!("{name} (node `{}`): {e}", node.name)))?;
-        let checkpoint = match (&plan.checkpoint, checkpoints.as_deref_mut()) {
+        let checkpoint = match (plan.checkpoint(), checkpoints.as_deref_mut()) {
             (Some(cp), Some(c)) => {
                 let is_source = node.planned.is_source();
                 c.participants.push(Participant {
@@ -479,24 +479,24 @@ fn start_instance(
                 if is_source && k == 0 {
                     // A trigger per checkpoint in flight (up to a limit: a
                     // channel allocates its slots up front), and `Finish`.
-                    let slots = (cp.settings.max_concurrent as usize).min(uploader::MAX_QUEUED) + 2;
+                    let slots = (cp.max_concurrent as usize).min(uploader::MAX_QUEUED) + 2;
                     let (tx, rx) = crossbeam_channel::bounded(slots);
                     c.triggers.push(tx);
                     triggers = Some(rx);
                 }
                 let uploader = if node.state.is_some() {
                     let config = UploaderConfig {
-                        job: plan.job.name.clone(),
+                        job: plan.job().name.clone(),
                         node: node.name.clone(),
                         index: wiring.index,
-                        incremental: cp.settings.incremental,
-                        max_chain: cp.settings.max_chain,
+                        incremental: cp.incremental,
+                        max_chain: cp.max_chain,
                     };
                     let tx = uploader::spawn(
                         config,
                         Arc::clone(&c.store),
                         c.reports.clone(),
-                        cp.settings.max_concurrent,
+                        cp.max_concurrent,
                     )
                     .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
                     c.uploaders.push(tx.clone());
@@ -530,11 +530,11 @@ fn start_instance(
             pending: None,
         });
     }
-    let checkpoint = match (&plan.checkpoint, checkpoints) {
+    let checkpoint = match (plan.checkpoint(), checkpoints) {
         (Some(cp), Some(c)) => Some(instance::Checkpointing {
             triggers,
             reports: c.reports.clone(),
-            aligner: alignment::Aligner::new(wiring.inputs.len(), cp.settings.mode),
+            aligner: alignment::Aligner::new(wiring.inputs.len(), cp.mode),
         }),
         _ => None,
     };
@@ -544,12 +544,12 @@ fn start_instance(
         inputs: wiring.inputs,
         output: output::Output::new(
             wiring.outputs,
-            plan.job.batch_size as usize,
-            plan.job.buffer_timeout.0,
+            plan.job().batch_size as usize,
+            plan.job().buffer_timeout,
             cancel.clone(),
         ),
         cancel,
-        batch_size: plan.job.batch_size as usize,
+        batch_size: plan.job().batch_size as usize,
         members,
     };
     let ended_tx = ended_tx.clone();
@@ -599,21 +599,21 @@ fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
     use crate::operators::sinks::file;
 
     let sinks: Vec<(&str, &std::path::Path)> = plan
-        .graph
+        .graph()
         .node_weights()
         .filter_map(|node| match &node.planned {
             Planned::Sink(sink) => Some((node.name.as_str(), sink.committed_folder()?)),
             _ => None,
         })
         .collect();
-    let Some(cp) = plan.checkpoint.as_ref().filter(|_| !sinks.is_empty()) else {
+    let Some(cp) = plan.checkpoint().filter(|_| !sinks.is_empty()) else {
         return Ok(());
     };
     // The pasts of the complete checkpoints: a pending file one of them
     // holds must survive until it is restored.
     // A store that cannot be listed now may be back for a restart.
     let pasts: Vec<(u64, Vec<(u64, u64)>)> = match OpendalStore::open_to_read(&cp.store) {
-        Ok(store) => crate::checkpoint::inspect::existing_checkpoints(&store, &plan.job.name)
+        Ok(store) => crate::checkpoint::inspect::existing_checkpoints(&store, &plan.job().name)
             .map_err(RunError::Checkpoint)?
             .iter()
             .map(|m| (m.checkpoint_id, m.past()))
@@ -667,7 +667,7 @@ fn settle_sinks(plan: &Plan, stats: &coordinator::Stats) {
         history: &stats.last_history,
         restorable: &|_| true,
     };
-    for node in plan.graph.node_weights() {
+    for node in plan.graph().node_weights() {
         let Planned::Sink(sink) = &node.planned else {
             continue;
         };
@@ -724,18 +724,18 @@ fn start_coordinator(
 
 fn open_state(plan: &Plan, run: &str) -> Result<StateFactory, RunError> {
     // Only snapshots need the entries changed since the last one.
-    let track_changes = plan.checkpoint.is_some();
-    Ok(match plan.state.backend {
+    let track_changes = plan.checkpoint().is_some();
+    Ok(match plan.state().backend {
         StateBackendKind::Memory => StateFactory::Memory { track_changes },
         StateBackendKind::Sled => {
-            let root = std::path::Path::new(&plan.state_dir()).to_owned();
-            let owner = format!("job {}", plan.job.name);
+            let root = std::path::Path::new(&plan.state().dir).to_owned();
+            let owner = format!("job {}", plan.job().name);
             workdir::remove_abandoned(&root, &owner);
-            let scratch = WorkDir::create(&root, &format!("{}-{run}", plan.job.name), &owner)
+            let scratch = WorkDir::create(&root, &format!("{}-{run}", plan.job().name), &owner)
                 .map_err(|e| RunError::Setup(format!("cannot open the sled state: {e}")))?;
             let store = crate::state::sled::SledStore::open(
                 &scratch.path().join("sled"),
-                plan.state.cache_entries,
+                plan.state().cache_entries,
             )
             .map_err(|e| RunError::Setup(e.to_string()))?;
             StateFactory::Sled {

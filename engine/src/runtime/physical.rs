@@ -34,7 +34,7 @@ pub struct Physical {
 }
 
 pub fn expand(plan: &Plan) -> Physical {
-    let g = &plan.graph;
+    let g = &plan.graph();
     let chains = plan.chains();
     // chain_of[n]: the chain node n belongs to.
     let mut chain_of = vec![0; g.node_count()];
@@ -57,7 +57,7 @@ pub fn expand(plan: &Plan) -> Physical {
         }
     }
     let mut queues = Vec::new();
-    for &n in &plan.order {
+    for &n in plan.order() {
         for edge in g.edges(n) {
             let (from, to, kind) = (edge.source(), edge.target(), *edge.weight());
             let (c_from, c_to) = (chain_of[from.index()], chain_of[to.index()]);
@@ -81,7 +81,7 @@ pub fn expand(plan: &Plan) -> Physical {
                     queues.push((to, rx.clone()));
                     instances[first[c_to] + j].inputs.push(rx);
                 }
-                let out = OutEdge::new(kind, senders, key.clone(), plan.job.max_parallelism);
+                let out = OutEdge::new(kind, senders, key.clone(), plan.job().max_parallelism);
                 instances[first[c_from] + i].outputs.push(out);
             }
         }
@@ -92,15 +92,10 @@ pub fn expand(plan: &Plan) -> Physical {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::SourceFile;
 
     /// The chains of a spec, as node names.
     fn chains(text: &str) -> Vec<Vec<String>> {
-        let loaded = crate::spec::load(SourceFile {
-            name: "spec.yaml".into(),
-            text: text.into(),
-        });
-        let plan = crate::plan::compile(&loaded).0.expect("the spec compiles");
+        let plan = crate::plan::from_text(text);
         expand(&plan)
             .instances
             .iter()
@@ -108,7 +103,7 @@ mod tests {
             .map(|w| {
                 w.nodes
                     .iter()
-                    .map(|&n| plan.graph[n].name.clone())
+                    .map(|&n| plan.graph()[n].name.clone())
                     .collect()
             })
             .collect()

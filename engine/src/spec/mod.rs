@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::nodes::{SinkKind, SourceKind, TransformKind};
+pub use crate::plan::settings::{CheckpointMode, OnCancel, OnError, StateBackendKind};
 pub use duration::Duration;
 pub use load::{load, load_bytes, Loaded};
 
@@ -129,26 +130,6 @@ pub struct CheckpointSpec {
     pub on_cancel: OnCancel,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckpointMode {
-    /// Barriers are aligned: each record is reflected in state exactly once.
-    #[default]
-    ExactlyOnce,
-    /// Barriers are not aligned: after a restore some records may count twice.
-    AtLeastOnce,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OnCancel {
-    /// Keep the retained checkpoints so the job can be restored later.
-    #[default]
-    Retain,
-    /// Delete the job's checkpoints.
-    Delete,
-}
-
 /// Where keyed state lives while the job runs.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -175,16 +156,6 @@ impl Default for StateSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StateBackendKind {
-    /// In memory: fastest, bounded by RAM.
-    #[default]
-    Memory,
-    /// On disk in sled, under `state.dir`: state may exceed memory.
-    Sled,
-}
-
 /// A node of the pipeline: the settings every node has, and its kind.
 #[derive(Clone, Debug)]
 pub struct Node<K> {
@@ -193,19 +164,6 @@ pub struct Node<K> {
     pub parallelism: Option<u32>,
     pub on_error: OnError,
     pub kind: K,
-}
-
-/// What a node does with a record it cannot process.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Fail the job.
-    #[default]
-    Fail,
-    /// Drop the record, counting it.
-    Skip,
-    /// Drop the record, counting it and logging why.
-    Log,
 }
 
 /// The settings every source has besides its `type`.

@@ -15,7 +15,7 @@ use super::super::metadata::FORMAT_VERSION;
 use super::super::metadata::{extend_history, InstanceState, Kind, Metadata, NodeShape};
 use super::super::retention::{self, Deletions};
 use super::super::{Ack, SourceCommand};
-use crate::spec::CheckpointSpec;
+use crate::plan::CheckpointSettings;
 
 /// When the next checkpoint may start: every `interval`, no sooner than
 /// `min_pause` after the previous one ended, at most `max_concurrent` at once.
@@ -29,10 +29,10 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(settings: &CheckpointSpec, start: Instant) -> Schedule {
+    pub fn new(settings: &CheckpointSettings, start: Instant) -> Schedule {
         Schedule {
-            interval: settings.interval.0,
-            min_pause: settings.min_pause.0,
+            interval: settings.interval,
+            min_pause: settings.min_pause,
             max_concurrent: settings.max_concurrent.max(1) as usize,
             last_trigger: start,
             last_end: None,
@@ -83,7 +83,7 @@ pub struct Config {
     /// The shape of each stateful node's state, recorded in each checkpoint.
     pub shapes: BTreeMap<String, NodeShape>,
     pub spec_hash: String,
-    pub settings: CheckpointSpec,
+    pub settings: CheckpointSettings,
     pub max_parallelism: u32,
     pub participants: Vec<Participant>,
 }
@@ -518,7 +518,7 @@ impl Machine {
     }
 
     fn expire(&mut self, now: Now, actions: &mut Vec<Action>) {
-        let timeout = self.config.settings.timeout.0;
+        let timeout = self.config.settings.timeout;
         let expired: Vec<u64> = self
             .in_flight
             .iter()
@@ -539,7 +539,7 @@ impl Machine {
             };
             let why = format!(
                 "not complete after {} (waiting for {}{more})",
-                self.config.settings.timeout,
+                crate::plan::settings::human(self.config.settings.timeout),
                 missing[..missing.len().min(5)].join(", ")
             );
             if self.abort(id, &why, true, now, actions) {
@@ -669,7 +669,7 @@ impl Machine {
 
     /// How long a checkpoint may take, and so any store call serving one.
     pub fn timeout(&self) -> std::time::Duration {
-        self.config.settings.timeout.0
+        self.config.settings.timeout
     }
 }
 
@@ -677,9 +677,7 @@ impl Machine {
 mod tests {
     use super::*;
 
-    fn settings(yaml: &str) -> CheckpointSpec {
-        serde_yaml::from_str(yaml).unwrap()
-    }
+    use crate::plan::checkpoint_settings as settings;
 
     /// A clock the test moves by hand.
     struct Clock(Instant);

@@ -441,7 +441,7 @@ mod tests {
             restored_history: Vec::new(),
             shapes: Default::default(),
             spec_hash: "h".into(),
-            settings: serde_yaml::from_str(settings).unwrap(),
+            settings: crate::plan::checkpoint_settings(settings),
             max_parallelism: 128,
             participants: ["read#0", "counts#0"]
                 .map(|n| Participant {
