@@ -21,7 +21,8 @@ use super::restore::load_chain;
 use super::snapshot;
 use super::store::CheckpointStore;
 use super::{Ack, Report};
-use crate::state::{encode_value, write_value, Changes};
+use crate::state::codec::{encode_value, write_value};
+use crate::state::Changes;
 use crate::value::Value;
 
 /// The most checkpoints in flight an uploader's queue has room for.

@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use crate::expr::Expr;
 use crate::operators::keyed::Fold;
-use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Operator, Sink, Source};
 use crate::plan::NodeCx;
+use crate::runtime::cancel::Cancel;
 
 /// Declares a section's registry: the enum the spec reads (a node's
 /// `type` picks the variant), the list of type names that messages, the

@@ -12,13 +12,12 @@ use crate::checkpoint::restore::{load_chain, Restore};
 use crate::nodes::{Instance, Step};
 use crate::operators::keyed::{Fold, Keyed};
 use crate::operators::sinks::latency::Timed;
-use crate::operators::sources::Cancel;
 use crate::operators::OpError;
 use crate::plan::{Plan, PlanNode, Planned};
+use crate::runtime::cancel::Cancel;
 use crate::state::memory::MemoryState;
 use crate::state::sled::SledStore;
 use crate::state::{KeyGroupRange, KeyedState};
-use crate::value::Value;
 
 /// Where keyed operators get their state.
 pub enum StateFactory {
@@ -140,7 +139,7 @@ fn load_keyed_state(
         })
         .map_err(|e| OpError::Fatal(format!("cannot restore from {}: {e}", restore.location)))?;
         for ((kg, key), value) in entries {
-            let value: Value = serde_json::from_slice(&value).map_err(|e| {
+            let value = crate::state::codec::decode_value(&value).map_err(|e| {
                 OpError::Fatal(format!(
                     "cannot restore from {}: a damaged value ({e})",
                     restore.location

@@ -21,9 +21,9 @@ use super::metrics::Metrics;
 use super::output::{Cancelled, Output};
 use crate::checkpoint::uploader::UploadTask;
 use crate::checkpoint::{Ack, Report, SourceCommand};
-use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Snapshot, Source};
 use crate::plan::OnError;
+use crate::runtime::cancel::Cancel;
 use crate::value::Value;
 
 /// What a member of a chain runs.
@@ -96,7 +96,7 @@ pub struct Instance {
     pub cancel: Cancel,
     pub batch_size: usize,
     /// Present when the job takes checkpoints.
-    pub checkpoint: Option<Checkpointing>,
+    pub checkpoint: Option<ChainCheckpointing>,
     /// Upstream first; never empty.
     pub members: Vec<Member>,
 }
@@ -106,7 +106,7 @@ pub struct Instance {
 static INJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The chain's part in checkpoints, shared by its members.
-pub struct Checkpointing {
+pub struct ChainCheckpointing {
     /// Source heads: checkpoint ids to emit barriers for.
     pub triggers: Option<Receiver<SourceCommand>>,
     pub reports: Sender<Report>,
@@ -138,7 +138,7 @@ struct Io {
     output: Output,
     cancel: Cancel,
     batch_size: usize,
-    checkpoint: Option<Checkpointing>,
+    checkpoint: Option<ChainCheckpointing>,
     /// The batch going through the chain, and the one its next operator fills.
     batch: Vec<Value>,
     scratch: Vec<Value>,

@@ -9,6 +9,7 @@
 
 mod alignment;
 mod build;
+pub mod cancel;
 mod instance;
 pub mod lifecycle;
 mod message;
@@ -30,9 +31,9 @@ use crate::checkpoint::restore::Restore;
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::checkpoint::uploader::{self, UploaderConfig};
 use crate::checkpoint::{retention, Report, SavepointRequest, SourceCommand};
-use crate::operators::sources::Canceller;
 use crate::plan::settings::{OnCancel, StateBackendKind};
 use crate::plan::{Plan, Planned};
+use crate::runtime::cancel::Canceller;
 use crate::workdir::{self, WorkDir};
 use build::StateFactory;
 use instance::{Finish, Instance};
@@ -98,8 +99,10 @@ enum CoordinatorEvent {
     Finished(Stats),
 }
 
-/// The job's side of checkpointing while it runs.
-struct Checkpoints {
+/// The job's part in checkpoints while it runs: the store, the
+/// coordinator, and the channels to every instance ([`instance::ChainCheckpointing`]
+/// is a chain's part, [`instance::MemberCheckpointing`] a member's).
+struct JobCheckpointing {
     store: Arc<dyn CheckpointStore>,
     reports: Sender<Report>,
     /// Dropping it stops the coordinator.
@@ -187,7 +190,7 @@ fn attempt(
                     .map_err(|e| (RunError::Checkpoint(e.to_string()), String::new(), None))?,
             );
             let (_, done) = crossbeam_channel::bounded(1);
-            Some(Checkpoints {
+            Some(JobCheckpointing {
                 store,
                 reports: reports_tx.clone(),
                 control: None,
@@ -441,7 +444,7 @@ fn start_instance(
     wiring: physical::Wiring,
     state: &StateFactory,
     canceller: &Canceller,
-    mut checkpoints: Option<&mut Checkpoints>,
+    mut checkpoints: Option<&mut JobCheckpointing>,
     job: &mut Job,
     ended_tx: &Sender<Ended>,
 ) -> Result<std::thread::JoinHandle<()>, RunError> {
@@ -531,7 +534,7 @@ fn start_instance(
         });
     }
     let checkpoint = match (plan.checkpoint(), checkpoints) {
-        (Some(cp), Some(c)) => Some(instance::Checkpointing {
+        (Some(cp), Some(c)) => Some(instance::ChainCheckpointing {
             triggers,
             reports: c.reports.clone(),
             aligner: alignment::Aligner::new(wiring.inputs.len(), cp.mode),
@@ -694,7 +697,7 @@ fn injected_failure(node: &str) -> Option<u64> {
 /// Starts the coordinator thread; its result arrives on `c.done`.
 fn start_coordinator(
     config: coordinator::Config,
-    c: &mut Checkpoints,
+    c: &mut JobCheckpointing,
     reports: Receiver<Report>,
     last_completed: Arc<AtomicU64>,
 ) -> Result<(), String> {

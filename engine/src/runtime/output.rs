@@ -10,8 +10,8 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 
 use super::message::Message;
 use crate::expr::Expr;
-use crate::operators::sources::Cancel;
 use crate::plan::EdgeKind;
+use crate::runtime::cancel::Cancel;
 use crate::state::{encode_key, key_group};
 use crate::value::Value;
 

@@ -9,6 +9,7 @@
 //! value on every record, so the trait's one per-record call finds the key
 //! once and hands out the value to change in place.
 
+pub mod codec;
 mod key;
 pub mod memory;
 pub mod sled;
@@ -82,19 +83,3 @@ pub trait KeyedState: Send {
 /// Changed entries: ((key group, encoded key), value). Values are encoded
 /// by the uploader, off the operator's thread.
 pub type Changes = Vec<((u16, Box<[u8]>), Value)>;
-
-/// The encoding of values in snapshots (and in sled).
-pub fn encode_value(value: &Value) -> Box<[u8]> {
-    let mut out = Vec::new();
-    write_value(value, &mut out);
-    out.into_boxed_slice()
-}
-
-/// Appends [`encode_value`]'s encoding of `value` to `out`.
-pub fn write_value(value: &Value, out: &mut Vec<u8>) {
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"null");
-    }
-}

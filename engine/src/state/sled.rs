@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use hashbrown::HashTable;
 use rustc_hash::FxHashSet;
 
+use super::codec::{decode_value, encode_value};
 use super::stored_key::{key_hash, StoredKey};
-use super::{encode_value, Changes, KeyedState, StateError};
+use super::{Changes, KeyedState, StateError};
 use crate::value::Value;
 
 /// How many entries each instance's cache holds when the spec does not say.
@@ -150,14 +151,12 @@ impl Disk {
         let found = self.tree.get(tree_key(&mut self.buf, key_group, key));
         match found.map_err(|e| self.error(e))? {
             None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|source| StateError::Decode {
-                        namespace: self.namespace.clone(),
-                        source,
-                    })
-            }
+            Some(bytes) => decode_value(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Decode {
+                    namespace: self.namespace.clone(),
+                    source,
+                }),
         }
     }
 

@@ -7,9 +7,9 @@ use super::{check_max_record_bytes, default_max_record_bytes, InputFormat};
 use crate::diag::Diagnostic;
 use crate::nodes::{Instance, PlannedSource, SourceType};
 use crate::operators::sources::file::FileSource;
-use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Source};
 use crate::plan::NodeCx;
+use crate::runtime::cancel::Cancel;
 
 /// Lines or JSON lines from files.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::diag::Diagnostic;
 use crate::nodes::{Instance, PlannedSource, SourceType};
 use crate::operators::sources::generate::GenerateSource;
-use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Source};
 use crate::plan::NodeCx;
+use crate::runtime::cancel::Cancel;
 
 /// The largest vocabulary, which is built in memory.
 const MAX_VOCABULARY: u64 = 10_000_000;

@@ -7,9 +7,9 @@ use super::{check_max_record_bytes, default_max_record_bytes};
 use crate::diag::Diagnostic;
 use crate::nodes::{Instance, PlannedSource, SourceType};
 use crate::operators::sources::socket::SocketSource;
-use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Source};
 use crate::plan::NodeCx;
+use crate::runtime::cancel::Cancel;
 
 /// Text lines from a TCP server, like Flink's socketTextStream.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

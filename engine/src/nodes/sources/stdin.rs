@@ -6,9 +6,9 @@ use serde::Deserialize;
 use super::{check_max_record_bytes, default_max_record_bytes, InputFormat};
 use crate::nodes::{Instance, PlannedSource, SourceType};
 use crate::operators::sources::stdin::StdinSource;
-use crate::operators::sources::Cancel;
 use crate::operators::{OpError, Source};
 use crate::plan::NodeCx;
+use crate::runtime::cancel::Cancel;
 
 /// Lines or JSON lines from standard input.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

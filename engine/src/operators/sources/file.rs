@@ -11,11 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::lines::{LineReader, Next};
-use super::{parse_json_line, trim_newline, Cancel};
+use super::{parse_json_line, trim_newline};
 use crate::nodes::sources::file::File as FileSpec;
 use crate::nodes::sources::InputFormat;
 use crate::nodes::Instance;
 use crate::operators::{OpError, Poll, RecordError, Source};
+use crate::runtime::cancel::Cancel;
 use crate::value::{Str, Value};
 
 pub struct FileSource {
@@ -379,7 +380,7 @@ impl Source for FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operators::sources::Canceller;
+    use crate::runtime::cancel::Canceller;
 
     fn open(pattern: &str, follow: bool, max: u32, at: (u32, u32), cancel: Cancel) -> FileSource {
         let spec = FileSpec {

@@ -12,10 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::Cancel;
 use crate::nodes::sources::generate::{Generate, GenerateMode};
 use crate::nodes::Instance;
 use crate::operators::{epoch_micros, OpError, Poll, Source};
+use crate::runtime::cancel::Cancel;
 use crate::value::{intern, Name, Str, Value};
 
 pub struct GenerateSource {
@@ -203,7 +203,7 @@ mod tests {
     use super::*;
 
     fn cancel() -> Cancel {
-        super::super::Canceller::new().token()
+        crate::runtime::cancel::Canceller::new().token()
     }
 
     fn lines(seed: u64, count: u64) -> Generate {
@@ -250,7 +250,7 @@ mod tests {
     fn records_carry_their_source_time() {
         let rate = 100_000;
         // Kept alive: a dropped canceller cancels its tokens.
-        let canceller = super::super::Canceller::new();
+        let canceller = crate::runtime::cancel::Canceller::new();
         let before = epoch_micros();
         let spec = Generate {
             seed: 1,

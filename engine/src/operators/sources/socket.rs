@@ -7,9 +7,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::lines::{LineReader, Next};
-use super::{trim_newline, Cancel};
+use super::trim_newline;
 use crate::nodes::sources::socket::Socket;
 use crate::operators::{OpError, Poll, RecordError, Source};
+use crate::runtime::cancel::Cancel;
 
 use crate::value::{Str, Value};
 
