@@ -3,15 +3,8 @@
 //! how it builds its runtime operator. Adding a type is its module and one
 //! line in the registry below; docs/contributing.md walks through it.
 
-pub mod sinks;
-pub mod sources;
-pub mod transforms;
-
 use std::fmt::Debug;
 use std::path::Path;
-
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::expr::Expr;
 use crate::operators::keyed::Fold;
@@ -19,17 +12,21 @@ use crate::operators::{OpError, Operator, Sink, Source};
 use crate::plan::NodeCx;
 use crate::runtime::cancel::Cancel;
 
-/// Declares a section's registry: the enum the spec reads (a node's
-/// `type` picks the variant), the list of type names that messages, the
-/// schema and the docs use, and the dispatch to each type's checks.
+/// Declares a section's registry: each line a node type's module (its
+/// file in the section's folder), the type's struct in it and the `type`
+/// users write. From it come the enum the spec reads (a node's `type`
+/// picks the variant), the list of type names that messages, the schema
+/// and the docs use, and the dispatch to each type's checks.
 macro_rules! registry {
-    ($(#[$meta:meta])* $kind:ident: $node:ident { $($variant:ident($ty:ty) = $name:literal,)* }) => {
+    ($(#[$meta:meta])* $kind:ident: $node:ident { $($module:ident::$ty:ident = $name:literal,)* }) => {
+        $(pub mod $module;)*
+
         #[derive(Clone, Debug, Deserialize, JsonSchema)]
         #[serde(deny_unknown_fields)]
         #[schemars(tag = "type")]
         $(#[$meta])*
         pub enum $kind {
-            $(#[serde(rename = $name)] $variant($ty),)*
+            $(#[serde(rename = $name)] $ty($module::$ty),)*
         }
 
         impl $kind {
@@ -39,56 +36,27 @@ macro_rules! registry {
             /// The node type's own checks and planning.
             pub fn node(&self) -> &dyn $node {
                 match self {
-                    $($kind::$variant(node) => node,)*
+                    $($kind::$ty(node) => node,)*
                 }
             }
 
             /// The `type` as written.
             pub fn type_name(&self) -> &'static str {
                 match self {
-                    $($kind::$variant(_) => $name,)*
+                    $($kind::$ty(_) => $name,)*
                 }
             }
         }
     };
 }
 
-registry! {
-    /// Sources: where records come from.
-    #[schemars(transform = crate::spec::schema::add_source_common)]
-    SourceKind: SourceType {
-        Socket(sources::socket::Socket) = "socket",
-        File(sources::file::File) = "file",
-        Generate(sources::generate::Generate) = "generate",
-        Stdin(sources::stdin::Stdin) = "stdin",
-    }
-}
+pub mod sinks;
+pub mod sources;
+pub mod transforms;
 
-registry! {
-    /// Transforms: what happens to records on the way.
-    #[schemars(transform = crate::spec::schema::add_step_common)]
-    TransformKind: TransformType {
-        Map(transforms::map::Map) = "map",
-        Filter(transforms::filter::Filter) = "filter",
-        FlatMap(transforms::flat_map::FlatMap) = "flat_map",
-        KeyBy(transforms::key_by::KeyBy) = "key_by",
-        Sum(transforms::aggregate::Sum) = "sum",
-        Min(transforms::aggregate::Min) = "min",
-        Max(transforms::aggregate::Max) = "max",
-        Count(transforms::count::Count) = "count",
-        Reduce(transforms::reduce::Reduce) = "reduce",
-    }
-}
-
-registry! {
-    /// Sinks: where records end up.
-    #[schemars(transform = crate::spec::schema::add_step_common)]
-    SinkKind: SinkType {
-        Print(sinks::print::Print) = "print",
-        File(sinks::file::File) = "file",
-        Blackhole(sinks::blackhole::Blackhole) = "blackhole",
-    }
-}
+pub use sinks::SinkKind;
+pub use sources::SourceKind;
+pub use transforms::TransformKind;
 
 /// A source type as the planner sees it.
 pub trait SourceType: Debug {

@@ -1,11 +1,21 @@
 //! Sink types: where records end up.
 
-pub mod blackhole;
-pub mod file;
-pub mod print;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
+use super::SinkType;
 use crate::diag::Diagnostic;
 use crate::plan::NodeCx;
+
+registry! {
+    /// Sinks: where records end up.
+    #[schemars(transform = crate::spec::schema::add_step_common)]
+    SinkKind: SinkType {
+        print::Print = "print",
+        file::File = "file",
+        blackhole::Blackhole = "blackhole",
+    }
+}
 
 /// The check of `latency_field`, which every sink may have: a plain field
 /// name.

@@ -1,14 +1,21 @@
 //! Source types: where records come from.
 
-pub mod file;
-pub mod generate;
-pub mod socket;
-pub mod stdin;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SourceType;
 use crate::plan::NodeCx;
+
+registry! {
+    /// Sources: where records come from.
+    #[schemars(transform = crate::spec::schema::add_source_common)]
+    SourceKind: SourceType {
+        socket::Socket = "socket",
+        file::File = "file",
+        generate::Generate = "generate",
+        stdin::Stdin = "stdin",
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -1,59 +1,15 @@
-//! `type: sum`, `min` and `max`: a rolling aggregate of one field per key.
-//! Three types, one module: they differ only in what they keep.
-
-use schemars::JsonSchema;
-use serde::Deserialize;
+//! What `sum`, `min` and `max` share: they differ only in what they keep
+//! of one field per key.
 
 use crate::diag::Diagnostic;
 use crate::expr::Expr;
-use crate::nodes::{PlannedTransform, Step, TransformType};
+use crate::nodes::{PlannedTransform, Step};
 use crate::operators::keyed::{AggregateKind, Fold};
 use crate::plan::NodeCx;
 use crate::value::{intern, Name};
 
-/// Rolling keyed sum of `field`: emits the record with `field` replaced by the key's total.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Sum {
-    pub key: String,
-    pub field: String,
-}
-
-/// Rolling keyed minimum of `field`: emits the whole record holding the key's smallest `field` so far (the earlier on a tie).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Min {
-    pub key: String,
-    pub field: String,
-}
-
-/// Rolling keyed maximum of `field`: emits the whole record holding the key's largest `field` so far (the earlier on a tie).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Max {
-    pub key: String,
-    pub field: String,
-}
-
-impl TransformType for Sum {
-    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
-        plan(cx, AggregateKind::Sum, &self.key, &self.field)
-    }
-}
-
-impl TransformType for Min {
-    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
-        plan(cx, AggregateKind::Min, &self.key, &self.field)
-    }
-}
-
-impl TransformType for Max {
-    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
-        plan(cx, AggregateKind::Max, &self.key, &self.field)
-    }
-}
-
-fn plan(
+/// Checks and compiles an aggregate's `key` and `field`.
+pub(super) fn plan(
     cx: &mut NodeCx<'_, '_>,
     kind: AggregateKind,
     key_text: &str,

@@ -1,9 +1,24 @@
 //! Transform types: what happens to records on the way.
 
-pub mod aggregate;
-pub mod count;
-pub mod filter;
-pub mod flat_map;
-pub mod key_by;
-pub mod map;
-pub mod reduce;
+mod aggregate;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::TransformType;
+
+registry! {
+    /// Transforms: what happens to records on the way.
+    #[schemars(transform = crate::spec::schema::add_step_common)]
+    TransformKind: TransformType {
+        map::Map = "map",
+        filter::Filter = "filter",
+        flat_map::FlatMap = "flat_map",
+        key_by::KeyBy = "key_by",
+        sum::Sum = "sum",
+        min::Min = "min",
+        max::Max = "max",
+        count::Count = "count",
+        reduce::Reduce = "reduce",
+    }
+}

@@ -1,0 +1,23 @@
+//! `type: max`: a rolling maximum of one field per key.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::aggregate;
+use crate::nodes::{PlannedTransform, TransformType};
+use crate::operators::keyed::AggregateKind;
+use crate::plan::NodeCx;
+
+/// Rolling keyed maximum of `field`: emits the whole record holding the key's largest `field` so far (the earlier on a tie).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Max {
+    pub key: String,
+    pub field: String,
+}
+
+impl TransformType for Max {
+    fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
+        aggregate::plan(cx, AggregateKind::Max, &self.key, &self.field)
+    }
+}
