@@ -4,61 +4,24 @@
 //! acknowledgement, a decline, a source's input ending, an instance
 //! finishing, a savepoint asked for, `_metadata` written or not) and what
 //! to do comes out as [`Action`]s. No threads, channels or store: the shell
-//! in `mod.rs` carries the actions out, and the tests below drive every
-//! setting with a clock of their own.
+//! in the coordinator's `mod.rs` carries the actions out, and the tests
+//! below drive every setting with a clock of their own.
+//!
+//! This module takes the inputs and triggers checkpoints; when one is due
+//! is `schedule`'s, what a completed one leaves behind `completion`'s,
+//! and what becomes of one that does not complete `abort`'s.
+
+mod abort;
+mod completion;
+mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::super::layout;
-use super::super::metadata::FORMAT_VERSION;
-use super::super::metadata::{extend_history, InstanceState, Kind, Metadata, NodeShape};
-use super::super::retention::{self, Deletions};
+use super::super::metadata::{Metadata, NodeShape};
 use super::super::{Ack, SourceCommand};
 use crate::plan::CheckpointSettings;
-
-/// When the next checkpoint may start: every `interval`, no sooner than
-/// `min_pause` after the previous one ended, at most `max_concurrent` at once.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    interval: Duration,
-    min_pause: Duration,
-    max_concurrent: usize,
-    last_trigger: Instant,
-    last_end: Option<Instant>,
-}
-
-impl Schedule {
-    pub fn new(settings: &CheckpointSettings, start: Instant) -> Schedule {
-        Schedule {
-            interval: settings.interval,
-            min_pause: settings.min_pause,
-            max_concurrent: settings.max_concurrent.max(1) as usize,
-            last_trigger: start,
-            last_end: None,
-        }
-    }
-
-    pub fn due(&self, now: Instant, in_flight: usize) -> bool {
-        in_flight < self.max_concurrent
-            && now >= self.last_trigger + self.interval
-            && self.rested(now)
-    }
-
-    /// Whether `min_pause` has passed since the last checkpoint ended.
-    pub fn rested(&self, now: Instant) -> bool {
-        self.last_end.is_none_or(|end| now >= end + self.min_pause)
-    }
-
-    pub fn triggered(&mut self, now: Instant) {
-        self.last_trigger = now;
-    }
-
-    /// A checkpoint completed or was aborted at `now`.
-    pub fn ended(&mut self, now: Instant) {
-        self.last_end = Some(now);
-    }
-}
+pub use schedule::Schedule;
 
 /// One instance that takes part in every checkpoint.
 #[derive(Debug, Clone)]
@@ -174,7 +137,7 @@ pub struct Machine {
     /// Every completed checkpoint in the store, this run's and others'.
     completed: Vec<Metadata>,
     /// Checkpoints of earlier runs this run continues, which retention
-    /// treats as its own ([`retention::lineage`]).
+    /// treats as its own ([`retention::lineage`](crate::checkpoint::retention::lineage)).
     claimed: BTreeSet<u64>,
     consecutive_failures: u32,
     stats: Stats,
@@ -360,287 +323,14 @@ impl Machine {
         vec![Action::WriteMetadata(Box::new(metadata))]
     }
 
-    fn metadata(&self, id: u64, now: Now) -> Metadata {
-        let flight = &self.in_flight[&id];
-        let settings = &self.config.settings;
-        let longest = |of: fn(&Ack) -> Duration| {
-            flight
-                .acks
-                .values()
-                .map(|a| of(a).as_secs_f64() * 1e3)
-                .fold(0.0, f64::max)
-        };
-        Metadata {
-            format_version: FORMAT_VERSION,
-            job: self.config.job.clone(),
-            spec_hash: self.config.spec_hash.clone(),
-            checkpoint_id: id,
-            kind: Kind::Checkpoint,
-            run: self.config.run.clone(),
-            restored_from: self.config.restored_from.clone(),
-            history: extend_history(&self.config.restored_history, self.first_id, id),
-            triggered_at_ms: flight.triggered_at_ms,
-            completed_at_ms: now.wall_ms,
-            mode: settings.mode,
-            incremental: settings.incremental,
-            max_parallelism: self.config.max_parallelism,
-            nodes: self.config.shapes.clone(),
-            instances: flight
-                .acks
-                .values()
-                .map(|a| {
-                    let state = InstanceState {
-                        node: a.node.clone(),
-                        instance: a.index,
-                        parallelism: a.parallelism,
-                        files: a.files.clone(),
-                        source_position: a.source_position.clone(),
-                    };
-                    (a.instance.clone(), state)
-                })
-                .collect(),
-            alignment_ms: longest(|a| a.alignment),
-            sync_ms: longest(|a| a.sync),
-        }
-    }
-
-    /// `_metadata` of checkpoint `id` is in the store: it is complete.
-    pub fn metadata_written(&mut self, id: u64, now: Now) -> Vec<Action> {
-        let Some(flight) = self.in_flight.remove(&id) else {
-            return Vec::new();
-        };
-        let Some(metadata) = flight.metadata else {
-            self.in_flight.insert(id, flight);
-            return Vec::new();
-        };
-        let duration = now.at.saturating_duration_since(flight.started);
-        self.schedule.ended(now.at);
-        self.consecutive_failures = 0;
-        let written = metadata.written_size();
-        tracing::info!(
-            "checkpoint {id} complete in {} ms: {} written ({}), alignment {:.1} ms, sync {:.2} ms",
-            duration.as_millis(),
-            super::human_bytes(written),
-            if metadata.is_full() {
-                "full"
-            } else {
-                "incremental"
-            },
-            metadata.alignment_ms,
-            metadata.sync_ms
-        );
-        let s = &mut self.stats;
-        s.completed += 1;
-        s.last = Some(id);
-        s.last_history = metadata.history.clone();
-        s.durations.push(duration);
-        s.bytes_written += written;
-        s.max_sync = s
-            .max_sync
-            .max(Duration::from_secs_f64(metadata.sync_ms / 1e3));
-        s.max_alignment = s
-            .max_alignment
-            .max(Duration::from_secs_f64(metadata.alignment_ms / 1e3));
-        self.uploaders_behind = true;
-        let mut actions = vec![Action::Completed(id)];
-        if self.final_checkpoint.is_some_and(|f| id >= f) {
-            actions.push(Action::Finish);
-        }
-        if let Some(stop) = self.savepoints.remove(&id) {
-            self.stats.stopped |= stop;
-            actions.push(Action::WriteSavepoint(id));
-        }
-        self.completed.push(metadata);
-        actions.push(Action::Retain);
-        actions
-    }
-
-    /// `_metadata` of checkpoint `id` could not be written.
-    pub fn metadata_failed(&mut self, id: u64, why: &str, now: Now) -> Vec<Action> {
-        let mut actions = Vec::new();
-        self.abort(
-            id,
-            &format!("cannot write its metadata: {why}"),
-            true,
-            now,
-            &mut actions,
-        );
-        actions
-    }
-
     /// Every uploader now knows of the newest completed checkpoint.
     pub fn uploaders_caught_up(&mut self) {
         self.uploaders_behind = false;
     }
 
-    pub fn declined(&mut self, id: u64, instance: &str, cause: &str, now: Now) -> Vec<Action> {
-        if self.aborted.contains(&id) {
-            // A write that failed after the abort may have left a partial file.
-            return vec![Action::RemoveFiles(id)];
-        }
-        let mut actions = Vec::new();
-        self.abort(
-            id,
-            &format!("{instance} could not write its snapshot: {cause}"),
-            true,
-            now,
-            &mut actions,
-        );
-        actions
-    }
-
     /// A source reached the end of its input (it still answers triggers).
     pub fn input_ended(&mut self, instance: String) {
         self.inputs_ended.insert(instance);
-    }
-
-    /// An instance ended: checkpoints it has not acknowledged cannot
-    /// complete, and are abandoned (not a failure).
-    pub fn finished(&mut self, name: String, now: Now) -> Vec<Action> {
-        self.finished.insert(name);
-        let stuck: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| self.finished.iter().any(|n| !f.acks.contains_key(n)))
-            .map(|(id, _)| *id)
-            .collect();
-        let mut actions = Vec::new();
-        for id in stuck {
-            self.abort(
-                id,
-                "part of the job finished before it was acknowledged",
-                false,
-                now,
-                &mut actions,
-            );
-        }
-        actions
-    }
-
-    fn expire(&mut self, now: Now, actions: &mut Vec<Action>) {
-        let timeout = self.config.settings.timeout;
-        let expired: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| now.at.saturating_duration_since(f.started) > timeout)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let missing: Vec<&str> = self
-                .config
-                .participants
-                .iter()
-                .filter(|p| !self.in_flight[&id].acks.contains_key(&p.name))
-                .map(|p| p.name.as_str())
-                .collect();
-            let more = match missing.len() {
-                0..=5 => String::new(),
-                n => format!(" and {} more", n - 5),
-            };
-            let why = format!(
-                "not complete after {} (waiting for {}{more})",
-                crate::plan::settings::human(self.config.settings.timeout),
-                missing[..missing.len().min(5)].join(", ")
-            );
-            if self.abort(id, &why, true, now, actions) {
-                return;
-            }
-        }
-    }
-
-    /// Aborts checkpoint `id`; a `failure` counts against
-    /// `tolerable_failures`. Returns whether the job must fail.
-    fn abort(
-        &mut self,
-        id: u64,
-        why: &str,
-        failure: bool,
-        now: Now,
-        actions: &mut Vec<Action>,
-    ) -> bool {
-        if self.in_flight.remove(&id).is_none() {
-            return false;
-        }
-        self.aborted.insert(id);
-        self.schedule.ended(now.at);
-        if self.final_checkpoint == Some(id) {
-            self.final_checkpoint = None;
-        }
-        if self.savepoints.remove(&id).is_some() {
-            actions.push(Action::SavepointFailed {
-                id,
-                why: why.to_owned(),
-            });
-        }
-        actions.push(Action::RemoveFiles(id));
-        if !failure {
-            tracing::info!("checkpoint {id} abandoned: {why}");
-            return false;
-        }
-        self.stats.failed += 1;
-        self.consecutive_failures += 1;
-        let tolerable = self.config.settings.tolerable_failures;
-        tracing::warn!(
-            "checkpoint {id} failed: {why} ({} in a row, {tolerable} tolerated)",
-            self.consecutive_failures
-        );
-        if self.consecutive_failures <= tolerable {
-            return false;
-        }
-        actions.push(Action::Fail(format!(
-            "checkpoint {id} failed: {why}; that is {} failed checkpoint{} in a row, more than tolerable_failures ({tolerable})",
-            self.consecutive_failures,
-            if self.consecutive_failures == 1 { "" } else { "s" }
-        )));
-        true
-    }
-
-    /// What retention deletes, given the names in the shared folder (as
-    /// paths from the store's root); the checkpoints it deletes are
-    /// forgotten here.
-    pub fn retention(&mut self, shared: &[String]) -> Deletions {
-        let in_flight_files: BTreeSet<String> = self
-            .in_flight
-            .values()
-            .flat_map(|f| {
-                f.acks
-                    .values()
-                    .flat_map(|a| a.files.iter().map(|f| f.path.clone()))
-            })
-            .collect();
-        // Files being written for checkpoints in flight are in no ack yet.
-        let shared: Vec<String> = shared
-            .iter()
-            .filter(|p| {
-                layout::parse_shared_name(p).is_none_or(|n| !self.in_flight.contains_key(&n.id))
-            })
-            .cloned()
-            .collect();
-        // An uploader may build on any checkpoint completed since the one
-        // in flight was triggered (the notice can come before the
-        // snapshot), so every completed checkpoint from the oldest base of
-        // one in flight is kept.
-        let oldest_base = self.in_flight.values().map(|f| f.base.unwrap_or(0)).min();
-        let protect: BTreeSet<u64> = self
-            .completed
-            .iter()
-            .map(|m| m.checkpoint_id)
-            .filter(|id| oldest_base.is_some_and(|base| *id >= base))
-            .collect();
-        let run = &self.config.run;
-        let claimed = &self.claimed;
-        let completed: Vec<&Metadata> = self.completed.iter().collect();
-        let deletions = retention::plan(
-            &completed,
-            &|m| m.run == *run || claimed.contains(&m.checkpoint_id),
-            self.config.settings.retain as usize,
-            &shared,
-            &in_flight_files,
-            &protect,
-        );
-        self.completed
-            .retain(|m| !deletions.checkpoints.contains(&m.checkpoint_id));
-        deletions
     }
 
     /// The job is ending: nothing in flight will complete. Returns the
@@ -677,6 +367,7 @@ impl Machine {
 mod tests {
     use super::*;
 
+    use crate::checkpoint::layout;
     use crate::plan::checkpoint_settings as settings;
 
     /// A clock the test moves by hand.
@@ -768,27 +459,6 @@ mod tests {
         let done = m.metadata_written(id, now);
         m.uploaders_caught_up();
         done
-    }
-
-    #[test]
-    fn the_schedule_keeps_interval_min_pause_and_max_concurrent() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut s = Schedule::new(&settings("{interval: 100ms, min_pause: 50ms}"), t0);
-        assert!(!s.due(t0 + ms(99), 0));
-        assert!(s.due(t0 + ms(100), 0));
-        s.triggered(t0 + ms(100));
-        assert!(!s.due(t0 + ms(250), 1), "one at a time");
-        s.ended(t0 + ms(190));
-        assert!(s.due(t0 + ms(240), 0));
-        // A long checkpoint ending late pushes the next one back by min_pause.
-        s.triggered(t0 + ms(240));
-        s.ended(t0 + ms(400));
-        assert!(!s.due(t0 + ms(449), 0));
-        assert!(s.due(t0 + ms(450), 0));
-        let s = Schedule::new(&settings("{interval: 10ms, max_concurrent: 2}"), t0);
-        assert!(s.due(t0 + ms(10), 1));
-        assert!(!s.due(t0 + ms(10), 2));
     }
 
     #[test]
