@@ -90,7 +90,6 @@ pub struct Instance {
 
 /// A source, checked, as the plan holds it.
 pub trait PlannedSource: Debug + Send + Sync {
-    fn type_name(&self) -> &'static str;
     /// Whether a restore can read its records again from the position a
     /// checkpoint recorded: what exactly-once needs of a source.
     fn replayable(&self) -> bool;
@@ -105,7 +104,6 @@ pub trait PlannedSource: Debug + Send + Sync {
 
 /// A transform, its expressions compiled, as the plan holds it.
 pub trait PlannedTransform: Debug + Send + Sync {
-    fn type_name(&self) -> &'static str;
     /// The key that partitions the node's input, for keyed nodes.
     fn key(&self) -> Option<&Expr> {
         None
@@ -145,7 +143,6 @@ pub enum Delivery {
 
 /// A sink, checked, as the plan holds it.
 pub trait PlannedSink: Debug + Send + Sync {
-    fn type_name(&self) -> &'static str;
     fn delivery(&self) -> Delivery;
     /// The field latency is measured from, if the sink measures it.
     fn latency_field(&self) -> Option<&str>;

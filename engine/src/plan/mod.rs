@@ -80,6 +80,8 @@ pub struct PlanNode {
     pub name: String,
     pub parallelism: u32,
     pub on_error: OnError,
+    /// The `type` the user wrote, as the registry names it.
+    pub type_name: &'static str,
     pub planned: Planned,
     /// Set on a projection moved in front of a keyed node's shuffle
     /// ([`pushdown`]): records reach it partitioned by that node's key.
@@ -139,15 +141,6 @@ impl Planned {
         match self {
             Planned::Transform(t) => t.projection(),
             _ => None,
-        }
-    }
-
-    /// The `type` the user wrote, for summaries.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Planned::Source(s) => s.type_name(),
-            Planned::Transform(t) => t.type_name(),
-            Planned::Sink(s) => s.type_name(),
         }
     }
 
@@ -287,6 +280,7 @@ impl Compiler<'_> {
                     name: name.clone(),
                     parallelism,
                     on_error: node.on_error,
+                    type_name: node.kind.type_name(),
                     planned: Planned::Source(planned),
                     shuffle: None,
                     state: None,
@@ -323,6 +317,7 @@ impl Compiler<'_> {
                             name: name.clone(),
                             parallelism,
                             on_error: node.on_error,
+                            type_name: node.kind.type_name(),
                             planned: Planned::Transform(planned),
                             shuffle: None,
                             state,
@@ -355,6 +350,7 @@ impl Compiler<'_> {
                     name: name.clone(),
                     parallelism,
                     on_error: node.on_error,
+                    type_name: node.kind.type_name(),
                     planned: Planned::Sink(planned),
                     shuffle: None,
                     state: None,

@@ -69,9 +69,7 @@ impl Plan {
                 .collect();
             let mut line = format!(
                 "  {:<width$}  {:<9} ×{}",
-                node.name,
-                node.planned.type_name(),
-                node.parallelism
+                node.name, node.type_name, node.parallelism
             );
             if !inputs.is_empty() {
                 let _ = write!(line, "  ← {}", inputs.join(", "));
@@ -150,7 +148,7 @@ impl Plan {
                     .collect();
                 let mut v = json!({
                     "name": node.name,
-                    "type": node.planned.type_name(),
+                    "type": node.type_name,
                     "parallelism": node.parallelism,
                     "on_error": node.on_error,
                     "inputs": inputs,

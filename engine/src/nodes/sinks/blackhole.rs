@@ -29,10 +29,6 @@ impl SinkType for Blackhole {
 }
 
 impl PlannedSink for Blackhole {
-    fn type_name(&self) -> &'static str {
-        "blackhole"
-    }
-
     fn delivery(&self) -> Delivery {
         Delivery::Discards
     }

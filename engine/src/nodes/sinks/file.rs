@@ -53,10 +53,6 @@ impl SinkType for File {
 }
 
 impl PlannedSink for File {
-    fn type_name(&self) -> &'static str {
-        "file"
-    }
-
     fn delivery(&self) -> Delivery {
         Delivery::TwoPhaseCommit
     }

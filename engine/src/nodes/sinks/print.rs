@@ -52,10 +52,6 @@ impl SinkType for Print {
 }
 
 impl PlannedSink for Print {
-    fn type_name(&self) -> &'static str {
-        "print"
-    }
-
     fn delivery(&self) -> Delivery {
         Delivery::AtLeastOnce
     }

@@ -55,10 +55,6 @@ impl SourceType for File {
 }
 
 impl PlannedSource for File {
-    fn type_name(&self) -> &'static str {
-        "file"
-    }
-
     /// A checkpoint records the files done and the offset in the one
     /// being read.
     fn replayable(&self) -> bool {

@@ -114,10 +114,6 @@ impl Generate {
 }
 
 impl PlannedSource for Generate {
-    fn type_name(&self) -> &'static str {
-        "generate"
-    }
-
     /// Record `n` is a function of the seed and `n`.
     fn replayable(&self) -> bool {
         true

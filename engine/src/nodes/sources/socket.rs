@@ -49,10 +49,6 @@ impl SourceType for Socket {
 }
 
 impl PlannedSource for Socket {
-    fn type_name(&self) -> &'static str {
-        "socket"
-    }
-
     /// What was read from a connection cannot be asked for again.
     fn replayable(&self) -> bool {
         false

@@ -31,10 +31,6 @@ impl SourceType for Stdin {
 }
 
 impl PlannedSource for Stdin {
-    fn type_name(&self) -> &'static str {
-        "stdin"
-    }
-
     /// What was read from a pipe cannot be asked for again.
     fn replayable(&self) -> bool {
         false

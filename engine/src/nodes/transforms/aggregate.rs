@@ -43,20 +43,17 @@ struct Planned {
 }
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        match self.kind {
-            AggregateKind::Sum => "sum",
-            AggregateKind::Min => "min",
-            AggregateKind::Max => "max",
-        }
-    }
-
     fn key(&self) -> Option<&Expr> {
         Some(&self.key)
     }
 
     fn state(&self) -> Option<(&'static str, &str)> {
-        Some((self.type_name(), &self.key_text))
+        let kind = match self.kind {
+            AggregateKind::Sum => "sum",
+            AggregateKind::Min => "min",
+            AggregateKind::Max => "max",
+        };
+        Some((kind, &self.key_text))
     }
 
     fn build(&self) -> Step {

@@ -49,10 +49,6 @@ struct Planned {
 }
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        "count"
-    }
-
     fn key(&self) -> Option<&Expr> {
         Some(&self.key)
     }

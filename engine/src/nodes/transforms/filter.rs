@@ -26,10 +26,6 @@ impl TransformType for Filter {
 struct Planned(Expr);
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        "filter"
-    }
-
     fn build(&self) -> Step {
         Step::Stateless(Box::new(stateless::Filter(self.0.clone())))
     }

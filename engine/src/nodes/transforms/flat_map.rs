@@ -70,10 +70,6 @@ enum Planned {
 }
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        "flat_map"
-    }
-
     fn build(&self) -> Step {
         Step::Stateless(match self {
             Planned::Split(sep) => Box::new(Split(Arc::clone(sep))),

@@ -26,10 +26,6 @@ impl TransformType for KeyBy {
 struct Planned(Expr);
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        "key_by"
-    }
-
     /// The repartitioning is the edge into this node; the node passes
     /// records on as they come.
     fn key(&self) -> Option<&Expr> {

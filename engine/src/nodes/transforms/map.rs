@@ -26,10 +26,6 @@ impl TransformType for Map {
 struct Planned(Expr);
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        "map"
-    }
-
     fn projection(&self) -> Option<&Expr> {
         Some(&self.0)
     }

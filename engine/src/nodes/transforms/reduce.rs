@@ -36,10 +36,6 @@ struct Planned {
 }
 
 impl PlannedTransform for Planned {
-    fn type_name(&self) -> &'static str {
-        "reduce"
-    }
-
     fn key(&self) -> Option<&Expr> {
         Some(&self.key)
     }
