@@ -3,6 +3,8 @@
 //! The layers, each depending only on those above it:
 //!
 //! - [`value`]: the record model every operator handles.
+//! - [`error`]: the three kinds of failure (the user's, outside, a bug)
+//!   that every layer's errors are sorted into.
 //! - [`spec`]: the spec language: YAML text → typed [`spec::Spec`], with
 //!   source positions, and the JSON Schema generated from the same types.
 //! - [`expr`]: CEL expressions, compiled once; common shapes run natively.
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod console;
 pub mod control;
 pub mod diag;
+pub mod error;
 pub mod expr;
 pub mod nodes;
 pub mod operators;

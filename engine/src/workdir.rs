@@ -41,24 +41,27 @@ pub struct WorkDir {
 impl WorkDir {
     /// Creates `<root>/<name>` for `owner`, with its marker, locked. A
     /// folder of that name that exists already is refused, never emptied.
-    pub fn create(root: &Path, name: &str, owner: &str) -> Result<WorkDir, String> {
+    pub fn create(root: &Path, name: &str, owner: &str) -> Result<WorkDir, WorkDirError> {
         let dir = root.join(name);
-        let failed = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-            format!("cannot {what} `{}`: {e}", path.display())
+        let failed = |action: &'static str, path: &Path, source: std::io::Error| WorkDirError {
+            action,
+            path: path.to_owned(),
+            source,
         };
-        std::fs::create_dir_all(root).map_err(|e| failed("create", root, &e))?;
-        std::fs::create_dir(&dir).map_err(|e| failed("create", &dir, &e))?;
+        std::fs::create_dir_all(root).map_err(|e| failed("create", root, e))?;
+        std::fs::create_dir(&dir).map_err(|e| failed("create", &dir, e))?;
         let marker = dir.join(MARKER);
         let created = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&marker)
-            .map_err(|e| failed("create", &marker, &e))
+            .map_err(|e| failed("create", &marker, e))
             .and_then(|mut lock| {
                 let text = format!("{}\npid {}\n", heading(owner), std::process::id());
                 lock.write_all(text.as_bytes())
-                    .map_err(|e| failed("write", &marker, &e))?;
-                lock.try_lock().map_err(|e| failed("lock", &marker, &e))?;
+                    .map_err(|e| failed("write", &marker, e))?;
+                lock.try_lock()
+                    .map_err(|e| failed("lock", &marker, e.into()))?;
                 Ok(lock)
             });
         match created {
@@ -73,6 +76,21 @@ impl WorkDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// A working folder that cannot be made: the disk's or the file system's failure.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} `{}`: {source}", path.display())]
+pub struct WorkDirError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl crate::error::Classify for WorkDirError {
+    fn class(&self) -> crate::error::Class {
+        crate::error::io_class(&self.source)
     }
 }
 

@@ -242,7 +242,9 @@ fn timeouts_abort_leave_nothing_and_fail_after_tolerable_failures() {
     );
     let out = run(&spec);
     let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A store too slow for the timeout is an outside failure: status 69.
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("it may pass if tried again"), "{stderr}");
     assert!(stderr.contains("not complete after 150ms"), "{stderr}");
     assert!(
         stderr.contains("3 failed checkpoints in a row, more than tolerable_failures (2)"),

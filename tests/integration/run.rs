@@ -168,7 +168,12 @@ fn a_refused_connection_fails_clearly() {
     .unwrap();
     let out = dataflow(&["run", spec.to_str().unwrap()]);
     let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A refused connection is an outside failure: status 69, and said so.
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("(a failure outside dataflow: it may pass if tried again)"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("lines#0 (node `lines`) failed: cannot connect to 127.0.0.1:"),
         "{stderr}"
@@ -308,7 +313,9 @@ fn bad_records_fail_the_job_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let out = dataflow(&["run", json_spec(dir.path(), "fail").to_str().unwrap()]);
     let (_, stderr) = text(&out);
+    // A bad record is the user's to fix: status 1, and no talk of retrying.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("tried again"), "{stderr}");
     assert!(
         stderr.contains("error: in#0 (node `in`) failed: a line is not JSON"),
         "{stderr}"

@@ -1,6 +1,7 @@
 //! What to restore from: pure decisions over names and over what a store
 //! holds, apart from reading it (`restore.rs` does the reading).
 
+use super::error::CheckpointError;
 use super::inspect::{Found, FoundState};
 use super::layout::{parse_checkpoint_name, parse_savepoint_name};
 use super::metadata::Metadata;
@@ -20,7 +21,7 @@ pub enum Point {
 }
 
 /// Reads what the user typed after `--from`.
-pub fn parse_point(from: &str) -> Result<Point, String> {
+pub fn parse_point(from: &str) -> Result<Point, CheckpointError> {
     if from == "latest" {
         Ok(Point::Latest)
     } else if let Some(id) = parse_checkpoint_name(from) {
@@ -30,9 +31,9 @@ pub fn parse_point(from: &str) -> Result<Point, String> {
     } else if from.contains("://") || from.starts_with('/') {
         Ok(Point::Location(from.to_owned()))
     } else {
-        Err(format!(
-            "`{from}` is not a checkpoint: use `latest`, a name such as `chk-17` or `sp-17`, or a full location"
-        ))
+        Err(CheckpointError::NotAPoint {
+            from: from.to_owned(),
+        })
     }
 }
 
@@ -70,7 +71,7 @@ pub fn choose<'a>(
     found: &'a [Found],
     wanted: Option<u64>,
     here: &str,
-) -> Result<Chosen<'a>, String> {
+) -> Result<Chosen<'a>, CheckpointError> {
     let available = || {
         let names: Vec<String> = found
             .iter()
@@ -84,51 +85,59 @@ pub fn choose<'a>(
         }
     };
     let mut notes = Vec::new();
-    let chosen = match wanted {
-        Some(id) => found
-            .iter()
-            .find(|f| f.id == id)
-            .ok_or_else(|| format!("there is no checkpoint chk-{id} in {here}; {}", available()))?,
-        None => {
-            let mut chosen = None;
-            for f in found.iter().rev() {
-                match &f.state {
-                    FoundState::Valid(_) => {
-                        chosen = Some(f);
-                        break;
-                    }
-                    FoundState::Damaged(why) => notes.push(format!(
-                        "chk-{} is damaged ({why}); trying an older one",
-                        f.id
-                    )),
-                    FoundState::Incomplete => {}
+    let chosen =
+        match wanted {
+            Some(id) => found.iter().find(|f| f.id == id).ok_or_else(|| {
+                CheckpointError::NoSuchCheckpoint {
+                    id,
+                    here: here.to_owned(),
+                    available: available(),
                 }
+            })?,
+            None => {
+                let mut chosen = None;
+                for f in found.iter().rev() {
+                    match &f.state {
+                        FoundState::Valid(_) => {
+                            chosen = Some(f);
+                            break;
+                        }
+                        FoundState::Damaged(why) => notes.push(format!(
+                            "chk-{} is damaged ({why}); trying an older one",
+                            f.id
+                        )),
+                        FoundState::Incomplete => {}
+                    }
+                }
+                let f = chosen.ok_or_else(|| CheckpointError::NoIntact {
+                    here: here.to_owned(),
+                    damaged: notes.len(),
+                })?;
+                if !notes.is_empty() {
+                    notes.push(format!(
+                        "restoring from chk-{}, the newest intact checkpoint",
+                        f.id
+                    ));
+                }
+                f
             }
-            let f = chosen.ok_or_else(|| format!("no intact checkpoint to restore in {here}"))?;
-            if !notes.is_empty() {
-                notes.push(format!(
-                    "restoring from chk-{}, the newest intact checkpoint",
-                    f.id
-                ));
-            }
-            f
-        }
-    };
+        };
     match &chosen.state {
         FoundState::Valid(metadata) => Ok(Chosen {
             id: chosen.id,
             metadata,
             notes,
         }),
-        FoundState::Incomplete => Err(format!(
-            "chk-{} in {here} is incomplete (it has no _metadata: it was aborted or never finished); {}",
-            chosen.id,
-            available()
-        )),
-        FoundState::Damaged(why) => Err(format!(
-            "chk-{} in {here} cannot be restored: {why}",
-            chosen.id
-        )),
+        FoundState::Incomplete => Err(CheckpointError::Incomplete {
+            id: chosen.id,
+            here: here.to_owned(),
+            available: available(),
+        }),
+        FoundState::Damaged(why) => Err(CheckpointError::Damaged {
+            id: chosen.id,
+            here: here.to_owned(),
+            why: why.clone(),
+        }),
     }
 }
 
@@ -154,16 +163,16 @@ mod tests {
 
     #[test]
     fn points_are_read_from_what_the_user_typed() {
-        assert_eq!(parse_point("latest"), Ok(Point::Latest));
-        assert_eq!(parse_point("chk-17"), Ok(Point::Checkpoint(17)));
-        assert_eq!(parse_point("sp-4"), Ok(Point::Savepoint(4)));
+        assert_eq!(parse_point("latest").ok(), Some(Point::Latest));
+        assert_eq!(parse_point("chk-17").ok(), Some(Point::Checkpoint(17)));
+        assert_eq!(parse_point("sp-4").ok(), Some(Point::Savepoint(4)));
         assert_eq!(
-            parse_point("/tmp/sp"),
-            Ok(Point::Location("/tmp/sp".into()))
+            parse_point("/tmp/sp").ok(),
+            Some(Point::Location("/tmp/sp".into()))
         );
         assert_eq!(
-            parse_point("s3://b/x/wc/chk-3"),
-            Ok(Point::Location("s3://b/x/wc/chk-3".into()))
+            parse_point("s3://b/x/wc/chk-3").ok(),
+            Some(Point::Location("s3://b/x/wc/chk-3".into()))
         );
         for bad in ["newest", "chk-", "chk-1x", "sp-", "relative/chk-1", ""] {
             assert!(parse_point(bad).is_err(), "{bad}");
@@ -231,7 +240,7 @@ mod tests {
         );
         let f = found(&[(1, "bad"), (2, "incomplete")]);
         assert_eq!(
-            choose(&f, None, "here").unwrap_err(),
+            choose(&f, None, "here").unwrap_err().to_string(),
             "no intact checkpoint to restore in here"
         );
     }
@@ -241,14 +250,15 @@ mod tests {
         let f = found(&[(3, "valid"), (4, "incomplete"), (5, "truncated")]);
         assert_eq!(choose(&f, Some(3), "here").unwrap().id, 3);
         assert_eq!(
-            choose(&f, Some(9), "here").unwrap_err(),
+            choose(&f, Some(9), "here").unwrap_err().to_string(),
             "there is no checkpoint chk-9 in here; the complete ones are: chk-3"
         );
         assert!(choose(&f, Some(4), "here")
             .unwrap_err()
+            .to_string()
             .contains("chk-4 in here is incomplete"));
         assert_eq!(
-            choose(&f, Some(5), "here").unwrap_err(),
+            choose(&f, Some(5), "here").unwrap_err().to_string(),
             "chk-5 in here cannot be restored: truncated"
         );
     }

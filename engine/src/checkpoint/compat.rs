@@ -106,7 +106,7 @@ pub fn assess(plan: &Plan, metadata: &Metadata, drop: &BTreeSet<String>) -> Asse
                     Verdict::Dropped { on_purpose: true }
                 }
                 Some(&(from, _, true)) => match source.rescale(from, node.parallelism) {
-                    Err(why) => Verdict::Incompatible(why),
+                    Err(why) => Verdict::Incompatible(why.to_string()),
                     Ok(()) => Verdict::Restored {
                         from,
                         to: node.parallelism,

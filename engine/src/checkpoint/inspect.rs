@@ -1,6 +1,7 @@
 //! Reading a store's checkpoints back: listing them and checking that
 //! every file each one needs is there, whole and unchanged.
 
+use super::error::CheckpointError;
 use super::layout;
 use super::metadata::{hex, FileRef, Metadata};
 use super::snapshot;
@@ -57,10 +58,9 @@ pub enum FoundState {
 }
 
 /// Lists the checkpoints of `job`, oldest first, verifying each.
-pub fn list(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, String> {
+pub fn list(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, StoreError> {
     let mut ids: Vec<u64> = store
-        .list(&layout::job_dir(job))
-        .map_err(|e| e.to_string())?
+        .list(&layout::job_dir(job))?
         .iter()
         .filter_map(|n| layout::parse_checkpoint_name(n))
         .collect();
@@ -78,12 +78,9 @@ pub fn list(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, String
 pub fn existing_checkpoints(
     store: &dyn CheckpointStore,
     job: &str,
-) -> Result<Vec<Metadata>, String> {
+) -> Result<Vec<Metadata>, StoreError> {
     let mut out = Vec::new();
-    for name in store
-        .list(&layout::job_dir(job))
-        .map_err(|e| e.to_string())?
-    {
+    for name in store.list(&layout::job_dir(job))? {
         let Some(id) = layout::parse_checkpoint_name(&name) else {
             continue;
         };
@@ -113,13 +110,15 @@ pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
         Err(e) => return FoundState::Damaged(e.to_string()),
     };
     if metadata.checkpoint_id != id || metadata.job != job {
-        return FoundState::Damaged(format!(
-            "`{path}` describes checkpoint {} of job `{}`",
-            metadata.checkpoint_id, metadata.job
-        ));
+        let misplaced = CheckpointError::Misplaced {
+            path,
+            id: metadata.checkpoint_id,
+            job: metadata.job,
+        };
+        return FoundState::Damaged(misplaced.to_string());
     }
     if let Err(e) = verify_files(store, &metadata, "") {
-        return FoundState::Damaged(e);
+        return FoundState::Damaged(e.to_string());
     }
     FoundState::Valid(Box::new(metadata))
 }
@@ -131,23 +130,27 @@ pub fn verify_files(
     store: &dyn CheckpointStore,
     metadata: &Metadata,
     dir: &str,
-) -> Result<(), String> {
+) -> Result<(), CheckpointError> {
     for file in metadata.files() {
         let inside = FileRef {
             path: format!("{dir}{}", file.path),
             ..file.clone()
         };
-        let bytes = read_verified(store, &inside).map_err(|e| e.to_string())?;
+        let bytes = read_verified(store, &inside)?;
         let mut nothing = snapshot::Entries::new();
-        snapshot::decode_into(&bytes, metadata.max_parallelism, |_| false, &mut nothing)
-            .map_err(|e| format!("`{}` is damaged: {e}", inside.path))?;
+        snapshot::decode_into(&bytes, metadata.max_parallelism, |_| false, &mut nothing).map_err(
+            |source| CheckpointError::Snapshot {
+                path: inside.path,
+                source,
+            },
+        )?;
     }
     Ok(())
 }
 
 /// Lists the savepoints of `job` in their default folder
 /// (`<job>/savepoints/sp-N`), oldest first, verifying each.
-pub fn list_savepoints(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, String> {
+pub fn list_savepoints(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Found>, StoreError> {
     let dir = layout::savepoints_dir(job);
     let mut ids: Vec<u64> = match store.list(&dir) {
         Ok(names) => names
@@ -155,7 +158,7 @@ pub fn list_savepoints(store: &dyn CheckpointStore, job: &str) -> Result<Vec<Fou
             .filter_map(|n| layout::parse_savepoint_name(n.trim_end_matches('/')))
             .collect(),
         Err(StoreError::NotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     ids.sort_unstable();
     Ok(ids
@@ -181,7 +184,7 @@ pub fn check_savepoint(store: &dyn CheckpointStore, dir: &str) -> FoundState {
         Err(e) => return FoundState::Damaged(e.to_string()),
     };
     if let Err(e) = verify_files(store, &metadata, dir) {
-        return FoundState::Damaged(e);
+        return FoundState::Damaged(e.to_string());
     }
     FoundState::Valid(Box::new(metadata))
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::CheckpointError;
 use super::layout;
 use super::store::{CheckpointStore, StoreError};
 
@@ -60,7 +61,7 @@ pub fn may_take(
     now_ms: u64,
     host: &str,
     alive: impl Fn(u32) -> bool,
-) -> Result<(), String> {
+) -> Result<(), Held> {
     let Some(holder) = existing else {
         return Ok(());
     };
@@ -70,11 +71,18 @@ pub fn may_take(
         return Ok(());
     }
     let left = (holder.renewed_ms + holder.ttl_ms).saturating_sub(now_ms);
-    Err(format!(
-        "{} holds it; stop that run first (`dataflow stop`), or, if it is gone, wait {} s for its lease to expire",
-        holder.describe(),
-        left.div_ceil(1000)
-    ))
+    Err(Held {
+        holder: holder.describe(),
+        wait_s: left.div_ceil(1000),
+    })
+}
+
+/// A lease another live run holds.
+#[derive(Debug, thiserror::Error)]
+#[error("{holder} holds it; stop that run first (`dataflow stop`), or, if it is gone, wait {wait_s} s for its lease to expire")]
+pub struct Held {
+    pub holder: String,
+    pub wait_s: u64,
 }
 
 /// A held lease; released when dropped.
@@ -125,15 +133,21 @@ pub fn acquire(
     local_root: Option<&std::path::Path>,
     job: &str,
     run: &str,
-) -> Result<Lease, String> {
+) -> Result<Lease, CheckpointError> {
     let path = layout::lease(job);
-    let refused = |why: String| format!("another run of job `{job}` is running: {why}");
+    let refused = |holder: String| CheckpointError::Busy {
+        job: job.to_owned(),
+        holder,
+    };
     let lock = match local_root {
         Some(root) => {
             let lock_path = root.join(layout::lock(job));
             if let Some(dir) = lock_path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Lock {
+                    action: "create",
+                    path: dir.display().to_string(),
+                    source,
+                })?;
             }
             match lock_file(&lock_path)? {
                 Some(file) => Some((file, lock_path)),
@@ -167,14 +181,14 @@ pub fn acquire(
     };
     let here = host();
     if lock.is_none() {
-        let existing = read_holder(&*store, &path).map_err(|e| e.to_string())?;
+        let existing = read_holder(&*store, &path)?;
         may_take(
             existing.as_ref(),
             now_ms(),
             &here,
             crate::control::registry::alive,
         )
-        .map_err(refused)?;
+        .map_err(|held| refused(held.to_string()))?;
     }
     let now = now_ms();
     let holder = Holder {
@@ -185,12 +199,10 @@ pub fn acquire(
         renewed_ms: now,
         ttl_ms: TTL.as_millis() as u64,
     };
-    let write = |h: &Holder| -> Result<(), String> {
-        store
-            .write(&path, serde_json::to_vec_pretty(h).unwrap_or_default())
-            .map_err(|e| format!("cannot write the job's lease: {e}"))
-    };
-    write(&holder)?;
+    store.write(
+        &path,
+        serde_json::to_vec_pretty(&holder).unwrap_or_default(),
+    )?;
     let renewing = if lock.is_none() {
         // Another run that read no lease at the same moment wrote its own:
         // after a pause, the last writer holds it.
@@ -220,9 +232,13 @@ pub fn acquire(
 /// Locks the file at `path`, created if need be; `None` when another
 /// process holds it. The file is removed when the lease ends, so a lock
 /// taken on a file that was removed meanwhile is retried on the new one.
-fn lock_file(path: &std::path::Path) -> Result<Option<std::fs::File>, String> {
+fn lock_file(path: &std::path::Path) -> Result<Option<std::fs::File>, CheckpointError> {
     use std::os::unix::fs::MetadataExt;
-    let failed = |e: std::io::Error| format!("cannot lock `{}`: {e}", path.display());
+    let failed = |source: std::io::Error| CheckpointError::Lock {
+        action: "lock",
+        path: path.display().to_string(),
+        source,
+    };
     loop {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -297,6 +313,7 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Classify;
 
     fn holder(host: &str, pid: u32, renewed_ms: u64) -> Holder {
         Holder {
@@ -314,7 +331,9 @@ mod tests {
         let alive = |pid: u32| pid == 7;
         assert!(may_take(None, 100, "h", alive).is_ok());
         let live_here = holder("h", 7, 10_000);
-        let err = may_take(Some(&live_here), 20_000, "h", alive).unwrap_err();
+        let err = may_take(Some(&live_here), 20_000, "h", alive)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("run r1 (pid 7 on h"), "{err}");
         assert!(err.contains("wait 5 s"), "{err}");
         assert!(
@@ -334,7 +353,8 @@ mod tests {
         let first = acquire(Arc::clone(&store), Some(dir.path()), "wc", "run-a").unwrap();
         let err = acquire(Arc::clone(&store), Some(dir.path()), "wc", "run-b")
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("another run of job `wc` is running: run run-a"),
             "{err}"
@@ -354,6 +374,12 @@ mod tests {
         let err = acquire(Arc::clone(&store), None, "wc", "run-b")
             .err()
             .unwrap();
+        assert_eq!(
+            err.class(),
+            crate::error::Class::User,
+            "another run is the user's"
+        );
+        let err = err.to_string();
         assert!(
             err.contains("run run-a") && err.contains("holds it"),
             "{err}"

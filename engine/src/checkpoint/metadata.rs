@@ -115,12 +115,60 @@ pub struct FileRef {
 /// Why a `_metadata` file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("`{path}` is not valid checkpoint metadata: {cause}")]
-    Invalid { path: String, cause: String },
-    #[error("`{path}` is damaged: {cause}")]
-    Damaged { path: String, cause: String },
+    #[error("`{path}` is not valid checkpoint metadata: {source}")]
+    Invalid {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("`{path}` is damaged: {why}")]
+    Damaged { path: String, why: Damage },
     #[error("`{path}` has format version {found}; this dataflow reads versions {OLDEST_READABLE} to {FORMAT_VERSION}")]
     Version { path: String, found: u32 },
+}
+
+/// What is wrong in a `_metadata` that parses: values no run writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    #[error("its values have checksum {sum}, but it records {recorded}")]
+    Checksum { sum: String, recorded: String },
+    #[error("its checksum is missing")]
+    NoChecksum,
+    #[error("format version {version} has no checksum, but one is there")]
+    UnexpectedChecksum { version: u32 },
+    #[error("checkpoint number {id} is out of range")]
+    Id { id: u64 },
+    #[error(
+        "max_parallelism {found} is not between 1 and {}",
+        crate::plan::MAX_KEY_GROUPS
+    )]
+    MaxParallelism { found: u32 },
+    #[error("its history {history:?} is not ascending up to {id}, ending there")]
+    History { history: Vec<(u64, u64)>, id: u64 },
+    #[error("instance `{name}` is recorded as {node}#{instance}")]
+    InstanceName {
+        name: String,
+        node: String,
+        instance: u32,
+    },
+    #[error(
+        "{name} is instance {instance} of {parallelism}, with max_parallelism {max_parallelism}"
+    )]
+    Instance {
+        name: String,
+        instance: u32,
+        parallelism: u32,
+        max_parallelism: u32,
+    },
+    #[error("{name}'s files are not a full snapshot followed by deltas of checkpoints up to {id}")]
+    Chain { name: String, id: u64 },
+    #[error("{name} names a file `{path}` with checksum `{checksum}`")]
+    File {
+        name: String,
+        path: String,
+        checksum: String,
+    },
+    #[error("{name}'s source position is not an object")]
+    Position { name: String },
 }
 
 impl Metadata {
@@ -130,9 +178,9 @@ impl Metadata {
         struct Version {
             format_version: u32,
         }
-        let invalid = |e: serde_json::Error| MetadataError::Invalid {
+        let invalid = |source: serde_json::Error| MetadataError::Invalid {
             path: path.to_owned(),
-            cause: e.to_string(),
+            source,
         };
         // The version first: a newer format may not parse as this one.
         let found = serde_json::from_slice::<Version>(bytes)
@@ -146,9 +194,9 @@ impl Metadata {
         }
         let mut fields: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(bytes).map_err(invalid)?;
-        let damaged = |cause: String| MetadataError::Damaged {
+        let damaged = |why: Damage| MetadataError::Damaged {
             path: path.to_owned(),
-            cause,
+            why,
         };
         let recorded = fields.remove("checksum");
         let metadata: Metadata =
@@ -157,18 +205,12 @@ impl Metadata {
             (true, Some(serde_json::Value::String(recorded))) => {
                 let sum = metadata.checksum();
                 if sum != recorded {
-                    return Err(damaged(format!(
-                        "its values have checksum {sum}, but it records {recorded}"
-                    )));
+                    return Err(damaged(Damage::Checksum { sum, recorded }));
                 }
             }
-            (true, _) => return Err(damaged("its checksum is missing".into())),
+            (true, _) => return Err(damaged(Damage::NoChecksum)),
             (false, None) => {}
-            (false, Some(_)) => {
-                return Err(damaged(format!(
-                    "format version {found} has no checksum, but one is there"
-                )))
-            }
+            (false, Some(_)) => return Err(damaged(Damage::UnexpectedChecksum { version: found })),
         }
         metadata.validate().map_err(damaged)?;
         Ok(metadata)
@@ -195,49 +237,48 @@ impl Metadata {
 
     /// Checks every value against what it can be: anything else is damage
     /// (or a hand edit) that would restore the wrong state or position.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Damage> {
         let id = self.checkpoint_id;
         if id == 0 || id > super::layout::MAX_CHECKPOINT_ID {
-            return Err(format!("checkpoint number {id} is out of range"));
+            return Err(Damage::Id { id });
         }
         if !(1..=crate::plan::MAX_KEY_GROUPS).contains(&self.max_parallelism) {
-            return Err(format!(
-                "max_parallelism {} is not between 1 and {}",
-                self.max_parallelism,
-                crate::plan::MAX_KEY_GROUPS
-            ));
+            return Err(Damage::MaxParallelism {
+                found: self.max_parallelism,
+            });
         }
+        let history = || Damage::History {
+            history: self.history.clone(),
+            id,
+        };
         let mut last = 0;
         for (i, (from, to)) in self.history.iter().enumerate() {
             if from > to || *from <= last && i > 0 || *to > id {
-                return Err(format!(
-                    "its history {:?} is not ascending up to {id}",
-                    self.history
-                ));
+                return Err(history());
             }
             last = *to;
         }
         if !self.history.is_empty() && last != id {
-            return Err(format!(
-                "its history {:?} does not end at {id}",
-                self.history
-            ));
+            return Err(history());
         }
         for (name, state) in &self.instances {
             if *name != format!("{}#{}", state.node, state.instance) {
-                return Err(format!(
-                    "instance `{name}` is recorded as {}#{}",
-                    state.node, state.instance
-                ));
+                return Err(Damage::InstanceName {
+                    name: name.clone(),
+                    node: state.node.clone(),
+                    instance: state.instance,
+                });
             }
             if state.parallelism == 0
                 || state.instance >= state.parallelism
                 || state.parallelism > self.max_parallelism
             {
-                return Err(format!(
-                    "{name} is instance {} of {}, with max_parallelism {}",
-                    state.instance, state.parallelism, self.max_parallelism
-                ));
+                return Err(Damage::Instance {
+                    name: name.clone(),
+                    instance: state.instance,
+                    parallelism: state.parallelism,
+                    max_parallelism: self.max_parallelism,
+                });
             }
             for (i, file) in state.files.iter().enumerate() {
                 let kind_fits = (i == 0) == (file.kind == SnapshotKind::Full);
@@ -245,18 +286,20 @@ impl Metadata {
                     .last()
                     .is_none_or(|p| p.checkpoint < file.checkpoint);
                 if !kind_fits || !from_before || file.checkpoint > id || file.checkpoint == 0 {
-                    return Err(format!(
-                        "{name}'s files are not a full snapshot followed by deltas of checkpoints up to {id}"
-                    ));
+                    return Err(Damage::Chain {
+                        name: name.clone(),
+                        id,
+                    });
                 }
                 let hex_ok = file.checksum.len() == 16
                     && file.checksum.bytes().all(|b| b.is_ascii_hexdigit());
                 if !hex_ok || file.path.is_empty() || file.path.split('/').any(|part| part == "..")
                 {
-                    return Err(format!(
-                        "{name} names a file `{}` with checksum `{}`",
-                        file.path, file.checksum
-                    ));
+                    return Err(Damage::File {
+                        name: name.clone(),
+                        path: file.path.clone(),
+                        checksum: file.checksum.clone(),
+                    });
                 }
             }
             if state
@@ -264,7 +307,7 @@ impl Metadata {
                 .as_ref()
                 .is_some_and(|p| !p.is_object())
             {
-                return Err(format!("{name}'s source position is not an object"));
+                return Err(Damage::Position { name: name.clone() });
             }
         }
         Ok(())

@@ -18,6 +18,7 @@
 pub mod choice;
 pub mod compat;
 pub mod coordinator;
+pub mod error;
 pub mod inspect;
 pub mod layout;
 pub mod lease;
@@ -89,5 +90,28 @@ pub struct SavepointRequest {
     /// Stop the job once the savepoint is taken.
     pub stop: bool,
     /// The savepoint's checkpoint number and location, or why there is none.
-    pub reply: crossbeam_channel::Sender<Result<(u64, String), String>>,
+    pub reply: crossbeam_channel::Sender<Result<(u64, String), SavepointFailure>>,
+}
+
+/// Why a savepoint asked for was not taken, in the form it crosses the
+/// control endpoint in: its message and whose failure it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SavepointFailure {
+    pub class: crate::error::Class,
+    pub message: String,
+}
+
+impl SavepointFailure {
+    pub fn new(class: crate::error::Class, message: impl Into<String>) -> Self {
+        SavepointFailure {
+            class,
+            message: message.into(),
+        }
+    }
+
+    /// From an error that knows its class.
+    pub fn from_error(e: &(impl std::error::Error + crate::error::Classify)) -> Self {
+        Self::new(e.class(), e.to_string())
+    }
 }

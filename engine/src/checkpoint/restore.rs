@@ -1,5 +1,6 @@
 //! Reading state back from a checkpoint's files.
 
+use super::error::CheckpointError;
 use super::inspect::{read_verified, RestoreError};
 use super::metadata::FileRef;
 use super::snapshot::{self, Entries};
@@ -46,7 +47,7 @@ pub fn resolve(
     spec_store: &crate::plan::StoreLocation,
     job: &str,
     from: &str,
-) -> Result<(Restore, Vec<String>), String> {
+) -> Result<(Restore, Vec<String>), CheckpointError> {
     use super::choice::{choose, parse_point, split_checkpoint_folder, Point};
 
     let (location, job, wanted) = match parse_point(from)? {
@@ -59,7 +60,10 @@ pub fn resolve(
             );
             return match savepoint_at(&location)? {
                 Some(restore) => Ok((restore, Vec::new())),
-                None => Err(format!("there is no savepoint {from} at {location}")),
+                None => Err(CheckpointError::NoSavepoint {
+                    name: from.to_owned(),
+                    location: location.to_string(),
+                }),
             };
         }
         Point::Location(text) => {
@@ -68,9 +72,9 @@ pub fn resolve(
                 return Ok((restore, Vec::new()));
             }
             let Some((root, job, id)) = split_checkpoint_folder(&location.root) else {
-                return Err(format!(
-                    "`{from}` is neither a savepoint (a folder with a `_metadata` file) nor a checkpoint's location (<store>/<job>/chk-<N>)"
-                ));
+                return Err(CheckpointError::NeitherFolder {
+                    from: from.to_owned(),
+                });
             };
             location.root = root;
             (location, job, Some(id))
@@ -79,9 +83,8 @@ pub fn resolve(
         Point::Checkpoint(id) => (spec_store.clone(), job.to_owned(), Some(id)),
     };
     let started = std::time::Instant::now();
-    let store: std::sync::Arc<dyn CheckpointStore> = std::sync::Arc::new(
-        super::store::OpendalStore::open(&location).map_err(|e| e.to_string())?,
-    );
+    let store: std::sync::Arc<dyn CheckpointStore> =
+        std::sync::Arc::new(super::store::OpendalStore::open(&location)?);
     let found = super::inspect::list(&*store, &job)?;
     let here = format!("{}/{job}", location.to_string().trim_end_matches('/'));
     let chosen = choose(&found, wanted, &here)?;
@@ -98,7 +101,7 @@ pub fn resolve(
 
 /// The savepoint in the folder `location`, verified; `None` when the
 /// folder holds no savepoint's `_metadata` (it may be a checkpoint's).
-fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>, String> {
+fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>, CheckpointError> {
     use super::metadata::{Kind, Metadata, MAX_BYTES};
     use super::store::StoreError;
 
@@ -112,16 +115,19 @@ fn savepoint_at(location: &crate::plan::StoreLocation) -> Result<Option<Restore>
     let bytes = match store.read("_metadata", MAX_BYTES) {
         Ok(bytes) => bytes,
         Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let at = location.to_string().trim_end_matches('/').to_owned();
-    let metadata =
-        Metadata::decode(&bytes, &format!("{at}/_metadata")).map_err(|e| e.to_string())?;
+    let metadata = Metadata::decode(&bytes, &format!("{at}/_metadata"))?;
     if metadata.kind != Kind::Savepoint {
         return Ok(None);
     }
-    super::inspect::verify_files(&store, &metadata, "")
-        .map_err(|e| format!("the savepoint at {at} is damaged: {e}"))?;
+    super::inspect::verify_files(&store, &metadata, "").map_err(|e| {
+        CheckpointError::DamagedSavepoint {
+            at: at.clone(),
+            source: Box::new(e),
+        }
+    })?;
     Ok(Some(Restore {
         store: std::sync::Arc::new(store),
         metadata,
@@ -137,10 +143,8 @@ pub fn restore_point(
     from: &str,
     allow_non_restored: bool,
     drop: &std::collections::BTreeSet<String>,
-) -> Result<Restore, String> {
-    let cp = plan.checkpoint().ok_or_else(|| {
-        "the spec has no `checkpoint:` section, so there is no store to restore from".to_owned()
-    })?;
+) -> Result<Restore, CheckpointError> {
+    let cp = plan.checkpoint().ok_or(CheckpointError::NoStore)?;
     let (mut restore, notes) = resolve(&cp.store, &plan.job().name, from)?;
     for note in notes {
         tracing::warn!("{note}");
@@ -164,7 +168,7 @@ pub fn check_mapping(
     metadata: &super::metadata::Metadata,
     allow_non_restored: bool,
     drop: &std::collections::BTreeSet<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, CheckpointError> {
     use super::compat::{assess, Verdict};
 
     let id = metadata.checkpoint_id;
@@ -186,7 +190,7 @@ pub fn check_mapping(
         .collect();
     refusals.extend(assessment.refusals(id, allow_non_restored));
     if !refusals.is_empty() {
-        return Err(refusals.join("\n"));
+        return Err(CheckpointError::Refused { reasons: refusals });
     }
     Ok(assessment
         .nodes

@@ -121,7 +121,7 @@ pub fn lineage(completed: &[Metadata], restored: &str, job_dir: &str) -> BTreeSe
 
 /// Deletes every completed checkpoint of `run` and the shared files no
 /// other checkpoint needs (`on_cancel: delete`).
-pub fn delete_run(store: &dyn CheckpointStore, job: &str, run: &str) -> Result<(), String> {
+pub fn delete_run(store: &dyn CheckpointStore, job: &str, run: &str) -> Result<(), StoreError> {
     let completed = super::inspect::existing_checkpoints(store, job)?;
     let (own, others): (Vec<&Metadata>, Vec<&Metadata>) =
         completed.iter().partition(|m| m.run == run);
@@ -129,14 +129,11 @@ pub fn delete_run(store: &dyn CheckpointStore, job: &str, run: &str) -> Result<(
         .iter()
         .flat_map(|m| m.files().map(|f| f.path.as_str()))
         .collect();
-    let delete = |path: &str| store.delete(path).map_err(|e: StoreError| e.to_string());
     for m in &own {
-        delete(&layout::metadata(job, m.checkpoint_id))?;
-        store
-            .delete_dir(&layout::checkpoint_dir(job, m.checkpoint_id))
-            .map_err(|e| e.to_string())?;
+        store.delete(&layout::metadata(job, m.checkpoint_id))?;
+        store.delete_dir(&layout::checkpoint_dir(job, m.checkpoint_id))?;
         for f in m.files().filter(|f| !needed.contains(f.path.as_str())) {
-            delete(&f.path)?;
+            store.delete(&f.path)?;
         }
     }
     Ok(())

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use super::error::CheckpointError;
 use super::layout::SnapshotKind;
 use super::metadata::{hex, FileRef, Kind, Metadata};
 use super::restore::load_chain;
@@ -41,7 +42,7 @@ impl Target {
         job: &str,
         id: u64,
         deadline: std::time::Duration,
-    ) -> Result<Target, String> {
+    ) -> Result<Target, CheckpointError> {
         match to {
             None => {
                 let prefix = super::layout::savepoint_dir(job, id);
@@ -57,8 +58,7 @@ impl Target {
             }
             Some(to) => {
                 let location = parse_location(to)?;
-                let store = OpendalStore::open_with_deadline(&location, deadline)
-                    .map_err(|e| e.to_string())?;
+                let store = OpendalStore::open_with_deadline(&location, deadline)?;
                 Ok(Target {
                     location: location.to_string().trim_end_matches('/').to_owned(),
                     store: Arc::new(store),
@@ -70,17 +70,17 @@ impl Target {
 }
 
 /// A location given on the command line: a URI, or an absolute path.
-pub fn parse_location(text: &str) -> Result<StoreLocation, String> {
+pub fn parse_location(text: &str) -> Result<StoreLocation, CheckpointError> {
     let parsed = if text.contains("://") {
         StoreLocation::parse(text)
     } else if text.starts_with('/') {
         StoreLocation::local(text.trim_end_matches('/'))
     } else {
-        return Err(format!(
-            "`{text}` is not a location: give an absolute folder path or a URI (file:///…, s3://…)"
-        ));
+        return Err(CheckpointError::NotALocation {
+            text: text.to_owned(),
+        });
     };
-    parsed.map_err(|e| e.to_string())
+    Ok(parsed?)
 }
 
 /// Writes checkpoint `checkpoint` (in `from`) as a savepoint at `to`;
@@ -89,7 +89,7 @@ pub fn write(
     from: &dyn CheckpointStore,
     checkpoint: &Metadata,
     to: &Target,
-) -> Result<Metadata, String> {
+) -> Result<Metadata, CheckpointError> {
     let mut savepoint = checkpoint.clone();
     savepoint.kind = Kind::Savepoint;
     savepoint.incremental = false;
@@ -97,8 +97,7 @@ pub fn write(
         if state.files.is_empty() {
             continue;
         }
-        let entries = load_chain(from, &state.files, checkpoint.max_parallelism, |_| true)
-            .map_err(|e| e.to_string())?;
+        let entries = load_chain(from, &state.files, checkpoint.max_parallelism, |_| true)?;
         let bytes = snapshot::encode(&entries);
         let name = format!("{}-{}.full", state.node, state.instance);
         let file = FileRef {
@@ -108,14 +107,10 @@ pub fn write(
             kind: SnapshotKind::Full,
             checkpoint: checkpoint.checkpoint_id,
         };
-        to.store
-            .write(&format!("{}{name}", to.prefix), bytes)
-            .map_err(|e| e.to_string())?;
+        to.store.write(&format!("{}{name}", to.prefix), bytes)?;
         state.files = vec![file];
     }
     let bytes = savepoint.encode();
-    to.store
-        .write(&format!("{}_metadata", to.prefix), bytes)
-        .map_err(|e| e.to_string())?;
+    to.store.write(&format!("{}_metadata", to.prefix), bytes)?;
     Ok(savepoint)
 }

@@ -21,6 +21,10 @@ pub enum StoreError {
     NotFound { path: String, store: String },
     #[error("cannot open the store {store}: {cause}")]
     Open { store: String, cause: String },
+    /// A local store, opened only to read, whose folder is not there: a
+    /// mistyped location more likely than an empty store.
+    #[error("cannot open the store {store}: there is no folder `{folder}`")]
+    NoFolder { store: String, folder: String },
 }
 
 /// Where checkpoints are kept.
@@ -91,9 +95,9 @@ impl OpendalStore {
     /// must not look like an empty store).
     pub fn open_to_read(location: &StoreLocation) -> Result<OpendalStore, StoreError> {
         if location.scheme == Scheme::File && !std::path::Path::new(&location.root).is_dir() {
-            return Err(StoreError::Open {
+            return Err(StoreError::NoFolder {
                 store: location.to_string(),
-                cause: format!("there is no folder `{}`", location.root),
+                folder: location.root.clone(),
             });
         }
         OpendalStore::open_as(location, false, DEADLINE)
@@ -130,7 +134,7 @@ impl OpendalStore {
                     let root = std::path::Path::new(&location.root).join(".staging");
                     workdir::remove_abandoned(&root, STAGING_OWNER);
                     let folder = WorkDir::create(&root, &staging_name(), STAGING_OWNER)
-                        .map_err(open_error)?;
+                        .map_err(|e| open_error(e.to_string()))?;
                     builder = builder.atomic_write_dir(&folder.path().to_string_lossy());
                     staging = Some(folder);
                 }
@@ -248,7 +252,7 @@ impl CheckpointStore for OpendalStore {
             cause,
         };
         if let Some(root) = &self.local_root {
-            regular_file_within(root, path).map_err(refused)?;
+            regular_file_within(root, path).map_err(|e| refused(e.to_string()))?;
         }
         let size = self
             .op
@@ -326,7 +330,7 @@ impl CheckpointStore for OpendalStore {
 /// symbolic link. Anyone who can write to a store could otherwise point a
 /// checkpoint's file at a file of this machine (a run reads it and its
 /// messages describe it) or at a pipe, which blocks a reader forever.
-fn regular_file_within(root: &std::path::Path, path: &str) -> Result<(), String> {
+fn regular_file_within(root: &std::path::Path, path: &str) -> Result<(), NotAFile> {
     let mut at = root.to_path_buf();
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for (i, part) in parts.iter().enumerate() {
@@ -337,16 +341,22 @@ fn regular_file_within(root: &std::path::Path, path: &str) -> Result<(), String>
             Err(_) => return Ok(()),
         };
         if meta.file_type().is_symlink() {
-            return Err(format!(
-                "`{}` is a symbolic link, which a store never holds",
-                parts[..=i].join("/")
-            ));
+            return Err(NotAFile::Link(parts[..=i].join("/")));
         }
         if i + 1 == parts.len() && !meta.is_file() {
-            return Err("it is not a regular file".to_owned());
+            return Err(NotAFile::Special);
         }
     }
     Ok(())
+}
+
+/// What a local store's path leads to instead of a file of the store.
+#[derive(Debug, thiserror::Error)]
+enum NotAFile {
+    #[error("`{0}` is a symbolic link, which a store never holds")]
+    Link(String),
+    #[error("it is not a regular file")]
+    Special,
 }
 
 /// A store in memory, for tests of what sits above the trait; it can be

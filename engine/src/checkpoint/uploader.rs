@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::inspect::RestoreError;
 use super::layout::{self, SnapshotKind};
 use super::metadata::{hex, FileRef};
 use super::restore::load_chain;
@@ -94,7 +95,7 @@ impl Uploader {
                         Err(cause) => Report::Declined {
                             id: ack.id,
                             instance: ack.instance,
-                            cause,
+                            cause: cause.to_string(),
                         },
                     };
                     if reports.send(report).is_err() {
@@ -106,7 +107,7 @@ impl Uploader {
         }
     }
 
-    fn write(&mut self, id: u64, changes: Changes) -> Result<Vec<FileRef>, String> {
+    fn write(&mut self, id: u64, changes: Changes) -> Result<Vec<FileRef>, RestoreError> {
         // The changes are kept before anything can fail: the operator has
         // handed them over, and a later snapshot must include them even if
         // this one is never written.
@@ -142,8 +143,8 @@ impl Uploader {
             || deltas_in_base >= self.config.max_chain as usize;
         let (bytes, kind, mut chain) = match (&self.base, full) {
             (Some((_, base)), true) => {
-                let mut all = load_chain(&*self.store, base, crate::plan::MAX_KEY_GROUPS, |_| true)
-                    .map_err(|e| e.to_string())?;
+                let mut all =
+                    load_chain(&*self.store, base, crate::plan::MAX_KEY_GROUPS, |_| true)?;
                 all.extend(latest.iter().map(|(k, v)| ((*k).clone(), encode_value(v))));
                 (snapshot::encode(&all), SnapshotKind::Full, Vec::new())
             }
@@ -170,7 +171,7 @@ impl Uploader {
         let c = &self.config;
         let path = layout::snapshot(&c.job, &c.node, c.index, id, kind, c.incremental);
         let (size, sum) = (bytes.len() as u64, snapshot::checksum(&bytes));
-        self.store.write(&path, bytes).map_err(|e| e.to_string())?;
+        self.store.write(&path, bytes)?;
         chain.push(FileRef {
             path,
             size,

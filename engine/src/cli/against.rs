@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::checkpoint::compat::{assess, Assessment, Verdict};
+use crate::checkpoint::error::CheckpointError;
 use crate::checkpoint::inspect::utc;
 use crate::checkpoint::metadata::Metadata;
 use crate::checkpoint::restore::resolve;
@@ -27,16 +28,13 @@ pub struct Comparison {
 }
 
 /// Finds and verifies `from` (as `run --from` does) and assesses it.
-pub fn compare(loaded: &Loaded, plan: &Plan, from: &str) -> Result<Comparison, String> {
+pub fn compare(loaded: &Loaded, plan: &Plan, from: &str) -> Result<Comparison, CheckpointError> {
     let is_location = from.contains("://") || from.starts_with('/');
     let store = match plan.checkpoint() {
         Some(cp) => cp.store.clone(),
         // Only a full location can be found without the spec's store.
-        None if is_location => StoreLocation::local("/").map_err(|e| e.to_string())?,
-        None => return Err(
-            "the spec has no `checkpoint:` section: give the location of a checkpoint or savepoint"
-                .to_owned(),
-        ),
+        None if is_location => StoreLocation::local("/")?,
+        None => return Err(CheckpointError::NeedsLocation),
     };
     let (restore, _) = resolve(&store, &plan.job().name, from)?;
     let assessment: Assessment = assess(plan, &restore.metadata, &BTreeSet::new());

@@ -7,17 +7,20 @@ use serde_json::json;
 
 use super::{against, print, Format, EXIT_USAGE};
 use crate::diag::{self, Diagnostic, SourceFile};
+use crate::error::Classify;
 use crate::plan;
 use crate::spec::{self, Loaded};
 
-/// Reads and loads a spec file; the error, when it cannot be read at
-/// all, is a one-line message for the user. Text that is not UTF-8 is
-/// read, and is an error in the loaded spec's diagnostics.
-pub fn read_spec(path: &Path) -> Result<Loaded, String> {
+/// Reads and loads a spec file. Text that is not UTF-8 is read, and is an
+/// error in the loaded spec's diagnostics.
+pub fn read_spec(path: &Path) -> Result<Loaded, SpecFileError> {
     if path.is_dir() {
-        return Err(format!("`{}` is a folder, not a spec file", path.display()));
+        return Err(SpecFileError::Folder(path.to_owned()));
     }
-    let failed = |e: std::io::Error| format!("cannot read `{}`: {}", path.display(), io_reason(&e));
+    let failed = |source: std::io::Error| SpecFileError::Read {
+        path: path.to_owned(),
+        source,
+    };
     // Read no further than the limit: the file may be endless (a FIFO, /dev/zero).
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(
@@ -29,13 +32,23 @@ pub fn read_spec(path: &Path) -> Result<Loaded, String> {
     )
     .map_err(failed)?;
     if bytes.len() > spec::limits::MAX_BYTES {
-        return Err(format!(
-            "`{}` is larger than {} KiB, the most a spec may be",
-            path.display(),
-            spec::limits::MAX_BYTES / 1024
-        ));
+        return Err(SpecFileError::TooLarge(path.to_owned()));
     }
     Ok(spec::load_bytes(path.display().to_string(), bytes))
+}
+
+/// A spec file that cannot be read at all: a usage error (status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecFileError {
+    #[error("`{}` is a folder, not a spec file", .0.display())]
+    Folder(PathBuf),
+    #[error("cannot read `{}`: {}", path.display(), io_reason(source))]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is larger than {} KiB, the most a spec may be", .0.display(), spec::limits::MAX_BYTES / 1024)]
+    TooLarge(PathBuf),
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -53,6 +66,8 @@ pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode
     }
     let mut any_errors = false;
     let mut unreadable = false;
+    // Why the checkpoint `--against` names could not be read, if it could not.
+    let mut failure = None;
     let mut reports = Vec::new();
     for path in paths {
         let loaded = match read_spec(path) {
@@ -61,7 +76,7 @@ pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode
                 unreadable = true;
                 match format {
                     Format::Text => report!("error: {message}"),
-                    Format::Json => reports.push(json!({"file": path.display().to_string(), "valid": false, "error": message})),
+                    Format::Json => reports.push(json!({"file": path.display().to_string(), "valid": false, "error": message.to_string()})),
                 }
                 continue;
             }
@@ -74,8 +89,10 @@ pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode
             (Some(from), Some(plan)) if errors == 0 => Some(against::compare(&loaded, plan, from)),
             _ => None,
         };
-        if let Some(Ok(c)) = &compared {
-            any_errors |= !c.refusals.is_empty();
+        match &compared {
+            Some(Ok(c)) => any_errors |= !c.refusals.is_empty(),
+            Some(Err(e)) => failure = Some(e.class()),
+            None => {}
         }
         match format {
             Format::Text => {
@@ -88,12 +105,12 @@ pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode
                             return code;
                         }
                     }
-                    Some(Err(message)) => {
+                    Some(Err(e)) => {
                         report!(
-                            "error: cannot check against `{}`: {message}",
-                            against.unwrap_or_default()
+                            "error: cannot check against `{}`: {e}{}",
+                            against.unwrap_or_default(),
+                            e.class().advice()
                         );
-                        any_errors = true;
                     }
                     None => {}
                 }
@@ -101,10 +118,7 @@ pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode
             Format::Json => {
                 let against_json = match &compared {
                     Some(Ok(c)) => c.json(),
-                    Some(Err(message)) => {
-                        any_errors = true;
-                        json!({"error": message})
-                    }
+                    Some(Err(e)) => json!({"error": e.to_string()}),
                     None => serde_json::Value::Null,
                 };
                 let mut report = json!({
@@ -128,6 +142,8 @@ pub fn run(paths: &[PathBuf], format: Format, against: Option<&str>) -> ExitCode
     }
     if unreadable {
         ExitCode::from(EXIT_USAGE)
+    } else if let Some(class) = failure {
+        ExitCode::from(class.exit_code())
     } else if any_errors {
         ExitCode::from(1)
     } else {

@@ -7,17 +7,19 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::check::read_spec;
+use super::check::{read_spec, SpecFileError};
 use super::{print, Format, EXIT_USAGE};
 use crate::checkpoint::coordinator::human_bytes;
+use crate::checkpoint::error::CheckpointError;
 use crate::checkpoint::inspect::{self, FoundState};
 use crate::checkpoint::layout;
 use crate::checkpoint::lease;
 use crate::checkpoint::metadata::Metadata;
 use crate::checkpoint::retention;
-use crate::checkpoint::store::{CheckpointStore, OpendalStore};
+use crate::checkpoint::store::{CheckpointStore, OpendalStore, StoreError};
+use crate::error::{Class, Classify};
 use crate::plan::store::Scheme;
-use crate::plan::StoreLocation;
+use crate::plan::{StoreLocation, StoreLocationError};
 use crate::{diag, plan};
 
 /// Where to look: a spec (its store and job name), a job's folder given
@@ -28,37 +30,64 @@ fn resolve(target: &str) -> Result<(StoreLocation, String), Unusable> {
     if path.is_file() {
         return from_spec(path);
     }
-    resolve_location(target).map_err(Unusable::Usage)
+    resolve_location(target)
 }
 
-/// Why the target cannot be listed.
+/// Why the target cannot be listed: all usage errors (status 2) but a
+/// spec with errors (status 1, as `check` gives).
+#[derive(Debug, thiserror::Error)]
 enum Unusable {
-    /// Not a spec, a folder or a location: exit status 2.
-    Usage(String),
-    /// A spec with errors: exit status 1, as `check` gives.
+    #[error(transparent)]
+    Spec(#[from] SpecFileError),
+    #[error("`{0}` has errors (see `dataflow check {0}`)")]
     InvalidSpec(String),
+    #[error("`{0}` has no `checkpoint:` section, so it has no checkpoints")]
+    NoCheckpoints(String),
+    #[error(transparent)]
+    Location(#[from] StoreLocationError),
+    #[error("cannot resolve the folder `{target}`: {source}")]
+    Folder {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("the spec file `{0}` does not exist")]
+    NoSpec(String),
+    #[error("`{0}` does not exist: give a spec file, a job's checkpoint folder, or a store location such as file:///tmp/dataflow/checkpoints/word-count")]
+    Nothing(String),
+    #[error("`{0}` names no job: give the job's folder, e.g. file:///tmp/dataflow/checkpoints/word-count")]
+    NoJob(String),
 }
 
-fn resolve_location(target: &str) -> Result<(StoreLocation, String), String> {
+impl Unusable {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Unusable::InvalidSpec(_) => 1,
+            _ => EXIT_USAGE,
+        }
+    }
+}
+
+fn resolve_location(target: &str) -> Result<(StoreLocation, String), Unusable> {
     let path = Path::new(target);
     let is_uri = target.contains("://");
     let mut location = if is_uri {
-        StoreLocation::parse(target).map_err(|e| e.to_string())?
+        StoreLocation::parse(target)?
     } else if path.is_dir() {
-        let absolute = std::path::absolute(path)
-            .map_err(|e| format!("cannot resolve the folder `{target}`: {e}"))?;
-        StoreLocation::local(&absolute.display().to_string()).map_err(|e| e.to_string())?
+        let absolute = std::path::absolute(path).map_err(|source| Unusable::Folder {
+            target: target.to_owned(),
+            source,
+        })?;
+        StoreLocation::local(&absolute.display().to_string())?
     } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-        return Err(format!("the spec file `{target}` does not exist"));
+        return Err(Unusable::NoSpec(target.to_owned()));
     } else {
-        return Err(format!(
-            "`{target}` does not exist: give a spec file, a job's checkpoint folder, or a store location such as file:///tmp/dataflow/checkpoints/word-count"
-        ));
+        return Err(Unusable::Nothing(target.to_owned()));
     };
     let root = location.root.trim_end_matches('/').to_owned();
-    let (parent, job) = root.rsplit_once('/').filter(|(_, job)| !job.is_empty()).ok_or_else(|| {
-        format!("`{target}` names no job: give the job's folder, e.g. file:///tmp/dataflow/checkpoints/word-count")
-    })?;
+    let (parent, job) = root
+        .rsplit_once('/')
+        .filter(|(_, job)| !job.is_empty())
+        .ok_or_else(|| Unusable::NoJob(target.to_owned()))?;
     location.root = if parent.is_empty() {
         "/".to_owned()
     } else {
@@ -68,21 +97,16 @@ fn resolve_location(target: &str) -> Result<(StoreLocation, String), String> {
 }
 
 fn from_spec(path: &Path) -> Result<(StoreLocation, String), Unusable> {
-    let loaded = read_spec(path).map_err(Unusable::Usage)?;
+    let loaded = read_spec(path)?;
     let (plan, diagnostics) = plan::compile(&loaded);
     let Some(plan) = plan else {
         diag::emit(&loaded.file, &diagnostics);
-        let name = path.display();
-        return Err(Unusable::InvalidSpec(format!(
-            "`{name}` has errors (see `dataflow check {name}`)"
-        )));
+        return Err(Unusable::InvalidSpec(path.display().to_string()));
     };
-    let cp = plan.checkpoint().cloned().ok_or_else(|| {
-        Unusable::Usage(format!(
-            "`{}` has no `checkpoint:` section, so it has no checkpoints",
-            path.display()
-        ))
-    })?;
+    let cp = plan
+        .checkpoint()
+        .cloned()
+        .ok_or_else(|| Unusable::NoCheckpoints(path.display().to_string()))?;
     Ok((cp.store, plan.job().name.clone()))
 }
 
@@ -109,13 +133,9 @@ pub struct Prune {
 pub fn run(target: &str, format: Format, prune: Option<Prune>) -> ExitCode {
     let (location, job) = match resolve(target) {
         Ok(r) => r,
-        Err(Unusable::Usage(message)) => {
-            report!("error: {message}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-        Err(Unusable::InvalidSpec(message)) => {
-            report!("error: {message}");
-            return ExitCode::from(1);
+        Err(e) => {
+            report!("error: {e}");
+            return ExitCode::from(e.exit_code());
         }
     };
     // A spec's store is created by the job's first checkpoint; a location
@@ -126,17 +146,11 @@ pub fn run(target: &str, format: Format, prune: Option<Prune>) -> ExitCode {
     let store = match OpendalStore::open_to_read(&location) {
         Ok(store) => Some(store),
         Err(_) if not_yet => None,
-        Err(e) => {
-            report!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::failed(&e),
     };
     let found = match store.as_ref().map(|s| inspect::list(s, &job)).transpose() {
         Ok(f) => f.unwrap_or_default(),
-        Err(message) => {
-            report!("error: {message}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::failed(&e),
     };
     let savepoints = match store
         .as_ref()
@@ -144,18 +158,12 @@ pub fn run(target: &str, format: Format, prune: Option<Prune>) -> ExitCode {
         .transpose()
     {
         Ok(f) => f.unwrap_or_default(),
-        Err(message) => {
-            report!("error: {message}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::failed(&e),
     };
     let pruned = match (prune, &store) {
         (Some(prune), Some(_)) => match prune_job(&location, &job, &found, &prune) {
             Ok(pruned) => Some(pruned),
-            Err(message) => {
-                report!("error: {message}");
-                return ExitCode::from(1);
-            }
+            Err(e) => return super::failed(&e),
         },
         _ => None,
     };
@@ -351,6 +359,26 @@ struct Pruned {
     dry_run: bool,
 }
 
+/// Why `--prune` stopped.
+#[derive(Debug, thiserror::Error)]
+enum PruneError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}; nothing was deleted")]
+    Lease(CheckpointError),
+    #[error("{0} (the checkpoints listed before it are deleted)")]
+    Partial(StoreError),
+}
+
+impl Classify for PruneError {
+    fn class(&self) -> Class {
+        match self {
+            PruneError::Store(e) | PruneError::Partial(e) => e.class(),
+            PruneError::Lease(e) => e.class(),
+        }
+    }
+}
+
 /// Deletes what [`retention::prune`] says may go: the metadata of each
 /// checkpoint first (a half-deleted checkpoint never looks complete), then
 /// its folder, then the shared files no kept checkpoint needs.
@@ -359,9 +387,9 @@ fn prune_job(
     job: &str,
     found: &[inspect::Found],
     prune: &Prune,
-) -> Result<Pruned, String> {
+) -> Result<Pruned, PruneError> {
     let store: std::sync::Arc<dyn CheckpointStore> =
-        std::sync::Arc::new(OpendalStore::open(location).map_err(|e| e.to_string())?);
+        std::sync::Arc::new(OpendalStore::open(location)?);
     // Held while pruning: no run of the job starts meanwhile.
     let local = (location.scheme == Scheme::File).then(|| Path::new(&location.root));
     let _lease = lease::acquire(
@@ -370,7 +398,7 @@ fn prune_job(
         job,
         "checkpoints --prune",
     )
-    .map_err(|e| format!("{e}; nothing was deleted"))?;
+    .map_err(PruneError::Lease)?;
     let intact: Vec<&Metadata> = found
         .iter()
         .filter_map(|f| match &f.state {
@@ -390,7 +418,7 @@ fn prune_job(
             .map(|n| format!("{shared_dir}{n}"))
             .collect(),
         Err(crate::checkpoint::store::StoreError::NotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let deletions = retention::prune(&intact, &unusable, prune.keep, &shared);
     let kept = found
@@ -399,9 +427,7 @@ fn prune_job(
         .filter(|id| !deletions.checkpoints.contains(id))
         .collect();
     if !prune.dry_run {
-        let failed = |e: crate::checkpoint::store::StoreError| {
-            format!("{e} (the checkpoints listed before it are deleted)")
-        };
+        let failed = PruneError::Partial;
         for id in &deletions.checkpoints {
             store.delete(&layout::metadata(job, *id)).map_err(failed)?;
             store

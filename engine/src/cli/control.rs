@@ -8,8 +8,42 @@ use hyper::Method;
 
 use super::{print, Format};
 use crate::checkpoint::inspect::utc;
-use crate::control::client::{answer, call};
+use crate::control::client::{answer, call, CallError};
+use crate::control::registry::FindError;
 use crate::control::{registry, RunInfo, SavepointAnswer, SavepointBody};
+use crate::error::{Class, Classify};
+
+/// Why `savepoint` or `stop` did not get a savepoint.
+#[derive(Debug, thiserror::Error)]
+enum SavepointError {
+    #[error(transparent)]
+    Find(#[from] FindError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error("job `{job}` (run {run}) ended before the savepoint was taken")]
+    Ended { job: String, run: String },
+    #[error("job `{job}` (run {run}): {source}")]
+    Refused {
+        job: String,
+        run: String,
+        source: CallError,
+    },
+    #[error("cannot find the current folder: {0}")]
+    Cwd(std::io::Error),
+    #[error("cannot encode the request: {0}")]
+    Encode(serde_json::Error),
+}
+
+impl Classify for SavepointError {
+    fn class(&self) -> Class {
+        match self {
+            SavepointError::Find(_) | SavepointError::Ended { .. } => Class::User,
+            SavepointError::Call(e) | SavepointError::Refused { source: e, .. } => e.class(),
+            SavepointError::Cwd(_) => Class::External,
+            SavepointError::Encode(_) => Class::Bug,
+        }
+    }
+}
 
 /// How long `stop` waits for the job's process to end after its savepoint.
 const STOP_WAIT: Duration = Duration::from_secs(120);
@@ -72,7 +106,7 @@ fn take_savepoint(
     name: &str,
     to: Option<String>,
     stop: bool,
-) -> Result<(RunInfo, SavepointAnswer), String> {
+) -> Result<(RunInfo, SavepointAnswer), SavepointError> {
     let run = registry::find(name)?;
     let (path, body) = if stop {
         (
@@ -91,33 +125,37 @@ fn take_savepoint(
             },
         )
     };
-    let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
+    let body = serde_json::to_string(&body).map_err(SavepointError::Encode)?;
     let (status, bytes) =
         call(&run, Method::POST, path, Some(body), SAVEPOINT_WAIT).map_err(|e| {
             // A job that reached its end as we called closes its endpoint.
             let deadline = Instant::now() + Duration::from_secs(2);
             while Instant::now() < deadline {
                 if !registry::running().iter().any(|r| r.run == run.run) {
-                    return format!(
-                        "job `{}` (run {}) ended before the savepoint was taken",
-                        run.job, run.run
-                    );
+                    return SavepointError::Ended {
+                        job: run.job.clone(),
+                        run: run.run.clone(),
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            e
+            e.into()
         })?;
-    let taken = answer::<SavepointAnswer>(status, &bytes)
-        .map_err(|e| format!("job `{}` (run {}): {e}", run.job, run.run))?;
+    let taken =
+        answer::<SavepointAnswer>(status, &bytes).map_err(|source| SavepointError::Refused {
+            job: run.job.clone(),
+            run: run.run.clone(),
+            source,
+        })?;
     Ok((run, taken))
 }
 
 /// A location given on the command line, made absolute: the job runs in
 /// another folder than this command.
-fn absolute(to: Option<String>) -> Result<Option<String>, String> {
+fn absolute(to: Option<String>) -> Result<Option<String>, SavepointError> {
     match to {
         Some(to) if !to.contains("://") && !to.starts_with('/') => {
-            let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+            let cwd = std::env::current_dir().map_err(SavepointError::Cwd)?;
             Ok(Some(cwd.join(to).display().to_string()))
         }
         other => Ok(other),
@@ -141,20 +179,14 @@ pub fn savepoint(name: &str, to: Option<String>) -> ExitCode {
                 Err(code) => code,
             }
         }
-        Err(message) => {
-            report!("error: {message}");
-            ExitCode::from(1)
-        }
+        Err(e) => super::failed(&e),
     }
 }
 
 pub fn stop(name: &str, to: Option<String>) -> ExitCode {
     let (run, taken) = match absolute(to).and_then(|to| take_savepoint(name, to, true)) {
         Ok(done) => done,
-        Err(message) => {
-            report!("error: {message}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::failed(&e),
     };
     if let Err(code) = print(&format!("{}\n", taken.location)) {
         return code;
@@ -165,13 +197,14 @@ pub fn stop(name: &str, to: Option<String>) -> ExitCode {
     while registry::running().iter().any(|r| r.run == run.run) {
         if Instant::now() > deadline {
             report!(
-                "error: job `{}` (run {}) took its savepoint ({}) but has not ended after {}",
+                "error: job `{}` (run {}) took its savepoint ({}) but has not ended after {}{}",
                 run.job,
                 run.run,
                 taken.location,
-                crate::spec::Duration(STOP_WAIT)
+                crate::spec::Duration(STOP_WAIT),
+                Class::External.advice()
             );
-            return ExitCode::from(1);
+            return ExitCode::from(Class::External.exit_code());
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -144,6 +144,14 @@ pub enum Format {
 /// Exit status for a usage error: a bad flag, an unreadable file.
 pub const EXIT_USAGE: u8 = 2;
 
+/// Reports a command's failure, worded by whose it is, and returns the
+/// exit status its class gives (docs/cli.md).
+fn failed(e: &(impl std::fmt::Display + crate::error::Classify)) -> ExitCode {
+    let class = e.class();
+    report!("error: {e}{}", class.advice());
+    ExitCode::from(class.exit_code())
+}
+
 /// Writes a command's report to standard output. A reader that has gone
 /// (`dataflow check spec.yaml | head -1`) is not an error: the rest is not
 /// wanted, and the command ends as it would have, as `run` does. Any

@@ -9,6 +9,7 @@ use super::EXIT_USAGE;
 use std::sync::Arc;
 
 use crate::checkpoint::restore::restore_point;
+use crate::error::Classify;
 use crate::runtime::lifecycle::Failed;
 use crate::runtime::{self, NewerOutput, Outcome, RunOptions};
 use crate::{diag, plan};
@@ -63,9 +64,10 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         .transpose()
     {
         Ok(r) => r,
-        Err(message) => {
-            report!("error: cannot restore: {message}");
-            return ExitCode::from(1);
+        Err(e) => {
+            let class = e.class();
+            report!("error: cannot restore: {e}{}", class.advice());
+            return ExitCode::from(class.exit_code());
         }
     };
     let options = RunOptions {
@@ -96,8 +98,9 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
                 1 => " (after 1 restart)".to_owned(),
                 n => format!(" (after {n} restarts)"),
             };
-            report!("error: {error}{after}");
-            ExitCode::from(1)
+            let class = error.class();
+            report!("error: {error}{after}{}", class.advice());
+            ExitCode::from(class.exit_code())
         }
     }
 }

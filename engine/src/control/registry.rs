@@ -90,7 +90,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// The run that `name` (a job name or a run id) designates.
-pub fn find(name: &str) -> Result<RunInfo, String> {
+pub fn find(name: &str) -> Result<RunInfo, FindError> {
     let runs = running();
     let matching: Vec<&RunInfo> = runs
         .iter()
@@ -98,15 +98,23 @@ pub fn find(name: &str) -> Result<RunInfo, String> {
         .collect();
     match matching.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(format!(
-            "no job or run named `{name}` is running on this machine (`dataflow list` shows those that are)"
-        )),
-        many => Err(format!(
-            "{} runs of job `{name}` are running ({}); name one by its run id",
-            many.len(),
-            many.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join(", ")
-        )),
+        [] => Err(FindError::NotRunning {
+            name: name.to_owned(),
+        }),
+        many => Err(FindError::Ambiguous {
+            name: name.to_owned(),
+            runs: many.iter().map(|r| r.run.clone()).collect(),
+        }),
     }
+}
+
+/// Why a name designates no single running job: the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error("no job or run named `{name}` is running on this machine (`dataflow list` shows those that are)")]
+    NotRunning { name: String },
+    #[error("{} runs of job `{name}` are running ({}); name one by its run id", .runs.len(), .runs.join(", "))]
+    Ambiguous { name: String, runs: Vec<String> },
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::{ErrorAnswer, RunInfo, SavepointAnswer, SavepointBody};
 use crate::checkpoint::SavepointRequest;
+use crate::error::Class;
 
 /// The largest request body read: the bodies are a location or nothing.
 const MAX_BODY: usize = 64 * 1024;
@@ -119,6 +120,16 @@ fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Byte
     response
 }
 
+/// The status of a refused request, by whose failure it is; the client
+/// reads the class back from it ([`super::client::class_of`]).
+fn status_of(class: Class) -> StatusCode {
+    match class {
+        Class::User => StatusCode::CONFLICT,
+        Class::External => StatusCode::SERVICE_UNAVAILABLE,
+        Class::Bug => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
     json(
         status,
@@ -182,13 +193,13 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
                 location,
             },
         ),
-        Ok(Ok(Err(message))) => error(StatusCode::CONFLICT, message),
+        Ok(Ok(Err(failure))) => error(status_of(failure.class), failure.message),
         Ok(Err(crossbeam_channel::RecvTimeoutError::Timeout)) => error(
             StatusCode::GATEWAY_TIMEOUT,
             format!("no savepoint within {}", crate::plan::settings::human(wait)),
         ),
         _ => error(
-            StatusCode::CONFLICT,
+            StatusCode::SERVICE_UNAVAILABLE,
             "the job ended before the savepoint completed",
         ),
     }

@@ -88,6 +88,15 @@ pub struct Instance {
     pub parallelism: u32,
 }
 
+/// Why a source's positions cannot be restored at another parallelism.
+#[derive(Debug, thiserror::Error)]
+#[error("a {node_type} source taken at parallelism {from} cannot be restored at {to}")]
+pub struct RescaleRefused {
+    pub node_type: &'static str,
+    pub from: u32,
+    pub to: u32,
+}
+
 /// A source, checked, as the plan holds it.
 pub trait PlannedSource: Debug + Send + Sync {
     /// Whether a restore can read its records again from the position a
@@ -95,7 +104,7 @@ pub trait PlannedSource: Debug + Send + Sync {
     fn replayable(&self) -> bool;
     /// Why a checkpoint taken at `from` instances cannot be restored at
     /// `to`, if it cannot.
-    fn rescale(&self, from: u32, to: u32) -> Result<(), String> {
+    fn rescale(&self, from: u32, to: u32) -> Result<(), RescaleRefused> {
         let _ = (from, to);
         Ok(())
     }

@@ -40,7 +40,7 @@ impl Fold {
     /// Whether a restored state value is one this fold can have written:
     /// a checkpoint that passes its checksums but holds anything else is
     /// damaged, and restoring it would compute on a wrong value.
-    pub fn check_state(&self, value: &Value) -> Result<(), String> {
+    pub fn check_state(&self, value: &Value) -> Result<(), UnfitState> {
         let number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
         let fits = match self {
             Fold::Aggregate {
@@ -56,19 +56,43 @@ impl Fold {
         if fits {
             return Ok(());
         }
-        let what = match self {
+        let expected = match self {
             Fold::Aggregate {
                 kind: AggregateKind::Sum,
                 ..
-            } => "a running sum must be a number".to_owned(),
-            Fold::Aggregate { field, .. } => {
-                format!("an extreme must be a number or a record with a numeric `{field}`")
             }
-            Fold::Count { .. } => "a count must be a positive integer".to_owned(),
-            Fold::Reduce(_) => String::new(),
+            | Fold::Reduce(_) => Expected::Number,
+            Fold::Aggregate { field, .. } => Expected::Extreme {
+                field: field.to_string(),
+            },
+            Fold::Count { .. } => Expected::Count,
         };
-        Err(format!("{what}, not {} `{value}`", value.type_name()))
+        Err(UnfitState {
+            expected,
+            found_type: value.type_name(),
+            found: value.to_string(),
+        })
     }
+}
+
+/// A restored state value the fold could not have written.
+#[derive(Debug, thiserror::Error)]
+#[error("{expected}, not {found_type} `{found}`")]
+pub struct UnfitState {
+    pub expected: Expected,
+    pub found_type: &'static str,
+    pub found: String,
+}
+
+/// What a fold's state value must be.
+#[derive(Debug, thiserror::Error)]
+pub enum Expected {
+    #[error("a running sum must be a number")]
+    Number,
+    #[error("an extreme must be a number or a record with a numeric `{field}`")]
+    Extreme { field: String },
+    #[error("a count must be a positive integer")]
+    Count,
 }
 
 pub struct Keyed {
@@ -507,6 +531,7 @@ mod tests {
         assert!(sum
             .check_state(&rec(r#""3""#))
             .unwrap_err()
+            .to_string()
             .contains("running sum must be a number"));
         assert!(max.check_state(&rec(r#"{"n": 2, "k": "a"}"#)).is_ok());
         assert!(max.check_state(&Value::Float(2.5)).is_ok());

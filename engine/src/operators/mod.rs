@@ -10,6 +10,7 @@ pub mod sinks;
 pub mod sources;
 pub mod stateless;
 
+use crate::error::{io_class, Class, Classify};
 use crate::state::Changes;
 use crate::value::Value;
 
@@ -33,14 +34,93 @@ pub enum OpError {
     /// A record was bad: subject to `on_error`.
     #[error(transparent)]
     Record(#[from] RecordError),
-    /// The operator itself failed (its state, its files, its connection).
-    #[error("{0}")]
-    Fatal(String),
+    /// A file, a socket or standard input failed.
+    #[error("cannot {action} {target}: {source}")]
+    Io {
+        action: &'static str,
+        target: IoTarget,
+        source: std::io::Error,
+    },
+    /// A source's connection failed or closed, and it does not reconnect.
+    #[error(transparent)]
+    Connection(sources::socket::Lost),
+    /// The input the spec names is not there.
+    #[error("no file matches `{pattern}`")]
+    NoInput { pattern: String },
+    #[error("invalid glob pattern `{pattern}`: {why}")]
+    Pattern { pattern: String, why: &'static str },
+    /// What a checkpoint recorded of a source's position cannot be one.
+    #[error(transparent)]
+    Position(#[from] sources::PositionError),
+    /// A keyed operator's checkpointed state cannot be read or is impossible.
+    #[error("cannot restore from {location}: {why}")]
+    Restore {
+        location: String,
+        why: Box<RestoreProblem>,
+    },
+    /// Boxed, as the restore's problem is: a rare error kept small, since
+    /// every record's result has room for it.
+    #[error(transparent)]
+    State(Box<crate::state::StateError>),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Something the planner guarantees did not hold.
+    #[error("internal error: {0}")]
+    Bug(&'static str),
+}
+
+/// What an operator failed to read or write.
+#[derive(Debug)]
+pub enum IoTarget {
+    Path(std::path::PathBuf),
+    Stdin,
+    Stdout,
+}
+
+impl std::fmt::Display for IoTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoTarget::Path(p) => write!(f, "`{}`", p.display()),
+            IoTarget::Stdin => f.write_str("standard input"),
+            IoTarget::Stdout => f.write_str("standard output"),
+        }
+    }
+}
+
+/// Why a keyed operator's state could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreProblem {
+    #[error(transparent)]
+    Read(#[from] crate::checkpoint::inspect::RestoreError),
+    #[error("a damaged value ({0})")]
+    Value(serde_json::Error),
+    #[error("the state of `{node}` is damaged: {why}")]
+    Unfit {
+        node: String,
+        why: keyed::UnfitState,
+    },
+}
+
+impl Classify for OpError {
+    fn class(&self) -> Class {
+        match self {
+            OpError::Record(_) | OpError::NoInput { .. } | OpError::Pattern { .. } => Class::User,
+            OpError::Io { source, .. } => io_class(source),
+            OpError::Connection(_) | OpError::Position(_) => Class::External,
+            OpError::Restore { why, .. } => match &**why {
+                RestoreProblem::Read(e) => e.class(),
+                _ => Class::External,
+            },
+            OpError::State(e) => e.class(),
+            OpError::Sink(e) => e.class(),
+            OpError::Bug(_) => Class::Bug,
+        }
+    }
 }
 
 impl From<crate::state::StateError> for OpError {
     fn from(e: crate::state::StateError) -> Self {
-        OpError::Fatal(e.to_string())
+        OpError::State(Box::new(e))
     }
 }
 
@@ -112,8 +192,28 @@ pub enum SinkError {
     /// failure of the job, but the end of it.
     #[error("the reader of the output closed it")]
     Closed,
-    #[error("{0}")]
-    Io(String),
+    #[error("cannot {action} {target}: {source}")]
+    Io {
+        action: &'static str,
+        target: IoTarget,
+        source: std::io::Error,
+    },
+    /// A restore would write again what the folder already holds.
+    #[error("`{dir}` holds output that is not in chk-{checkpoint}'s past ({files}): the restore would write its records again; move it away, or run with --newer-output move")]
+    NewerOutput {
+        dir: String,
+        checkpoint: u64,
+        files: String,
+    },
+}
+
+impl Classify for SinkError {
+    fn class(&self) -> Class {
+        match self {
+            SinkError::Closed | SinkError::NewerOutput { .. } => Class::User,
+            SinkError::Io { source, .. } => io_class(source),
+        }
+    }
 }
 
 /// A consumer of records.

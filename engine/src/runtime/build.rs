@@ -12,7 +12,7 @@ use crate::checkpoint::restore::{load_chain, Restore};
 use crate::nodes::{Instance, Step};
 use crate::operators::keyed::{Fold, Keyed};
 use crate::operators::sinks::latency::Timed;
-use crate::operators::OpError;
+use crate::operators::{OpError, RestoreProblem};
 use crate::plan::{Plan, PlanNode, Planned};
 use crate::runtime::cancel::Cancel;
 use crate::state::memory::MemoryState;
@@ -64,7 +64,7 @@ pub fn role(
             .planned
             .key()
             .cloned()
-            .ok_or_else(|| OpError::Fatal("a keyed operator without a key".into()))?;
+            .ok_or(OpError::Bug("a keyed operator without a key"))?;
         let mut keyed_state = state.state(&node.name)?;
         if let Some(restore) = restore {
             load_keyed_state(
@@ -124,6 +124,10 @@ fn load_keyed_state(
     state: &mut dyn KeyedState,
 ) -> Result<(), OpError> {
     let mine = KeyGroupRange::of_instance(index, node.parallelism, max_parallelism);
+    let damaged = |why| OpError::Restore {
+        location: restore.location.clone(),
+        why: Box::new(why),
+    };
     for old in restore
         .metadata
         .instances
@@ -137,19 +141,15 @@ fn load_keyed_state(
         let entries = load_chain(&*restore.store, &old.files, max_parallelism, |kg| {
             mine.contains(kg)
         })
-        .map_err(|e| OpError::Fatal(format!("cannot restore from {}: {e}", restore.location)))?;
+        .map_err(|e| damaged(e.into()))?;
         for ((kg, key), value) in entries {
-            let value = crate::state::codec::decode_value(&value).map_err(|e| {
-                OpError::Fatal(format!(
-                    "cannot restore from {}: a damaged value ({e})",
-                    restore.location
-                ))
-            })?;
+            let value = crate::state::codec::decode_value(&value)
+                .map_err(|e| damaged(RestoreProblem::Value(e)))?;
             fold.check_state(&value).map_err(|why| {
-                OpError::Fatal(format!(
-                    "cannot restore from {}: the state of `{}` is damaged: {why}",
-                    restore.location, node.name
-                ))
+                damaged(RestoreProblem::Unfit {
+                    node: node.name.clone(),
+                    why,
+                })
             })?;
             *state.value_mut(kg, &key)? = Some(value);
         }

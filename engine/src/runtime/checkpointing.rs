@@ -11,8 +11,11 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::error::CheckpointingError;
 use super::{RunError, RunOptions};
-use crate::checkpoint::coordinator::{self, Control, Coordinator, Participant, Stats};
+use crate::checkpoint::coordinator::{
+    self, Control, Coordinator, Participant, Stats, TooManyFailures,
+};
 use crate::checkpoint::store::{CheckpointStore, OpendalStore};
 use crate::checkpoint::uploader;
 use crate::checkpoint::{Report, SourceCommand};
@@ -22,7 +25,7 @@ use crate::plan::Plan;
 /// What the coordinator thread reports: a failure as soon as it happens,
 /// and its figures when it has finished.
 pub(super) enum CoordinatorEvent {
-    Failed(String),
+    Failed(TooManyFailures),
     Finished(Stats),
 }
 
@@ -52,7 +55,7 @@ impl JobCheckpointing {
         let deadline = crate::checkpoint::store::deadline_within(cp.timeout);
         let store: Arc<dyn CheckpointStore> = Arc::new(
             OpendalStore::open_with_deadline(&cp.store, deadline)
-                .map_err(|e| RunError::Checkpoint(e.to_string()))?,
+                .map_err(CheckpointingError::Store)?,
         );
         let (_, done) = crossbeam_channel::bounded(1);
         Ok(JobCheckpointing {
@@ -114,7 +117,7 @@ pub(super) fn start_coordinator(
     c: &mut JobCheckpointing,
     reports: Receiver<Report>,
     last_completed: Arc<AtomicU64>,
-) -> Result<(), String> {
+) -> Result<(), CheckpointingError> {
     let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
     let (done_tx, done_rx) = crossbeam_channel::bounded(2);
     let links = coordinator::Links {
@@ -123,7 +126,8 @@ pub(super) fn start_coordinator(
         commits: std::mem::take(&mut c.commits),
         last_completed,
     };
-    let coordinator = Coordinator::new(config, Arc::clone(&c.store), links)?;
+    let coordinator =
+        Coordinator::new(config, Arc::clone(&c.store), links).map_err(CheckpointingError::Start)?;
     std::thread::Builder::new()
         .name("checkpoints".into())
         .spawn(move || {
@@ -133,7 +137,7 @@ pub(super) fn start_coordinator(
             }
             let _ = done_tx.send(CoordinatorEvent::Finished(coordinator.drain(&reports)));
         })
-        .map_err(|e| format!("cannot start a thread: {e}"))?;
+        .map_err(CheckpointingError::Thread)?;
     c.control = Some(control_tx);
     c.done = done_rx;
     Ok(())

@@ -21,7 +21,7 @@ use crate::control::RunInfo;
 use crate::plan::Plan;
 use std::time::Duration;
 
-use super::{attempt, Outcome, RunError, RunOptions};
+use super::{attempt, CheckpointingError, Outcome, RunError, RunOptions, SetupError};
 
 /// How a run that did not end normally failed.
 #[derive(Debug)]
@@ -43,6 +43,10 @@ pub fn new_run_id() -> String {
 
 /// Runs the plan to its end, restarting after failures as the spec's
 /// restart strategy allows. `summary` receives each attempt's summary line.
+#[allow(
+    clippy::result_large_err,
+    reason = "called once per run, never on the path of records"
+)]
 pub fn run(
     plan: &Plan,
     mut options: RunOptions,
@@ -90,8 +94,7 @@ pub fn run(
         // Until an attempt can start: a restore point that cannot be read
         // now (the store is down) is a failed attempt too.
         loop {
-            let restartable = matches!(error, RunError::Instance { .. } | RunError::Checkpoint(_));
-            if !restartable || restarts >= attempts {
+            if !error.restartable() || restarts >= attempts {
                 return Err(Failed { error, restarts });
             }
             restarts += 1;
@@ -120,9 +123,7 @@ pub fn run(
                         options.restore = Some(Arc::new(restore));
                         break;
                     }
-                    Err(message) => {
-                        error = RunError::Checkpoint(format!("cannot restore chk-{id}: {message}"))
-                    }
+                    Err(source) => error = CheckpointingError::Restore { id, source }.into(),
                 },
                 Restart::Start(from) => {
                     match &from {
@@ -150,12 +151,12 @@ fn lease(plan: &Plan, run: &str) -> Result<Option<lease::Lease>, RunError> {
     };
     // A renewal must fail before the lease it renews could expire.
     let store = OpendalStore::open_with_deadline(&cp.store, lease::TTL / 3)
-        .map_err(|e| RunError::Checkpoint(format!("cannot open the checkpoint store: {e}")))?;
+        .map_err(CheckpointingError::LeaseStore)?;
     let local = (cp.store.scheme == crate::plan::store::Scheme::File)
         .then(|| std::path::Path::new(&cp.store.root));
     lease::acquire(Arc::new(store), local, &plan.job().name, run)
         .map(Some)
-        .map_err(RunError::Setup)
+        .map_err(|e| SetupError::Lease(e).into())
 }
 
 /// Starts the run's control endpoint and writes its run file. Without

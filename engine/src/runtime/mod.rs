@@ -13,6 +13,7 @@ mod alignment;
 mod build;
 pub mod cancel;
 mod checkpointing;
+pub mod error;
 mod instance;
 pub mod lifecycle;
 mod message;
@@ -33,7 +34,8 @@ use petgraph::graph::NodeIndex;
 
 use crate::checkpoint::coordinator::{self, Control};
 use crate::checkpoint::restore::Restore;
-use crate::checkpoint::{retention, Report, SavepointRequest};
+use crate::checkpoint::{retention, Report, SavepointFailure, SavepointRequest};
+use crate::error::Class;
 use crate::plan::settings::{OnCancel, StateBackendKind};
 use crate::plan::Plan;
 use crate::runtime::cancel::Canceller;
@@ -56,21 +58,6 @@ pub enum Outcome {
     /// Stopped with a savepoint (`dataflow stop`): everything before it is
     /// committed, nothing after it was read.
     Stopped,
-}
-
-/// Why a run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("{instance} (node `{node}`) failed: {cause}")]
-    Instance {
-        node: String,
-        instance: String,
-        cause: String,
-    },
-    #[error("cannot start the job: {0}")]
-    Setup(String),
-    #[error("{0}")]
-    Checkpoint(String),
 }
 
 /// Options of `dataflow run` that are not in the spec.
@@ -97,6 +84,7 @@ pub struct RunOptions {
 }
 
 pub use crate::operators::sinks::file::NewerOutput;
+pub use error::{CheckpointingError, InstanceError, RunError, SetupError};
 
 /// One node's instances' counters.
 pub struct NodeStats {
@@ -139,6 +127,10 @@ pub struct Job {
 ///
 /// A failure comes with the summary and the newest checkpoint this attempt
 /// completed, from which a restart may resume.
+#[allow(
+    clippy::result_large_err,
+    reason = "called once per attempt, never on the path of records"
+)]
 fn attempt(
     plan: &Plan,
     options: &RunOptions,
@@ -219,9 +211,7 @@ fn attempt(
             if let Err(e) = start_coordinator(config, c, reports_rx, last_completed) {
                 // Listing the store failed, or a thread could not start:
                 // either may pass, so a restart may try again.
-                first_error = Some(RunError::Checkpoint(format!(
-                    "cannot start checkpointing: {e}"
-                )));
+                first_error = Some(RunError::Checkpoint(e));
             }
         }
     }
@@ -270,7 +260,7 @@ fn attempt(
                 match result {
                     Ok(CoordinatorEvent::Failed(cause)) => {
                         if first_error.is_none() {
-                            first_error = Some(RunError::Checkpoint(cause));
+                            first_error = Some(RunError::Checkpoint(cause.into()));
                         }
                         canceller.cancel();
                     }
@@ -289,7 +279,7 @@ fn attempt(
                         } else {
                             "the job is not running"
                         };
-                        let _ = request.reply.send(Err(why.to_owned()));
+                        let _ = request.reply.send(Err(SavepointFailure::new(Class::User, why)));
                     }
                 },
                 Err(_) => requests = crossbeam_channel::never(),
@@ -395,12 +385,12 @@ fn open_state(plan: &Plan, run: &str) -> Result<StateFactory, RunError> {
             let owner = format!("job {}", plan.job().name);
             workdir::remove_abandoned(&root, &owner);
             let scratch = WorkDir::create(&root, &format!("{}-{run}", plan.job().name), &owner)
-                .map_err(|e| RunError::Setup(format!("cannot open the sled state: {e}")))?;
+                .map_err(SetupError::from)?;
             let store = crate::state::sled::SledStore::open(
                 &scratch.path().join("sled"),
                 plan.state().cache_entries,
             )
-            .map_err(|e| RunError::Setup(e.to_string()))?;
+            .map_err(SetupError::from)?;
             StateFactory::Sled {
                 store,
                 _scratch: scratch,

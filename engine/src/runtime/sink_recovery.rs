@@ -6,7 +6,7 @@
 //! runtime handles sink folders itself rather than through a running sink;
 //! what a folder holds and how it is recovered is `file::recover`'s.
 
-use super::{RunError, RunOptions};
+use super::{CheckpointingError, RunError, RunOptions, SetupError};
 use crate::checkpoint::coordinator;
 use crate::checkpoint::store::OpendalStore;
 use crate::plan::{Plan, Planned};
@@ -35,7 +35,7 @@ pub(super) fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), Run
     // A store that cannot be listed now may be back for a restart.
     let pasts: Vec<(u64, Vec<(u64, u64)>)> = match OpendalStore::open_to_read(&cp.store) {
         Ok(store) => crate::checkpoint::inspect::existing_checkpoints(&store, &plan.job().name)
-            .map_err(RunError::Checkpoint)?
+            .map_err(CheckpointingError::Store)?
             .iter()
             .map(|m| (m.checkpoint_id, m.past()))
             .collect(),
@@ -56,8 +56,12 @@ pub(super) fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), Run
         restorable: &restorable,
     };
     for (name, path) in sinks {
-        let recovery = file::recover(path, &point, options.newer_output, &options.run_id)
-            .map_err(|e| RunError::Setup(format!("cannot recover the output of `{name}`: {e}")))?;
+        let recovery = file::recover(path, &point, options.newer_output, &options.run_id).map_err(
+            |source| SetupError::Output {
+                node: name.to_owned(),
+                source,
+            },
+        )?;
         if recovery.brought_back > 0 {
             tracing::info!(
                 "`{name}`: {} output file{} of chk-{id}'s past brought back from an earlier restore's .superseded-* folder",

@@ -14,6 +14,7 @@ use super::checkpointing::JobCheckpointing;
 use super::instance::{self, Finish, Instance};
 use super::metrics::Metrics;
 use super::{alignment, build, output, physical, Job, RunError, RunOptions};
+use super::{InstanceError, SetupError};
 use crate::checkpoint::coordinator::Participant;
 use crate::checkpoint::uploader::{self, UploaderConfig};
 use crate::plan::Plan;
@@ -63,7 +64,11 @@ pub(super) fn start_instance(
             options.restore.as_deref(),
             &metrics,
         )
-        .map_err(|e| RunError::Setup(format!("{name} (node `{}`): {e}", node.name)))?;
+        .map_err(|source| SetupError::Build {
+            instance: name.clone(),
+            node: node.name.clone(),
+            source,
+        })?;
         let checkpoint = match (plan.checkpoint(), checkpoints.as_deref_mut()) {
             (Some(cp), Some(c)) => {
                 let is_source = node.planned.is_source();
@@ -93,7 +98,7 @@ pub(super) fn start_instance(
                         c.reports.clone(),
                         cp.max_concurrent,
                     )
-                    .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
+                    .map_err(SetupError::Thread)?;
                     c.uploaders.push(tx.clone());
                     Some(tx)
                 } else {
@@ -155,10 +160,7 @@ pub(super) fn start_instance(
                 .unwrap_or_else(|panic| {
                     Err(instance::Failure {
                         member: 0,
-                        cause: format!(
-                            "internal error (a bug in dataflow): {}",
-                            panic_message(&panic)
-                        ),
+                        cause: InstanceError::Panic(panic_message(&panic)),
                     })
                 });
             let _ = ended_tx.send(Ended {
@@ -166,7 +168,7 @@ pub(super) fn start_instance(
                 result,
             });
         })
-        .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))
+        .map_err(|e| SetupError::Thread(e).into())
 }
 
 /// `DATAFLOW_INJECT_FAILURE=<node>:<records>` makes every instance of a

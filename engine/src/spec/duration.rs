@@ -19,47 +19,59 @@ impl Duration {
         Duration(std::time::Duration::from_secs(s))
     }
 
-    /// Parses `text`; the error, `invalid duration `<text>`: <why>`, says
-    /// what was expected.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses `text`; the error says what was expected.
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         let text = text.trim();
         let digits = text.bytes().take_while(u8::is_ascii_digit).count();
         let (number, unit) = text.split_at(digits);
-        let invalid = |why: String| format!("invalid duration `{text}`: {why}");
-        let expected = || {
-            invalid(
-                "expected a whole number followed by ms, s, m or h (e.g. 500ms, 10s, 1m)"
-                    .to_owned(),
-            )
+        let invalid = |why: DurationProblem| DurationError {
+            text: text.to_owned(),
+            why,
         };
         if let Some(fraction) = unit.strip_prefix('.') {
-            return Err(match fractional_millis(number, fraction) {
-                Some(ms) => invalid(format!("the number must be whole; write {ms}ms")),
-                None => expected(),
-            });
+            return Err(invalid(match fractional_millis(number, fraction) {
+                Some(ms) => DurationProblem::Fraction { ms },
+                None => DurationProblem::Shape,
+            }));
         }
         if number.is_empty() {
-            return Err(expected());
+            return Err(invalid(DurationProblem::Shape));
         }
         let n: u64 = number
             .parse()
-            .map_err(|_| invalid("the number is too large".to_owned()))?;
+            .map_err(|_| invalid(DurationProblem::TooLarge))?;
         let ms_per_unit = match unit {
             "ms" => 1,
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
-            "" => {
-                return Err(invalid(format!(
-                    "a duration needs a unit, e.g. {n}ms or {n}s"
-                )))
-            }
-            _ => return Err(expected()),
+            "" => return Err(invalid(DurationProblem::NoUnit { n })),
+            _ => return Err(invalid(DurationProblem::Shape)),
         };
         n.checked_mul(ms_per_unit)
             .map(Duration::from_millis)
-            .ok_or_else(|| invalid("it is too large".to_owned()))
+            .ok_or_else(|| invalid(DurationProblem::TooLarge))
     }
+}
+
+/// A duration in a spec that is not one: always the user's mistake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration `{text}`: {why}")]
+pub struct DurationError {
+    pub text: String,
+    pub why: DurationProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationProblem {
+    #[error("expected a whole number followed by ms, s, m or h (e.g. 500ms, 10s, 1m)")]
+    Shape,
+    #[error("the number must be whole; write {ms}ms")]
+    Fraction { ms: u64 },
+    #[error("a duration needs a unit, e.g. {n}ms or {n}s")]
+    NoUnit { n: u64 },
+    #[error("it is too large")]
+    TooLarge,
 }
 
 /// `whole.fraction<unit>` in whole milliseconds (`1` `5s` is 1500), when
@@ -185,7 +197,7 @@ mod tests {
 
     #[test]
     fn errors_say_what_to_write() {
-        let err = |text| Duration::parse(text).unwrap_err();
+        let err = |text| Duration::parse(text).unwrap_err().to_string();
         assert!(
             err("10").contains("needs a unit, e.g. 10ms or 10s"),
             "{}",

@@ -38,6 +38,21 @@ pub enum StateError {
     },
 }
 
+impl crate::error::Classify for StateError {
+    fn class(&self) -> crate::error::Class {
+        use crate::error::Class;
+        match self {
+            StateError::Open { source, .. } | StateError::Sled { source, .. } => match source {
+                ::sled::Error::Io(e) => crate::error::io_class(e),
+                ::sled::Error::ReportableBug(_) => Class::Bug,
+                _ => Class::External,
+            },
+            StateError::Decode { .. } => Class::External,
+            StateError::SnapshotPending => Class::Bug,
+        }
+    }
+}
+
 /// The state of one instance of one keyed operator.
 ///
 /// `key` is the encoded key ([`encode_key`]) and `key_group` its group;

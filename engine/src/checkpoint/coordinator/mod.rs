@@ -22,11 +22,12 @@ use super::layout;
 use super::metadata::{self, Metadata};
 use super::retention;
 use super::savepoint::{self, Target};
-use super::store::CheckpointStore;
+use super::store::{CheckpointStore, StoreError};
 use super::uploader::UploadTask;
-use super::{Report, SavepointRequest, SourceCommand};
+use super::{Report, SavepointFailure, SavepointRequest, SourceCommand};
+use crate::error::Class;
 use machine::{Action, Machine, Now};
-pub use machine::{Config, Participant, Stats};
+pub use machine::{Config, Participant, Stats, TooManyFailures};
 
 /// What the supervisor tells the coordinator.
 pub enum Control {
@@ -83,12 +84,11 @@ impl Coordinator {
         config: Config,
         store: Arc<dyn CheckpointStore>,
         links: Links,
-    ) -> Result<Coordinator, String> {
+    ) -> Result<Coordinator, StoreError> {
         let job = config.job.clone();
         let existing = super::inspect::existing_checkpoints(&*store, &job)?;
         let folders: Vec<u64> = store
-            .list(&layout::job_dir(&job))
-            .map_err(|e| e.to_string())?
+            .list(&layout::job_dir(&job))?
             .iter()
             .filter_map(|n| layout::parse_checkpoint_name(n))
             .collect();
@@ -129,7 +129,7 @@ impl Coordinator {
         &mut self,
         reports: &Receiver<Report>,
         control: &Receiver<Control>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TooManyFailures> {
         let tick = Duration::from_millis(5);
         loop {
             let actions = crossbeam_channel::select! {
@@ -151,7 +151,10 @@ impl Coordinator {
                         match self.machine.ask_savepoint(request.stop) {
                             Ok(()) => self.asked = Some(request),
                             Err(why) => {
-                                let _ = request.reply.send(Err(why));
+                                let _ = request.reply.send(Err(SavepointFailure::new(
+                                    Class::User,
+                                    why.to_string(),
+                                )));
                             }
                         }
                         Vec::new()
@@ -167,7 +170,7 @@ impl Coordinator {
         }
     }
 
-    fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), String> {
+    fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), TooManyFailures> {
         let mut queue: std::collections::VecDeque<Action> = actions.into();
         while let Some(action) = queue.pop_front() {
             match action {
@@ -210,9 +213,10 @@ impl Coordinator {
                 Action::RemoveFiles(id) => self.remove_files(id),
                 Action::SavepointFailed { id, why } => {
                     if let Some((request, _)) = self.savepoints.remove(&id) {
-                        let _ = request
-                            .reply
-                            .send(Err(format!("savepoint {id} failed: {why}")));
+                        let _ = request.reply.send(Err(SavepointFailure::new(
+                            Class::External,
+                            format!("savepoint {id} failed: {why}"),
+                        )));
                     }
                 }
                 Action::Fail(why) => return Err(why),
@@ -242,7 +246,7 @@ impl Coordinator {
                     self.savepoints.insert(id, (request, target));
                 }
                 Err(why) => {
-                    let _ = request.reply.send(Err(why));
+                    let _ = request.reply.send(Err(SavepointFailure::from_error(&why)));
                     self.machine.withdraw(id, now());
                     return;
                 }
@@ -268,8 +272,14 @@ impl Coordinator {
         let written = match &self.last_metadata {
             Some(metadata) if metadata.checkpoint_id == id => {
                 savepoint::write(&*self.store, metadata, &target)
+                    .map_err(|e| SavepointFailure::from_error(&e))
             }
-            _ => Err(format!("checkpoint {id}'s metadata is not at hand")),
+            // The machine asks for a savepoint only of the checkpoint it
+            // has just completed, whose metadata was the last written.
+            _ => Err(SavepointFailure::new(
+                Class::Bug,
+                format!("internal error: checkpoint {id}'s metadata is not at hand"),
+            )),
         };
         let reply = match written {
             Ok(_) => {
@@ -281,9 +291,9 @@ impl Coordinator {
                     "savepoint {id} could not be written to {}: {e}",
                     target.location
                 );
-                Err(format!(
-                    "cannot write the savepoint to {}: {e}",
-                    target.location
+                Err(SavepointFailure::new(
+                    e.class,
+                    format!("cannot write the savepoint to {}: {e}", target.location),
                 ))
             }
         };
@@ -377,9 +387,10 @@ impl Coordinator {
         // Uploaders stop once the instances and this coordinator let go of them.
         self.links.uploaders.clear();
         for (_, (request, _)) in std::mem::take(&mut self.savepoints) {
-            let _ = request
-                .reply
-                .send(Err("the job ended before the savepoint completed".into()));
+            let _ = request.reply.send(Err(SavepointFailure::new(
+                Class::External,
+                "the job ended before the savepoint completed",
+            )));
         }
         for id in self.machine.end() {
             self.remove_files(id);
@@ -428,7 +439,7 @@ mod tests {
         commits: Receiver<u64>,
         reports: Sender<Report>,
         control: Sender<Control>,
-        ended: std::thread::JoinHandle<(Result<(), String>, Stats)>,
+        ended: std::thread::JoinHandle<(Result<(), TooManyFailures>, Stats)>,
     }
 
     fn start(settings: &str) -> Job {
@@ -584,7 +595,7 @@ mod tests {
         }
         drop(job.reports);
         let (result, stats) = job.ended.join().unwrap();
-        let why = result.unwrap_err();
+        let why = result.unwrap_err().to_string();
         assert!(
             why.contains("cannot write its metadata") && why.contains("the store is down"),
             "{why}"

@@ -66,8 +66,7 @@ impl PlannedSink for File {
     }
 
     fn build(&self, at: Instance, transactional: bool) -> Result<Box<dyn Sink>, OpError> {
-        let sink = FileSink::open(Path::new(&self.path), self.format, at.index, transactional)
-            .map_err(|e| OpError::Fatal(e.to_string()))?;
+        let sink = FileSink::open(Path::new(&self.path), self.format, at.index, transactional)?;
         Ok(Box::new(sink))
     }
 }

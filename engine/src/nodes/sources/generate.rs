@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::Diagnostic;
-use crate::nodes::{Instance, PlannedSource, SourceType};
+use crate::nodes::{Instance, PlannedSource, RescaleRefused, SourceType};
 use crate::operators::sources::generate::GenerateSource;
 use crate::operators::{OpError, Source};
 use crate::plan::NodeCx;
@@ -121,13 +121,15 @@ impl PlannedSource for Generate {
 
     /// Instance `i` of `p` makes the sequence numbers `n ≡ i (mod p)`: a
     /// position of one instance means nothing at another parallelism.
-    fn rescale(&self, from: u32, to: u32) -> Result<(), String> {
+    fn rescale(&self, from: u32, to: u32) -> Result<(), RescaleRefused> {
         if from == to {
             Ok(())
         } else {
-            Err(format!(
-                "a generate source taken at parallelism {from} cannot be restored at {to}"
-            ))
+            Err(RescaleRefused {
+                node_type: "generate",
+                from,
+                to,
+            })
         }
     }
 

@@ -20,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::nodes::sinks::file::OutputFormat;
-use crate::operators::{Sink, SinkError};
+use crate::operators::{IoTarget, Sink, SinkError};
 use crate::value::Value;
 
 pub struct FileSink {
@@ -44,8 +44,12 @@ struct Part {
     path: PathBuf,
 }
 
-fn io_error(what: &str, p: &Path, e: std::io::Error) -> SinkError {
-    SinkError::Io(format!("cannot {what} `{}`: {e}", p.display()))
+fn io_error(action: &'static str, p: &Path, source: std::io::Error) -> SinkError {
+    SinkError::Io {
+        action,
+        target: IoTarget::Path(p.to_owned()),
+        source,
+    }
 }
 
 fn extension(format: OutputFormat) -> &'static str {
@@ -398,12 +402,11 @@ pub fn recover(
             0 => String::new(),
             n => format!(" and {n} more"),
         };
-        return Err(SinkError::Io(format!(
-            "`{}` holds output that is not in chk-{}'s past ({}{more}): the restore would write its records again; move it away, or run with --newer-output move",
-            dir.display(),
-            point.id,
-            shown.join(", ")
-        )));
+        return Err(SinkError::NewerOutput {
+            dir: dir.display().to_string(),
+            checkpoint: point.id,
+            files: format!("{}{more}", shown.join(", ")),
+        });
     }
     let mut recovery = Recovery::default();
     let aside = dir.join(format!(".superseded-{run}"));

@@ -4,7 +4,7 @@
 
 use std::io::ErrorKind;
 
-use crate::operators::{Sink, SinkError};
+use crate::operators::{IoTarget, Sink, SinkError};
 use crate::value::Value;
 
 pub struct PrintSink {
@@ -38,7 +38,11 @@ impl Sink for PrintSink {
         // One write per batch: stdout's lock is taken once, not per record.
         crate::console::write_stdout(self.buf.as_bytes()).map_err(|e| match e.kind() {
             ErrorKind::BrokenPipe => SinkError::Closed,
-            _ => SinkError::Io(format!("cannot write to standard output: {e}")),
+            _ => SinkError::Io {
+                action: "write to",
+                target: IoTarget::Stdout,
+                source: e,
+            },
         })
     }
 

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::lines::{LineReader, Next};
-use super::{parse_json_line, trim_newline};
+use super::{parse_json_line, trim_newline, PositionError};
 use crate::nodes::sources::file::File as FileSpec;
 use crate::nodes::sources::InputFormat;
 use crate::nodes::Instance;
-use crate::operators::{OpError, Poll, RecordError, Source};
+use crate::operators::{IoTarget, OpError, Poll, RecordError, Source};
 use crate::runtime::cancel::Cancel;
 use crate::value::{Str, Value};
 
@@ -57,12 +57,17 @@ impl FileSource {
             parallelism,
         } = at;
         let mut all: Vec<PathBuf> = glob::glob(pattern)
-            .map_err(|e| OpError::Fatal(format!("invalid glob pattern `{pattern}`: {}", e.msg)))?
+            .map_err(|e| OpError::Pattern {
+                pattern: pattern.to_owned(),
+                why: e.msg,
+            })?
             .filter_map(Result::ok)
             .filter(|p| p.is_file())
             .collect();
         if all.is_empty() {
-            return Err(OpError::Fatal(format!("no file matches `{pattern}`")));
+            return Err(OpError::NoInput {
+                pattern: pattern.to_owned(),
+            });
         }
         all.sort();
         let matched = all.iter().map(|p| p.display().to_string()).collect();
@@ -92,8 +97,10 @@ impl FileSource {
 
     fn open_current(&mut self) -> Result<(), OpError> {
         let path = &self.files[self.current];
-        let fail = |what: &str, e: std::io::Error| {
-            OpError::Fatal(format!("cannot {what} `{}`: {e}", path.display()))
+        let fail = |action: &'static str, source: std::io::Error| OpError::Io {
+            action,
+            target: IoTarget::Path(path.clone()),
+            source,
         };
         let mut file = File::open(path).map_err(|e| fail("open", e))?;
         let (offset, line_no) = self
@@ -123,7 +130,7 @@ impl FileSource {
 #[allow(clippy::type_complexity)]
 fn parse_position(
     p: &serde_json::Value,
-) -> Result<(Vec<String>, Vec<(String, u64, Option<u64>)>), String> {
+) -> Result<(Vec<String>, Vec<(String, u64, Option<u64>)>), &'static str> {
     let done = p["done"]
         .as_array()
         .ok_or("no list of finished files")?
@@ -134,7 +141,7 @@ fn parse_position(
                 .ok_or("a finished file is not a path")
         })
         .collect::<Result<Vec<String>, _>>()?;
-    let part_read = |r: &serde_json::Value| -> Result<(String, u64, Option<u64>), String> {
+    let part_read = |r: &serde_json::Value| -> Result<(String, u64, Option<u64>), &'static str> {
         let path = r["path"].as_str().ok_or("a part-read file has no path")?;
         let offset = r["offset"]
             .as_u64()
@@ -160,27 +167,28 @@ fn parse_position(
                 reading.push(part_read(r)?);
             }
         }
-        _ => return Err("the files to resume are not a list".into()),
+        _ => return Err("the files to resume are not a list"),
     }
     Ok((done, reading))
 }
 
 /// An offset a restore seeks to must be in the file and at the start of a
 /// line: a damaged or hand-edited one would skip or repeat records.
-fn check_offset(path: &str, offset: u64) -> Result<(), String> {
+fn check_offset(path: &str, offset: u64) -> Result<(), PositionError> {
     if offset == 0 {
         return Ok(());
     }
-    let damaged = |why: String| format!("the checkpoint's position in `{path}` is damaged: {why}");
     let Ok(mut file) = File::open(path) else {
         // Gone since: the pattern no longer matches it, so it is not read.
         return Ok(());
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if offset > len {
-        return Err(damaged(format!(
-            "offset {offset} is past its end ({len} bytes)"
-        )));
+        return Err(PositionError::PastEnd {
+            path: path.to_owned(),
+            offset,
+            len,
+        });
     }
     if offset == len {
         // The end, after a last line without its newline.
@@ -192,9 +200,10 @@ fn check_offset(path: &str, offset: u64) -> Result<(), String> {
         .and_then(|_| std::io::Read::read_exact(&mut file, &mut before))
         .is_ok_and(|()| before[0] == b'\n');
     if !at_line_start {
-        return Err(damaged(format!(
-            "offset {offset} is not at the start of a line"
-        )));
+        return Err(PositionError::MidLine {
+            path: path.to_owned(),
+            offset,
+        });
     }
     Ok(())
 }
@@ -253,14 +262,13 @@ impl Source for FileSource {
         let mut done = std::collections::BTreeSet::new();
         let mut reading = std::collections::BTreeMap::new();
         for p in positions {
-            let (finished, at) = parse_position(p).map_err(|why| {
-                OpError::Fatal(format!(
-                    "the checkpoint's file position is damaged: {why}: {p}"
-                ))
+            let (finished, at) = parse_position(p).map_err(|why| PositionError::Shape {
+                why,
+                position: p.to_string(),
             })?;
             done.extend(finished);
             for (path, offset, line) in at {
-                check_offset(&path, offset).map_err(OpError::Fatal)?;
+                check_offset(&path, offset)?;
                 reading.insert(path, (offset, line));
             }
         }
@@ -304,10 +312,11 @@ impl Source for FileSource {
                 Ok(Next::Empty) if !at_end_waits => self.lines.finish(),
                 Ok(next) => next,
                 Err(e) => {
-                    return Err(OpError::Fatal(format!(
-                        "cannot read `{}`: {e}",
-                        self.files[self.current].display()
-                    )))
+                    return Err(OpError::Io {
+                        action: "read",
+                        target: IoTarget::Path(self.files[self.current].clone()),
+                        source: e,
+                    })
                 }
             };
             // Where the line read starts, for messages.
@@ -360,7 +369,7 @@ impl Source for FileSource {
                         InputFormat::Json if text.trim().is_empty() => Ok(None),
                         InputFormat::Json => parse_json_line(text)
                             .map(Some)
-                            .map_err(|e| format!("{e} (at {})", at())),
+                            .map_err(|e| format!("{} (at {})", e.0, at())),
                     }
                 }
                 Err(e) => Err(format!("not UTF-8 text ({e}) (at {})", at())),
@@ -448,9 +457,10 @@ mod tests {
                 "not a number of bytes",
             ),
         ] {
-            let Err(OpError::Fatal(e)) = source(dir.path(), 0, 1).restore(&[position]) else {
+            let Err(OpError::Position(e)) = source(dir.path(), 0, 1).restore(&[position]) else {
                 panic!("{why}: accepted")
             };
+            let e = e.to_string();
             assert!(e.contains(why) && e.contains("damaged"), "{e}");
         }
     }

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::PositionError;
 use crate::nodes::sources::generate::{Generate, GenerateMode};
 use crate::nodes::Instance;
 use crate::operators::{epoch_micros, OpError, Poll, Source};
@@ -113,11 +114,11 @@ impl Source for GenerateSource {
                 self.next = next;
                 Ok(())
             }
-            _ => Err(OpError::Fatal(format!(
-                "a `generate` source cannot change parallelism on restore: the checkpoint has {} instances, the spec {}",
-                positions.len(),
-                self.step
-            ))),
+            _ => Err(PositionError::Rescaled {
+                found: positions.len(),
+                now: self.step,
+            }
+            .into()),
         }
     }
 

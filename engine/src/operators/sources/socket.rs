@@ -30,6 +30,23 @@ pub struct SocketSource {
     lines: u64,
 }
 
+/// How a socket source lost its connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Lost {
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{address} closed the connection")]
+    Closed { address: String },
+    #[error("reading from {address} failed: {source}")]
+    Read {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
 impl SocketSource {
     pub fn new(spec: &Socket, cancel: Cancel) -> SocketSource {
         let max_record_bytes = spec.max_record_bytes;
@@ -56,11 +73,11 @@ impl SocketSource {
 
     /// Handles a connection that failed or closed: ends the stream, or
     /// waits out the backoff before the next attempt.
-    fn lost(&mut self, why: String) -> Result<Poll, OpError> {
+    fn lost(&mut self, why: Lost) -> Result<Poll, OpError> {
         self.reader = None;
         self.pending.forget();
         if !self.reconnect {
-            return Err(OpError::Fatal(why));
+            return Err(OpError::Connection(why));
         }
         tracing::warn!("{why}; reconnecting in {:?}", self.backoff);
         if self.cancel.wait(self.backoff) {
@@ -102,7 +119,12 @@ impl Source for SocketSource {
                     self.backoff = Duration::from_millis(100);
                     self.reader = Some(BufReader::with_capacity(256 * 1024, stream));
                 }
-                Err(e) => return self.lost(format!("cannot connect to {}: {e}", self.address)),
+                Err(e) => {
+                    return self.lost(Lost::Connect {
+                        address: self.address.clone(),
+                        source: e,
+                    })
+                }
             }
         }
         let Some(reader) = self.reader.as_mut() else {
@@ -129,7 +151,9 @@ impl Source for SocketSource {
                         });
                     }
                     return self
-                        .lost(format!("{} closed the connection", self.address))
+                        .lost(Lost::Closed {
+                            address: self.address.clone(),
+                        })
                         .map(|p| if out.len() == start { p } else { Poll::Ready });
                 }
                 Ok(Next::Line { .. }) => {
@@ -148,7 +172,12 @@ impl Source for SocketSource {
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.lost(format!("reading from {} failed: {e}", self.address)),
+                Err(e) => {
+                    return self.lost(Lost::Read {
+                        address: self.address.clone(),
+                        source: e,
+                    })
+                }
             }
         }
         Ok(Poll::Ready)

@@ -12,7 +12,7 @@ use super::lines::{LineReader, Next};
 use super::parse_json_line;
 use crate::nodes::sources::stdin::Stdin;
 use crate::nodes::sources::InputFormat;
-use crate::operators::{OpError, Poll, RecordError, Source};
+use crate::operators::{IoTarget, OpError, Poll, RecordError, Source};
 use crate::value::{Str, Value};
 
 pub struct StdinSource {
@@ -84,7 +84,11 @@ impl StdinSource {
                 .into());
             }
             Input::Failed(e) => {
-                return Err(OpError::Fatal(format!("cannot read standard input: {e}")))
+                return Err(OpError::Io {
+                    action: "read",
+                    target: IoTarget::Stdin,
+                    source: e,
+                })
             }
         };
         self.lines_read += 1;
@@ -98,7 +102,7 @@ impl StdinSource {
         match self.format {
             InputFormat::Text => out.push(Value::Str(Str::from(line))),
             InputFormat::Json if line.trim().is_empty() => {}
-            InputFormat::Json => out.push(parse_json_line(line).map_err(RecordError)?),
+            InputFormat::Json => out.push(parse_json_line(line)?),
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::checkpoint::{Ack, Report, SourceCommand};
 use crate::operators::Snapshot;
 use crate::runtime::alignment::{Aligner, Step};
 use crate::runtime::message::Message;
+use crate::runtime::InstanceError;
 
 /// Entries of a deferred snapshot copied per slice: as many keys as a
 /// batch of the default size can change, so copying keeps pace with the
@@ -120,7 +121,7 @@ impl Io {
             };
             for id in commits.try_iter() {
                 sink.on_complete(id)
-                    .map_err(|e| Stop::Failed(k, format!("cannot commit checkpoint {id}: {e}")))?;
+                    .map_err(|source| Stop::failed(k, InstanceError::Commit { id, source }))?;
             }
         }
         Ok(())
@@ -170,10 +171,10 @@ impl Io {
                 Role::Source(_) => Snapshot::Stateless,
                 Role::Transform(op) => op
                     .snapshot()
-                    .map_err(|e| Stop::Failed(k, format!("cannot snapshot its state: {e}")))?,
+                    .map_err(|e| Stop::failed(k, InstanceError::Snapshot(e)))?,
                 Role::Sink(sink) => {
-                    sink.on_barrier(id).map_err(|e| {
-                        Stop::Failed(k, format!("cannot pre-commit for checkpoint {id}: {e}"))
+                    sink.on_barrier(id).map_err(|source| {
+                        Stop::failed(k, InstanceError::PreCommit { id, source })
                     })?;
                     Snapshot::Stateless
                 }
@@ -233,7 +234,7 @@ impl Io {
             let started = Instant::now();
             let copied = op
                 .copy_snapshot(budget)
-                .map_err(|e| Stop::Failed(k, format!("cannot snapshot its state: {e}")))?;
+                .map_err(|e| Stop::failed(k, InstanceError::Snapshot(e)))?;
             if holds_input {
                 ack.sync = ack.sync.max(started.elapsed());
             }
@@ -265,5 +266,5 @@ fn upload(
 ) -> Result<(), Stop> {
     uploader
         .send(UploadTask::Snapshot { changes, ack })
-        .map_err(|_| Stop::Failed(k, "its snapshot uploader stopped".into()))
+        .map_err(|_| Stop::failed(k, InstanceError::UploaderGone))
 }

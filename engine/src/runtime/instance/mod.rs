@@ -26,6 +26,7 @@ use crate::checkpoint::Ack;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
 use crate::plan::OnError;
 use crate::runtime::cancel::Cancel;
+use crate::runtime::InstanceError;
 use crate::value::Value;
 pub use checkpointing::{ChainCheckpointing, MemberCheckpointing};
 use checkpointing::{COPY_BUDGET, IDLE_COPY};
@@ -50,7 +51,7 @@ pub enum Finish {
 /// A failure, and the member of the chain it happened in.
 pub struct Failure {
     pub member: usize,
-    pub cause: String,
+    pub cause: InstanceError,
 }
 
 /// The most a receive waits before looking at the cancellation flag.
@@ -96,7 +97,14 @@ enum Next {
 enum Stop {
     Cancelled,
     OutputClosed,
-    Failed(usize, String),
+    /// Boxed: a failure is rare, and every batch's result has room for it.
+    Failed(usize, Box<InstanceError>),
+}
+
+impl Stop {
+    fn failed(member: usize, e: impl Into<InstanceError>) -> Stop {
+        Stop::Failed(member, Box::new(e.into()))
+    }
 }
 
 impl From<Cancelled> for Stop {
@@ -147,7 +155,10 @@ impl Instance {
             Ok(()) => Ok(Finish::Done),
             Err(Stop::Cancelled) => Ok(Finish::Cancelled),
             Err(Stop::OutputClosed) => Ok(Finish::OutputClosed),
-            Err(Stop::Failed(member, cause)) => Err(Failure { member, cause }),
+            Err(Stop::Failed(member, cause)) => Err(Failure {
+                member,
+                cause: *cause,
+            }),
         }
     }
 }
@@ -159,7 +170,7 @@ impl Io {
                 return Err(Stop::Cancelled);
             }
             let Role::Source(source) = &mut members[0].role else {
-                return Err(Stop::Failed(0, "internal error: no source".into()));
+                return Err(Stop::failed(0, InstanceError::Bug("no source")));
             };
             let poll = source.poll(&mut self.batch, self.batch_size);
             members[0].metrics.add_out(self.batch.len());
@@ -188,7 +199,7 @@ impl Io {
                     let m = &members[0];
                     bad_record(m.on_error, &m.metrics, &m.name, 0, e)?
                 }
-                Err(OpError::Fatal(e)) => return Err(Stop::Failed(0, e)),
+                Err(e) => return Err(Stop::failed(0, e)),
             }
             if stopped {
                 // `dataflow stop`: nothing is read after the savepoint's barrier.
@@ -268,7 +279,7 @@ impl Io {
                         match op.process(record, &mut self.scratch) {
                             Ok(()) => {}
                             Err(OpError::Record(e)) => bad_record(*on_error, metrics, name, k, e)?,
-                            Err(OpError::Fatal(e)) => return Err(Stop::Failed(k, e)),
+                            Err(e) => return Err(Stop::failed(k, e)),
                         }
                     }
                     metrics.add_out(self.scratch.len());
@@ -276,10 +287,7 @@ impl Io {
                     if member_fail_after.is_some_and(|n| metrics.snapshot().0 >= n)
                         && !INJECTED.swap(true, std::sync::atomic::Ordering::Relaxed)
                     {
-                        return Err(Stop::Failed(
-                            k,
-                            "injected failure (DATAFLOW_INJECT_FAILURE)".into(),
-                        ));
+                        return Err(Stop::failed(k, InstanceError::Injected));
                     }
                 }
                 Role::Sink(sink) => {
@@ -292,11 +300,11 @@ impl Io {
                             Ok(())
                         }
                         Err(SinkError::Closed) => Err(Stop::OutputClosed),
-                        Err(SinkError::Io(e)) => Err(Stop::Failed(k, e)),
+                        Err(e) => Err(Stop::failed(k, OpError::from(e))),
                     };
                 }
                 Role::Source(_) => {
-                    return Err(Stop::Failed(k, "internal error: a chained source".into()))
+                    return Err(Stop::failed(k, InstanceError::Bug("a chained source")))
                 }
             }
         }
@@ -317,7 +325,7 @@ impl Io {
                 match sink.finish() {
                     Ok(()) => {}
                     Err(SinkError::Closed) => return Err(Stop::OutputClosed),
-                    Err(SinkError::Io(e)) => return Err(Stop::Failed(k, e)),
+                    Err(e) => return Err(Stop::failed(k, OpError::from(e))),
                 }
             }
         }
@@ -390,10 +398,7 @@ fn bad_record(
     e: RecordError,
 ) -> Result<(), Stop> {
     match on_error {
-        OnError::Fail => Err(Stop::Failed(
-            k,
-            format!("{e} (set `on_error: skip` or `log` on the node to drop such records)"),
-        )),
+        OnError::Fail => Err(Stop::failed(k, InstanceError::BadRecord(e))),
         OnError::Skip => {
             metrics.add_dropped(1);
             Ok(())

@@ -133,11 +133,12 @@ impl Machine {
         if self.consecutive_failures <= tolerable {
             return false;
         }
-        actions.push(Action::Fail(format!(
-            "checkpoint {id} failed: {why}; that is {} failed checkpoint{} in a row, more than tolerable_failures ({tolerable})",
-            self.consecutive_failures,
-            if self.consecutive_failures == 1 { "" } else { "s" }
-        )));
+        actions.push(Action::Fail(super::TooManyFailures {
+            id,
+            why: why.to_owned(),
+            in_a_row: self.consecutive_failures,
+            tolerable,
+        }));
         true
     }
 }

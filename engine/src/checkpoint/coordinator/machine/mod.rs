@@ -85,8 +85,37 @@ pub enum Action {
     RemoveFiles(u64),
     /// The savepoint being taken as checkpoint `id` failed.
     SavepointFailed { id: u64, why: String },
-    /// Checkpointing fails the job, for this reason.
-    Fail(String),
+    /// Checkpointing fails the job.
+    Fail(TooManyFailures),
+}
+
+/// More checkpoints failed in a row than `tolerable_failures` allows: the
+/// job fails. Each failure was the store's, a timeout or an instance's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("checkpoint {id} failed: {why}; that is {in_a_row} failed checkpoint{} in a row, more than tolerable_failures ({tolerable})", if *.in_a_row == 1 { "" } else { "s" })]
+pub struct TooManyFailures {
+    pub id: u64,
+    /// The last failure's cause.
+    pub why: String,
+    pub in_a_row: u32,
+    pub tolerable: u32,
+}
+
+impl crate::error::Classify for TooManyFailures {
+    fn class(&self) -> crate::error::Class {
+        crate::error::Class::External
+    }
+}
+
+/// Why a savepoint cannot be taken now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavepointRefused {
+    #[error("the job is finishing: its input has ended")]
+    Finishing,
+    #[error("part of the job has already finished")]
+    PartFinished,
+    #[error("a savepoint is already under way")]
+    UnderWay,
 }
 
 /// Figures for the run summary.
@@ -275,15 +304,15 @@ impl Machine {
 
     /// A savepoint asked for: refused with the reason when the job is
     /// ending or one is under way, else triggered on the next tick.
-    pub fn ask_savepoint(&mut self, stop: bool) -> Result<(), String> {
+    pub fn ask_savepoint(&mut self, stop: bool) -> Result<(), SavepointRefused> {
         // A source whose input has ended still answers triggers; once all
         // have, the job is taking its final checkpoint.
         if self.final_checkpoint.is_some() || self.all_inputs_ended() {
-            Err("the job is finishing: its input has ended".to_owned())
+            Err(SavepointRefused::Finishing)
         } else if !self.finished.is_empty() {
-            Err("part of the job has already finished".to_owned())
+            Err(SavepointRefused::PartFinished)
         } else if self.savepoint_asked.is_some() || !self.savepoints.is_empty() {
-            Err("a savepoint is already under way".to_owned())
+            Err(SavepointRefused::UnderWay)
         } else {
             self.savepoint_asked = Some(stop);
             Ok(())
@@ -531,9 +560,10 @@ mod tests {
         );
         // The second failure in a row is one more than tolerated.
         let second = m.tick(c.at(212));
-        let Some(Action::Fail(why)) = second.last() else {
+        let Some(Action::Fail(failure)) = second.last() else {
             panic!("expected the job to fail, got {second:?}")
         };
+        let why = failure.to_string();
         assert!(why.contains("waiting for read#0, counts#0"), "{why}");
         assert!(why.contains("2 failed checkpoints in a row"), "{why}");
     }
@@ -567,7 +597,7 @@ mod tests {
         let actions = m.metadata_failed(1, "store unreachable", c.at(12));
         assert_eq!(actions[0], Action::RemoveFiles(1));
         assert!(
-            matches!(&actions[1], Action::Fail(why) if why.contains("cannot write its metadata: store unreachable"))
+            matches!(&actions[1], Action::Fail(f) if f.why.contains("cannot write its metadata: store unreachable"))
         );
     }
 
@@ -584,10 +614,7 @@ mod tests {
             complete(&mut m, 1, c.at(6)),
             [Action::Completed(1), Action::Finish, Action::Retain]
         );
-        assert_eq!(
-            m.ask_savepoint(false),
-            Err("the job is finishing: its input has ended".into())
-        );
+        assert_eq!(m.ask_savepoint(false), Err(SavepointRefused::Finishing));
     }
 
     #[test]
@@ -602,20 +629,14 @@ mod tests {
             m.tick(c.at(100)).is_empty(),
             "nothing more once part of the job ended"
         );
-        assert_eq!(
-            m.ask_savepoint(false),
-            Err("part of the job has already finished".into())
-        );
+        assert_eq!(m.ask_savepoint(false), Err(SavepointRefused::PartFinished));
     }
 
     #[test]
     fn a_savepoint_goes_at_once_and_one_at_a_time() {
         let (mut m, c) = machine("{interval: 10s}");
         assert_eq!(m.ask_savepoint(false), Ok(()));
-        assert_eq!(
-            m.ask_savepoint(true),
-            Err("a savepoint is already under way".into())
-        );
+        assert_eq!(m.ask_savepoint(true), Err(SavepointRefused::UnderWay));
         let actions = m.tick(c.at(1));
         assert_eq!(
             actions,
