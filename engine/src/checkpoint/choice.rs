@@ -5,6 +5,7 @@ use super::error::CheckpointError;
 use super::inspect::{Found, FoundState};
 use super::layout::{parse_checkpoint_name, parse_savepoint_name};
 use super::metadata::Metadata;
+use crate::error::Classify;
 
 /// What `--from` names.
 #[derive(Debug, PartialEq, Eq)]
@@ -136,7 +137,8 @@ pub fn choose<'a>(
         FoundState::Damaged(why) => Err(CheckpointError::Damaged {
             id: chosen.id,
             here: here.to_owned(),
-            why: why.clone(),
+            why: why.to_string(),
+            class: why.class(),
         }),
     }
 }
@@ -160,6 +162,7 @@ pub fn restart_from<T>(own_latest: Option<u64>, started_from: Option<T>) -> Rest
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::inspect::RestoreError;
 
     #[test]
     fn points_are_read_from_what_the_user_typed() {
@@ -205,7 +208,12 @@ mod tests {
                         FoundState::Valid(Box::new(m))
                     }
                     "incomplete" => FoundState::Incomplete,
-                    why => FoundState::Damaged(why.into()),
+                    why => FoundState::Damaged(Box::new(CheckpointError::File(
+                        RestoreError::Damaged {
+                            path: "counts-0.full".into(),
+                            why: why.into(),
+                        },
+                    ))),
                 },
             })
             .collect()
@@ -229,7 +237,7 @@ mod tests {
         assert_eq!(
             chosen.notes,
             [
-                "chk-5 is damaged (checksum differs); trying an older one",
+                "chk-5 is damaged (`counts-0.full` is damaged: checksum differs); trying an older one",
                 "restoring from chk-4, the newest intact checkpoint"
             ]
         );
@@ -259,7 +267,7 @@ mod tests {
             .contains("chk-4 in here is incomplete"));
         assert_eq!(
             choose(&f, Some(5), "here").unwrap_err().to_string(),
-            "chk-5 in here cannot be restored: truncated"
+            "chk-5 in here cannot be restored: `counts-0.full` is damaged: truncated"
         );
     }
 

@@ -48,8 +48,14 @@ pub enum CheckpointError {
         here: String,
         available: String,
     },
+    /// `why` is the damage as found, and `class` whose failure it is.
     #[error("chk-{id} in {here} cannot be restored: {why}")]
-    Damaged { id: u64, here: String, why: String },
+    Damaged {
+        id: u64,
+        here: String,
+        why: String,
+        class: Class,
+    },
     #[error("the savepoint at {at} is damaged: {source}")]
     DamagedSavepoint {
         at: String,
@@ -64,6 +70,8 @@ pub enum CheckpointError {
     /// The spec cannot take the checkpoint's state: every reason, one per line.
     #[error("{}", .reasons.join("\n"))]
     Refused { reasons: Vec<String> },
+    #[error("cannot write the job's lease: {0}")]
+    LeaseWrite(StoreError),
     #[error("another run of job `{job}` is running: {holder}")]
     Busy { job: String, holder: String },
     #[error("cannot {action} `{path}`: {source}")]
@@ -78,12 +86,13 @@ impl Classify for CheckpointError {
     fn class(&self) -> Class {
         use CheckpointError as E;
         match self {
-            E::Store(e) => e.class(),
+            E::Store(e) | E::LeaseWrite(e) => e.class(),
             E::Metadata(e) => e.class(),
             E::File(e) => e.class(),
             E::DamagedSavepoint { source, .. } => source.class(),
             E::Lock { source, .. } => crate::error::io_class(source),
-            E::Snapshot { .. } | E::Misplaced { .. } | E::Damaged { .. } => Class::External,
+            E::Damaged { class, .. } => *class,
+            E::Snapshot { .. } | E::Misplaced { .. } => Class::External,
             E::NoIntact { damaged, .. } if *damaged > 0 => Class::External,
             E::NotAPoint { .. }
             | E::NotALocation { .. }
@@ -108,9 +117,8 @@ impl Classify for StoreError {
     fn class(&self) -> Class {
         match self {
             StoreError::NoFolder { .. } => Class::User,
-            StoreError::Failed { .. } | StoreError::NotFound { .. } | StoreError::Open { .. } => {
-                Class::External
-            }
+            StoreError::Failed { class, .. } | StoreError::Open { class, .. } => *class,
+            StoreError::NotFound { .. } => Class::External,
         }
     }
 }
@@ -131,5 +139,40 @@ impl Classify for RestoreError {
             RestoreError::Store(e) => e.class(),
             RestoreError::Damaged { .. } => Class::External,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_checkpoint_is_outside_but_one_from_a_newer_dataflow_is_the_users() {
+        let newer = CheckpointError::Metadata(MetadataError::Version {
+            path: "wc/chk-3/_metadata".into(),
+            found: 99,
+        });
+        assert_eq!(newer.class(), Class::User);
+        let torn = CheckpointError::File(RestoreError::Damaged {
+            path: "wc/shared/counts-0-3.full".into(),
+            why: "12 bytes, but the checkpoint recorded 40".into(),
+        });
+        assert_eq!(torn.class(), Class::External);
+        // A named checkpoint keeps the class of what is wrong with it.
+        for (why, class) in [(newer, Class::User), (torn, Class::External)] {
+            let named = CheckpointError::Damaged {
+                id: 3,
+                here: "file:///cp/wc".into(),
+                why: why.to_string(),
+                class: why.class(),
+            };
+            assert_eq!(named.class(), class, "{named}");
+        }
+        let none = |damaged| CheckpointError::NoIntact {
+            here: "file:///cp/wc".into(),
+            damaged,
+        };
+        assert_eq!(none(0).class(), Class::User, "nothing to restore yet");
+        assert_eq!(none(2).class(), Class::External, "all damaged");
     }
 }

@@ -53,8 +53,9 @@ pub enum FoundState {
     Valid(Box<Metadata>),
     /// A folder without `_metadata`: aborted or still being written.
     Incomplete,
-    /// Something is wrong; the text says what and where.
-    Damaged(String),
+    /// Something is wrong; the error says what and where, and whose it is
+    /// (a checkpoint of a newer dataflow is the user's to read elsewhere).
+    Damaged(Box<CheckpointError>),
 }
 
 /// Lists the checkpoints of `job`, oldest first, verifying each.
@@ -103,11 +104,11 @@ pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
     let bytes = match store.read(&path, super::metadata::MAX_BYTES) {
         Ok(b) => b,
         Err(super::store::StoreError::NotFound { .. }) => return FoundState::Incomplete,
-        Err(e) => return FoundState::Damaged(e.to_string()),
+        Err(e) => return FoundState::Damaged(Box::new(e.into())),
     };
     let metadata = match Metadata::decode(&bytes, &path) {
         Ok(m) => m,
-        Err(e) => return FoundState::Damaged(e.to_string()),
+        Err(e) => return FoundState::Damaged(Box::new(e.into())),
     };
     if metadata.checkpoint_id != id || metadata.job != job {
         let misplaced = CheckpointError::Misplaced {
@@ -115,10 +116,10 @@ pub fn check(store: &dyn CheckpointStore, job: &str, id: u64) -> FoundState {
             id: metadata.checkpoint_id,
             job: metadata.job,
         };
-        return FoundState::Damaged(misplaced.to_string());
+        return FoundState::Damaged(Box::new(misplaced));
     }
     if let Err(e) = verify_files(store, &metadata, "") {
-        return FoundState::Damaged(e.to_string());
+        return FoundState::Damaged(Box::new(e));
     }
     FoundState::Valid(Box::new(metadata))
 }
@@ -177,14 +178,14 @@ pub fn check_savepoint(store: &dyn CheckpointStore, dir: &str) -> FoundState {
     let bytes = match store.read(&path, super::metadata::MAX_BYTES) {
         Ok(b) => b,
         Err(StoreError::NotFound { .. }) => return FoundState::Incomplete,
-        Err(e) => return FoundState::Damaged(e.to_string()),
+        Err(e) => return FoundState::Damaged(Box::new(e.into())),
     };
     let metadata = match Metadata::decode(&bytes, &path) {
         Ok(m) => m,
-        Err(e) => return FoundState::Damaged(e.to_string()),
+        Err(e) => return FoundState::Damaged(Box::new(e.into())),
     };
     if let Err(e) = verify_files(store, &metadata, dir) {
-        return FoundState::Damaged(e.to_string());
+        return FoundState::Damaged(Box::new(e));
     }
     FoundState::Valid(Box::new(metadata))
 }

@@ -199,10 +199,12 @@ pub fn acquire(
         renewed_ms: now,
         ttl_ms: TTL.as_millis() as u64,
     };
-    store.write(
-        &path,
-        serde_json::to_vec_pretty(&holder).unwrap_or_default(),
-    )?;
+    store
+        .write(
+            &path,
+            serde_json::to_vec_pretty(&holder).unwrap_or_default(),
+        )
+        .map_err(CheckpointError::LeaseWrite)?;
     let renewing = if lock.is_none() {
         // Another run that read no lease at the same moment wrote its own:
         // after a pause, the last writer holds it.

@@ -142,8 +142,10 @@ pub enum Damage {
         crate::plan::MAX_KEY_GROUPS
     )]
     MaxParallelism { found: u32 },
-    #[error("its history {history:?} is not ascending up to {id}, ending there")]
+    #[error("its history {history:?} is not ascending up to {id}")]
     History { history: Vec<(u64, u64)>, id: u64 },
+    #[error("its history {history:?} does not end at {id}")]
+    HistoryEnd { history: Vec<(u64, u64)>, id: u64 },
     #[error("instance `{name}` is recorded as {node}#{instance}")]
     InstanceName {
         name: String,
@@ -247,19 +249,21 @@ impl Metadata {
                 found: self.max_parallelism,
             });
         }
-        let history = || Damage::History {
-            history: self.history.clone(),
-            id,
-        };
         let mut last = 0;
         for (i, (from, to)) in self.history.iter().enumerate() {
             if from > to || *from <= last && i > 0 || *to > id {
-                return Err(history());
+                return Err(Damage::History {
+                    history: self.history.clone(),
+                    id,
+                });
             }
             last = *to;
         }
         if !self.history.is_empty() && last != id {
-            return Err(history());
+            return Err(Damage::HistoryEnd {
+                history: self.history.clone(),
+                id,
+            });
         }
         for (name, state) in &self.instances {
             if *name != format!("{}#{}", state.node, state.instance) {

@@ -4,23 +4,30 @@
 //! so the protocol above it never knows whether files land on a local
 //! disk or in S3. Paths are relative to the store location's root.
 
+use crate::error::{Class, Classify};
 use crate::plan::store::{Scheme, StoreLocation};
 use crate::workdir::{self, WorkDir};
 
 /// Why the store failed; names the operation, the path and the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `class` is what the store's answer says of whose failure it is.
     #[error("cannot {op} `{path}` in {store}: {cause}")]
     Failed {
         op: &'static str,
         path: String,
         store: String,
         cause: String,
+        class: Class,
     },
     #[error("`{path}` does not exist in {store}")]
     NotFound { path: String, store: String },
     #[error("cannot open the store {store}: {cause}")]
-    Open { store: String, cause: String },
+    Open {
+        store: String,
+        cause: String,
+        class: Class,
+    },
     /// A local store, opened only to read, whose folder is not there: a
     /// mistyped location more likely than an empty store.
     #[error("cannot open the store {store}: there is no folder `{folder}`")]
@@ -109,17 +116,19 @@ impl OpendalStore {
         deadline: std::time::Duration,
     ) -> Result<OpendalStore, StoreError> {
         let describe = location.to_string();
-        let open_error = |cause: String| StoreError::Open {
+        let open_error = |cause: String, class| StoreError::Open {
             store: describe.clone(),
             cause,
+            class,
         };
+        let refused = |e: opendal::Error| open_error(e.to_string(), opendal_class(e.kind()));
         opendal::install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("store-io")
             .enable_all()
             .build()
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| open_error(e.to_string(), Class::External))?;
         let mut staging = None;
         let op = match location.scheme {
             #[cfg(feature = "store-fs")]
@@ -134,11 +143,11 @@ impl OpendalStore {
                     let root = std::path::Path::new(&location.root).join(".staging");
                     workdir::remove_abandoned(&root, STAGING_OWNER);
                     let folder = WorkDir::create(&root, &staging_name(), STAGING_OWNER)
-                        .map_err(|e| open_error(e.to_string()))?;
+                        .map_err(|e| open_error(e.to_string(), e.class()))?;
                     builder = builder.atomic_write_dir(&folder.path().to_string_lossy());
                     staging = Some(folder);
                 }
-                opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
+                opendal::Operator::new(builder).map_err(refused)?
             }
             #[cfg(feature = "store-s3")]
             Scheme::S3 => {
@@ -159,21 +168,21 @@ impl OpendalStore {
                         .secret_access_key(secret)
                         .disable_config_load();
                 }
-                opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
+                opendal::Operator::new(builder).map_err(refused)?
             }
             #[cfg(feature = "store-hdfs")]
             Scheme::Hdfs => {
                 let builder = opendal::services::Hdfs::default()
                     .name_node(&format!("hdfs://{}", location.authority))
                     .root(&location.root);
-                opendal::Operator::new(builder).map_err(|e| open_error(e.to_string()))?
+                opendal::Operator::new(builder).map_err(refused)?
             }
             #[allow(unreachable_patterns)]
             other => {
-                return Err(open_error(format!(
-                    "the `{}` service is not compiled in",
-                    other.name()
-                )))
+                return Err(open_error(
+                    format!("the `{}` service is not compiled in", other.name()),
+                    Class::User,
+                ))
             }
         };
         // Bounds calls that open a body and every read or write on it, as
@@ -186,7 +195,7 @@ impl OpendalStore {
         let writer = op.clone();
         let op = {
             let _guard = runtime.enter();
-            opendal::blocking::Operator::new(op).map_err(|e| open_error(e.to_string()))?
+            opendal::blocking::Operator::new(op).map_err(refused)?
         };
         Ok(OpendalStore {
             op,
@@ -210,6 +219,7 @@ impl OpendalStore {
             op,
             path: path.to_owned(),
             store: self.location.clone(),
+            class: opendal_class(e.kind()),
             cause: e.to_string(),
         }
     }
@@ -245,7 +255,9 @@ impl CheckpointStore for OpendalStore {
     }
 
     fn read(&self, path: &str, max: u64) -> Result<Vec<u8>, StoreError> {
+        // What a store holds that no run writes: damage, or someone's doing.
         let refused = |cause: String| StoreError::Failed {
+            class: Class::External,
             op: "read",
             path: path.to_owned(),
             store: self.location.clone(),
@@ -326,6 +338,20 @@ impl CheckpointStore for OpendalStore {
     }
 }
 
+/// Whose failure a store's error is, by its kind: a configuration, a
+/// credential or a path the user gave, or the service and the way to it.
+fn opendal_class(kind: opendal::ErrorKind) -> Class {
+    use opendal::ErrorKind as K;
+    match kind {
+        K::ConfigInvalid
+        | K::PermissionDenied
+        | K::IsADirectory
+        | K::NotADirectory
+        | K::Unsupported => Class::User,
+        _ => Class::External,
+    }
+}
+
 /// Checks that `path` under `root` is a regular file reached through no
 /// symbolic link. Anyone who can write to a store could otherwise point a
 /// checkpoint's file at a file of this machine (a run reads it and its
@@ -377,6 +403,7 @@ impl MemoryStore {
                 path: path.to_owned(),
                 store: self.describe(),
                 cause: "the store is down".into(),
+                class: Class::External,
             });
         }
         Ok(())
@@ -414,6 +441,7 @@ impl CheckpointStore for MemoryStore {
                 path: path.to_owned(),
                 store: self.describe(),
                 cause: format!("it has {} bytes, more than {max}", bytes.len()),
+                class: Class::External,
             });
         }
         Ok(bytes)
@@ -457,6 +485,17 @@ impl CheckpointStore for MemoryStore {
 #[cfg(all(test, feature = "store-fs"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stores_error_is_the_users_when_it_is_about_what_they_configured() {
+        use opendal::ErrorKind as K;
+        for kind in [K::ConfigInvalid, K::PermissionDenied, K::Unsupported] {
+            assert_eq!(opendal_class(kind), Class::User, "{kind}");
+        }
+        for kind in [K::Unexpected, K::RateLimited, K::ConditionNotMatch] {
+            assert_eq!(opendal_class(kind), Class::External, "{kind}");
+        }
+    }
 
     #[test]
     fn a_file_store_stages_in_its_own_folder_and_sweeps_only_abandoned_ones() {

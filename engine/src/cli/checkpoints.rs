@@ -191,7 +191,7 @@ pub fn run(target: &str, format: Format, prune: Option<Prune>) -> ExitCode {
                         "run": m.run, "restored_from": m.restored_from,
                     }),
                     FoundState::Incomplete => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "incomplete"}),
-                    FoundState::Damaged(why) => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "damaged", "error": why}),
+                    FoundState::Damaged(why) => json!({"id": f.id, "name": format!("chk-{}", f.id), "status": "damaged", "error": why.to_string()}),
                 })
                 .collect();
             let savepoint_rows: Vec<_> = savepoints
@@ -208,7 +208,7 @@ pub fn run(target: &str, format: Format, prune: Option<Prune>) -> ExitCode {
                             json!({"id": f.id, "name": name, "status": "incomplete"})
                         }
                         FoundState::Damaged(why) => {
-                            json!({"id": f.id, "name": name, "status": "damaged", "error": why})
+                            json!({"id": f.id, "name": name, "status": "damaged", "error": why.to_string()})
                         }
                     }
                 })

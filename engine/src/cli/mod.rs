@@ -163,8 +163,12 @@ fn print(text: &str) -> Result<(), ExitCode> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => {
-            report!("error: cannot write to standard output: {e}");
-            Err(ExitCode::from(1))
+            let class = crate::error::io_class(&e);
+            report!(
+                "error: cannot write to standard output: {e}{}",
+                class.advice()
+            );
+            Err(ExitCode::from(class.exit_code()))
         }
     }
 }

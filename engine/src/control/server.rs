@@ -199,7 +199,7 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
             format!("no savepoint within {}", crate::plan::settings::human(wait)),
         ),
         _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
+            status_of(Class::User),
             "the job ended before the savepoint completed",
         ),
     }

@@ -53,7 +53,7 @@ pub enum InstanceError {
     UploaderGone,
     #[error("internal error: {0}")]
     Bug(&'static str),
-    #[error("internal error: {0}")]
+    #[error("internal error (a panic): {0}")]
     Panic(String),
 }
 
@@ -143,7 +143,14 @@ impl Classify for CheckpointingError {
             | CheckpointingError::Start(e) => e.class(),
             CheckpointingError::Thread(_) => Class::External,
             CheckpointingError::Failures(e) => e.class(),
-            CheckpointingError::Restore { source, .. } => source.class(),
+            // The run's own checkpoint, chosen by the restart: whatever
+            // keeps it from being read happened to it since, unless the
+            // spec cannot take it (or a newer dataflow wrote it).
+            CheckpointingError::Restore { source, .. } => match source {
+                CheckpointError::Refused { .. } => Class::User,
+                CheckpointError::Metadata(e) => e.class(),
+                _ => Class::External,
+            },
         }
     }
 }
@@ -194,6 +201,7 @@ mod tests {
         let store = RunError::Checkpoint(CheckpointingError::Store(StoreError::Open {
             store: "s3://b".into(),
             cause: "timeout".into(),
+            class: Class::External,
         }));
         assert_eq!(store.class(), Class::External);
         assert!(store.restartable());

@@ -22,6 +22,7 @@ use crate::plan::Plan;
 use std::time::Duration;
 
 use super::{attempt, CheckpointingError, Outcome, RunError, RunOptions, SetupError};
+use crate::error::Classify;
 
 /// How a run that did not end normally failed.
 #[derive(Debug)]
@@ -99,8 +100,9 @@ pub fn run(
             }
             restarts += 1;
             tracing::warn!(
-                "restart {restarts} of {attempts} in {}: {error}",
-                crate::plan::settings::human(delay)
+                "restart {restarts} of {attempts} in {}: {error}{}",
+                crate::plan::settings::human(delay),
+                error.class().advice()
             );
             // A signal during the delay ends the run as it would end an attempt.
             if let Ok(sig) = signals.recv_timeout(delay) {

@@ -39,7 +39,7 @@ impl Duration {
         }
         let n: u64 = number
             .parse()
-            .map_err(|_| invalid(DurationProblem::TooLarge))?;
+            .map_err(|_| invalid(DurationProblem::NumberTooLarge))?;
         let ms_per_unit = match unit {
             "ms" => 1,
             "s" => 1_000,
@@ -70,6 +70,8 @@ pub enum DurationProblem {
     Fraction { ms: u64 },
     #[error("a duration needs a unit, e.g. {n}ms or {n}s")]
     NoUnit { n: u64 },
+    #[error("the number is too large")]
+    NumberTooLarge,
     #[error("it is too large")]
     TooLarge,
 }

@@ -387,8 +387,9 @@ impl Coordinator {
         // Uploaders stop once the instances and this coordinator let go of them.
         self.links.uploaders.clear();
         for (_, (request, _)) in std::mem::take(&mut self.savepoints) {
+            // Its input ended, or it failed: asking again cannot help.
             let _ = request.reply.send(Err(SavepointFailure::new(
-                Class::External,
+                Class::User,
                 "the job ended before the savepoint completed",
             )));
         }
