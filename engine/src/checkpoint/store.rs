@@ -392,6 +392,8 @@ enum NotAFile {
 pub struct MemoryStore {
     files: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
     pub down: std::sync::atomic::AtomicBool,
+    /// Milliseconds each deletion takes, as on a slow or distant store.
+    pub delete_ms: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(test)]
@@ -407,6 +409,11 @@ impl MemoryStore {
             });
         }
         Ok(())
+    }
+
+    fn slow_delete(&self) {
+        let ms = self.delete_ms.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 
     /// Every path in the store, sorted.
@@ -464,12 +471,14 @@ impl CheckpointStore for MemoryStore {
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         self.up("delete", path)?;
+        self.slow_delete();
         self.files.lock().unwrap().remove(path);
         Ok(())
     }
 
     fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
         self.up("delete", dir)?;
+        self.slow_delete();
         self.files
             .lock()
             .unwrap()

@@ -1,6 +1,6 @@
 //! Why a run, or one instance of it, failed.
 
-use crate::checkpoint::coordinator::TooManyFailures;
+use crate::checkpoint::coordinator::{StartError, TooManyFailures};
 use crate::checkpoint::error::CheckpointError;
 use crate::checkpoint::store::StoreError;
 use crate::error::{Class, Classify};
@@ -87,7 +87,7 @@ pub enum CheckpointingError {
     #[error("cannot open the checkpoint store: {0}")]
     LeaseStore(StoreError),
     #[error("cannot start checkpointing: {0}")]
-    Start(StoreError),
+    Start(StartError),
     #[error("cannot start checkpointing: cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error(transparent)]
@@ -138,9 +138,9 @@ impl Classify for SetupError {
 impl Classify for CheckpointingError {
     fn class(&self) -> Class {
         match self {
-            CheckpointingError::Store(e)
-            | CheckpointingError::LeaseStore(e)
-            | CheckpointingError::Start(e) => e.class(),
+            CheckpointingError::Store(e) | CheckpointingError::LeaseStore(e) => e.class(),
+            CheckpointingError::Start(StartError::Store(e)) => e.class(),
+            CheckpointingError::Start(StartError::Thread(_)) => Class::External,
             CheckpointingError::Thread(_) => Class::External,
             CheckpointingError::Failures(e) => e.class(),
             // The run's own checkpoint, chosen by the restart: whatever

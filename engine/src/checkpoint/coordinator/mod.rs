@@ -3,15 +3,16 @@
 //! It triggers checkpoints on schedule, collects every instance's
 //! acknowledgement, writes `_metadata` last, tells uploaders and sinks a
 //! checkpoint completed, runs retention, and aborts checkpoints that time
-//! out or that an instance could not write, removing their files. Past
-//! `tolerable_failures` consecutive failures it fails the job.
+//! out or that an instance could not write, having their files removed
+//! ([`cleaner`]). Past `tolerable_failures` consecutive failures it fails
+//! the job.
 //!
 //! Every decision is the pure [`machine::Machine`]'s; this shell only
 //! carries its actions out over channels and the store.
 
+mod cleaner;
 pub mod machine;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,8 +27,18 @@ use super::store::{CheckpointStore, StoreError};
 use super::uploader::UploadTask;
 use super::{Report, SavepointFailure, SavepointRequest, SourceCommand};
 use crate::error::Class;
+use cleaner::Cleaner;
 use machine::{Action, Machine, Now};
 pub use machine::{Config, Participant, Stats, TooManyFailures};
+
+/// Why the coordinator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
 
 /// What the supervisor tells the coordinator.
 pub enum Control {
@@ -57,9 +68,8 @@ pub struct Coordinator {
     /// Per uploader, the newest completed checkpoint it has not been told
     /// of yet because its queue was full; retried on every tick.
     untold: Vec<Option<u64>>,
-    /// Aborted checkpoints whose files could not all be removed yet (the
-    /// store was unreachable); retried after each completed checkpoint.
-    unremoved: BTreeSet<u64>,
+    /// Removes aborted checkpoints' files; taken at the end ([`Coordinator::drain`]).
+    cleaner: Option<Cleaner>,
     /// A savepoint request not triggered yet.
     asked: Option<SavepointRequest>,
     /// Savepoints in flight, by checkpoint id, with where each goes.
@@ -84,7 +94,7 @@ impl Coordinator {
         config: Config,
         store: Arc<dyn CheckpointStore>,
         links: Links,
-    ) -> Result<Coordinator, StoreError> {
+    ) -> Result<Coordinator, StartError> {
         let job = config.job.clone();
         let existing = super::inspect::existing_checkpoints(&*store, &job)?;
         let folders: Vec<u64> = store
@@ -110,12 +120,13 @@ impl Coordinator {
             .map(|from| retention::lineage(&existing, from, &job_dir))
             .unwrap_or_default();
         let highest = folders.iter().copied().max();
+        let cleaner = Cleaner::spawn(Arc::clone(&store), job)?;
         Ok(Coordinator {
             machine: Machine::new(config, existing, highest, claimed, Instant::now()),
             store,
             untold: vec![None; links.uploaders.len()],
             links,
-            unremoved: BTreeSet::new(),
+            cleaner: Some(cleaner),
             asked: None,
             savepoints: Default::default(),
             last_metadata: None,
@@ -206,10 +217,6 @@ impl Coordinator {
                     }
                 }
                 Action::Retain => self.retain(),
-                // A removal that failed already is retried later, once
-                // for all the files written meanwhile: each try at a store
-                // that does not answer holds this thread up to its deadline.
-                Action::RemoveFiles(id) if self.unremoved.contains(&id) => {}
                 Action::RemoveFiles(id) => self.remove_files(id),
                 Action::SavepointFailed { id, why } => {
                     if let Some((request, _)) = self.savepoints.remove(&id) {
@@ -319,9 +326,6 @@ impl Coordinator {
     }
 
     fn retain(&mut self) {
-        for id in self.unremoved.clone() {
-            self.remove_files(id);
-        }
         let shared_dir = layout::shared_dir(self.machine.job());
         let shared: Vec<String> = match self.store.list(&shared_dir) {
             Ok(names) => names
@@ -355,26 +359,8 @@ impl Coordinator {
     /// Removes every file checkpoint `id` wrote: its folder and its shared
     /// files. What cannot be removed now is retried later.
     fn remove_files(&mut self, id: u64) {
-        let job = self.machine.job();
-        let shared = layout::shared_dir(job);
-        let removed = self
-            .store
-            .delete_dir(&layout::checkpoint_dir(job, id))
-            .and_then(|()| {
-                self.store
-                    .list(&shared)?
-                    .iter()
-                    .filter(|n| layout::parse_shared_name(n).is_some_and(|n| n.id == id))
-                    .try_for_each(|name| self.store.delete(&format!("{shared}{name}")))
-            });
-        match removed {
-            Ok(()) => {
-                self.unremoved.remove(&id);
-            }
-            Err(e) => {
-                tracing::warn!("cannot yet remove the files of aborted checkpoint {id}: {e}");
-                self.unremoved.insert(id);
-            }
+        if let Some(cleaner) = &self.cleaner {
+            cleaner.remove(id);
         }
     }
 
@@ -398,17 +384,23 @@ impl Coordinator {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while let Ok(report) = reports.recv_deadline(deadline) {
-            let id = match report {
-                Report::Ack(ack) => ack.id,
-                Report::Declined { id, .. } => id,
+            let actions = match report {
+                Report::Ack(ack) => self.machine.ack(ack, now()),
+                Report::Declined {
+                    id,
+                    instance,
+                    cause,
+                } => self.machine.declined(id, &instance, &cause, now()),
                 Report::InputEnded { .. } => continue,
             };
-            if self.machine.is_aborted(id) && !self.unremoved.contains(&id) {
-                self.remove_files(id);
+            for action in actions {
+                if let Action::RemoveFiles(id) = action {
+                    self.remove_files(id);
+                }
             }
         }
-        for id in self.unremoved.clone() {
-            self.remove_files(id);
+        if let Some(cleaner) = self.cleaner.take() {
+            cleaner.finish();
         }
         self.machine.stats().clone()
     }
@@ -574,6 +566,46 @@ mod tests {
             sync: Duration::ZERO,
             alignment: Duration::ZERO,
         }
+    }
+
+    /// Issue 13's sixth finding: a run froze after a restore, every
+    /// checkpoint timing out. Removing an aborted checkpoint's files took
+    /// longer than the timeout on a store grown slow, and held the
+    /// coordinator meanwhile: the next checkpoint expired before its
+    /// trigger went out, its removal held the one after, and so on, with
+    /// each late acknowledgement costing one more removal.
+    #[test]
+    fn a_removal_slower_than_the_timeout_does_not_hold_checkpoints_back() {
+        let job = start("{interval: 20ms, timeout: 300ms, tolerable_failures: 1000}");
+        job.store
+            .delete_ms
+            .store(1_000, std::sync::atomic::Ordering::Relaxed);
+        // The first checkpoint gets no answer: it times out, and its files go.
+        assert_eq!(
+            job.triggers.recv_timeout(Duration::from_secs(10)),
+            Ok(SourceCommand::Checkpoint(1))
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let committed = loop {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint completed in 20 s after the first timed out"
+            );
+            let answered = command_id(job.answer());
+            if let Ok(id) = job.commits.recv_timeout(Duration::from_millis(100)) {
+                break (id, answered);
+            }
+        };
+        assert!(committed.0 >= 2, "{committed:?}");
+        drop(job.control);
+        drop(job.reports);
+        let (result, _) = job.ended.join().unwrap();
+        assert_eq!(result, Ok(()));
+        let paths = job.store.paths();
+        assert!(
+            !paths.iter().any(|p| p.starts_with("wc/chk-1/")),
+            "the aborted checkpoint's files are gone by the end: {paths:?}"
+        );
     }
 
     fn command_id(command: SourceCommand) -> u64 {

@@ -335,8 +335,15 @@ impl Machine {
     pub fn ack(&mut self, ack: Ack, now: Now) -> Vec<Action> {
         let id = ack.id;
         if self.aborted.contains(&id) {
-            // A late acknowledgement of an aborted checkpoint: its files must go too.
-            return vec![Action::RemoveFiles(id)];
+            // A late acknowledgement of an aborted checkpoint: files it
+            // wrote for it must go too. Most instances wrote none, and
+            // each removal is a few calls to the store.
+            let wrote = ack.files.iter().any(|f| f.checkpoint == id);
+            return if wrote {
+                vec![Action::RemoveFiles(id)]
+            } else {
+                Vec::new()
+            };
         }
         let Some(flight) = self.in_flight.get_mut(&id) else {
             return Vec::new();
@@ -553,11 +560,20 @@ mod tests {
         assert!(!first.iter().any(|a| matches!(a, Action::Fail(_))));
         assert_eq!(triggered(&first), [2], "the next one goes at once");
         assert_eq!(m.stats().failed, 1);
-        // A late acknowledgement of the aborted checkpoint removes its files again.
+        // A late acknowledgement of the aborted checkpoint removes the
+        // files it wrote for it; one that wrote none asks for nothing.
         assert_eq!(
-            m.ack(ack(1, "counts#0", &[]), c.at(120)),
+            m.ack(ack(1, "counts#0", &["wc/chk-1/counts-0.full"]), c.at(120)),
             [Action::RemoveFiles(1)]
         );
+        let mut chained = ack(1, "counts#1", &["wc/shared/counts-1-0.full"]);
+        chained.files[0].checkpoint = 0;
+        assert_eq!(
+            m.ack(chained, c.at(120)),
+            [],
+            "a file of an earlier checkpoint, in its chain, is not this one's"
+        );
+        assert_eq!(m.ack(ack(1, "read#1", &[]), c.at(120)), []);
         // The second failure in a row is one more than tolerated.
         let second = m.tick(c.at(212));
         let Some(Action::Fail(failure)) = second.last() else {
@@ -796,9 +812,10 @@ mod tests {
         assert_eq!(m.end(), [1]);
         assert!(m.is_aborted(1));
         assert_eq!(
-            m.ack(ack(1, "read#0", &[]), c.at(11)),
+            m.ack(ack(1, "counts#0", &["wc/chk-1/counts-0.full"]), c.at(11)),
             [Action::RemoveFiles(1)]
         );
+        assert_eq!(m.ack(ack(1, "read#0", &[]), c.at(11)), []);
         assert_eq!(m.job(), "wc");
     }
 }
