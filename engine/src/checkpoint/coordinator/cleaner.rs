@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::layout;
 use crate::checkpoint::store::{CheckpointStore, StoreError};
@@ -21,16 +21,21 @@ const QUEUE: usize = 1024;
 
 pub struct Cleaner {
     queue: Sender<u64>,
-    thread: std::thread::JoinHandle<()>,
+    /// Closed when the thread has carried out every removal.
+    done: Receiver<()>,
 }
 
 impl Cleaner {
     pub fn spawn(store: Arc<dyn CheckpointStore>, job: String) -> std::io::Result<Cleaner> {
         let (queue, ids) = crossbeam_channel::bounded(QUEUE);
-        let thread = std::thread::Builder::new()
+        let (finished, done) = crossbeam_channel::bounded::<()>(0);
+        std::thread::Builder::new()
             .name("checkpoint-cleaner".into())
-            .spawn(move || clean(&*store, &job, &ids))?;
-        Ok(Cleaner { queue, thread })
+            .spawn(move || {
+                clean(&*store, &job, &ids);
+                drop(finished);
+            })?;
+        Ok(Cleaner { queue, done })
     }
 
     /// Queues the removal of every file aborted checkpoint `id` wrote.
@@ -42,10 +47,16 @@ impl Cleaner {
         }
     }
 
-    /// Carries out every removal queued, then returns.
-    pub fn finish(self) {
+    /// Waits, up to `within`, for every removal queued to be carried out:
+    /// a store that does not answer must not hold the end of the job. What
+    /// is left is swept as when the queue is full.
+    pub fn finish(self, within: std::time::Duration) {
         drop(self.queue);
-        let _ = self.thread.join();
+        if let Err(RecvTimeoutError::Timeout) = self.done.recv_timeout(within) {
+            tracing::warn!(
+                "the files of some aborted checkpoints are left for retention or the next run to remove"
+            );
+        }
     }
 }
 

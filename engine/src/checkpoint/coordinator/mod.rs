@@ -400,7 +400,7 @@ impl Coordinator {
             }
         }
         if let Some(cleaner) = self.cleaner.take() {
-            cleaner.finish();
+            cleaner.finish(Duration::from_secs(30));
         }
         self.machine.stats().clone()
     }
