@@ -25,10 +25,15 @@ pub enum RunError {
 
 impl RunError {
     /// Whether an automatic restart may get past it: a failure while
-    /// running, or of the checkpoint store, may not happen again; a job
-    /// that cannot even be set up would fail the same way.
+    /// running, or of the checkpoint store, may not happen again. Before
+    /// anything ran, only an outside failure may pass (a store that failed
+    /// while the instances loaded their state); the user's mistake or a
+    /// bug would fail the next attempt the same way.
     pub fn restartable(&self) -> bool {
-        matches!(self, RunError::Instance { .. } | RunError::Checkpoint(_))
+        match self {
+            RunError::Instance { .. } | RunError::Checkpoint(_) => true,
+            RunError::Setup(e) => e.class() == Class::External,
+        }
     }
 }
 
@@ -198,6 +203,37 @@ mod tests {
             !busy.restartable(),
             "another run does not go away by itself"
         );
+        let loading = |store: StoreError| {
+            RunError::Setup(SetupError::Build {
+                instance: "counts#0".into(),
+                node: "counts".into(),
+                source: OpError::Restore {
+                    location: "s3://b/wc/chk-3".into(),
+                    why: Box::new(crate::operators::RestoreProblem::Read(
+                        crate::checkpoint::inspect::RestoreError::Store(store),
+                    )),
+                },
+            })
+        };
+        let down = loading(StoreError::Failed {
+            op: "read",
+            path: "wc/shared/counts-0-3.full".into(),
+            store: "s3://b".into(),
+            cause: "connection refused".into(),
+            class: Class::External,
+        });
+        assert!(
+            down.restartable(),
+            "a store down while state loads may be back"
+        );
+        let denied = loading(StoreError::Failed {
+            op: "read",
+            path: "wc/shared/counts-0-3.full".into(),
+            store: "s3://b".into(),
+            cause: "403".into(),
+            class: Class::User,
+        });
+        assert!(!denied.restartable(), "credentials do not fix themselves");
         let store = RunError::Checkpoint(CheckpointingError::Store(StoreError::Open {
             store: "s3://b".into(),
             cause: "timeout".into(),
