@@ -357,6 +357,8 @@ sinks:
         let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         if let Ok(entries) = std::fs::read_dir(&out) {
             let mut parsed = self.parsed.borrow_mut();
+            // Files a restore moved aside are read no more: forget them.
+            let mut present = std::collections::HashSet::new();
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().starts_with('.') {
                     continue;
@@ -384,7 +386,9 @@ sinks:
                 for (word, count) in &parsed[&path].records {
                     counts.entry(word.clone()).or_default().push(*count);
                 }
+                present.insert(path);
             }
+            parsed.retain(|path, _| present.contains(path));
         }
         for (word, values) in &mut counts {
             values.sort_unstable();
