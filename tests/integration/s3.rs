@@ -1,8 +1,14 @@
 //! A real S3-protocol server, in process, on a loopback port: s3s-fs
 //! serves a temporary folder over HTTP. Tests can stop and restart it, and
 //! slow every request down.
+//!
+//! s3s-fs keeps a folder on disk for every prefix it ever stored and lists
+//! by walking all of them, so a long run's listings slow down with every
+//! checkpoint folder it ever removed; an object store has no empty folders.
+//! After each DELETE this server removes the empty folders, as S3 would not
+//! show them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +64,10 @@ impl S3Server {
         });
         self.port = listener.local_addr().unwrap().port();
         let delay = Arc::clone(&self.delay_ms);
+        // Requests share it; pruning takes it alone, so a PUT never finds the
+        // folder it just made removed under it.
+        let gate = Arc::new(tokio::sync::RwLock::new(()));
+        let bucket = self.root.path().join(BUCKET);
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -67,15 +77,28 @@ impl S3Server {
                 let _ = stream.set_nodelay(true);
                 let service = service.clone();
                 let delay = Arc::clone(&delay);
+                let gate = Arc::clone(&gate);
+                let bucket = bucket.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
                         let service = service.clone();
                         let delay = Duration::from_millis(delay.load(Ordering::Relaxed));
+                        let gate = Arc::clone(&gate);
+                        let bucket = bucket.clone();
                         async move {
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
-                            hyper::service::Service::call(&service, req).await
+                            let deletes = req.method() == hyper::Method::DELETE;
+                            let response = {
+                                let _shared = gate.read().await;
+                                hyper::service::Service::call(&service, req).await
+                            };
+                            if deletes {
+                                let _alone = gate.write().await;
+                                remove_empty_folders(&bucket);
+                            }
+                            response
                         }
                     });
                     let _ = Builder::new(TokioExecutor::new())
@@ -122,6 +145,26 @@ impl S3Server {
     pub fn dir(&self, prefix: &str) -> PathBuf {
         self.root.path().join(BUCKET).join(prefix)
     }
+}
+
+/// Removes every empty folder under `dir`, keeping `dir` itself.
+fn remove_empty_folders(dir: &Path) {
+    fn prune(dir: &Path) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        let mut empty = true;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && prune(&path) {
+                empty &= std::fs::remove_dir(&path).is_ok();
+            } else {
+                empty = false;
+            }
+        }
+        empty
+    }
+    prune(dir);
 }
 
 impl Drop for S3Server {
