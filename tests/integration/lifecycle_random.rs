@@ -21,7 +21,7 @@
 //! docs/recovery.md is 2,000).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +33,10 @@ use crate::s3::S3Server;
 const JOB: &str = "life";
 /// Lines per input file.
 const LINES: usize = 50_000;
+/// The inputs' words are `w0` to `w299`.
+const WORDS: u64 = 300;
+/// A committed record's count sits in the low bits of its packed form.
+const COUNT_BITS: u32 = 40;
 
 /// How a run ended, as far as the model is concerned.
 #[derive(Debug, PartialEq)]
@@ -54,7 +58,8 @@ struct Life {
     server: S3Server,
     rng: Prng,
     seed: u64,
-    truth: BTreeMap<String, u64>,
+    /// Occurrences of each word in the inputs so far, by word number.
+    truth: Vec<u64>,
     /// Input files written so far, by source.
     files: [usize; 2],
     /// Parallelism of `counts`.
@@ -71,10 +76,12 @@ struct Life {
     parsed: RefCell<HashMap<PathBuf, Parsed>>,
 }
 
-/// One committed part file's (word, count) lines, as read.
+/// One committed part file's lines, as read: word number and count packed
+/// in one `u64` (`word << COUNT_BITS | count`), so that a long run's cache of
+/// hundreds of millions of records stays a few GB.
 struct Parsed {
     seen: (u64, Option<std::time::SystemTime>),
-    records: Vec<(String, u64)>,
+    records: Vec<u64>,
 }
 
 impl Life {
@@ -86,7 +93,7 @@ impl Life {
             server: S3Server::start(),
             rng: Prng(seed),
             seed,
-            truth: BTreeMap::new(),
+            truth: vec![0; WORDS as usize],
             files: [0, 0],
             parallelism: 2,
             savepoints: Vec::new(),
@@ -111,12 +118,12 @@ impl Life {
         let mut text = String::new();
         for _ in 0..LINES {
             for i in 0..self.rng.range(1, 6) {
-                let word = format!("w{}", self.rng.range(0, 299));
+                let word = self.rng.range(0, WORDS - 1);
                 if i > 0 {
                     text.push(',');
                 }
-                text.push_str(&word);
-                *self.truth.entry(word).or_insert(0) += 1;
+                text.push_str(&format!("w{word}"));
+                self.truth[word as usize] += 1;
             }
             text.push('\n');
         }
@@ -353,8 +360,18 @@ sinks:
 
     /// Checks the committed output against the model.
     fn check(&self, end: &End) {
+        // Per word, the counts seen so far as a bitset over 1..=occurrences:
+        // a count seen twice is a duplicate, a count below the highest one
+        // that is missing is a gap.
+        let mut seen: Vec<Vec<u64>> = self
+            .truth
+            .iter()
+            .map(|total| vec![0; (*total as usize).div_ceil(64)])
+            .collect();
+        let mut got = vec![0u64; WORDS as usize];
+        let mut highest = vec![0u64; WORDS as usize];
+        let mut twice = vec![0u64; WORDS as usize];
         let out = self.path("out");
-        let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         if let Ok(entries) = std::fs::read_dir(&out) {
             let mut parsed = self.parsed.borrow_mut();
             // Files a restore moved aside are read no more: forget them.
@@ -365,60 +382,79 @@ sinks:
                 }
                 let path = entry.path();
                 let meta = entry.metadata().unwrap();
-                let seen = (meta.len(), meta.modified().ok());
-                if parsed.get(&path).is_none_or(|p| p.seen != seen) {
+                let stamp = (meta.len(), meta.modified().ok());
+                if parsed.get(&path).is_none_or(|p| p.seen != stamp) {
                     let records = std::fs::read_to_string(&path)
                         .unwrap()
                         .lines()
-                        .map(|line| {
-                            let v: serde_json::Value =
-                                serde_json::from_str(line).unwrap_or_else(|e| {
-                                    self.fail(&format!(
-                                        "a committed line is not JSON ({e}): {line}"
-                                    ))
-                                });
-                            let word = v["word"].as_str().unwrap_or_default().to_owned();
-                            (word, v["count"].as_u64().unwrap_or(0))
-                        })
+                        .map(|line| self.parse_line(line))
                         .collect();
-                    parsed.insert(path.clone(), Parsed { seen, records });
+                    parsed.insert(
+                        path.clone(),
+                        Parsed {
+                            seen: stamp,
+                            records,
+                        },
+                    );
                 }
-                for (word, count) in &parsed[&path].records {
-                    counts.entry(word.clone()).or_default().push(*count);
+                for packed in &parsed[&path].records {
+                    let word = (packed >> COUNT_BITS) as usize;
+                    let count = packed & ((1 << COUNT_BITS) - 1);
+                    let total = self.truth[word];
+                    if count == 0 || count > total {
+                        self.fail(&format!(
+                            "`w{word}` is committed with count {count}, but it occurs {total} times"
+                        ));
+                    }
+                    let (slot, bit) = ((count - 1) as usize / 64, (count - 1) % 64);
+                    if seen[word][slot] & (1 << bit) != 0 {
+                        twice[word] += 1;
+                    } else {
+                        seen[word][slot] |= 1 << bit;
+                        got[word] += 1;
+                    }
+                    highest[word] = highest[word].max(count);
                 }
                 present.insert(path);
             }
             parsed.retain(|path, _| present.contains(path));
         }
-        for (word, values) in &mut counts {
-            values.sort_unstable();
-            let expected: Vec<u64> = (1..=values.len() as u64).collect();
-            let twice = values.windows(2).any(|w| w[0] == w[1]);
-            if (*end != End::Killed && *values != expected) || twice {
-                let duplicates = values.windows(2).filter(|w| w[0] == w[1]).count();
+        for word in 0..WORDS as usize {
+            // Killed: the sink instances that had not committed their part
+            // of the last checkpoint leave gaps the next run fills.
+            let gaps = *end != End::Killed && got[word] != highest[word];
+            if twice[word] > 0 || gaps {
                 self.fail(&format!(
-                    "`{word}`'s committed counts are not 1..={}: {duplicates} duplicated, first values {:?}",
-                    values.len(),
-                    &values[..values.len().min(12)]
+                    "`w{word}`'s committed counts are not 1..={}: {} duplicated, {} missing",
+                    highest[word],
+                    twice[word],
+                    highest[word] - got[word]
                 ));
             }
-            let total = self.truth.get(word).copied().unwrap_or(0);
-            if values.len() as u64 > total {
+            if *end == End::Finished && got[word] != self.truth[word] {
                 self.fail(&format!(
-                    "`{word}` is committed {} times, more than its {total} occurrences",
-                    values.len()
+                    "after a finished run `w{word}` is committed {} times, not {}",
+                    got[word], self.truth[word]
                 ));
             }
         }
-        if *end == End::Finished {
-            for (word, total) in &self.truth {
-                let got = counts.get(word).map_or(0, |v| v.len() as u64);
-                if got != *total {
-                    self.fail(&format!(
-                        "after a finished run `{word}` is committed {got} times, not {total}"
-                    ));
-                }
-            }
+    }
+
+    /// A committed line `{"word": "w7", "count": 12}`, packed.
+    fn parse_line(&self, line: &str) -> u64 {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| self.fail(&format!("a committed line is not JSON ({e}): {line}")));
+        let word = v["word"]
+            .as_str()
+            .and_then(|w| w.strip_prefix('w'))
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n < WORDS);
+        let count = v["count"].as_u64().filter(|c| *c < 1 << COUNT_BITS);
+        match (word, count) {
+            (Some(word), Some(count)) => word << COUNT_BITS | count,
+            _ => self.fail(&format!(
+                "a committed line is not a word of the inputs with its count: {line}"
+            )),
         }
     }
 
