@@ -64,8 +64,34 @@ pub(super) fn from_cel(v: &cel::Value) -> Result<Value, EvalError> {
             fields.sort_by(|a, b| a.0.cmp(&b.0));
             Value::Map(fields)
         }
+        // Records hold times as text: RFC 3339 in UTC, and durations as
+        // CEL writes them (`90s`, `0.5s`), which `timestamp()` and
+        // `duration()` read back.
+        cel::Value::Timestamp(t) => Value::Str(Str::from(
+            t.to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .as_str(),
+        )),
+        cel::Value::Duration(d) => Value::Str(Str::from(duration_text(d).as_str())),
         cel::Value::Bytes(_) => return Err(EvalError::Unrepresentable("bytes")),
         cel::Value::Function(..) => return Err(EvalError::Unrepresentable("a function")),
         _ => return Err(EvalError::Unrepresentable("a value of an unsupported type")),
     })
+}
+
+/// `d` as CEL's `string(duration)` writes it: seconds, with the fraction
+/// only when there is one.
+fn duration_text(d: &chrono::Duration) -> String {
+    let nanos = d
+        .num_nanoseconds()
+        .map_or(d.num_seconds() as i128 * 1_000_000_000, i128::from);
+    let sign = if nanos < 0 { "-" } else { "" };
+    let nanos = nanos.unsigned_abs();
+    let (secs, frac) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    if frac == 0 {
+        format!("{sign}{secs}s")
+    } else {
+        let frac = format!("{frac:09}");
+        format!("{sign}{secs}.{}s", frac.trim_end_matches('0'))
+    }
 }

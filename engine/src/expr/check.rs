@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use cel::common::ast::{CallExpr, EntryExpr, Expr as Ast, MapExpr, StructExpr};
+use cel::common::ast::{CallExpr, EntryExpr, Expr as Ast, LiteralValue, MapExpr, StructExpr};
 use cel::IdedExpr;
 
 use super::{Var, ENV};
@@ -30,7 +30,9 @@ pub(super) fn collect_calls<'a>(ast: &'a IdedExpr, out: &mut Vec<(&'a CallExpr, 
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_');
             let on_value = match call.target.as_deref().map(root_name) {
-                Some(Some(root)) => root == Var::This.name() || root == Var::Acc.name(),
+                Some(Some(root)) => {
+                    root == Var::This.name() || root == Var::Acc.name() || namespace(call).is_some()
+                }
                 _ => true,
             };
             if named && on_value {
@@ -79,18 +81,59 @@ fn root_name(ast: &IdedExpr) -> Option<&str> {
 pub(super) fn is_declared(call: &CallExpr) -> bool {
     let args = vec!["null"; call.args.len()].join(", ");
     let name = &call.func_name;
-    let probe = match call.target {
-        Some(_) => format!("null.{name}({args})"),
-        None => format!("{name}({args})"),
+    let probe = match (namespace(call), &call.target) {
+        (Some(ns), _) => format!("{ns}.{name}({args})"),
+        (None, Some(_)) => format!("null.{name}({args})"),
+        (None, None) => format!("{name}({args})"),
     };
     let Ok(program) = ENV.compile(&probe) else {
         return true;
     };
     let ctx = cel::Context::with_env(Arc::clone(&ENV));
+    // An unknown function in a namespace is reported as the namespace.
     !matches!(
         program.execute(&ctx),
-        Err(cel::ExecutionError::UndeclaredReference(n)) if *n == *name
+        Err(cel::ExecutionError::UndeclaredReference(n)) if *n == *name || Some(n.as_str()) == namespace(call)
     )
+}
+
+/// A call's function as written: `abs`, or `math.abs` in its namespace.
+pub(super) fn function_name(call: &CallExpr) -> String {
+    match namespace(call) {
+        Some(ns) => format!("{ns}.{}", call.func_name),
+        None => call.func_name.clone(),
+    }
+}
+
+/// The library namespace a call is in (`math` in `math.abs(x)`), which
+/// the parser leaves as a call on a variable of that name.
+pub(super) fn namespace(call: &CallExpr) -> Option<&'static str> {
+    match call.target.as_deref().map(|t| &t.expr) {
+        Some(Ast::Ident(name)) => super::library::NAMESPACES
+            .iter()
+            .copied()
+            .find(|ns| ns == name),
+        _ => None,
+    }
+}
+
+/// A `matches` call whose pattern is a literal that does not compile: the
+/// literal's id and why. A pattern built from the record is the record's
+/// business, at run time.
+pub(super) fn bad_pattern(call: &CallExpr) -> Option<(u64, String)> {
+    if call.func_name != "matches" {
+        return None;
+    }
+    let pattern = match call.target {
+        Some(_) => call.args.first()?,
+        None => call.args.get(1)?,
+    };
+    match &pattern.expr {
+        Ast::Literal(LiteralValue::String(text)) => super::library::compile_pattern(text)
+            .err()
+            .map(|e| (pattern.id, e.to_string())),
+        _ => None,
+    }
 }
 
 /// Collects the identifiers `ast` reads that no comprehension around them
@@ -109,7 +152,8 @@ pub(super) fn free_variables<'a>(
             }
         }
         Ast::Call(call) => {
-            for e in call.target.iter().map(|t| &**t).chain(&call.args) {
+            let target = call.target.iter().filter(|_| namespace(call).is_none());
+            for e in target.map(|t| &**t).chain(&call.args) {
                 free_variables(e, bound, out);
             }
         }

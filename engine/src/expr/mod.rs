@@ -10,6 +10,7 @@
 
 mod cel_value;
 mod check;
+mod library;
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -19,7 +20,10 @@ use cel::IdedExpr;
 
 use crate::value::{intern, Name, Value};
 use cel_value::{from_cel, to_cel};
-use check::{collect_calls, free_variables, is_declared, line_column, syntax_message};
+use check::{
+    bad_pattern, collect_calls, free_variables, function_name, is_declared, line_column,
+    syntax_message,
+};
 
 /// Why an expression does not compile, with its position inside the
 /// expression text (1-based line and column).
@@ -54,7 +58,7 @@ pub enum EvalError {
 /// nesting below that; real expressions are far shorter.
 pub const MAX_EXPRESSION_LEN: usize = 2048;
 
-static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(library::env()));
 
 /// A compiled expression.
 #[derive(Clone, Debug)]
@@ -154,25 +158,44 @@ impl Expr {
         let mut calls = Vec::new();
         collect_calls(program.expression(), &mut calls);
         let unknown = calls
-            .into_iter()
+            .iter()
             .filter(|(call, _)| !is_declared(call))
-            .map(|(call, id)| (info.offset_for(id).map_or(0, |(start, _)| start), call))
+            .map(|(call, id)| (info.offset_for(*id).map_or(0, |(start, _)| start), call))
             .min_by_key(|(offset, _)| *offset);
         if let Some((offset, call)) = unknown {
             // CEL places a call at its `(`; point at the name before it.
             let offset = offset as usize;
+            let name = function_name(call);
             let offset = source
                 .get(..offset)
-                .and_then(|before| before.strip_suffix(call.func_name.as_str()))
+                .and_then(|before| before.strip_suffix(name.as_str()))
                 .map_or(offset, str::len);
             let (line, column) = line_column(source, offset);
             return Err(CompileError {
-                message: format!("unknown function `{}`", call.func_name),
+                message: format!("unknown function `{name}`"),
                 line,
                 column,
                 help: Some(
-                    "CEL's standard functions are available (`size`, `contains`, `startsWith`, \
-                     `endsWith`, `int`, `string`, ...); its extension libraries are not"
+                    "the functions are CEL's standard ones (`size`, `contains`, `matches`, \
+                     `timestamp`, `duration`, ...) and its strings, lists and math extensions \
+                     (`split`, `lowerAscii`, `replace`, `math.greatest`, ...): see docs/spec.md"
+                        .to_owned(),
+                ),
+            });
+        }
+        if let Some((offset, why)) = calls
+            .iter()
+            .filter_map(|(call, _)| bad_pattern(call))
+            .map(|(id, why)| (info.offset_for(id).map_or(0, |(start, _)| start), why))
+            .min_by_key(|(offset, _)| *offset)
+        {
+            let (line, column) = line_column(source, offset as usize);
+            return Err(CompileError {
+                message: format!("invalid pattern: {why}"),
+                line,
+                column,
+                help: Some(
+                    "`matches` takes a regular expression in the syntax of Rust's `regex` crate"
                         .to_owned(),
                 ),
             });
@@ -455,15 +478,97 @@ mod tests {
         ] {
             assert!(Expr::compile(known, &vars).is_ok(), "{known}");
         }
-        let err = Expr::compile("1 +\n  this.s.upperAscii()", &vars).unwrap_err();
+        let err = Expr::compile("1 +\n  this.s.shout()", &vars).unwrap_err();
         assert_eq!(
             (err.message.as_str(), err.line, err.column),
-            ("unknown function `upperAscii`", 2, 10)
+            ("unknown function `shout`", 2, 10)
+        );
+        let err = Expr::compile("math.nope(1)", &vars).unwrap_err();
+        assert_eq!(
+            (err.message.as_str(), err.column),
+            ("unknown function `math.nope`", 1)
         );
         let err = Expr::compile("[max(this.a, this.b)]", &vars).unwrap_err();
         assert_eq!(
             (err.message.as_str(), err.column),
             ("unknown function `max`", 2)
+        );
+    }
+
+    /// Issue 16: `matches`, `split` and the rest were unknown functions.
+    #[test]
+    fn the_standard_library_and_its_extensions_run() {
+        let r =
+            rec(r#"{"msg":"ERROR disk full","csv":"a,b,c","ts":"2024-05-01T10:15:30Z","n":-3}"#);
+        let eval = |source: &str| {
+            Expr::compile(source, &[Var::This])
+                .unwrap_or_else(|e| panic!("{source}: {e}"))
+                .eval(&r, None)
+                .unwrap_or_else(|e| panic!("{source}: {e}"))
+                .to_json()
+        };
+        for (source, expected) in [
+            (r#"this.msg.matches("^ERROR\\s")"#, "true"),
+            (r#"matches(this.msg, "warn")"#, "false"),
+            (r#"this.csv.split(",")"#, r#"["a","b","c"]"#),
+            (r#"this.csv.split(",", 2)"#, r#"["a","b,c"]"#),
+            ("this.msg.lowerAscii()", r#""error disk full""#),
+            ("this.msg.upperAscii().trim()", r#""ERROR DISK FULL""#),
+            (r#"this.msg.replace(" ", "_")"#, r#""ERROR_disk_full""#),
+            (r#"this.msg.substring(6).indexOf("full")"#, "5"),
+            (r#"["x", "y"].join("-")"#, r#""x-y""#),
+            ("math.greatest(this.n, 2)", "2"),
+            ("math.abs(this.n)", "3"),
+            ("lists.range(3)", "[0,1,2]"),
+            ("math.least(4, this.n, 2)", "-3"),
+            ("[3, 1, 3].distinct().sort()", "[1,3]"),
+            ("[[1], [2, 3]].flatten().slice(1, 3).reverse()", "[3,2]"),
+            (r#""%s-%d".format(["a", 7])"#, r#""a-7""#),
+            (r#"strings.quote(this.msg.charAt(0))"#, r#""\"E\"""#),
+            (r#"timestamp(this.ts).getDayOfWeek("Pacific/Kiritimati")"#, "4"),
+            (
+                r#"timestamp(this.ts) + duration("90m")"#,
+                r#""2024-05-01T11:45:30Z""#,
+            ),
+            (r#"int(timestamp(this.ts))"#, "1714558530"),
+            (r#"timestamp(this.ts).getHours()"#, "10"),
+            (
+                r#"timestamp("2024-05-01T10:20:00Z") - timestamp(this.ts)"#,
+                r#""270s""#,
+            ),
+            (r#"duration("1.5s")"#, r#""1.5s""#),
+            (
+                r#"timestamp(this.ts) < timestamp("2025-01-01T00:00:00Z")"#,
+                "true",
+            ),
+        ] {
+            assert_eq!(eval(source), expected, "{source}");
+        }
+    }
+
+    #[test]
+    fn a_literal_pattern_that_does_not_compile_is_refused_at_its_place() {
+        let err = Expr::compile(
+            "this.a.matches(\"x\") ||\n this.msg.matches(\"(unclosed\")",
+            &[Var::This],
+        )
+        .unwrap_err();
+        assert!(
+            err.message.starts_with("invalid pattern: "),
+            "{}",
+            err.message
+        );
+        assert_eq!((err.line, err.column), (2, 19));
+        // A pattern from the record fails on the record, not at `check`.
+        let e = Expr::compile("this.msg.matches(this.re)", &[Var::This]).unwrap();
+        let got = e.eval(&rec(r#"{"msg":"a","re":"("}"#), None);
+        assert!(
+            matches!(&got, Err(EvalError::Cel(m)) if m.contains("not a valid pattern")),
+            "{got:?}"
+        );
+        assert_eq!(
+            e.eval(&rec(r#"{"msg":"ab","re":"b$"}"#), None),
+            Ok(Value::Bool(true))
         );
     }
 
