@@ -16,6 +16,8 @@
 //! - [`console`]: the terminal a run shares: colour, the status line, and
 //!   writing records and log lines around it.
 //! - [`state`]: keyed state backends (memory, sled), addressed by key group.
+//! - [`time`]: event time: timestamps, watermarks from sources and
+//!   across inputs.
 //! - [`operators`]: sources, transforms and sinks, as small traits.
 //! - [`checkpoint`]: barriers, snapshots, the coordinator and the store.
 //! - [`runtime`]: the executor: a thread per operator instance, bounded
@@ -40,6 +42,7 @@ pub mod plan;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod time;
 pub mod value;
 pub mod workdir;
 

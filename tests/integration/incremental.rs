@@ -65,6 +65,7 @@ impl Snapshotter {
             parallelism: 1,
             files: Vec::new(),
             source_position: None,
+            event_time: None,
             sync,
             alignment: Duration::ZERO,
         };

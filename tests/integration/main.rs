@@ -9,6 +9,7 @@ mod compat;
 mod damage;
 mod disk_full;
 mod docs;
+mod event_time;
 mod fuzz;
 mod harness;
 mod incremental;

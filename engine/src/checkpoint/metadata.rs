@@ -20,9 +20,10 @@ pub const MAX_BYTES: u64 = 64 << 20;
 
 /// Bumped whenever the format changes. Version 2 added the run identity
 /// (`run`, `restored_from`) and savepoints (`kind`); version 3 a checksum
-/// (`checksum`) over every value. Versions 1 and 2 are still read, without
+/// (`checksum`) over every value; version 4 where each instance was in
+/// event time (`event_time`). Versions 1 and 2 are still read, without
 /// a checksum; version 1 as a checkpoint of an unknown earlier run.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The first version with a checksum.
 const CHECKSUMMED: u32 = 3;
 /// The oldest version this build reads.
@@ -98,6 +99,21 @@ pub struct InstanceState {
     /// Where a source was when it emitted the barrier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_position: Option<serde_json::Value>,
+    /// Where the instance was in event time, if it has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<TimeState>,
+}
+
+/// Where an instance was in event time at the barrier: what lets a restore
+/// judge each later record late or on time as the run before would have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeState {
+    /// A source with `event_time`: the newest time it had read.
+    NewestRead(i64),
+    /// The first node of a chain that reads channels: the watermark it
+    /// had passed on.
+    Watermark(i64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,6 +404,7 @@ mod tests {
             parallelism: 2,
             files,
             source_position: position,
+            event_time: None,
         };
         Metadata {
             format_version: FORMAT_VERSION,
@@ -409,9 +426,16 @@ mod tests {
                     file("wc/shared/counts-0-12.full", SnapshotKind::Full, 12),
                     file("wc/shared/counts-0-17.delta", SnapshotKind::Delta, 17),
                 ], None)),
-                ("lines#1".to_owned(), instance("lines", 1, vec![], Some(serde_json::json!({
-                    "done": ["/in/a.txt"], "reading": {"path": "/in/c.txt", "offset": 123456, "line": 99}
-                })))),
+                ("lines#1".to_owned(), InstanceState {
+                    event_time: Some(TimeState::NewestRead(1_714_558_530_250)),
+                    ..instance("lines", 1, vec![], Some(serde_json::json!({
+                        "done": ["/in/a.txt"], "reading": {"path": "/in/c.txt", "offset": 123456, "line": 99}
+                    })))
+                }),
+                ("counts#1".to_owned(), InstanceState {
+                    event_time: Some(TimeState::Watermark(-5)),
+                    ..instance("counts", 1, vec![], None)
+                }),
             ]
             .into(),
             alignment_ms: 1.25,
@@ -454,7 +478,7 @@ mod tests {
         for (from, to) in [
             ("123456", "123457"),
             ("\"done\": [\n", "\"done\": [\"/in/c.txt\",\n"),
-            ("\"format_version\": 3", "\"format_version\": 2"),
+            ("\"format_version\": 4", "\"format_version\": 2"),
         ] {
             assert!(text.contains(from), "{from}");
             let edited = text.replacen(from, to, 1);

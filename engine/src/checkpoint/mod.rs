@@ -45,6 +45,7 @@ pub struct Ack {
     /// The keyed state's chain, oldest first (empty for stateless instances).
     pub files: Vec<FileRef>,
     pub source_position: Option<serde_json::Value>,
+    pub event_time: Option<metadata::TimeState>,
     /// How long the synchronous part held the instance's thread.
     pub sync: Duration,
     /// How long the instance held inputs blocked waiting for the barrier.
@@ -57,8 +58,10 @@ pub enum SourceCommand {
     /// Emit barrier N.
     Checkpoint(u64),
     /// Emit barrier N, then read no more input: the job stops with
-    /// savepoint N (`dataflow stop`).
-    Stop(u64),
+    /// savepoint N (`dataflow stop`). With `drain`, the sources first end
+    /// event time, so every window closes and its result is in the
+    /// savepoint's output (`dataflow stop --drain`).
+    Stop { id: u64, drain: bool },
     /// A checkpoint taken after every source reached the end of its input
     /// is complete: end the stream.
     Finish,
@@ -81,14 +84,25 @@ pub enum Report {
     },
 }
 
+/// What a job does after a savepoint asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterSavepoint {
+    /// Goes on (`dataflow savepoint`).
+    Run,
+    /// Stops (`dataflow stop`).
+    Stop,
+    /// Closes every window, then stops (`dataflow stop --drain`).
+    Drain,
+}
+
 /// A request for a savepoint, from the control endpoint.
 #[derive(Debug)]
 pub struct SavepointRequest {
     /// Where it goes (a location or an absolute path); by default into the
     /// checkpoint store (see [`layout::savepoint_dir`]).
     pub to: Option<String>,
-    /// Stop the job once the savepoint is taken.
-    pub stop: bool,
+    /// What the job does once the savepoint is taken.
+    pub then: AfterSavepoint,
     /// The savepoint's checkpoint number and location, or why there is none.
     pub reply: crossbeam_channel::Sender<Result<(u64, String), SavepointFailure>>,
 }

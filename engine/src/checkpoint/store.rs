@@ -394,10 +394,27 @@ pub struct MemoryStore {
     pub down: std::sync::atomic::AtomicBool,
     /// Milliseconds each deletion takes, as on a slow or distant store.
     pub delete_ms: std::sync::atomic::AtomicU64,
+    /// Deletions of paths that start with this fail, as a store that
+    /// refuses or loses some requests.
+    pub refuse_deletes: std::sync::Mutex<Option<String>>,
 }
 
 #[cfg(test)]
 impl MemoryStore {
+    fn refused(&self, op: &'static str, path: &str) -> Result<(), StoreError> {
+        let refused = self.refuse_deletes.lock().unwrap();
+        if refused.as_deref().is_some_and(|p| path.starts_with(p)) {
+            return Err(StoreError::Failed {
+                op,
+                path: path.to_owned(),
+                store: self.describe(),
+                cause: "refused".into(),
+                class: Class::External,
+            });
+        }
+        Ok(())
+    }
+
     fn up(&self, op: &'static str, path: &str) -> Result<(), StoreError> {
         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Failed {
@@ -471,6 +488,7 @@ impl CheckpointStore for MemoryStore {
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         self.up("delete", path)?;
+        self.refused("delete", path)?;
         self.slow_delete();
         self.files.lock().unwrap().remove(path);
         Ok(())
@@ -478,6 +496,7 @@ impl CheckpointStore for MemoryStore {
 
     fn delete_dir(&self, dir: &str) -> Result<(), StoreError> {
         self.up("delete", dir)?;
+        self.refused("delete", dir)?;
         self.slow_delete();
         self.files
             .lock()

@@ -101,18 +101,20 @@ pub fn list(format: Format) -> ExitCode {
     }
 }
 
-/// Asks the run `name` designates for a savepoint (and to stop, with `stop`).
+/// Asks the run `name` designates for a savepoint (and to stop, with
+/// `stop`: `Some(drain)`).
 fn take_savepoint(
     name: &str,
     to: Option<String>,
-    stop: bool,
+    stop: Option<bool>,
 ) -> Result<(RunInfo, SavepointAnswer), SavepointError> {
     let run = registry::find(name)?;
-    let (path, body) = if stop {
+    let (path, body) = if let Some(drain) = stop {
         (
             "/v1/stop",
             SavepointBody {
                 savepoint_to: to,
+                drain,
                 ..Default::default()
             },
         )
@@ -163,7 +165,7 @@ fn absolute(to: Option<String>) -> Result<Option<String>, SavepointError> {
 }
 
 pub fn savepoint(name: &str, to: Option<String>) -> ExitCode {
-    let result = absolute(to).and_then(|to| take_savepoint(name, to, false));
+    let result = absolute(to).and_then(|to| take_savepoint(name, to, None));
     match result {
         Ok((run, taken)) => {
             report!(
@@ -183,8 +185,8 @@ pub fn savepoint(name: &str, to: Option<String>) -> ExitCode {
     }
 }
 
-pub fn stop(name: &str, to: Option<String>) -> ExitCode {
-    let (run, taken) = match absolute(to).and_then(|to| take_savepoint(name, to, true)) {
+pub fn stop(name: &str, to: Option<String>, drain: bool) -> ExitCode {
+    let (run, taken) = match absolute(to).and_then(|to| take_savepoint(name, to, Some(drain))) {
         Ok(done) => done,
         Err(e) => return super::failed(&e),
     };

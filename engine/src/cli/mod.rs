@@ -103,6 +103,12 @@ enum Command {
         /// Where to write the savepoint (as for `savepoint --to`).
         #[arg(long, value_name = "LOCATION")]
         savepoint_to: Option<String>,
+        /// End event time before the savepoint, so every open window
+        /// closes and its result is written, as at the end of the input.
+        /// For a job that will not be resumed: a restore would make those
+        /// windows again from the records that come later.
+        #[arg(long)]
+        drain: bool,
     },
     /// List a job's checkpoints and check that each is whole.
     Checkpoints {
@@ -212,7 +218,11 @@ pub fn main() -> ExitCode {
         ),
         Command::List { format } => control::list(format),
         Command::Savepoint { job, to } => control::savepoint(&job, to),
-        Command::Stop { job, savepoint_to } => control::stop(&job, savepoint_to),
+        Command::Stop {
+            job,
+            savepoint_to,
+            drain,
+        } => control::stop(&job, savepoint_to, drain),
         Command::Checkpoints {
             target,
             format,

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `GET /v1/job` | the run's [`RunInfo`] |
 //! | `POST /v1/savepoint` `{"to": "<location>"}` | takes a savepoint; answers with its location |
-//! | `POST /v1/stop` `{"savepoint_to": "<location>"}` | takes a savepoint, then stops the job |
+//! | `POST /v1/stop` `{"savepoint_to": "<location>", "drain": true}` | takes a savepoint, then stops the job; with `drain`, every window closes first |
 
 pub mod client;
 pub mod registry;
@@ -41,6 +41,9 @@ pub struct SavepointBody {
     /// Where the savepoint goes (`/v1/stop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint_to: Option<String>,
+    /// Close every window before the savepoint (`/v1/stop`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
 }
 
 /// The answer to a savepoint or a stop.

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{ErrorAnswer, RunInfo, SavepointAnswer, SavepointBody};
-use crate::checkpoint::SavepointRequest;
+use crate::checkpoint::{AfterSavepoint, SavepointRequest};
 use crate::error::Class;
 
 /// The largest request body read: the bodies are a location or nothing.
@@ -174,9 +174,19 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
             }
         }
     };
-    let to = if stop { body.savepoint_to } else { body.to };
+    if body.drain && !stop {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`drain` is for /v1/stop: a savepoint that goes on cannot close the windows",
+        );
+    }
+    let (to, then) = match (stop, body.drain) {
+        (false, _) => (body.to, AfterSavepoint::Run),
+        (true, false) => (body.savepoint_to, AfterSavepoint::Stop),
+        (true, true) => (body.savepoint_to, AfterSavepoint::Drain),
+    };
     let (reply, answer) = crossbeam_channel::bounded(1);
-    let request = SavepointRequest { to, stop, reply };
+    let request = SavepointRequest { to, then, reply };
     if context.requests.try_send(request).is_err() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -525,7 +525,10 @@ mod tests {
             ("[[1], [2, 3]].flatten().slice(1, 3).reverse()", "[3,2]"),
             (r#""%s-%d".format(["a", 7])"#, r#""a-7""#),
             (r#"strings.quote(this.msg.charAt(0))"#, r#""\"E\"""#),
-            (r#"timestamp(this.ts).getDayOfWeek("Pacific/Kiritimati")"#, "4"),
+            (
+                r#"timestamp(this.ts).getDayOfWeek("Pacific/Kiritimati")"#,
+                "4",
+            ),
             (
                 r#"timestamp(this.ts) + duration("90m")"#,
                 r#""2024-05-01T11:45:30Z""#,

@@ -134,6 +134,32 @@ impl From<crate::expr::EvalError> for OpError {
 pub trait Operator: Send {
     fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError>;
 
+    /// [`process`](Operator::process) of a record with an event time:
+    /// `times` gets one time per record put in `out`. What comes out of a
+    /// record happened when it did, unless the operator says otherwise.
+    fn process_at(
+        &mut self,
+        record: Value,
+        time: i64,
+        out: &mut Vec<Value>,
+        times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        self.process(record, out)?;
+        times.resize(out.len(), time);
+        Ok(())
+    }
+
+    /// The watermark has reached `watermark`: what waited for it (a
+    /// window closing) goes to `out`, with its times in `times`.
+    fn on_watermark(
+        &mut self,
+        _watermark: i64,
+        _out: &mut Vec<Value>,
+        _times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        Ok(())
+    }
+
     /// The synchronous part of a checkpoint: the keyed state changed since
     /// the last one, or only the set of it when copying is deferred.
     fn snapshot(&mut self) -> Result<Snapshot, OpError> {

@@ -25,7 +25,8 @@ use crate::diag::Diagnostic;
 use crate::expr::{CompileError, Expr, Var};
 use crate::nodes::{PlannedSink, PlannedSource, PlannedTransform};
 use crate::spec::spans::{self, Seg};
-use crate::spec::{CheckpointSpec, Loaded, RestartStrategy};
+use crate::spec::{CheckpointSpec, EventTimeSpec, Loaded, RestartStrategy};
+use crate::time::stamper::EventTime;
 pub use node::NodeCx;
 pub use settings::{CheckpointSettings, JobSettings, OnError, StateSettings};
 pub use store::{StoreLocation, StoreLocationError};
@@ -90,6 +91,11 @@ pub struct PlanNode {
     /// one test of "stateful", and what a checkpoint records so that a
     /// restore can tell the state still fits.
     pub state: Option<StateShape>,
+    /// Sources with `event_time`: how their records are stamped.
+    pub event_time: Option<EventTime>,
+    /// Whether the node's output records carry event times: a source
+    /// with `event_time`, or a node all of whose inputs do.
+    pub timed: bool,
 }
 
 /// The shape of a node's keyed state: the aggregate kept, and the key (as
@@ -171,6 +177,19 @@ impl EdgeKind {
             EdgeKind::Rebalance => "rebalance",
             EdgeKind::Hash => "hash",
         }
+    }
+}
+
+/// Marks the nodes whose records carry event times: those all of whose
+/// inputs do, sources with `event_time` being marked already.
+fn timed_nodes(graph: &mut DiGraph<PlanNode, EdgeKind>, order: &[NodeIndex]) {
+    for &n in order {
+        if graph[n].planned.is_source() {
+            continue;
+        }
+        let mut inputs = graph.neighbors_directed(n, Direction::Incoming).peekable();
+        let timed = inputs.peek().is_some() && inputs.all(|i| graph[i].timed);
+        graph[n].timed = timed;
     }
 }
 
@@ -274,6 +293,10 @@ impl Compiler<'_> {
                 node.parallelism,
                 parallelism,
             ));
+            let event_time = node
+                .event_time
+                .as_ref()
+                .and_then(|spec| self.event_time(name, spec));
             index.insert(
                 name,
                 graph.add_node(PlanNode {
@@ -284,6 +307,8 @@ impl Compiler<'_> {
                     planned: Planned::Source(planned),
                     shuffle: None,
                     state: None,
+                    timed: event_time.is_some(),
+                    event_time,
                 }),
             );
         }
@@ -321,6 +346,8 @@ impl Compiler<'_> {
                             planned: Planned::Transform(planned),
                             shuffle: None,
                             state,
+                            event_time: None,
+                            timed: false,
                         }),
                     );
                 }
@@ -354,6 +381,8 @@ impl Compiler<'_> {
                     planned: Planned::Sink(planned),
                     shuffle: None,
                     state: None,
+                    event_time: None,
+                    timed: false,
                 }),
             );
         }
@@ -386,6 +415,7 @@ impl Compiler<'_> {
         }
         let order = self.acyclic_order(&graph)?;
         pushdown::shuffle_before_projections(&mut graph, &order);
+        timed_nodes(&mut graph, &order);
         // With errors, nodes that failed to compile are missing from the
         // graph and the warning would blame their inputs wrongly.
         if !self.loaded.has_errors() && !self.diagnostics.iter().any(Diagnostic::is_error) {
@@ -610,17 +640,46 @@ impl Compiler<'_> {
     }
 
     fn key(&mut self, name: &str, key: &str) -> Option<Expr> {
-        self.report_expr(name, "key", key, Expr::compile_key(key))
+        let what = format!("the `key` of transform `{name}`");
+        self.report_expr(
+            &["transforms", name, "key"],
+            &what,
+            key,
+            Expr::compile_key(key),
+        )
     }
 
     fn expr(&mut self, name: &str, field: &str, source: &str, vars: &[Var]) -> Option<Expr> {
-        self.report_expr(name, field, source, Expr::compile(source, vars))
+        let what = format!("the `{field}` of transform `{name}`");
+        let compiled = Expr::compile(source, vars);
+        self.report_expr(&["transforms", name, field], &what, source, compiled)
     }
 
+    /// A source's `event_time`, compiled; `None` (reported) when its
+    /// timestamp does not compile.
+    fn event_time(&mut self, name: &str, spec: &EventTimeSpec) -> Option<EventTime> {
+        let what = format!("the `event_time.timestamp` of source `{name}`");
+        let at = ["sources", name, "event_time", "timestamp"];
+        let timestamp = self.report_expr(
+            &at,
+            &what,
+            &spec.timestamp,
+            Expr::compile_key(&spec.timestamp),
+        )?;
+        let ms = |d: &crate::spec::Duration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
+        Some(EventTime {
+            timestamp,
+            max_out_of_orderness_ms: ms(&spec.max_out_of_orderness),
+            idle_timeout: spec.idle_timeout.map(|d| d.0),
+            max_future_ms: spec.max_future.as_ref().map(ms),
+        })
+    }
+
+    /// Reports `result`'s error at the expression written at `at`.
     fn report_expr(
         &mut self,
-        name: &str,
-        field: &str,
+        at: &[&str],
+        what: &str,
         source: &str,
         result: Result<Expr, CompileError>,
     ) -> Option<Expr> {
@@ -628,16 +687,13 @@ impl Compiler<'_> {
             Ok(e) => return Some(e),
             Err(e) => e,
         };
-        let value = self.span(&["transforms", name, field]);
+        let value = self.span(at);
         let span = value
             .clone()
             .map(|v| self.position_in(v, source, err.line, err.column));
         let mut d = Diagnostic::error(
             "invalid-expression",
-            format!(
-                "the `{field}` of transform `{name}` does not compile: {}",
-                err.message
-            ),
+            format!("{what} does not compile: {}", err.message),
         )
         .at(span, "here");
         if let Some(help) = err.help {

@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use super::instance::Role;
+use super::instance::{ChainTime, Role};
 use super::metrics::Metrics;
+use crate::checkpoint::metadata::TimeState;
 use crate::checkpoint::restore::{load_chain, Restore};
 use crate::nodes::{Instance, Step};
 use crate::operators::keyed::{Fold, Keyed};
@@ -18,6 +19,8 @@ use crate::runtime::cancel::Cancel;
 use crate::state::memory::MemoryState;
 use crate::state::sled::SledStore;
 use crate::state::{KeyGroupRange, KeyedState};
+use crate::time::inputs::InputWatermarks;
+use crate::time::stamper::Stamper;
 
 /// Where keyed operators get their state.
 pub enum StateFactory {
@@ -110,6 +113,41 @@ pub fn role(
         }
     }
     Ok(role)
+}
+
+/// The chain time of an instance whose head is `node`, for a chain whose
+/// records carry event times: restored from where the checkpoint's
+/// instance of the same index was, or, at another parallelism, from the
+/// earliest of the node's instances (all of them were at the same
+/// watermark at an aligned barrier; a source's newest time read, the
+/// least of them, holds no record back that was on time).
+pub fn chain_time(
+    node: &PlanNode,
+    index: u32,
+    inputs: usize,
+    restore: Option<&Restore>,
+) -> Option<ChainTime> {
+    let restored = restore.and_then(|r| {
+        let states = || {
+            r.metadata
+                .instances
+                .values()
+                .filter(|i| i.node == node.name)
+                .filter_map(|i| i.event_time.map(|t| (i, t)))
+        };
+        let at = |t: TimeState| match t {
+            TimeState::NewestRead(ms) | TimeState::Watermark(ms) => ms,
+        };
+        states()
+            .find(|(i, _)| i.instance == index && i.parallelism == node.parallelism)
+            .map(|(_, t)| at(t))
+            .or_else(|| states().map(|(_, t)| at(t)).min())
+    });
+    match (&node.event_time, node.planned.is_source()) {
+        (Some(settings), true) => Some(ChainTime::Source(Stamper::new(settings.clone(), restored))),
+        (_, false) if node.timed => Some(ChainTime::Inputs(InputWatermarks::new(inputs, restored))),
+        _ => None,
+    }
 }
 
 /// Loads the keyed state of instance `index` of `node` from a checkpoint:

@@ -1,5 +1,6 @@
 //! What travels on the channels between instances.
 
+use crate::time::Watermark;
 use crate::value::Value;
 
 /// One message on a channel. Records always move in batches; control
@@ -7,9 +8,14 @@ use crate::value::Value;
 /// channel, so they stay in order with the records around them.
 #[derive(Debug)]
 pub enum Message {
-    Batch(Vec<Value>),
+    /// Records, and each one's event time when the records carry them
+    /// (empty when they do not).
+    Batch(Vec<Value>, Vec<i64>),
     /// Checkpoint barrier N: everything before it belongs to checkpoint N.
     Barrier(u64),
+    /// Event time: no record older than this is still to come from the
+    /// sender, or it is idle.
+    Watermark(Watermark),
     /// The sending instance will send nothing more.
     End,
 }

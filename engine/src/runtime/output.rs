@@ -13,6 +13,7 @@ use crate::expr::Expr;
 use crate::plan::EdgeKind;
 use crate::runtime::cancel::Cancel;
 use crate::state::{encode_key, key_group};
+use crate::time::Watermark;
 use crate::value::Value;
 
 /// The job was cancelled while this instance was waiting to send.
@@ -35,6 +36,8 @@ pub struct OutEdge {
     pub key: Option<Expr>,
     pub max_parallelism: u32,
     buffers: Vec<Vec<Value>>,
+    /// The records' event times, beside `buffers` (empty when untimed).
+    times: Vec<Vec<i64>>,
     next: usize,
     key_buf: Vec<u8>,
 }
@@ -47,24 +50,36 @@ impl OutEdge {
         max_parallelism: u32,
     ) -> OutEdge {
         let buffers = senders.iter().map(|_| Vec::new()).collect();
+        let times = senders.iter().map(|_| Vec::new()).collect();
         OutEdge {
             kind,
             senders,
             key,
             max_parallelism,
             buffers,
+            times,
             next: 0,
             key_buf: Vec::new(),
         }
     }
 
-    fn push(&mut self, record: Value, batch_size: usize, cancel: &Cancel) -> Result<(), Cancelled> {
+    fn push(
+        &mut self,
+        record: Value,
+        time: Option<i64>,
+        batch_size: usize,
+        cancel: &Cancel,
+    ) -> Result<(), Cancelled> {
         let t = self.target(&record);
         let buffer = &mut self.buffers[t];
         buffer.push(record);
+        if let Some(time) = time {
+            self.times[t].push(time);
+        }
         if buffer.len() >= batch_size {
             let batch = std::mem::replace(buffer, Vec::with_capacity(batch_size));
-            send(&self.senders[t], Message::Batch(batch), cancel)?;
+            let times = take_times(&mut self.times[t], batch_size);
+            send(&self.senders[t], Message::Batch(batch, times), cancel)?;
         }
         Ok(())
     }
@@ -118,15 +133,21 @@ impl Output {
     }
 
     /// Routes records to their downstream buffers, sending full batches.
-    pub fn push_all(&mut self, records: impl Iterator<Item = Value>) -> Result<(), Cancelled> {
+    /// `times` is empty, or holds each record's event time.
+    pub fn push_all(
+        &mut self,
+        records: impl Iterator<Item = Value>,
+        times: &[i64],
+    ) -> Result<(), Cancelled> {
         let Some((last, others)) = self.edges.split_last_mut() else {
             return Ok(());
         };
-        for record in records {
+        for (i, record) in records.enumerate() {
+            let time = times.get(i).copied();
             for edge in others.iter_mut() {
-                edge.push(record.clone(), self.batch_size, &self.cancel)?;
+                edge.push(record.clone(), time, self.batch_size, &self.cancel)?;
             }
-            last.push(record, self.batch_size, &self.cancel)?;
+            last.push(record, time, self.batch_size, &self.cancel)?;
         }
         Ok(())
     }
@@ -158,10 +179,16 @@ impl Output {
     /// Sends every partial batch now.
     pub fn flush(&mut self) -> Result<(), Cancelled> {
         for edge in &mut self.edges {
-            for (buffer, sender) in edge.buffers.iter_mut().zip(&edge.senders) {
+            for ((buffer, times), sender) in edge
+                .buffers
+                .iter_mut()
+                .zip(&mut edge.times)
+                .zip(&edge.senders)
+            {
                 if !buffer.is_empty() {
                     let batch = std::mem::replace(buffer, Vec::with_capacity(self.batch_size));
-                    send(sender, Message::Batch(batch), &self.cancel)?;
+                    let times = take_times(times, self.batch_size);
+                    send(sender, Message::Batch(batch, times), &self.cancel)?;
                 }
             }
         }
@@ -172,6 +199,11 @@ impl Output {
     /// Flushes, then sends barrier `id` on every channel, after the records before it.
     pub fn barrier(&mut self, id: u64) -> Result<(), Cancelled> {
         self.broadcast(|| Message::Barrier(id))
+    }
+
+    /// Flushes, then sends `watermark` on every channel, after the records before it.
+    pub fn watermark(&mut self, watermark: Watermark) -> Result<(), Cancelled> {
+        self.broadcast(|| Message::Watermark(watermark))
     }
 
     /// Flushes, then tells every downstream instance this one has ended.
@@ -188,6 +220,15 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// A buffer's times to send, leaving room for the next batch's: none for
+/// records without event times.
+fn take_times(times: &mut Vec<i64>, batch_size: usize) -> Vec<i64> {
+    if times.is_empty() {
+        return Vec::new();
+    }
+    std::mem::replace(times, Vec::with_capacity(batch_size))
 }
 
 /// Sends, blocking while the channel is full (backpressure) but giving up

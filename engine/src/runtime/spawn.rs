@@ -139,8 +139,16 @@ pub(super) fn start_instance(
         _ => None,
     };
     let thread_name = names[0].0.clone();
+    let head = &plan.graph()[wiring.nodes[0]];
+    let time = build::chain_time(
+        head,
+        wiring.index,
+        wiring.inputs.len(),
+        options.restore.as_deref(),
+    );
     let instance = Instance {
         checkpoint,
+        time,
         inputs: wiring.inputs,
         output: output::Output::new(
             wiring.outputs,

@@ -163,7 +163,33 @@ pub struct Node<K> {
     pub inputs: Vec<String>,
     pub parallelism: Option<u32>,
     pub on_error: OnError,
+    /// Sources only: when each record happened.
+    pub event_time: Option<EventTimeSpec>,
     pub kind: K,
+}
+
+/// A source's event time: each record's timestamp, and how its
+/// watermarks follow the timestamps read (see docs/time.md).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventTimeSpec {
+    /// The record's time: a field (`ts`, `meta.time`) or an expression
+    /// over `this`, giving milliseconds since the Unix epoch or RFC 3339
+    /// text (`2024-05-01T10:15:30Z`). A record without one is a bad record.
+    pub timestamp: String,
+    /// How far behind the newest record read a record may come and still
+    /// be on time: the watermark trails the newest time by this much.
+    #[serde(default = "zero")]
+    pub max_out_of_orderness: Duration,
+    /// An instance that reads nothing for this long stops holding the
+    /// watermark back until it reads again (default: it always holds it).
+    #[serde(default)]
+    pub idle_timeout: Option<Duration>,
+    /// A record stamped further than this ahead of the clock is a bad
+    /// record, so that one wrong timestamp cannot make every later record
+    /// late (default: no limit).
+    #[serde(default)]
+    pub max_future: Option<Duration>,
 }
 
 /// The settings every source has besides its `type`.
@@ -176,6 +202,10 @@ pub struct SourceCommon {
     /// What to do with a record that cannot be read.
     #[serde(default)]
     pub on_error: OnError,
+    /// When each record happened; without it the source's records have no
+    /// event time.
+    #[serde(default)]
+    pub event_time: Option<EventTimeSpec>,
 }
 
 /// The settings every transform and sink has besides its `type`.

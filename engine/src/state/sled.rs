@@ -46,8 +46,16 @@ impl SledStore {
             dir: dir.display().to_string(),
             source,
         };
+        // The database is scratch: a run's state beyond memory, rebuilt
+        // from a checkpoint by the next run, never reopened. `temporary`
+        // skips every fsync and `sync_file_range`: besides wasted work,
+        // one slow sync under disk pressure made sled's other writers pile
+        // up behind the lock of its list of synced ranges, which it sorts
+        // whole on every write, and a run hung for minutes (docs/recovery.md).
         let db = sled::Config::new()
             .path(dir)
+            .temporary(true)
+            .flush_every_ms(None)
             .cache_capacity(256 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()

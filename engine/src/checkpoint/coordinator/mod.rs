@@ -159,7 +159,7 @@ impl Coordinator {
                 recv(control) -> msg => match msg {
                     Ok(Control::Finished(name)) => self.machine.finished(name, now()),
                     Ok(Control::Savepoint(request)) => {
-                        match self.machine.ask_savepoint(request.stop) {
+                        match self.machine.ask_savepoint(request.then) {
                             Ok(()) => self.asked = Some(request),
                             Err(why) => {
                                 let _ = request.reply.send(Err(SavepointFailure::new(
@@ -233,7 +233,7 @@ impl Coordinator {
     }
 
     fn trigger(&mut self, command: SourceCommand, savepoint: bool) {
-        let (SourceCommand::Checkpoint(id) | SourceCommand::Stop(id)) = command else {
+        let (SourceCommand::Checkpoint(id) | SourceCommand::Stop { id, .. }) = command else {
             return;
         };
         if savepoint {
@@ -338,15 +338,21 @@ impl Coordinator {
             }
         };
         let deletions = self.machine.retention(&shared);
-        let job = self.machine.job();
-        for id in &deletions.checkpoints {
+        let job = self.machine.job().to_owned();
+        // Oldest first, and none newer once one could not go: the
+        // checkpoints a later run restores from are what claim the older
+        // ones for it, and the shared files are what those still need.
+        for &id in &deletions.checkpoints {
             // The metadata goes first: a half-deleted checkpoint never looks complete.
-            let removed = self
-                .store
-                .delete(&layout::metadata(job, *id))
-                .and_then(|()| self.store.delete_dir(&layout::checkpoint_dir(job, *id)));
-            if let Err(e) = removed {
-                tracing::warn!("retention could not delete checkpoint {id}: {e}");
+            if let Err(e) = self.store.delete(&layout::metadata(&job, id)) {
+                tracing::warn!(
+                    "retention could not delete checkpoint {id} (tried again later): {e}"
+                );
+                return;
+            }
+            self.machine.deleted(id);
+            if let Err(e) = self.store.delete_dir(&layout::checkpoint_dir(&job, id)) {
+                tracing::warn!("retention could not delete the files of checkpoint {id}: {e}");
             }
         }
         for f in &deletions.shared_files {
@@ -425,6 +431,7 @@ mod tests {
     use crate::checkpoint::snapshot;
     use crate::checkpoint::store::MemoryStore;
     use crate::checkpoint::Ack;
+    use crate::checkpoint::AfterSavepoint;
 
     struct Job {
         store: Arc<MemoryStore>,
@@ -485,7 +492,7 @@ mod tests {
         /// writes a full snapshot into the checkpoint's folder.
         fn answer(&self) -> SourceCommand {
             let command = self.triggers.recv_timeout(Duration::from_secs(10)).unwrap();
-            let (SourceCommand::Checkpoint(id) | SourceCommand::Stop(id)) = command else {
+            let (SourceCommand::Checkpoint(id) | SourceCommand::Stop { id, .. }) = command else {
                 return command;
             };
             let bytes = snapshot::encode(&snapshot::Entries::new());
@@ -507,6 +514,39 @@ mod tests {
         }
     }
 
+    /// A retention pass that could not delete an old checkpoint went on
+    /// to delete newer ones and forgot it: once the newer one a later run
+    /// restored from was gone, no run could claim the old one any more,
+    /// and it stayed in the store for good (seen in
+    /// `s3_outages_while_running_fail_checkpoints_but_not_the_job`).
+    #[test]
+    fn a_checkpoint_retention_could_not_delete_is_deleted_later_and_newer_ones_wait_for_it() {
+        let job = start("{interval: 20ms, retain: 1}");
+        *job.store.refuse_deletes.lock().unwrap() = Some("wc/chk-1/".into());
+        let has = |id: u64| {
+            job.store
+                .paths()
+                .contains(&format!("wc/chk-{id}/_metadata"))
+        };
+        for id in 1..=4 {
+            assert_eq!(job.answer(), SourceCommand::Checkpoint(id));
+            assert_eq!(job.commits.recv_timeout(Duration::from_secs(10)), Ok(id));
+        }
+        // chk-1 could not go, so nothing newer went before it.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(has(1) && has(2) && has(3), "{:?}", job.store.paths());
+        *job.store.refuse_deletes.lock().unwrap() = None;
+        let id = command_id(job.answer());
+        assert_eq!(job.commits.recv_timeout(Duration::from_secs(10)), Ok(id));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (1..id).any(has) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!(1..id).any(has), "{:?}", job.store.paths());
+        drop(job.control);
+        drop(job.triggers);
+    }
+
     #[test]
     fn checkpoints_land_in_the_store_and_retention_and_stop_with_savepoint_follow() {
         let job = start("{interval: 20ms, retain: 1}");
@@ -518,13 +558,13 @@ mod tests {
         let (reply, answer) = crossbeam_channel::bounded(1);
         let request = SavepointRequest {
             to: None,
-            stop: true,
+            then: AfterSavepoint::Stop,
             reply,
         };
         job.control.send(Control::Savepoint(request)).unwrap();
         // The trigger already queued may be a checkpoint; the stop follows.
         let mut command = job.answer();
-        while command != SourceCommand::Stop(command_id(command)) {
+        while !matches!(command, SourceCommand::Stop { drain: false, .. }) {
             command = job.answer();
         }
         let id = command_id(command);
@@ -563,6 +603,7 @@ mod tests {
             parallelism: 1,
             files,
             source_position: None,
+            event_time: None,
             sync: Duration::ZERO,
             alignment: Duration::ZERO,
         }
@@ -610,7 +651,7 @@ mod tests {
 
     fn command_id(command: SourceCommand) -> u64 {
         match command {
-            SourceCommand::Checkpoint(id) | SourceCommand::Stop(id) => id,
+            SourceCommand::Checkpoint(id) | SourceCommand::Stop { id, .. } => id,
             SourceCommand::Finish => 0,
         }
     }

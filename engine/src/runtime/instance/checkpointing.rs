@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::{Io, Member, Role, Stop, RECV_POLL};
+use super::{ChainTime, Io, Member, Role, Stop, RECV_POLL};
+use crate::checkpoint::metadata::TimeState;
 use crate::checkpoint::uploader::UploadTask;
 use crate::checkpoint::{Ack, Report, SourceCommand};
 use crate::operators::Snapshot;
 use crate::runtime::alignment::{Aligner, Step};
 use crate::runtime::message::Message;
 use crate::runtime::InstanceError;
+use crate::time::{Watermark, END, START};
 
 /// Entries of a deferred snapshot copied per slice: as many keys as a
 /// batch of the default size can change, so copying keeps pace with the
@@ -61,7 +63,12 @@ impl Io {
         {
             match command {
                 SourceCommand::Checkpoint(id) => self.source_barrier(members, id)?,
-                SourceCommand::Stop(id) => {
+                SourceCommand::Stop { id, drain } => {
+                    // Flink's `stop --drain`: the end of event time first,
+                    // so windows close before the savepoint.
+                    if drain && self.time.is_some() {
+                        self.watermark(members, 1, Watermark::At(END))?;
+                    }
                     self.source_barrier(members, id)?;
                     return Ok(true);
                 }
@@ -100,7 +107,7 @@ impl Io {
             }
             self.copy_snapshots(members, usize::MAX, false)?;
             match triggers.recv_timeout(RECV_POLL) {
-                Ok(SourceCommand::Checkpoint(id) | SourceCommand::Stop(id)) => {
+                Ok(SourceCommand::Checkpoint(id) | SourceCommand::Stop { id, .. }) => {
                     self.source_barrier(members, id)?
                 }
                 Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -146,7 +153,7 @@ impl Io {
         match message {
             Message::End => cp.aligner.on_end(i),
             Message::Barrier(id) => cp.aligner.on_barrier(i, *id),
-            Message::Batch(_) => Step::Continue,
+            Message::Batch(..) | Message::Watermark(_) => Step::Continue,
         }
     }
 
@@ -197,11 +204,23 @@ impl Io {
                 parallelism: mc.parallelism,
                 files: Vec::new(),
                 source_position: None,
+                event_time: None,
                 sync,
                 alignment,
             };
             if k == 0 {
                 ack.source_position = source_position.clone();
+                ack.event_time = match &self.time {
+                    Some(ChainTime::Source(stamper)) => {
+                        Some(TimeState::NewestRead(stamper.max_seen()))
+                            .filter(|_| stamper.max_seen() > START)
+                    }
+                    Some(ChainTime::Inputs(inputs)) => {
+                        Some(TimeState::Watermark(inputs.resumable()))
+                            .filter(|_| inputs.resumable() > START)
+                    }
+                    None => None,
+                };
             }
             match (snapshot, &mc.uploader) {
                 (Snapshot::Taken(changes), Some(uploader)) => upload(uploader, changes, ack, k)?,

@@ -27,6 +27,9 @@ use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, So
 use crate::plan::OnError;
 use crate::runtime::cancel::Cancel;
 use crate::runtime::InstanceError;
+use crate::time::inputs::InputWatermarks;
+use crate::time::stamper::Stamper;
+use crate::time::{now_millis, Watermark, END, START};
 use crate::value::Value;
 pub use checkpointing::{ChainCheckpointing, MemberCheckpointing};
 use checkpointing::{COPY_BUDGET, IDLE_COPY};
@@ -73,6 +76,15 @@ pub struct Member {
     pub pending: Option<Ack>,
 }
 
+/// A chain's part in event time, when its records carry event times.
+pub enum ChainTime {
+    /// Its head is a source with `event_time`: it stamps the records read
+    /// and makes watermarks from them.
+    Source(Stamper),
+    /// It reads channels: its watermark is its inputs' lowest.
+    Inputs(InputWatermarks),
+}
+
 pub struct Instance {
     pub inputs: Vec<Receiver<Message>>,
     pub output: Output,
@@ -80,6 +92,7 @@ pub struct Instance {
     pub batch_size: usize,
     /// Present when the job takes checkpoints.
     pub checkpoint: Option<ChainCheckpointing>,
+    pub time: Option<ChainTime>,
     /// Upstream first; never empty.
     pub members: Vec<Member>,
 }
@@ -121,9 +134,15 @@ struct Io {
     cancel: Cancel,
     batch_size: usize,
     checkpoint: Option<ChainCheckpointing>,
-    /// The batch going through the chain, and the one its next operator fills.
+    time: Option<ChainTime>,
+    /// The batch going through the chain, and the one its next operator
+    /// fills; each with its records' event times, or none.
     batch: Vec<Value>,
     scratch: Vec<Value>,
+    times: Vec<i64>,
+    scratch_times: Vec<i64>,
+    /// Records a source's `event_time` could not stamp.
+    unstamped: Vec<RecordError>,
 }
 
 impl Instance {
@@ -135,16 +154,29 @@ impl Instance {
             cancel,
             batch_size,
             checkpoint,
+            time,
             mut members,
         } = self;
+        let timed = time.is_some();
+        let times = |n| {
+            if timed {
+                Vec::with_capacity(n)
+            } else {
+                Vec::new()
+            }
+        };
         let mut io = Io {
             inputs,
             output,
             cancel,
             batch_size,
             checkpoint,
+            time,
             batch: Vec::with_capacity(batch_size),
             scratch: Vec::with_capacity(batch_size),
+            times: times(batch_size),
+            scratch_times: times(batch_size),
+            unstamped: Vec::new(),
         };
         let result = if matches!(members.first().map(|m| &m.role), Some(Role::Source(_))) {
             io.run_source(&mut members)
@@ -165,6 +197,13 @@ impl Instance {
 
 impl Io {
     fn run_source(&mut self, members: &mut [Member]) -> Result<(), Stop> {
+        // Restored: the chain is where the checkpoint was in event time
+        // before any record comes.
+        if let Some(ChainTime::Source(stamper)) = &mut self.time {
+            if let Some(watermark) = stamper.after_poll(0, Instant::now()) {
+                self.watermark(members, 1, watermark)?;
+            }
+        }
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
@@ -174,7 +213,25 @@ impl Io {
             };
             let poll = source.poll(&mut self.batch, self.batch_size);
             members[0].metrics.add_out(self.batch.len());
+            let read = self.batch.len();
+            if let Some(ChainTime::Source(stamper)) = &mut self.time {
+                stamper.stamp(
+                    &mut self.batch,
+                    &mut self.times,
+                    now_millis(),
+                    &mut self.unstamped,
+                );
+                let m = &members[0];
+                for e in self.unstamped.drain(..) {
+                    bad_record(m.on_error, &m.metrics, &m.name, 0, e)?;
+                }
+            }
             self.process(members, 1)?;
+            if let Some(ChainTime::Source(stamper)) = &mut self.time {
+                if let Some(watermark) = stamper.after_poll(read, Instant::now()) {
+                    self.watermark(members, 1, watermark)?;
+                }
+            }
             if Self::copying(members) {
                 // A slice per batch; while the source is idle, slice after
                 // slice for up to `IDLE_COPY` before polling it again.
@@ -190,6 +247,11 @@ impl Io {
             let stopped = self.source_barriers(members)?;
             match poll {
                 Ok(Poll::End) => {
+                    // A finished input closes every window, as in Flink,
+                    // before the final checkpoint commits what they made.
+                    if self.time.is_some() {
+                        self.watermark(members, 1, Watermark::At(END))?;
+                    }
                     self.await_finish(members)?;
                     return self.finish(members);
                 }
@@ -212,6 +274,11 @@ impl Io {
     }
 
     fn run_inputs(&mut self, members: &mut [Member]) -> Result<(), Stop> {
+        if let Some(ChainTime::Inputs(inputs)) = &self.time {
+            if inputs.current() > START {
+                self.watermark(members, 0, Watermark::At(inputs.current()))?;
+            }
+        }
         let mut open = self.inputs.len();
         let mut ended = vec![false; self.inputs.len()];
         while open > 0 {
@@ -233,7 +300,21 @@ impl Io {
                 }
             }
             match self.next(&ended)? {
+                Next::Message(i, Message::Watermark(watermark)) => {
+                    if let Some(ChainTime::Inputs(inputs)) = &mut self.time {
+                        if let Some(watermark) = inputs.update(i, watermark) {
+                            self.watermark(members, 0, watermark)?;
+                        }
+                    }
+                }
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
+                    if let (Message::End, Some(ChainTime::Inputs(inputs))) =
+                        (&control, &mut self.time)
+                    {
+                        if let Some(watermark) = inputs.end(i) {
+                            self.watermark(members, 0, watermark)?;
+                        }
+                    }
                     let mut step = self.control(i, &control, &mut ended, &mut open);
                     while let Step::Snapshot { id, alignment } = step {
                         self.snapshot(members, id, alignment, None)?;
@@ -243,12 +324,16 @@ impl Io {
                             .map_or(Step::Continue, |cp| cp.aligner.ready());
                     }
                 }
-                Next::Message(_, Message::Batch(records)) => {
+                Next::Message(_, Message::Batch(records, times)) => {
                     // The received batch becomes the spare one: its
                     // allocation is reused, not freed on this thread.
                     let spent = std::mem::replace(&mut self.batch, records);
                     if self.scratch.capacity() < spent.capacity() {
                         self.scratch = spent;
+                    }
+                    let spent = std::mem::replace(&mut self.times, times);
+                    if self.scratch_times.capacity() < spent.capacity() {
+                        self.scratch_times = spent;
                     }
                     self.process(members, 0)?;
                 }
@@ -275,15 +360,29 @@ impl Io {
             } = member;
             match role {
                 Role::Transform(op) => {
+                    let timed = !self.times.is_empty();
+                    let mut times = self.times.drain(..);
                     for record in self.batch.drain(..) {
-                        match op.process(record, &mut self.scratch) {
+                        let result = match times.next() {
+                            Some(time) => op.process_at(
+                                record,
+                                time,
+                                &mut self.scratch,
+                                &mut self.scratch_times,
+                            ),
+                            None => op.process(record, &mut self.scratch),
+                        };
+                        match result {
                             Ok(()) => {}
                             Err(OpError::Record(e)) => bad_record(*on_error, metrics, name, k, e)?,
                             Err(e) => return Err(Stop::failed(k, e)),
                         }
                     }
+                    drop(times);
+                    debug_assert!(!timed || self.scratch_times.len() == self.scratch.len());
                     metrics.add_out(self.scratch.len());
                     std::mem::swap(&mut self.batch, &mut self.scratch);
+                    std::mem::swap(&mut self.times, &mut self.scratch_times);
                     if member_fail_after.is_some_and(|n| metrics.snapshot().0 >= n)
                         && !INJECTED.swap(true, std::sync::atomic::Ordering::Relaxed)
                     {
@@ -294,6 +393,7 @@ impl Io {
                     let written = self.batch.len();
                     let result = sink.write(&self.batch);
                     self.batch.clear();
+                    self.times.clear();
                     return match result {
                         Ok(()) => {
                             metrics.add_out(written);
@@ -308,7 +408,44 @@ impl Io {
                 }
             }
         }
-        self.output.push_all(self.batch.drain(..))?;
+        self.output.push_all(self.batch.drain(..), &self.times)?;
+        self.times.clear();
+        Ok(())
+    }
+
+    /// The chain's watermark has reached `watermark`: each operator from
+    /// `members[from]` on passes on what it held for it (through the rest
+    /// of the chain), then the watermark goes downstream.
+    fn watermark(
+        &mut self,
+        members: &mut [Member],
+        from: usize,
+        watermark: Watermark,
+    ) -> Result<(), Stop> {
+        if let Watermark::At(at) = watermark {
+            for k in from..members.len() {
+                let member = &mut members[k];
+                match &mut member.role {
+                    Role::Transform(op) => {
+                        match op.on_watermark(at, &mut self.batch, &mut self.times) {
+                            Ok(()) => {}
+                            Err(OpError::Record(e)) => {
+                                bad_record(member.on_error, &member.metrics, &member.name, k, e)?
+                            }
+                            Err(e) => return Err(Stop::failed(k, e)),
+                        }
+                        member.metrics.add_out(self.batch.len());
+                        if !self.batch.is_empty() {
+                            self.process(members, k + 1)?;
+                        }
+                    }
+                    // Sinks have no use for it.
+                    Role::Sink(_) => return Ok(()),
+                    Role::Source(_) => {}
+                }
+            }
+        }
+        self.output.watermark(watermark)?;
         Ok(())
     }
 

@@ -175,7 +175,7 @@ impl Loader<'_> {
         let common_keys: &[&str] = if has_inputs {
             &["inputs", "parallelism", "on_error"]
         } else {
-            &["parallelism", "on_error"]
+            &["parallelism", "on_error", "event_time"]
         };
         let mut common = Mapping::new();
         for key in common_keys {
@@ -234,24 +234,24 @@ impl Loader<'_> {
         let reported = self.diagnostics.len();
         let common = if has_inputs {
             self.fields::<StepCommon>(&path, &what, common, None, &[])
-                .map(|c| (c.inputs, c.parallelism, c.on_error))
+                .map(|c| (c.inputs, c.parallelism, c.on_error, None))
         } else {
             self.fields::<SourceCommon>(&path, &what, common, None, &[])
-                .map(|c| (Vec::new(), c.parallelism, c.on_error))
+                .map(|c| (Vec::new(), c.parallelism, c.on_error, c.event_time))
         };
         // The kind is read as a YAML-tagged enum (`!file {...}`),
         // whose error paths, unlike an internally tagged one's, reach inside.
         let extra = if has_inputs {
             common_keys
         } else {
-            &["type", "parallelism", "on_error"][..]
+            &["type", "parallelism", "on_error", "event_time"][..]
         };
         let kind = self.fields::<K>(&path, &format!("{what} ({ty})"), fields, Some(&ty), extra);
         // A node whose wrong values were set aside (or stood in for) is
         // read all the same, so that the planner checks the rest of it;
         // the spec has errors, so it never runs. One with an unknown field
         // (`splt`) is not: read without it, it would be blamed for lacking it.
-        let ((inputs, parallelism, on_error), kind) = (common?, kind?);
+        let ((inputs, parallelism, on_error, event_time), kind) = (common?, kind?);
         let unknown_field = self.diagnostics[reported..]
             .iter()
             .any(|d| d.code == "unknown-field");
@@ -259,6 +259,7 @@ impl Loader<'_> {
             inputs,
             parallelism,
             on_error,
+            event_time,
             kind,
         })
     }

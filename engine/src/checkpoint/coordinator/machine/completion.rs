@@ -55,6 +55,7 @@ impl Machine {
                         parallelism: a.parallelism,
                         files: a.files.clone(),
                         source_position: a.source_position.clone(),
+                        event_time: a.event_time,
                     };
                     (a.instance.clone(), state)
                 })
@@ -118,7 +119,7 @@ impl Machine {
     /// What retention deletes, given the names in the shared folder (as
     /// paths from the store's root); the checkpoints it deletes are
     /// forgotten here.
-    pub fn retention(&mut self, shared: &[String]) -> Deletions {
+    pub fn retention(&self, shared: &[String]) -> Deletions {
         let in_flight_files: BTreeSet<String> = self
             .in_flight
             .values()
@@ -150,16 +151,21 @@ impl Machine {
         let run = &self.config.run;
         let claimed = &self.claimed;
         let completed: Vec<&Metadata> = self.completed.iter().collect();
-        let deletions = retention::plan(
+        retention::plan(
             &completed,
             &|m| m.run == *run || claimed.contains(&m.checkpoint_id),
             self.config.settings.retain as usize,
             &shared,
             &in_flight_files,
             &protect,
-        );
-        self.completed
-            .retain(|m| !deletions.checkpoints.contains(&m.checkpoint_id));
-        deletions
+        )
+    }
+
+    /// Checkpoint `id`, one [`retention`](Self::retention) gave, is
+    /// deleted. One that could not be stays known, and goes in a later
+    /// pass: forgotten, it would stay in the store for good once the
+    /// newer checkpoints through which later runs claim it were gone.
+    pub fn deleted(&mut self, id: u64) {
+        self.completed.retain(|m| m.checkpoint_id != id);
     }
 }

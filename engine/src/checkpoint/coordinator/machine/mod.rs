@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::super::metadata::{Metadata, NodeShape};
-use super::super::{Ack, SourceCommand};
+use super::super::{Ack, AfterSavepoint, SourceCommand};
 use crate::plan::CheckpointSettings;
 pub use schedule::Schedule;
 
@@ -170,8 +170,8 @@ pub struct Machine {
     claimed: BTreeSet<u64>,
     consecutive_failures: u32,
     stats: Stats,
-    /// A savepoint asked for and not triggered yet: whether it stops the job.
-    savepoint_asked: Option<bool>,
+    /// A savepoint asked for and not triggered yet, and what follows it.
+    savepoint_asked: Option<AfterSavepoint>,
     /// Savepoints in flight, by checkpoint id: whether each stops the job.
     savepoints: BTreeMap<u64, bool>,
     /// An uploader has not been told of the newest completion yet: nothing
@@ -236,17 +236,18 @@ impl Machine {
             return actions;
         }
         if self.final_checkpoint.is_none() {
-            if let Some(stop) = self.savepoint_asked.take() {
+            if let Some(then) = self.savepoint_asked.take() {
                 // A savepoint goes at once, whatever the schedule.
                 let id = self.trigger(now);
+                let stop = then != AfterSavepoint::Run;
                 if stop {
                     self.final_checkpoint = Some(id);
                 }
                 self.savepoints.insert(id, stop);
-                let command = if stop {
-                    SourceCommand::Stop(id)
-                } else {
-                    SourceCommand::Checkpoint(id)
+                let command = match then {
+                    AfterSavepoint::Run => SourceCommand::Checkpoint(id),
+                    AfterSavepoint::Stop => SourceCommand::Stop { id, drain: false },
+                    AfterSavepoint::Drain => SourceCommand::Stop { id, drain: true },
                 };
                 actions.push(Action::Trigger {
                     command,
@@ -304,7 +305,7 @@ impl Machine {
 
     /// A savepoint asked for: refused with the reason when the job is
     /// ending or one is under way, else triggered on the next tick.
-    pub fn ask_savepoint(&mut self, stop: bool) -> Result<(), SavepointRefused> {
+    pub fn ask_savepoint(&mut self, then: AfterSavepoint) -> Result<(), SavepointRefused> {
         // A source whose input has ended still answers triggers; once all
         // have, the job is taking its final checkpoint.
         if self.final_checkpoint.is_some() || self.all_inputs_ended() {
@@ -314,7 +315,7 @@ impl Machine {
         } else if self.savepoint_asked.is_some() || !self.savepoints.is_empty() {
             Err(SavepointRefused::UnderWay)
         } else {
-            self.savepoint_asked = Some(stop);
+            self.savepoint_asked = Some(then);
             Ok(())
         }
     }
@@ -463,6 +464,7 @@ mod tests {
                 })
                 .collect(),
             source_position: None,
+            event_time: None,
             sync: Duration::from_millis(2),
             alignment: Duration::from_millis(3),
         }
@@ -473,7 +475,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Trigger { command, .. } => match command {
-                    SourceCommand::Checkpoint(id) | SourceCommand::Stop(id) => Some(*id),
+                    SourceCommand::Checkpoint(id) | SourceCommand::Stop { id, .. } => Some(*id),
                     SourceCommand::Finish => None,
                 },
                 _ => None,
@@ -630,7 +632,10 @@ mod tests {
             complete(&mut m, 1, c.at(6)),
             [Action::Completed(1), Action::Finish, Action::Retain]
         );
-        assert_eq!(m.ask_savepoint(false), Err(SavepointRefused::Finishing));
+        assert_eq!(
+            m.ask_savepoint(AfterSavepoint::Run),
+            Err(SavepointRefused::Finishing)
+        );
     }
 
     #[test]
@@ -645,14 +650,20 @@ mod tests {
             m.tick(c.at(100)).is_empty(),
             "nothing more once part of the job ended"
         );
-        assert_eq!(m.ask_savepoint(false), Err(SavepointRefused::PartFinished));
+        assert_eq!(
+            m.ask_savepoint(AfterSavepoint::Run),
+            Err(SavepointRefused::PartFinished)
+        );
     }
 
     #[test]
     fn a_savepoint_goes_at_once_and_one_at_a_time() {
         let (mut m, c) = machine("{interval: 10s}");
-        assert_eq!(m.ask_savepoint(false), Ok(()));
-        assert_eq!(m.ask_savepoint(true), Err(SavepointRefused::UnderWay));
+        assert_eq!(m.ask_savepoint(AfterSavepoint::Run), Ok(()));
+        assert_eq!(
+            m.ask_savepoint(AfterSavepoint::Stop),
+            Err(SavepointRefused::UnderWay)
+        );
         let actions = m.tick(c.at(1));
         assert_eq!(
             actions,
@@ -670,13 +681,13 @@ mod tests {
             ]
         );
         assert!(!m.stats().stopped);
-        assert_eq!(m.ask_savepoint(false), Ok(()));
+        assert_eq!(m.ask_savepoint(AfterSavepoint::Run), Ok(()));
     }
 
     #[test]
     fn stop_with_savepoint_ends_the_job_once_it_completes() {
         let (mut m, c) = machine("{interval: 10s}");
-        m.ask_savepoint(true).unwrap();
+        m.ask_savepoint(AfterSavepoint::Stop).unwrap();
         assert_eq!(triggered(&m.tick(c.at(1))), [1]);
         assert_eq!(
             complete(&mut m, 1, c.at(2)),
@@ -691,9 +702,39 @@ mod tests {
     }
 
     #[test]
+    fn the_sources_hear_whether_a_stop_drains() {
+        for (then, command) in [
+            (AfterSavepoint::Run, SourceCommand::Checkpoint(1)),
+            (
+                AfterSavepoint::Stop,
+                SourceCommand::Stop {
+                    id: 1,
+                    drain: false,
+                },
+            ),
+            (
+                AfterSavepoint::Drain,
+                SourceCommand::Stop { id: 1, drain: true },
+            ),
+        ] {
+            let (mut m, c) = machine("{interval: 10s}");
+            m.ask_savepoint(then).unwrap();
+            let sent: Vec<SourceCommand> = m
+                .tick(c.at(1))
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Trigger { command, .. } => Some(command),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(sent, [command], "{then:?}");
+        }
+    }
+
+    #[test]
     fn a_failed_savepoint_is_answered_and_a_withdrawn_one_is_no_failure() {
         let (mut m, c) = machine("{interval: 10s, tolerable_failures: 3}");
-        m.ask_savepoint(true).unwrap();
+        m.ask_savepoint(AfterSavepoint::Stop).unwrap();
         m.tick(c.at(1));
         let actions = m.declined(1, "counts#0", "disk full", c.at(2));
         assert!(
@@ -702,12 +743,12 @@ mod tests {
         // The stop failed with it: the job goes on, and checkpoints with it.
         assert_eq!(triggered(&m.tick(c.at(10_002))), [2]);
         complete(&mut m, 2, c.at(10_003));
-        m.ask_savepoint(false).unwrap();
+        m.ask_savepoint(AfterSavepoint::Run).unwrap();
         assert_eq!(triggered(&m.tick(c.at(10_004))), [3]);
         m.withdraw(3, c.at(10_004));
         assert_eq!(m.stats().failed, 1);
         assert_eq!(
-            m.ask_savepoint(false),
+            m.ask_savepoint(AfterSavepoint::Run),
             Ok(()),
             "the withdrawn one is no longer under way"
         );
@@ -763,7 +804,10 @@ mod tests {
         let d = m.retention(&shared(&[1, 2, 3]));
         assert_eq!(d.checkpoints, [1, 2]);
         assert_eq!(d.shared_files, shared(&[1, 2]));
-        // Forgotten once deleted.
+        // Asked again until deleted, then forgotten.
+        m.deleted(1);
+        assert_eq!(m.retention(&shared(&[2, 3])).checkpoints, [2]);
+        m.deleted(2);
         assert!(m.retention(&shared(&[3])).checkpoints.is_empty());
     }
 
