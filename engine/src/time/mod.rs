@@ -69,6 +69,27 @@ pub fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_time_or_an_error(text in ".{0,40}") {
+            let _ = millis(&Value::from(text.as_str()));
+        }
+
+        #[test]
+        fn rfc_3339_text_reads_back_as_the_instant_written(
+            ms in -62_135_510_400_000i64..253_402_214_399_999,
+            offset_min in -1439i32..1439,
+        ) {
+            let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+            let t = chrono::DateTime::from_timestamp_millis(ms).unwrap().with_timezone(&offset);
+            for format in [chrono::SecondsFormat::Millis, chrono::SecondsFormat::AutoSi] {
+                let text = t.to_rfc3339_opts(format, offset_min == 0);
+                prop_assert_eq!(millis(&Value::from(text.as_str())), Ok(ms), "{}", text);
+            }
+        }
+    }
 
     #[test]
     fn timestamps_are_millis_or_rfc_3339_text() {
