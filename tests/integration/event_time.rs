@@ -80,6 +80,16 @@ fn event_times_are_checkpointed_and_a_restore_goes_on_from_them() {
     let start = 1_714_558_530_000;
     std::fs::write(dir.join("in/a.jsonl"), events(start, 5_000)).unwrap();
     std::fs::write(dir.join("times.yaml"), spec(dir)).unwrap();
+    let check = std::process::Command::new(bin())
+        .arg("check")
+        .arg(dir.join("times.yaml"))
+        .output()
+        .unwrap();
+    let (summary, _) = text(&check);
+    assert!(
+        summary.contains("[event time `ts`, watermark 10ms behind]"),
+        "{summary}"
+    );
     let run = |from: Option<&str>| {
         let mut cmd = std::process::Command::new(bin());
         cmd.arg("run").arg(dir.join("times.yaml"));

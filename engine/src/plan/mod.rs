@@ -669,6 +669,7 @@ impl Compiler<'_> {
         let ms = |d: &crate::spec::Duration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
         Some(EventTime {
             timestamp,
+            written: spec.timestamp.trim().to_owned(),
             max_out_of_orderness_ms: ms(&spec.max_out_of_orderness),
             idle_timeout: spec.idle_timeout.map(|d| d.0),
             max_future_ms: spec.max_future.as_ref().map(ms),

@@ -10,6 +10,11 @@ use super::settings::{human, StateBackendKind};
 use super::{Plan, Planned};
 use crate::nodes::Delivery;
 
+/// A duration in milliseconds as [`human`] writes it.
+fn human_ms(ms: i64) -> String {
+    human(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
 impl Plan {
     /// The delivery guarantee a sink gives after a failure and a restore.
     /// The delivery guarantee of a sink after failures and restores.
@@ -79,6 +84,20 @@ impl Plan {
                     line,
                     "  [partitioned by the key of `{}`, read before this map]",
                     shuffle.keyed
+                );
+            }
+            if let Some(t) = &node.event_time {
+                let _ = write!(
+                    line,
+                    "  [event time `{}`, watermark {} behind{}{}]",
+                    t.written,
+                    human_ms(t.max_out_of_orderness_ms),
+                    t.idle_timeout
+                        .map(|d| format!(", idle after {}", human(d)))
+                        .unwrap_or_default(),
+                    t.max_future_ms
+                        .map(|ms| format!(", at most {} ahead", human_ms(ms)))
+                        .unwrap_or_default(),
                 );
             }
             if let Planned::Source(source) = &node.planned {
@@ -161,6 +180,15 @@ impl Plan {
                 }
                 if let Some(shuffle) = &node.shuffle {
                     v["partitioned_by_key_of"] = json!(shuffle.keyed);
+                }
+                v["event_times"] = json!(node.timed);
+                if let Some(t) = &node.event_time {
+                    v["event_time"] = json!({
+                        "timestamp": t.written,
+                        "max_out_of_orderness": human_ms(t.max_out_of_orderness_ms),
+                        "idle_timeout": t.idle_timeout.map(human),
+                        "max_future": t.max_future_ms.map(human_ms),
+                    });
                 }
                 v
             })

@@ -16,6 +16,8 @@ use crate::value::Value;
 pub struct EventTime {
     /// A field path or an expression over `this`.
     pub timestamp: Expr,
+    /// `timestamp` as written, for what `check` prints.
+    pub written: String,
     pub max_out_of_orderness_ms: i64,
     pub idle_timeout: Option<Duration>,
     /// Records stamped further ahead of the clock than this are bad records.
@@ -140,6 +142,7 @@ mod tests {
         Stamper::new(
             EventTime {
                 timestamp: Expr::compile_key("ts").unwrap(),
+                written: "ts".into(),
                 max_out_of_orderness_ms: ooo_ms,
                 idle_timeout: idle.map(Duration::from_millis),
                 max_future_ms,
@@ -183,6 +186,7 @@ mod tests {
         let mut s = Stamper::new(
             EventTime {
                 timestamp: Expr::compile("this.secs * 1000", &[Var::This]).unwrap(),
+                written: "this.secs * 1000".into(),
                 max_out_of_orderness_ms: 0,
                 idle_timeout: None,
                 max_future_ms: None,
@@ -249,6 +253,7 @@ mod tests {
         let mut s = Stamper::new(
             EventTime {
                 timestamp: Expr::compile_key("ts").unwrap(),
+                written: "ts".into(),
                 max_out_of_orderness_ms: 0,
                 idle_timeout: None,
                 max_future_ms: None,
