@@ -128,3 +128,43 @@ fn event_times_are_checkpointed_and_a_restore_goes_on_from_them() {
         Some(TimeState::Watermark(newest - 11))
     );
 }
+
+/// A union of a source with event time and one without has none: its
+/// node passed on the times of the records that had one, and a batch's
+/// times no longer matched its records.
+#[test]
+fn a_union_with_a_source_without_event_time_carries_no_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    // Enough records that batches of the two sources meet in one output
+    // buffer of `sums`.
+    std::fs::write(dir.join("in/a.jsonl"), events(0, 200_000)).unwrap();
+    std::fs::write(dir.join("plain.jsonl"), events(0, 200_000)).unwrap();
+    let spec = format!(
+        r#"name: mixed
+sources:
+  timed:
+    type: file
+    path: "{dir}/in/a.jsonl"
+    format: json
+    on_error: skip
+    event_time: {{timestamp: ts}}
+  plain: {{type: file, path: "{dir}/plain.jsonl", format: json}}
+transforms:
+  sums: {{type: sum, inputs: [timed, plain], key: k, field: n, parallelism: 2}}
+sinks:
+  out: {{type: file, inputs: [sums], path: "{dir}/out", format: json, parallelism: 3}}
+"#,
+        dir = dir.display(),
+    );
+    std::fs::write(dir.join("mixed.yaml"), spec).unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("run")
+        .arg(dir.join("mixed.yaml"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(committed_lines(dir), 180_000 + 200_000);
+}

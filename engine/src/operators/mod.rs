@@ -144,9 +144,10 @@ pub trait Operator: Send {
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
     ) -> Result<(), OpError> {
-        self.process(record, out)?;
+        let result = self.process(record, out);
+        // Whatever it put out before failing keeps in step with its times.
         times.resize(out.len(), time);
-        Ok(())
+        result
     }
 
     /// The watermark has reached `watermark`: what waited for it (a
@@ -255,4 +256,31 @@ pub trait Sink: Send {
     }
     /// The input has ended: flush and close.
     fn finish(&mut self) -> Result<(), SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Puts a record out, then fails on it, as a `flat_map` whose
+    /// expression fails after some items could.
+    struct OutThenFail;
+
+    impl Operator for OutThenFail {
+        fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError> {
+            out.push(record);
+            Err(RecordError("bad".into()).into())
+        }
+    }
+
+    /// The times were resized only on success: a record put out before a
+    /// failure had no time, and every later one in the batch the time of
+    /// the record before it.
+    #[test]
+    fn times_stay_in_step_with_records_when_an_operator_fails_on_one() {
+        let (mut out, mut times) = (Vec::new(), Vec::new());
+        let result = OutThenFail.process_at(Value::Int(1), 7, &mut out, &mut times);
+        assert!(result.is_err());
+        assert_eq!((out.len(), times), (1, vec![7]));
+    }
 }

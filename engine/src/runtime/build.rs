@@ -120,7 +120,8 @@ pub fn role(
 /// instance of the same index was, or, at another parallelism, from the
 /// earliest of the node's instances (all of them were at the same
 /// watermark at an aligned barrier; a source's newest time read, the
-/// least of them, holds no record back that was on time).
+/// least of them, holds no record back that was on time). An instance
+/// that had no time yet recorded none, and counts as the earliest.
 pub fn chain_time(
     node: &PlanNode,
     index: u32,
@@ -128,20 +129,22 @@ pub fn chain_time(
     restore: Option<&Restore>,
 ) -> Option<ChainTime> {
     let restored = restore.and_then(|r| {
-        let states = || {
-            r.metadata
-                .instances
-                .values()
-                .filter(|i| i.node == node.name)
-                .filter_map(|i| i.event_time.map(|t| (i, t)))
+        let at = |t: Option<TimeState>| {
+            t.map(|t| match t {
+                TimeState::NewestRead(ms) | TimeState::Watermark(ms) => ms,
+            })
         };
-        let at = |t: TimeState| match t {
-            TimeState::NewestRead(ms) | TimeState::Watermark(ms) => ms,
-        };
-        states()
-            .find(|(i, _)| i.instance == index && i.parallelism == node.parallelism)
-            .map(|(_, t)| at(t))
-            .or_else(|| states().map(|(_, t)| at(t)).min())
+        let old: Vec<_> = r
+            .metadata
+            .instances
+            .values()
+            .filter(|i| i.node == node.name)
+            .collect();
+        if old.iter().all(|i| i.parallelism == node.parallelism) {
+            at(old.iter().find(|i| i.instance == index)?.event_time)
+        } else {
+            old.iter().map(|i| at(i.event_time)).min().flatten()
+        }
     });
     match (&node.event_time, node.planned.is_source()) {
         (Some(settings), true) => Some(ChainTime::Source(Stamper::new(settings.clone(), restored))),

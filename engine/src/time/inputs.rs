@@ -92,7 +92,20 @@ impl InputWatermarks {
     }
 
     fn combine(&mut self) -> Option<Watermark> {
-        let active = self.inputs.iter().filter(|i| !i.idle).map(|i| i.at).min();
+        if self.inputs.iter().all(|i| i.ended_at.is_some()) {
+            self.idle = false;
+            let moved = self.current < END;
+            self.current = END;
+            return moved.then_some(Watermark::At(END));
+        }
+        // Ended inputs hold nothing back, but do not make the others'
+        // idleness an end either.
+        let active = self
+            .inputs
+            .iter()
+            .filter(|i| !i.idle && i.ended_at.is_none())
+            .map(|i| i.at)
+            .min();
         match active {
             None if self.idle => None,
             None => {
@@ -141,6 +154,20 @@ mod tests {
         assert_eq!(w.current(), END);
         // A checkpoint after the end keeps the time the records made.
         assert_eq!(w.resumable(), 10);
+    }
+
+    /// An ended input counted as active at the end of time: with the
+    /// others idle, the instance's watermark went to the end, and every
+    /// later record of the idle ones was late.
+    #[test]
+    fn an_ended_input_with_the_others_idle_is_idle_not_the_end() {
+        let mut w = InputWatermarks::new(2, None);
+        w.update(0, At(10));
+        w.update(1, At(20));
+        assert_eq!(w.end(1), None);
+        assert_eq!(w.update(0, Idle), Some(Idle));
+        assert_eq!(w.update(0, At(15)), Some(At(15)));
+        assert_eq!(w.end(0), Some(At(END)));
     }
 
     #[test]

@@ -325,15 +325,28 @@ impl Io {
                     }
                 }
                 Next::Message(_, Message::Batch(records, times)) => {
+                    if !times.is_empty() && times.len() != records.len() {
+                        return Err(Stop::failed(
+                            0,
+                            InstanceError::Bug(
+                                "a batch's event times are out of step with its records",
+                            ),
+                        ));
+                    }
                     // The received batch becomes the spare one: its
                     // allocation is reused, not freed on this thread.
                     let spent = std::mem::replace(&mut self.batch, records);
                     if self.scratch.capacity() < spent.capacity() {
                         self.scratch = spent;
                     }
-                    let spent = std::mem::replace(&mut self.times, times);
-                    if self.scratch_times.capacity() < spent.capacity() {
-                        self.scratch_times = spent;
+                    // A chain without event time (a union of a source with
+                    // it and one without) passes no times on: some of its
+                    // records would have none.
+                    if self.time.is_some() {
+                        let spent = std::mem::replace(&mut self.times, times);
+                        if self.scratch_times.capacity() < spent.capacity() {
+                            self.scratch_times = spent;
+                        }
                     }
                     self.process(members, 0)?;
                 }
