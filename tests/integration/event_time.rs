@@ -72,6 +72,19 @@ fn committed_lines(dir: &Path) -> usize {
         .sum()
 }
 
+/// `dataflow <args> <spec>`: its stdout, and stderr after it exited 0.
+fn dataflow_on(spec: &Path, args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new(bin())
+        .arg(args[0])
+        .arg(spec)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    (stdout, stderr)
+}
+
 #[test]
 fn event_times_are_checkpointed_and_a_restore_goes_on_from_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,26 +93,14 @@ fn event_times_are_checkpointed_and_a_restore_goes_on_from_them() {
     let start = 1_714_558_530_000;
     std::fs::write(dir.join("in/a.jsonl"), events(start, 5_000)).unwrap();
     std::fs::write(dir.join("times.yaml"), spec(dir)).unwrap();
-    let check = std::process::Command::new(bin())
-        .arg("check")
-        .arg(dir.join("times.yaml"))
-        .output()
-        .unwrap();
-    let (summary, _) = text(&check);
+    let (summary, _) = dataflow_on(&dir.join("times.yaml"), &["check"]);
     assert!(
         summary.contains("[event time `ts`, watermark 10ms behind]"),
         "{summary}"
     );
-    let run = |from: Option<&str>| {
-        let mut cmd = std::process::Command::new(bin());
-        cmd.arg("run").arg(dir.join("times.yaml"));
-        if let Some(from) = from {
-            cmd.args(["--from", from]);
-        }
-        let out = cmd.output().unwrap();
-        let (_, stderr) = text(&out);
-        assert!(out.status.success(), "{stderr}");
-        stderr
+    let run = |from: Option<&str>| match from {
+        Some(from) => dataflow_on(&dir.join("times.yaml"), &["run", "--from", from]).1,
+        None => dataflow_on(&dir.join("times.yaml"), &["run"]).1,
     };
     let stderr = run(None);
     assert!(stderr.contains("(500 dropped)"), "{stderr}");
@@ -159,12 +160,6 @@ sinks:
         dir = dir.display(),
     );
     std::fs::write(dir.join("mixed.yaml"), spec).unwrap();
-    let out = std::process::Command::new(bin())
-        .arg("run")
-        .arg(dir.join("mixed.yaml"))
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
+    dataflow_on(&dir.join("mixed.yaml"), &["run"]);
     assert_eq!(committed_lines(dir), 180_000 + 200_000);
 }
