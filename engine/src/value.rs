@@ -169,6 +169,15 @@ impl Value {
         path.iter().try_fold(self, |v, name| v.get(name))
     }
 
+    /// A number as a float; NaN for anything else.
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Value::Int(n) => *n as f64,
+            Value::Float(x) => *x,
+            _ => f64::NAN,
+        }
+    }
+
     /// The string inside, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {

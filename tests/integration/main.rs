@@ -28,3 +28,5 @@ mod shared;
 mod specs;
 mod stored;
 mod terminal;
+mod window_model;
+mod windows;

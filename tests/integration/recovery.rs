@@ -193,7 +193,7 @@ sinks:
     }
 }
 
-fn kill9(child: &mut Child) {
+pub fn kill9(child: &mut Child) {
     let status = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status()
@@ -203,7 +203,7 @@ fn kill9(child: &mut Child) {
 }
 
 /// Waits up to `limit` for the child to exit.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {

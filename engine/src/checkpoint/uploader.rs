@@ -29,8 +29,8 @@ use crate::value::Value;
 /// The most checkpoints in flight an uploader's queue has room for.
 pub const MAX_QUEUED: usize = 64;
 
-/// A changed entry, borrowed: ((key group, encoded key), value).
-type Change<'a> = (&'a (u16, Box<[u8]>), &'a Value);
+/// A changed entry, borrowed: ((key group, encoded key), value or tombstone).
+type Change<'a> = (&'a (u16, Box<[u8]>), &'a Option<Value>);
 
 /// Work for an uploader.
 pub enum UploadTask {
@@ -145,16 +145,31 @@ impl Uploader {
             (Some((_, base)), true) => {
                 let mut all =
                     load_chain(&*self.store, base, crate::plan::MAX_KEY_GROUPS, |_| true)?;
-                all.extend(latest.iter().map(|(k, v)| ((*k).clone(), encode_value(v))));
+                for (key, value) in &latest {
+                    match value {
+                        Some(value) => all.insert((*key).clone(), encode_value(value)),
+                        None => all.remove(*key),
+                    };
+                }
                 (snapshot::encode(&all), SnapshotKind::Full, Vec::new())
             }
             (base, full) => {
                 // The changes are the whole snapshot, or a delta on the base:
-                // encoded straight from the values, without a copy.
+                // encoded straight from the values, without a copy. A whole
+                // snapshot has nothing beneath it for a tombstone to remove.
+                if full {
+                    latest.retain(|(_, v)| v.is_some());
+                }
                 let bytes = snapshot::encode_sorted(
                     latest.iter().map(|((kg, key), v)| (*kg, &key[..], *v)),
                     latest.len(),
-                    |v, out| write_value(v, out),
+                    |v, out| match v {
+                        Some(v) => {
+                            write_value(v, out);
+                            true
+                        }
+                        None => false,
+                    },
                 );
                 let kind = if full {
                     SnapshotKind::Full

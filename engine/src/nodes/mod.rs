@@ -127,6 +127,10 @@ pub trait PlannedTransform: Debug + Send + Sync {
     fn state(&self) -> Option<(&'static str, &str)> {
         None
     }
+    /// Whether the node goes by event time, so its input must carry it.
+    fn event_time(&self) -> bool {
+        false
+    }
     fn build(&self) -> Step;
 }
 
@@ -136,6 +140,8 @@ pub enum Step {
     Stateless(Box<dyn Operator>),
     /// A fold per key, over the keyed state the runtime gives it.
     Keyed(Fold),
+    /// Windows per key, over the keyed state the runtime gives it.
+    Window(crate::operators::window::WindowSpec),
 }
 
 /// What a sink promises after failures and restores.

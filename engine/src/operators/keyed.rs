@@ -220,7 +220,7 @@ fn add(acc: &mut Value, next: &Value, field: &str) -> Result<(), RecordError> {
                 )))
             }
         },
-        (a, b) => match as_f64(a) + as_f64(b) {
+        (a, b) => match a.as_f64() + b.as_f64() {
             total if total.is_finite() => Value::Float(total),
             _ => {
                 return Err(RecordError(format!(
@@ -255,7 +255,7 @@ fn extreme(
         let next = record.get(field).unwrap_or(&Value::Null);
         let ord = match (next, best) {
             (Value::Int(a), Value::Int(b)) => a.cmp(b),
-            (a, b) => as_f64(a).total_cmp(&as_f64(b)),
+            (a, b) => a.as_f64().total_cmp(&b.as_f64()),
         };
         ord == if kind == AggregateKind::Min {
             Ordering::Less
@@ -276,14 +276,6 @@ fn extreme(
         }
         Some(kept) => kept.clone(),
         None => record,
-    }
-}
-
-fn as_f64(v: &Value) -> f64 {
-    match v {
-        Value::Int(n) => *n as f64,
-        Value::Float(x) => *x,
-        _ => f64::NAN,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod keyed;
 pub mod sinks;
 pub mod sources;
 pub mod stateless;
+pub mod window;
 
 use crate::error::{io_class, Class, Classify};
 use crate::state::Changes;
@@ -99,6 +100,8 @@ pub enum RestoreProblem {
         node: String,
         why: keyed::UnfitState,
     },
+    #[error("a window's state is damaged: {0}")]
+    Window(window::UnfitWindow),
 }
 
 impl Classify for OpError {
@@ -159,6 +162,12 @@ pub trait Operator: Send {
         _times: &mut Vec<i64>,
     ) -> Result<(), OpError> {
         Ok(())
+    }
+
+    /// Records the operator left out as late since the last call, which
+    /// the caller counts.
+    fn late_records(&mut self) -> u64 {
+        0
     }
 
     /// The synchronous part of a checkpoint: the keyed state changed since

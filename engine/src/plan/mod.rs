@@ -416,6 +416,7 @@ impl Compiler<'_> {
         let order = self.acyclic_order(&graph)?;
         pushdown::shuffle_before_projections(&mut graph, &order);
         timed_nodes(&mut graph, &order);
+        self.untimed_inputs(&graph);
         // With errors, nodes that failed to compile are missing from the
         // graph and the warning would blame their inputs wrongly.
         if !self.loaded.has_errors() && !self.diagnostics.iter().any(Diagnostic::is_error) {
@@ -904,6 +905,45 @@ impl Compiler<'_> {
     }
 
     /// Warns about nodes whose output never reaches a sink.
+    /// Reports each node that goes by event time (a window) over records
+    /// without it, naming a source that gives none.
+    fn untimed_inputs(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) {
+        let reversed = Reversed(graph);
+        for n in graph.node_indices() {
+            let node = &graph[n];
+            let Planned::Transform(t) = &node.planned else {
+                continue;
+            };
+            if !t.event_time() || node.timed {
+                continue;
+            }
+            let mut dfs = Dfs::new(&reversed, n);
+            let mut untimed = None;
+            while let Some(m) = dfs.next(&reversed) {
+                if graph[m].planned.is_source() && graph[m].event_time.is_none() {
+                    untimed = Some(graph[m].name.clone());
+                    break;
+                }
+            }
+            // None when an input is left out of the graph for errors of its own.
+            let Some(source) = untimed else {
+                continue;
+            };
+            let d = Diagnostic::error(
+                "no-event-time",
+                format!(
+                    "{} `{}` goes by event time, but its input has none: source `{source}` declares no `event_time`",
+                    node.type_name, node.name
+                ),
+            )
+            .at(self.span(&["transforms", &node.name, "inputs"]), "no event time here")
+            .help(format!(
+                "give source `{source}` an `event_time`, e.g. `event_time: {{timestamp: ts, max_out_of_orderness: 5s}}`"
+            ));
+            self.error(d);
+        }
+    }
+
     fn unused_outputs(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) {
         let mut reaches_sink = vec![false; graph.node_count()];
         let reversed = Reversed(graph);

@@ -50,6 +50,23 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         self.compiler.span(&[self.section, self.name, field])
     }
 
+    /// Where the value at `path` inside the node's setting is written
+    /// (`["aggregates", "errors"]`).
+    pub fn span_in(&self, path: &[&str]) -> Option<Range<usize>> {
+        let mut at = vec![self.section, self.name];
+        at.extend_from_slice(path);
+        self.compiler.span(&at)
+    }
+
+    /// Compiles a field or expression (as a `key` is) written at `path`
+    /// inside the node's settings; `what` names it in a message.
+    pub fn key_at(&mut self, path: &[&str], what: &str, source: &str) -> Option<Expr> {
+        let mut at = vec![self.section, self.name];
+        at.extend_from_slice(path);
+        self.compiler
+            .report_expr(&at, what, source, Expr::compile_key(source))
+    }
+
     /// Where the key of the node's setting `field` is written, or the
     /// node's name with `None`.
     pub fn key_span(&self, field: Option<&str>) -> Option<Range<usize>> {

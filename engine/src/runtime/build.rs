@@ -13,6 +13,7 @@ use crate::checkpoint::restore::{load_chain, Restore};
 use crate::nodes::{Instance, Step};
 use crate::operators::keyed::{Fold, Keyed};
 use crate::operators::sinks::latency::Timed;
+use crate::operators::window::{WindowOp, WindowSpec};
 use crate::operators::{OpError, RestoreProblem};
 use crate::plan::{Plan, PlanNode, Planned};
 use crate::runtime::cancel::Cancel;
@@ -62,7 +63,7 @@ pub fn role(
         parallelism: node.parallelism,
     };
     let max_parallelism = plan.job().max_parallelism;
-    let keyed = |fold| -> Result<Role, OpError> {
+    let keyed = |fold: Fold| -> Result<Role, OpError> {
         let key = node
             .planned
             .key()
@@ -70,14 +71,19 @@ pub fn role(
             .ok_or(OpError::Bug("a keyed operator without a key"))?;
         let mut keyed_state = state.state(&node.name)?;
         if let Some(restore) = restore {
-            load_keyed_state(
-                restore,
-                node,
-                index,
-                max_parallelism,
-                &fold,
-                &mut *keyed_state,
-            )?;
+            load_keyed_state(restore, node, index, max_parallelism, |kg, key, value| {
+                fold.check_state(&value).map_err(|why| {
+                    damaged(
+                        restore,
+                        RestoreProblem::Unfit {
+                            node: node.name.clone(),
+                            why,
+                        },
+                    )
+                })?;
+                *keyed_state.value_mut(kg, &key)? = Some(value);
+                Ok(())
+            })?;
         }
         Ok(Role::Transform(Box::new(Keyed::new(
             key,
@@ -86,11 +92,23 @@ pub fn role(
             max_parallelism,
         ))))
     };
+    let window = |spec: WindowSpec| -> Result<Role, OpError> {
+        let mine = KeyGroupRange::of_instance(index, node.parallelism, max_parallelism);
+        let mut op = WindowOp::new(spec, state.state(&node.name)?, max_parallelism, mine.start);
+        if let Some(restore) = restore {
+            load_keyed_state(restore, node, index, max_parallelism, |kg, key, value| {
+                op.restore(kg, &key, value, &restore.location)
+            })?;
+            op.restored(restored_time(node, index, Some(restore)));
+        }
+        Ok(Role::Transform(Box::new(op)))
+    };
     let mut role = match &node.planned {
         Planned::Source(source) => Role::Source(source.build(at, cancel)?),
         Planned::Transform(transform) => match transform.build() {
             Step::Stateless(op) => Role::Transform(op),
             Step::Keyed(fold) => keyed(fold)?,
+            Step::Window(spec) => window(spec)?,
         },
         Planned::Sink(planned) => {
             let sink = planned.build(at, plan.checkpoint().is_some())?;
@@ -128,7 +146,18 @@ pub fn chain_time(
     inputs: usize,
     restore: Option<&Restore>,
 ) -> Option<ChainTime> {
-    let restored = restore.and_then(|r| {
+    let restored = restored_time(node, index, restore);
+    match (&node.event_time, node.planned.is_source()) {
+        (Some(settings), true) => Some(ChainTime::Source(Stamper::new(settings.clone(), restored))),
+        (_, false) if node.timed => Some(ChainTime::Inputs(InputWatermarks::new(inputs, restored))),
+        _ => None,
+    }
+}
+
+/// Where instance `index` of `node` was in event time at the checkpoint
+/// restored (see [`chain_time`]).
+fn restored_time(node: &PlanNode, index: u32, restore: Option<&Restore>) -> Option<i64> {
+    restore.and_then(|r| {
         let at = |t: Option<TimeState>| {
             t.map(|t| match t {
                 TimeState::NewestRead(ms) | TimeState::Watermark(ms) => ms,
@@ -145,30 +174,28 @@ pub fn chain_time(
         } else {
             old.iter().map(|i| at(i.event_time)).min().flatten()
         }
-    });
-    match (&node.event_time, node.planned.is_source()) {
-        (Some(settings), true) => Some(ChainTime::Source(Stamper::new(settings.clone(), restored))),
-        (_, false) if node.timed => Some(ChainTime::Inputs(InputWatermarks::new(inputs, restored))),
-        _ => None,
+    })
+}
+
+/// Why a checkpoint's state cannot be restored.
+fn damaged(restore: &Restore, why: RestoreProblem) -> OpError {
+    OpError::Restore {
+        location: restore.location.clone(),
+        why: Box::new(why),
     }
 }
 
 /// Loads the keyed state of instance `index` of `node` from a checkpoint:
 /// from every old instance whose key groups overlap this one's, so the
-/// parallelism may differ from the checkpoint's.
+/// parallelism may differ from the checkpoint's. `put` takes each entry.
 fn load_keyed_state(
     restore: &Restore,
     node: &PlanNode,
     index: u32,
     max_parallelism: u32,
-    fold: &Fold,
-    state: &mut dyn KeyedState,
+    mut put: impl FnMut(u16, Box<[u8]>, crate::value::Value) -> Result<(), OpError>,
 ) -> Result<(), OpError> {
     let mine = KeyGroupRange::of_instance(index, node.parallelism, max_parallelism);
-    let damaged = |why| OpError::Restore {
-        location: restore.location.clone(),
-        why: Box::new(why),
-    };
     for old in restore
         .metadata
         .instances
@@ -182,17 +209,11 @@ fn load_keyed_state(
         let entries = load_chain(&*restore.store, &old.files, max_parallelism, |kg| {
             mine.contains(kg)
         })
-        .map_err(|e| damaged(e.into()))?;
+        .map_err(|e| damaged(restore, e.into()))?;
         for ((kg, key), value) in entries {
             let value = crate::state::codec::decode_value(&value)
-                .map_err(|e| damaged(RestoreProblem::Value(e)))?;
-            fold.check_state(&value).map_err(|why| {
-                damaged(RestoreProblem::Unfit {
-                    node: node.name.clone(),
-                    why,
-                })
-            })?;
-            *state.value_mut(kg, &key)? = Some(value);
+                .map_err(|e| damaged(restore, RestoreProblem::Value(e)))?;
+            put(kg, key, value)?;
         }
     }
     Ok(())

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub records_out: AtomicU64,
     /// Records dropped under `on_error: skip | log`.
     pub dropped: AtomicU64,
+    /// Records a window left out as late.
+    pub late: AtomicU64,
     /// A sink's latencies, when it has a `latency_field`.
     pub latency: Arc<Latency>,
 }
@@ -29,6 +31,10 @@ impl Metrics {
 
     pub fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_late(&self, n: u64) {
+        self.late.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> (u64, u64, u64) {

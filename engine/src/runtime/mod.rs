@@ -104,6 +104,14 @@ impl NodeStats {
             .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
     }
 
+    /// Records its windows left out as late, over the job's life.
+    pub fn late(&self) -> u64 {
+        self.instances
+            .iter()
+            .map(|m| m.late.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
     /// Records a sink took in, or any other node put out.
     pub fn handled(&self) -> u64 {
         let (r_in, r_out, _) = self.totals();

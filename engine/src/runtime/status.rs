@@ -178,6 +178,10 @@ pub fn summary(job: &Job, outcome: &str, elapsed: Duration) -> String {
         if dropped > 0 {
             let _ = write!(s, " ({dropped} dropped)");
         }
+        let late = node.late();
+        if late > 0 {
+            let _ = write!(s, " ({late} late)");
+        }
         parts.push(s);
     }
     let secs = elapsed.as_secs_f64();

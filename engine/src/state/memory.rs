@@ -13,11 +13,33 @@ struct Entry {
     /// [`CLEAN`]. Epochs let a snapshot freeze every changed key at once,
     /// without visiting them.
     changed_in: u32,
+    /// A value of the key went into a snapshot since the last tombstone
+    /// did: removing it must then write a tombstone, or a restore would
+    /// bring the value back.
+    in_snapshot: bool,
     value: Option<Value>,
 }
 
 /// An entry not changed since its value went into a snapshot.
 const CLEAN: u32 = 0;
+
+impl Entry {
+    /// What a snapshot records of the entry now: its value, a tombstone
+    /// for a removed value a snapshot holds, or nothing.
+    fn change(&mut self) -> Option<Option<Value>> {
+        match &self.value {
+            Some(value) => {
+                self.in_snapshot = true;
+                Some(Some(value.clone()))
+            }
+            None if self.in_snapshot => {
+                self.in_snapshot = false;
+                Some(None)
+            }
+            None => None,
+        }
+    }
+}
 
 /// Keyed state in a hash table from encoded key to value. The key group
 /// is not part of the table's key: it follows from the key.
@@ -69,6 +91,7 @@ impl KeyedState for MemoryState {
                     key: StoredKey::new(key),
                     key_group,
                     changed_in: CLEAN,
+                    in_snapshot: false,
                     value: None,
                 })
                 .into_mut(),
@@ -76,16 +99,28 @@ impl KeyedState for MemoryState {
         if self.track_changes && entry.changed_in != self.epoch {
             if let Some(frozen) = self.frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
                 // Still frozen: the snapshot gets the value before this change.
-                if let Some(value) = &entry.value {
-                    frozen
-                        .copied
-                        .push(((entry.key_group, key.into()), value.clone()));
+                if let Some(change) = entry.change() {
+                    frozen.copied.push(((entry.key_group, key.into()), change));
                 }
             }
             entry.changed_in = self.epoch;
             self.changed.push((entry.key_group, key.into()));
         }
         Ok(&mut entry.value)
+    }
+
+    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError> {
+        if self.track_changes {
+            // Listed as changed, so the next snapshot writes its tombstone;
+            // the entry goes once it has.
+            *self.value_mut(key_group, key)? = None;
+        } else if let Ok(found) = self
+            .entries
+            .find_entry(key_hash(key), |e| e.key.as_bytes() == key)
+        {
+            found.remove();
+        }
+        Ok(())
     }
 
     fn take_changes(&mut self) -> Result<Changes, StateError> {
@@ -119,17 +154,23 @@ impl KeyedState for MemoryState {
             let Some((key_group, key)) = frozen.keys.pop() else {
                 break;
             };
-            let Some(entry) = self
+            let Ok(mut found) = self
                 .entries
-                .find_mut(key_hash(&key), |e| e.key.as_bytes() == &*key)
+                .find_entry(key_hash(&key), |e| e.key.as_bytes() == &*key)
             else {
                 continue;
             };
+            let entry = found.get_mut();
             // Otherwise it changed since, and was copied before it did.
             if entry.changed_in == frozen.epoch {
                 entry.changed_in = CLEAN;
-                if let Some(value) = &entry.value {
-                    frozen.copied.push(((key_group, key), value.clone()));
+                let change = entry.change();
+                if entry.value.is_none() {
+                    // Removed, and its tombstone (if it needed one) taken.
+                    found.remove();
+                }
+                if let Some(change) = change {
+                    frozen.copied.push(((key_group, key), change));
                 }
             }
         }
@@ -163,15 +204,15 @@ mod tests {
         assert_eq!(
             sorted(s.take_changes().unwrap()),
             [
-                ((1, b"a"[..].into()), Value::Int(2)),
-                ((2, b"b"[..].into()), Value::Int(5))
+                ((1, b"a"[..].into()), Some(Value::Int(2))),
+                ((2, b"b"[..].into()), Some(Value::Int(5)))
             ]
         );
         assert!(s.take_changes().unwrap().is_empty());
         put(&mut s, 2, b"b", 6);
         assert_eq!(
             s.take_changes().unwrap(),
-            [((2, b"b"[..].into()), Value::Int(6))]
+            [((2, b"b"[..].into()), Some(Value::Int(6)))]
         );
     }
 
@@ -195,6 +236,33 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_key_is_a_tombstone_only_if_a_snapshot_held_it() {
+        let mut s = MemoryState::new(true);
+        put(&mut s, 1, b"a", 1);
+        put(&mut s, 1, b"b", 2);
+        s.take_changes().unwrap();
+        s.remove(1, b"a").unwrap();
+        put(&mut s, 1, b"c", 3);
+        s.remove(1, b"c").unwrap();
+        assert_eq!(s.value_mut(1, b"a").unwrap(), &None);
+        assert_eq!(
+            sorted(s.take_changes().unwrap()),
+            [((1, b"a"[..].into()), None)],
+            "`c` never reached a snapshot"
+        );
+        assert_eq!(s.entries.len(), 1, "removed entries leave the table");
+        assert!(s.take_changes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn removing_without_checkpoints_frees_the_entry() {
+        let mut s = MemoryState::new(false);
+        put(&mut s, 1, b"a", 1);
+        s.remove(1, b"a").unwrap();
+        assert_eq!(s.entries.len(), 0);
+    }
+
+    #[test]
     fn a_deferred_snapshot_holds_the_values_at_its_beginning() {
         let mut s = MemoryState::new(true);
         for (i, key) in [b"a", b"b", b"c"].iter().enumerate() {
@@ -208,7 +276,7 @@ mod tests {
         let snapshot = sorted(s.copy_changes(usize::MAX).unwrap().unwrap());
         let keys: Vec<(&[u8], Value)> = snapshot
             .iter()
-            .map(|((_, k), v)| (&k[..], v.clone()))
+            .map(|((_, k), v)| (&k[..], v.clone().unwrap()))
             .collect();
         assert_eq!(
             keys,
@@ -222,8 +290,8 @@ mod tests {
         assert_eq!(
             sorted(s.take_changes().unwrap()),
             [
-                ((1, b"a"[..].into()), Value::Int(10)),
-                ((1, b"d"[..].into()), Value::Int(4))
+                ((1, b"a"[..].into()), Some(Value::Int(10))),
+                ((1, b"d"[..].into()), Some(Value::Int(4)))
             ]
         );
         assert!(s.begin_snapshot().is_ok());
@@ -231,5 +299,54 @@ mod tests {
             s.begin_snapshot(),
             Err(StateError::SnapshotPending)
         ));
+    }
+
+    proptest::proptest! {
+        /// Snapshots applied in order, tombstones removing, rebuild the
+        /// state as it was at each snapshot's beginning, whatever changes
+        /// and removals happen while one is being copied.
+        #[test]
+        fn snapshots_applied_in_order_rebuild_the_state(
+            ops in proptest::collection::vec((0u8..8, 0u8..6), 1..300),
+        ) {
+            use std::collections::BTreeMap;
+            let mut s = MemoryState::new(true);
+            let mut model: BTreeMap<u8, i64> = BTreeMap::new();
+            let mut image: BTreeMap<u8, Value> = BTreeMap::new();
+            let mut expected_at_begin: Option<BTreeMap<u8, i64>> = None;
+            for (i, (key, op)) in ops.into_iter().enumerate() {
+                match op {
+                    0 => {
+                        s.remove(1, &[key]).unwrap();
+                        model.remove(&key);
+                    }
+                    1 if expected_at_begin.is_none() => {
+                        s.begin_snapshot().unwrap();
+                        expected_at_begin = Some(model.clone());
+                    }
+                    2 if expected_at_begin.is_some() => {
+                        if let Some(changes) = s.copy_changes(1 + key as usize % 3).unwrap() {
+                            for ((_, k), v) in changes {
+                                match v {
+                                    Some(v) => image.insert(k[0], v),
+                                    None => image.remove(&k[0]),
+                                };
+                            }
+                            let want: BTreeMap<u8, Value> = expected_at_begin
+                                .take()
+                                .unwrap()
+                                .into_iter()
+                                .map(|(k, v)| (k, Value::Int(v)))
+                                .collect();
+                            proptest::prop_assert_eq!(&image, &want);
+                        }
+                    }
+                    _ => {
+                        put(&mut s, 1, &[key], i as i64);
+                        model.insert(key, i as i64);
+                    }
+                }
+            }
+        }
     }
 }

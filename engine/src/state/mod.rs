@@ -66,9 +66,14 @@ pub trait KeyedState: Send {
     /// The key counts as changed (it is in the next
     /// [`take_changes`](KeyedState::take_changes)) whether or not the caller
     /// changes it, since keyed operators change their key's value on every
-    /// record. State never removes a key: putting `None` back after a value
-    /// is not supported.
+    /// record. Putting `None` back removes the value, as
+    /// [`remove`](KeyedState::remove) does.
     fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError>;
+    /// Removes the value of `key`: the next snapshot records its removal
+    /// (a tombstone), so that a restore from an incremental chain does
+    /// not bring it back. What a fired window or an expired join entry
+    /// leaves behind.
+    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError>;
     /// The synchronous part of a snapshot: every entry changed since the
     /// last call, with its value. Costs time in the number of changed keys,
     /// not in the size of the state.
@@ -95,6 +100,7 @@ pub trait KeyedState: Send {
     }
 }
 
-/// Changed entries: ((key group, encoded key), value). Values are encoded
-/// by the uploader, off the operator's thread.
-pub type Changes = Vec<((u16, Box<[u8]>), Value)>;
+/// Changed entries: ((key group, encoded key), value), `None` for a
+/// removed one. Values are encoded by the uploader, off the operator's
+/// thread.
+pub type Changes = Vec<((u16, Box<[u8]>), Option<Value>)>;

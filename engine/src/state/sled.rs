@@ -202,11 +202,11 @@ impl Disk {
             }
             let (entry, _) = found.remove();
             evicted += 1;
-            if let Some(value) = &entry.value {
-                batch.insert(
-                    tree_key(&mut self.buf, entry.key_group, entry.key.as_bytes()),
-                    &*encode_value(value),
-                );
+            let at = tree_key(&mut self.buf, entry.key_group, entry.key.as_bytes());
+            match &entry.value {
+                Some(value) => batch.insert(at, &*encode_value(value)),
+                // Removed (or never there): sled must not keep an older value.
+                None => batch.remove(at),
             }
             if entry.listed {
                 evicted_changed.insert(entry.key.as_bytes().into());
@@ -262,6 +262,13 @@ impl KeyedState for SledState {
         Ok(&mut entry.into_mut().value)
     }
 
+    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError> {
+        // Cached as `None`: eviction removes it from sled, and a snapshot
+        // lists its tombstone.
+        *self.value_mut(key_group, key)? = None;
+        Ok(())
+    }
+
     fn take_changes(&mut self) -> Result<Changes, StateError> {
         let mut changes = Vec::with_capacity(self.changed.len());
         for (key_group, key) in std::mem::take(&mut self.changed) {
@@ -275,9 +282,9 @@ impl KeyedState for SledState {
                 }
                 None => self.disk.read(key_group, &key)?,
             };
-            if let Some(value) = value {
-                changes.push(((key_group, key), value));
-            }
+            // `None` is a tombstone: the key was removed, or looked up and
+            // never given a value; either way no snapshot may hold one.
+            changes.push(((key_group, key), value));
         }
         self.evicted_changed.clear();
         Ok(changes)
@@ -313,8 +320,8 @@ mod tests {
         }
     }
 
-    fn sorted(changes: Changes) -> Vec<(Vec<u8>, Value)> {
-        let mut out: Vec<(Vec<u8>, Value)> = changes
+    fn sorted(changes: Changes) -> Vec<(Vec<u8>, Option<Value>)> {
+        let mut out: Vec<(Vec<u8>, Option<Value>)> = changes
             .into_iter()
             .map(|((_, k), v)| (k.into(), v))
             .collect();
@@ -354,7 +361,7 @@ mod tests {
         for key in [b"a", b"b", b"c", b"a", b"d", b"a"] {
             add(&mut s, key, 1);
         }
-        let int = Value::Int;
+        let int = |n| Some(Value::Int(n));
         assert_eq!(
             sorted(s.take_changes().unwrap()),
             [
@@ -367,6 +374,8 @@ mod tests {
         assert!(s.take_changes().unwrap().is_empty());
         add(&mut s, b"b", 5);
         assert_eq!(sorted(s.take_changes().unwrap()), [(b"b".to_vec(), int(6))]);
+        s.remove(1, b"b").unwrap();
+        assert_eq!(sorted(s.take_changes().unwrap()), [(b"b".to_vec(), None)]);
     }
 
     #[test]
@@ -396,10 +405,18 @@ mod tests {
             let mut model = BTreeMap::new();
             let mut changed = BTreeMap::new();
             for (key, n, snapshot) in ops {
+                if n == -3 {
+                    // Removal: a tombstone in the next snapshot.
+                    s.remove(key.into(), &[key]).unwrap();
+                    model.remove(&vec![key]);
+                    changed.insert(vec![key], None);
+                    prop_assert_eq!(s.value_mut(key.into(), &[key]).unwrap(), &None);
+                    continue;
+                }
                 let total = model.entry(vec![key]).or_insert(0);
                 *total += n;
                 prop_assert_eq!(add(&mut s, &[key], n), *total);
-                changed.insert(vec![key], Value::Int(*total));
+                changed.insert(vec![key], Some(Value::Int(*total)));
                 prop_assert!(s.cache.len() <= capacity as usize);
                 if snapshot {
                     let want: Vec<_> = std::mem::take(&mut changed).into_iter().collect();

@@ -11,6 +11,7 @@
 
 pub mod inputs;
 pub mod stamper;
+pub mod windows;
 
 use crate::value::Value;
 

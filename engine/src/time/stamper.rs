@@ -51,6 +51,12 @@ impl Stamper {
         self.max_seen
     }
 
+    /// The watermark sent last (`START` if none): where the operators
+    /// chained after the source are in event time.
+    pub fn sent(&self) -> i64 {
+        self.sent
+    }
+
     /// Stamps `records` (`times` gets one time each), taking out those
     /// without a usable timestamp: their errors go to `rejected`, for the
     /// source's `on_error`. `now_ms` is the clock `max_future` looks at.

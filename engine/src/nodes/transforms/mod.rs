@@ -20,5 +20,6 @@ registry! {
         max::Max = "max",
         count::Count = "count",
         reduce::Reduce = "reduce",
+        window::Window = "window",
     }
 }

@@ -210,18 +210,21 @@ impl Io {
             };
             if k == 0 {
                 ack.source_position = source_position.clone();
-                ack.event_time = match &self.time {
-                    Some(ChainTime::Source(stamper)) => {
-                        Some(TimeState::NewestRead(stamper.max_seen()))
-                            .filter(|_| stamper.max_seen() > START)
-                    }
-                    Some(ChainTime::Inputs(inputs)) => {
-                        Some(TimeState::Watermark(inputs.resumable()))
-                            .filter(|_| inputs.resumable() > START)
-                    }
-                    None => None,
-                };
             }
+            // Every member of a chain is where its head is: a member that
+            // heads a chain of its own after a rescale starts from there.
+            ack.event_time = match &self.time {
+                Some(ChainTime::Source(stamper)) if k == 0 => {
+                    Some(TimeState::NewestRead(stamper.max_seen()))
+                        .filter(|_| stamper.max_seen() > START)
+                }
+                Some(ChainTime::Source(stamper)) => {
+                    Some(TimeState::Watermark(stamper.sent())).filter(|_| stamper.sent() > START)
+                }
+                Some(ChainTime::Inputs(inputs)) => Some(TimeState::Watermark(inputs.resumable()))
+                    .filter(|_| inputs.resumable() > START),
+                None => None,
+            };
             match (snapshot, &mc.uploader) {
                 (Snapshot::Taken(changes), Some(uploader)) => upload(uploader, changes, ack, k)?,
                 (Snapshot::Deferred, Some(_)) => member.pending = Some(ack),

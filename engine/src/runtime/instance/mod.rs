@@ -394,6 +394,10 @@ impl Io {
                     drop(times);
                     debug_assert!(!timed || self.scratch_times.len() == self.scratch.len());
                     metrics.add_out(self.scratch.len());
+                    let late = op.late_records();
+                    if late > 0 {
+                        metrics.add_late(late);
+                    }
                     std::mem::swap(&mut self.batch, &mut self.scratch);
                     std::mem::swap(&mut self.times, &mut self.scratch_times);
                     if member_fail_after.is_some_and(|n| metrics.snapshot().0 >= n)
@@ -448,6 +452,10 @@ impl Io {
                             Err(e) => return Err(Stop::failed(k, e)),
                         }
                         member.metrics.add_out(self.batch.len());
+                        let late = op.late_records();
+                        if late > 0 {
+                            member.metrics.add_late(late);
+                        }
                         if !self.batch.is_empty() {
                             self.process(members, k + 1)?;
                         }

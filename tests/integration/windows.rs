@@ -1,0 +1,310 @@
+//! Windows through the real binary, checked against the independent
+//! model of [`crate::window_model`]: tumbling (with allowed lateness),
+//! sliding and session windows over out-of-order streams with late
+//! records, at parallelism 1, 2 and 4, in memory and in sled.
+
+use std::path::Path;
+
+use crate::harness::{bin, campaign, printed, text};
+use crate::window_model::{compare, expected, generate, jsonl, Fate, Kind, Setup, AGGREGATES};
+
+const OOO: i64 = 2_000;
+const BATCH: usize = 64;
+
+fn spec(dir: &Path, setup: &Setup, parallelism: u32, backend: &str) -> String {
+    format!(
+        r#"name: windows
+batch_size: {BATCH}
+checkpoint: {{interval: 20ms, store: "file://{dir}/store", incremental: true}}
+state: {{backend: {backend}, dir: "{dir}/state", cache_entries: 100}}
+sources:
+  events:
+    type: file
+    path: "{dir}/in.jsonl"
+    format: json
+    parallelism: 1
+    event_time: {{timestamp: ts, max_out_of_orderness: {OOO}ms}}
+transforms:
+  windows:
+    type: window
+    inputs: [events]
+    key: k
+    {kind}
+    allowed_lateness: {lateness}ms
+    aggregates: {AGGREGATES}
+    parallelism: {parallelism}
+sinks:
+  out: {{type: print, inputs: [windows], parallelism: 1}}
+"#,
+        dir = dir.display(),
+        kind = setup.kind.yaml(),
+        lateness = setup.lateness,
+    )
+}
+
+/// Runs the job on `events`; returns what it printed and its late count.
+fn run(dir: &Path, spec_text: &str) -> (Vec<serde_json::Value>, u64) {
+    let _ = std::fs::remove_dir_all(dir.join("store"));
+    std::fs::write(dir.join("job.yaml"), spec_text).unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("run")
+        .arg(dir.join("job.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    (printed(&stdout), late_count(&stderr))
+}
+
+/// The `(N late)` of the run's summary, 0 when absent.
+pub fn late_count(stderr: &str) -> u64 {
+    stderr
+        .split(" late)")
+        .next()
+        .filter(|before| before.len() < stderr.len())
+        .and_then(|before| before.rsplit('(').next())
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn windows_match_the_reference_model_at_every_parallelism_and_backend() {
+    let (trials, seed) = campaign("WINDOWS", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let setups = [
+        Setup {
+            kind: Kind::Tumbling(10_000),
+            ooo: OOO,
+            batch: BATCH,
+            lateness: 30_000,
+            keys: 40,
+        },
+        Setup {
+            kind: Kind::Sliding(9_000, 2_000),
+            ooo: OOO,
+            batch: BATCH,
+            lateness: 0,
+            keys: 30,
+        },
+        Setup {
+            kind: Kind::Session(1_500),
+            ooo: OOO,
+            batch: BATCH,
+            lateness: 0,
+            keys: 60,
+        },
+    ];
+    for trial in 0..trials {
+        for (i, setup) in setups.iter().enumerate() {
+            let events = generate(
+                setup,
+                6_000,
+                1_714_557_600_000,
+                4,
+                seed + trial * 7 + i as u64,
+            );
+            std::fs::write(dir.join("in.jsonl"), jsonl(&events)).unwrap();
+            let (want, late) = expected(setup, &events);
+            let allowed = events.iter().filter(|e| e.fate == Fate::Allowed).count();
+            eprintln!(
+                "{:?}: {} windows, {late} late records, {allowed} late but allowed",
+                setup.kind,
+                want.len()
+            );
+            assert!(late > 50, "the stream has late records ({late})");
+            for backend in ["memory", "sled"] {
+                for parallelism in [1, 2, 4] {
+                    let (records, counted) = run(dir, &spec(dir, setup, parallelism, backend));
+                    let problems = compare(&want, &records);
+                    assert!(
+                        problems.is_empty(),
+                        "{:?} at parallelism {parallelism} in {backend}, seed {seed}: {} problems, first: {:#?}",
+                        setup.kind,
+                        problems.len(),
+                        &problems[..problems.len().min(5)]
+                    );
+                    assert_eq!(counted, late as u64, "{:?}: late records", setup.kind);
+                }
+            }
+        }
+    }
+}
+
+/// Every record the file sink committed in `out`.
+fn committed(out: &Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            records.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    records
+}
+
+/// A window job killed with SIGKILL at random moments and restored with
+/// `--from latest` at a random parallelism each time: every window's
+/// results are committed exactly once (no emission lost or repeated),
+/// and the final run reports the late count of an uninterrupted run.
+fn windows_survive_kills(test: &str, setup: &Setup, events: usize, kills: u32) {
+    let (_, seed) = campaign("WINDOW_KILLS", 1);
+    let mut rng = crate::recovery::Prng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let stream = generate(setup, events, 1_714_557_600_000, 3, seed);
+    std::fs::write(dir.join("in.jsonl"), jsonl(&stream)).unwrap();
+    let (want, late) = expected(setup, &stream);
+    let spec_at = |parallelism: u32, backend: &str| {
+        let text = spec(dir, setup, parallelism, backend)
+            .replace(
+                "sinks:\n  out: {type: print, inputs: [windows], parallelism: 1}",
+                &format!(
+                    "sinks:\n  out: {{type: file, inputs: [windows], path: \"{}/out\", format: json, parallelism: 2}}",
+                    dir.display()
+                ),
+            )
+            .replace("interval: 20ms", "interval: 50ms, retain: 2");
+        std::fs::write(dir.join("job.yaml"), text).unwrap();
+    };
+    let start = |from: bool| {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.arg("run").arg(dir.join("job.yaml"));
+        if from {
+            cmd.args(["--from", "latest"]);
+        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let stderr = || std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
+    let backends = ["memory", "sled"];
+    let (mut killed, mut restored, mut finished) = (0, false, false);
+    while killed < kills && !finished {
+        spec_at(rng.range(1, 4) as u32, backends[rng.range(0, 1) as usize]);
+        let mut child = start(restored);
+        let delay = std::time::Duration::from_millis(rng.range(50, 400));
+        match crate::recovery::wait_for(&mut child, delay) {
+            None => {
+                crate::recovery::kill9(&mut child);
+                killed += 1;
+                restored = !crate::stored::completed(&dir.join("store/windows")).is_empty();
+            }
+            // A fast machine: the run ended before its kill, and was the last.
+            Some(status) => {
+                assert!(status.success(), "{}", stderr());
+                finished = true;
+            }
+        }
+    }
+    assert!(
+        killed >= kills / 2,
+        "{test}: only {killed} kills before the job ended"
+    );
+    if !finished {
+        spec_at(rng.range(1, 4) as u32, "memory");
+        let mut child = start(restored);
+        let status = crate::recovery::wait_for(&mut child, std::time::Duration::from_secs(300));
+        assert!(status.is_some_and(|s| s.success()), "{}", stderr());
+    }
+    let problems = compare(&want, &committed(&dir.join("out")));
+    assert!(
+        problems.is_empty(),
+        "{test}, seed {seed}: {} problems, first: {:#?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+    assert_eq!(late_count(&stderr()), late as u64, "{test}: late records");
+    eprintln!(
+        "{test}: {killed} kills, {} windows, {late} late records, seed {seed}",
+        want.len()
+    );
+}
+
+#[test]
+fn tumbling_windows_with_late_firings_survive_kills_and_rescales() {
+    let setup = Setup {
+        kind: Kind::Tumbling(10_000),
+        ooo: OOO,
+        batch: BATCH,
+        lateness: 30_000,
+        keys: 500,
+    };
+    windows_survive_kills("tumbling_windows_survive_kills", &setup, 600_000, 10);
+}
+
+#[test]
+fn session_windows_survive_kills_and_rescales() {
+    let setup = Setup {
+        kind: Kind::Session(1_500),
+        ooo: OOO,
+        batch: BATCH,
+        lateness: 0,
+        keys: 500,
+    };
+    windows_survive_kills("session_windows_survive_kills", &setup, 600_000, 10);
+}
+
+/// The window examples in specs/: every error line is in exactly one
+/// per-minute count, and every click in exactly one session, whose pages
+/// are in the order they were visited.
+#[test]
+fn the_window_examples_count_every_record_once() {
+    let run = |spec: &str| {
+        let out = crate::harness::dataflow(&["run", spec]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{spec}: {stderr}");
+        printed(&stdout)
+    };
+    let lines = |path: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(crate::harness::root().join(path))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let errors = lines("specs/data/logs.jsonl")
+        .iter()
+        .filter(|l| l["level"] == "error")
+        .count();
+    let minutes = run("specs/error_counts.yaml");
+    let counted: u64 = minutes.iter().map(|m| m["errors"].as_u64().unwrap()).sum();
+    assert_eq!(counted, errors as u64);
+    assert!(minutes
+        .iter()
+        .all(|m| m["window_start"].as_str().unwrap().ends_with(":00Z")));
+
+    let clicks = lines("specs/data/clicks.jsonl");
+    let sessions = run("specs/sessions.yaml");
+    let counted: u64 = sessions.iter().map(|s| s["clicks"].as_u64().unwrap()).sum();
+    assert_eq!(counted, clicks.len() as u64);
+    for s in &sessions {
+        let mut visits: Vec<(i64, String)> = clicks
+            .iter()
+            .filter(|c| c["user"] == s["user"])
+            .map(|c| {
+                (
+                    c["ts"].as_i64().unwrap(),
+                    c["page"].as_str().unwrap().to_owned(),
+                )
+            })
+            .filter(|(ts, _)| {
+                let ms = |f: &str| {
+                    chrono::DateTime::parse_from_rfc3339(s[f].as_str().unwrap())
+                        .unwrap()
+                        .timestamp_millis()
+                };
+                *ts >= ms("window_start") && *ts < ms("window_end")
+            })
+            .collect();
+        visits.sort_by_key(|(ts, _)| *ts);
+        let pages: Vec<&str> = visits.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(s["pages"], serde_json::json!(pages), "{s}");
+    }
+}
