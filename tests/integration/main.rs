@@ -13,6 +13,7 @@ mod event_time;
 mod fuzz;
 mod harness;
 mod incremental;
+mod joins;
 mod lifecycle;
 mod lifecycle_random;
 mod measure;

@@ -928,3 +928,61 @@ fn a_restart_that_cannot_reach_the_store_is_followed_by_the_next() {
     assert!(!stderr.contains("restart 3 of 3"), "{stderr}");
     assert_exactly_once(&job.out, &job.truth);
 }
+
+/// Runs the job `dir/job.yaml` and SIGKILLs it at random moments, up to
+/// `kills` times, restoring with `--from latest` once a checkpoint of job
+/// `job` is complete; before each run, `write_spec` writes the spec for a
+/// random parallelism (1 to 4) and backend, so restores rescale. Then runs
+/// it to the end, and returns its stderr and the kills made. A run that
+/// ends before its kill (a fast machine) is the last one; at least half
+/// the kills must have happened.
+pub fn kill_restore_rescale(
+    dir: &Path,
+    job: &str,
+    rng: &mut Prng,
+    kills: u32,
+    write_spec: impl Fn(u32, &str),
+) -> (String, u32) {
+    let start = |from: bool| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("run").arg(dir.join("job.yaml"));
+        if from {
+            cmd.args(["--from", "latest"]);
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let stderr = || std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
+    let (mut killed, mut restored, mut finished) = (0, false, false);
+    while killed < kills && !finished {
+        write_spec(
+            rng.range(1, 4) as u32,
+            ["memory", "sled"][rng.range(0, 1) as usize],
+        );
+        let mut child = start(restored);
+        match wait_for(&mut child, Duration::from_millis(rng.range(50, 400))) {
+            None => {
+                kill9(&mut child);
+                killed += 1;
+                restored = has_checkpoint(&dir.join("store").join(job));
+            }
+            Some(status) => {
+                assert!(status.success(), "{}", stderr());
+                finished = true;
+            }
+        }
+    }
+    assert!(
+        killed >= kills / 2,
+        "only {killed} kills before the job ended"
+    );
+    if !finished {
+        write_spec(rng.range(1, 4) as u32, "memory");
+        let mut child = start(restored);
+        let status = wait_for(&mut child, Duration::from_secs(300));
+        assert!(status.is_some_and(|s| s.success()), "{}", stderr());
+    }
+    (stderr(), killed)
+}

@@ -42,3 +42,21 @@ pub fn files_under(dir: &Path, prefix: &str) -> BTreeSet<String> {
     walk(dir, prefix, &mut out);
     out
 }
+
+/// Every record the file sink committed in `out`.
+pub fn committed_records(out: &Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            records.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    records
+}

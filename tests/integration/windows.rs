@@ -130,24 +130,6 @@ fn windows_match_the_reference_model_at_every_parallelism_and_backend() {
     }
 }
 
-/// Every record the file sink committed in `out`.
-fn committed(out: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Vec::new();
-    };
-    let mut records = Vec::new();
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            records.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    records
-}
-
 /// A window job killed with SIGKILL at random moments and restored with
 /// `--from latest` at a random parallelism each time: every window's
 /// results are committed exactly once (no emission lost or repeated),
@@ -172,55 +154,16 @@ fn windows_survive_kills(test: &str, setup: &Setup, events: usize, kills: u32) {
             .replace("interval: 20ms", "interval: 50ms, retain: 2");
         std::fs::write(dir.join("job.yaml"), text).unwrap();
     };
-    let start = |from: bool| {
-        let mut cmd = std::process::Command::new(bin());
-        cmd.arg("run").arg(dir.join("job.yaml"));
-        if from {
-            cmd.args(["--from", "latest"]);
-        }
-        cmd.stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
-            .spawn()
-            .unwrap()
-    };
-    let stderr = || std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
-    let backends = ["memory", "sled"];
-    let (mut killed, mut restored, mut finished) = (0, false, false);
-    while killed < kills && !finished {
-        spec_at(rng.range(1, 4) as u32, backends[rng.range(0, 1) as usize]);
-        let mut child = start(restored);
-        let delay = std::time::Duration::from_millis(rng.range(50, 400));
-        match crate::recovery::wait_for(&mut child, delay) {
-            None => {
-                crate::recovery::kill9(&mut child);
-                killed += 1;
-                restored = !crate::stored::completed(&dir.join("store/windows")).is_empty();
-            }
-            // A fast machine: the run ended before its kill, and was the last.
-            Some(status) => {
-                assert!(status.success(), "{}", stderr());
-                finished = true;
-            }
-        }
-    }
-    assert!(
-        killed >= kills / 2,
-        "{test}: only {killed} kills before the job ended"
-    );
-    if !finished {
-        spec_at(rng.range(1, 4) as u32, "memory");
-        let mut child = start(restored);
-        let status = crate::recovery::wait_for(&mut child, std::time::Duration::from_secs(300));
-        assert!(status.is_some_and(|s| s.success()), "{}", stderr());
-    }
-    let problems = compare(&want, &committed(&dir.join("out")));
+    let (stderr, killed) =
+        crate::recovery::kill_restore_rescale(dir, "windows", &mut rng, kills, spec_at);
+    let problems = compare(&want, &crate::stored::committed_records(&dir.join("out")));
     assert!(
         problems.is_empty(),
         "{test}, seed {seed}: {} problems, first: {:#?}",
         problems.len(),
         &problems[..problems.len().min(5)]
     );
-    assert_eq!(late_count(&stderr()), late as u64, "{test}: late records");
+    assert_eq!(late_count(&stderr), late as u64, "{test}: late records");
     eprintln!(
         "{test}: {killed} kills, {} windows, {late} late records, seed {seed}",
         want.len()

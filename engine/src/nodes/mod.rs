@@ -117,6 +117,12 @@ pub trait PlannedTransform: Debug + Send + Sync {
     fn key(&self) -> Option<&Expr> {
         None
     }
+    /// The key of the records from its input number `input`, where the
+    /// inputs are keyed each by its own (a join's sides); else `key`.
+    fn input_key(&self, input: usize) -> Option<&Expr> {
+        let _ = input;
+        None
+    }
     /// The expression of a projection, which a keyed node's shuffle may
     /// move in front of ([`crate::plan`]'s pushdown).
     fn projection(&self) -> Option<&Expr> {
@@ -142,6 +148,8 @@ pub enum Step {
     Keyed(Fold),
     /// Windows per key, over the keyed state the runtime gives it.
     Window(crate::operators::window::WindowSpec),
+    /// An interval join of two inputs, over the keyed state the runtime gives it.
+    Join(crate::operators::join::JoinSpec),
 }
 
 /// What a sink promises after failures and restores.

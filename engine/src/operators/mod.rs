@@ -5,7 +5,9 @@
 //! [`Operator`] turns one record into any number, a [`Sink`] consumes
 //! batches. None of them sees channels, batching or barriers.
 
+pub mod join;
 pub mod keyed;
+pub mod late;
 pub mod sinks;
 pub mod sources;
 pub mod stateless;
@@ -102,6 +104,8 @@ pub enum RestoreProblem {
     },
     #[error("a window's state is damaged: {0}")]
     Window(window::UnfitWindow),
+    #[error("a join's state is damaged: {0}")]
+    Join(join::UnfitJoin),
 }
 
 impl Classify for OpError {
@@ -153,6 +157,21 @@ pub trait Operator: Send {
         result
     }
 
+    /// [`process_at`](Operator::process_at) of a record from the node's
+    /// input number `input` (its place in `inputs`), for operators that
+    /// tell their inputs apart (a join); only called for `input` > 0.
+    fn process_input(
+        &mut self,
+        input: usize,
+        record: Value,
+        time: i64,
+        out: &mut Vec<Value>,
+        times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        let _ = input;
+        self.process_at(record, time, out, times)
+    }
+
     /// The watermark has reached `watermark`: what waited for it (a
     /// window closing) goes to `out`, with its times in `times`.
     fn on_watermark(
@@ -181,6 +200,24 @@ pub trait Operator: Send {
     fn copy_snapshot(&mut self, _budget: usize) -> Result<Option<Changes>, OpError> {
         Ok(Some(Changes::new()))
     }
+}
+
+/// A keyed operator with timers beside its state (a window, a join): it
+/// takes each entry of a restored checkpoint itself, to set its timers
+/// again from them.
+pub trait TimedState: Operator {
+    /// Takes one entry; `location` names the checkpoint, for messages.
+    fn restore(
+        &mut self,
+        key_group: u16,
+        key: &[u8],
+        value: Value,
+        location: &str,
+    ) -> Result<(), OpError>;
+
+    /// Every entry is restored: the operator goes on from `watermark`,
+    /// where the checkpoint recorded it was.
+    fn restored(&mut self, watermark: Option<i64>);
 }
 
 /// What the synchronous part of a checkpoint took.

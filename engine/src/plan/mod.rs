@@ -96,6 +96,9 @@ pub struct PlanNode {
     /// Whether the node's output records carry event times: a source
     /// with `event_time`, or a node all of whose inputs do.
     pub timed: bool,
+    /// The nodes it reads, in the order its `inputs` lists them: a join
+    /// tells its sides apart by their place.
+    pub inputs: Vec<NodeIndex>,
 }
 
 /// The shape of a node's keyed state: the aggregate kept, and the key (as
@@ -120,6 +123,18 @@ impl PlanNode {
     /// one of the keyed node it was moved in front of.
     pub fn partition_key(&self) -> Option<&Expr> {
         self.shuffle.as_ref().map(|s| &s.key).or(self.planned.key())
+    }
+
+    /// The key the records from input `from` reach this node partitioned
+    /// by: a join keys each of its sides by its own.
+    pub fn input_key(&self, from: NodeIndex) -> Option<&Expr> {
+        let side = self.inputs.iter().position(|&i| i == from);
+        match (&self.planned, side) {
+            (Planned::Transform(t), Some(side)) if self.shuffle.is_none() => {
+                t.input_key(side).or(self.partition_key())
+            }
+            _ => self.partition_key(),
+        }
     }
 }
 
@@ -309,6 +324,7 @@ impl Compiler<'_> {
                     state: None,
                     timed: event_time.is_some(),
                     event_time,
+                    inputs: Vec::new(),
                 }),
             );
         }
@@ -348,6 +364,7 @@ impl Compiler<'_> {
                             state,
                             event_time: None,
                             timed: false,
+                            inputs: Vec::new(),
                         }),
                     );
                 }
@@ -383,6 +400,7 @@ impl Compiler<'_> {
                     state: None,
                     event_time: None,
                     timed: false,
+                    inputs: Vec::new(),
                 }),
             );
         }
@@ -857,6 +875,7 @@ impl Compiler<'_> {
                     EdgeKind::Rebalance
                 };
                 graph.add_edge(from, to, kind);
+                graph[to].inputs.push(from);
             }
         }
     }

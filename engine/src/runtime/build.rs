@@ -11,10 +11,11 @@ use super::metrics::Metrics;
 use crate::checkpoint::metadata::TimeState;
 use crate::checkpoint::restore::{load_chain, Restore};
 use crate::nodes::{Instance, Step};
+use crate::operators::join::JoinOp;
 use crate::operators::keyed::{Fold, Keyed};
 use crate::operators::sinks::latency::Timed;
-use crate::operators::window::{WindowOp, WindowSpec};
-use crate::operators::{OpError, RestoreProblem};
+use crate::operators::window::WindowOp;
+use crate::operators::{OpError, RestoreProblem, TimedState};
 use crate::plan::{Plan, PlanNode, Planned};
 use crate::runtime::cancel::Cancel;
 use crate::state::memory::MemoryState;
@@ -92,23 +93,29 @@ pub fn role(
             max_parallelism,
         ))))
     };
-    let window = |spec: WindowSpec| -> Result<Role, OpError> {
+    // A window or a join: it takes the restored entries itself.
+    let timed = |make: &dyn Fn(Box<dyn KeyedState>, u16) -> Box<dyn TimedState>| {
         let mine = KeyGroupRange::of_instance(index, node.parallelism, max_parallelism);
-        let mut op = WindowOp::new(spec, state.state(&node.name)?, max_parallelism, mine.start);
+        let mut op = make(state.state(&node.name)?, mine.start);
         if let Some(restore) = restore {
             load_keyed_state(restore, node, index, max_parallelism, |kg, key, value| {
                 op.restore(kg, &key, value, &restore.location)
             })?;
             op.restored(restored_time(node, index, Some(restore)));
         }
-        Ok(Role::Transform(Box::new(op)))
+        Ok::<_, OpError>(Role::Transform(op))
     };
     let mut role = match &node.planned {
         Planned::Source(source) => Role::Source(source.build(at, cancel)?),
         Planned::Transform(transform) => match transform.build() {
             Step::Stateless(op) => Role::Transform(op),
             Step::Keyed(fold) => keyed(fold)?,
-            Step::Window(spec) => window(spec)?,
+            Step::Window(spec) => timed(&|state, home| {
+                Box::new(WindowOp::new(spec.clone(), state, max_parallelism, home))
+            })?,
+            Step::Join(spec) => timed(&|state, home| {
+                Box::new(JoinOp::new(spec.clone(), state, max_parallelism, home))
+            })?,
         },
         Planned::Sink(planned) => {
             let sink = planned.build(at, plan.checkpoint().is_some())?;

@@ -23,6 +23,9 @@ pub struct Wiring {
     pub nodes: Vec<NodeIndex>,
     pub index: u32,
     pub inputs: Vec<Receiver<Message>>,
+    /// For each input, the place in the head node's `inputs` of the node
+    /// that sends on it.
+    pub sides: Vec<usize>,
     pub outputs: Vec<OutEdge>,
 }
 
@@ -52,6 +55,7 @@ pub fn expand(plan: &Plan) -> Physical {
                 nodes: nodes.clone(),
                 index,
                 inputs: Vec::new(),
+                sides: Vec::new(),
                 outputs: Vec::new(),
             });
         }
@@ -66,8 +70,9 @@ pub fn expand(plan: &Plan) -> Physical {
             }
             let (p_from, p_to) = (g[from].parallelism as usize, g[to].parallelism as usize);
             let key = (kind == EdgeKind::Hash)
-                .then(|| g[to].partition_key().cloned())
+                .then(|| g[to].input_key(from).cloned())
                 .flatten();
+            let side = g[to].inputs.iter().position(|&i| i == from).unwrap_or(0);
             for i in 0..p_from {
                 let targets: Vec<usize> = if kind == EdgeKind::Forward {
                     vec![i]
@@ -80,6 +85,7 @@ pub fn expand(plan: &Plan) -> Physical {
                     senders.push(tx);
                     queues.push((to, rx.clone()));
                     instances[first[c_to] + j].inputs.push(rx);
+                    instances[first[c_to] + j].sides.push(side);
                 }
                 let out = OutEdge::new(kind, senders, key.clone(), plan.job().max_parallelism);
                 instances[first[c_from] + i].outputs.push(out);

@@ -150,6 +150,7 @@ pub(super) fn start_instance(
         checkpoint,
         time,
         inputs: wiring.inputs,
+        sides: wiring.sides,
         output: output::Output::new(
             wiring.outputs,
             plan.job().batch_size as usize,

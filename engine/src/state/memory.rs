@@ -109,6 +109,13 @@ impl KeyedState for MemoryState {
         Ok(&mut entry.value)
     }
 
+    fn get(&mut self, _key_group: u16, key: &[u8]) -> Result<Option<&Value>, StateError> {
+        Ok(self
+            .entries
+            .find(key_hash(key), |e| e.key.as_bytes() == key)
+            .and_then(|e| e.value.as_ref()))
+    }
+
     fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError> {
         if self.track_changes {
             // Listed as changed, so the next snapshot writes its tombstone;

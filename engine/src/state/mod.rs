@@ -69,6 +69,12 @@ pub trait KeyedState: Send {
     /// record. Putting `None` back removes the value, as
     /// [`remove`](KeyedState::remove) does.
     fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError>;
+    /// The value of `key`, to read only. Unlike
+    /// [`value_mut`](KeyedState::value_mut), a backend may not count the
+    /// key as changed (the memory backend does not).
+    fn get(&mut self, key_group: u16, key: &[u8]) -> Result<Option<&Value>, StateError> {
+        Ok(self.value_mut(key_group, key)?.as_ref())
+    }
     /// Removes the value of `key`: the next snapshot records its removal
     /// (a tombstone), so that a restore from an incremental chain does
     /// not bring it back. What a fired window or an expired join entry

@@ -10,7 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parking_lot::{Condvar, Mutex};
+// std's primitives, not parking_lot's (see PATCHED.md).
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::{
     debug_delay, warn, Acquire, AtomicUsize, Error, Lazy, OneShot, Result,
@@ -39,14 +40,24 @@ struct Queue {
 }
 
 impl Queue {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Work>> {
+        // A task that panicked did so outside the lock: the queue is intact.
+        self.mu.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn recv_timeout(&self, duration: Duration) -> Option<Work> {
-        let mut queue = self.mu.lock();
+        let mut queue = self.lock();
 
         let cutoff = Instant::now() + duration;
 
         while queue.is_empty() {
             WAITING_THREAD_COUNT.fetch_add(1, SeqCst);
-            let res = self.cv.wait_until(&mut queue, cutoff);
+            let left = cutoff.saturating_duration_since(Instant::now());
+            let (guard, res) = self
+                .cv
+                .wait_timeout(queue, left)
+                .unwrap_or_else(|e| e.into_inner());
+            queue = guard;
             WAITING_THREAD_COUNT.fetch_sub(1, SeqCst);
             if res.timed_out() {
                 break;
@@ -57,12 +68,12 @@ impl Queue {
     }
 
     fn try_recv(&self) -> Option<Work> {
-        let mut queue = self.mu.lock();
+        let mut queue = self.lock();
         queue.pop_front()
     }
 
     fn send(&self, work: Work) -> usize {
-        let mut queue = self.mu.lock();
+        let mut queue = self.lock();
         queue.push_back(work);
 
         let len = queue.len();
@@ -244,7 +255,7 @@ where
         }
         Mutex::new(sender)
     });
-    sender.lock().send(Box::new(work)).map_err(|_| {
+    sender.lock().unwrap_or_else(|e| e.into_inner()).send(Box::new(work)).map_err(|_| {
         Error::ReportableBug("the truncation thread is not running".to_string())
     })
 }

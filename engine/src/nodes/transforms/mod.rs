@@ -21,5 +21,6 @@ registry! {
         count::Count = "count",
         reduce::Reduce = "reduce",
         window::Window = "window",
+        join::Join = "join",
     }
 }

@@ -22,7 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use accumulate::Body;
 
-use super::{OpError, Operator, RecordError, Snapshot};
+use super::late::LateCount;
+use super::{OpError, Operator, RecordError, Snapshot, TimedState};
 use crate::expr::Expr;
 use crate::state::{encode_key, key_group, Changes, KeyedState};
 use crate::time::windows::{merge_session, Assigner, Window};
@@ -54,10 +55,6 @@ pub struct WindowSpec {
 /// Bytes a window's bounds add to its key in state.
 const BOUNDS: usize = 16;
 
-/// The state key of an instance's late-record count: not a record key's
-/// encoding, which never begins with `#`.
-const LATE_COUNT: &[u8] = b"#late";
-
 /// Why a restored window entry cannot be one this operator wrote.
 #[derive(Debug, thiserror::Error)]
 pub enum UnfitWindow {
@@ -65,8 +62,8 @@ pub enum UnfitWindow {
     Bounds,
     #[error("a window entry that is not [key, accumulators...] of this node's aggregates: `{0}`")]
     Value(String),
-    #[error("a late-record count that is not a count: `{0}`")]
-    LateCount(String),
+    #[error(transparent)]
+    LateCount(#[from] super::late::UnfitCount),
 }
 
 /// A timer: a window's time to close or be cleaned up, and its state entry.
@@ -76,9 +73,6 @@ pub struct WindowOp {
     spec: WindowSpec,
     state: Box<dyn KeyedState>,
     max_parallelism: u32,
-    /// The first key group this instance owns: where it keeps its
-    /// late-record count.
-    home_group: u16,
     watermark: i64,
     /// Windows not yet fired, by their last time.
     to_fire: BTreeSet<Timer>,
@@ -87,12 +81,8 @@ pub struct WindowOp {
     to_clean: BTreeSet<Timer>,
     /// Each key's open sessions (session windows only).
     sessions: HashMap<Box<[u8]>, Vec<Window>>,
-    /// Records late for every window, over the job's life (restored).
-    late: u64,
-    /// Of those, the ones not yet reported (the restored ones too: the
-    /// count a run reports is the job's).
-    late_unreported: u64,
-    late_changed: bool,
+    /// Records late for every window.
+    late: LateCount,
     key_buf: Vec<u8>,
     entry_buf: Vec<u8>,
     windows: Vec<Window>,
@@ -118,14 +108,11 @@ impl WindowOp {
             spec,
             state,
             max_parallelism,
-            home_group,
             watermark: START,
             to_fire: BTreeSet::new(),
             to_clean: BTreeSet::new(),
             sessions: HashMap::new(),
-            late: 0,
-            late_unreported: 0,
-            late_changed: false,
+            late: LateCount::new(home_group),
             key_buf: Vec::new(),
             entry_buf: Vec::new(),
             windows: Vec::new(),
@@ -135,57 +122,6 @@ impl WindowOp {
                 end: intern("window_end"),
                 value: intern("value"),
             },
-        }
-    }
-
-    /// Takes one entry of a restored checkpoint: a window (whose timers
-    /// are set again) or a late-record count.
-    /// `location` names the checkpoint, for messages.
-    pub fn restore(
-        &mut self,
-        key_group: u16,
-        key: &[u8],
-        value: Value,
-        location: &str,
-    ) -> Result<(), OpError> {
-        let unfit = |why: UnfitWindow| OpError::Restore {
-            location: location.to_owned(),
-            why: Box::new(super::RestoreProblem::Window(why)),
-        };
-        if key.starts_with(LATE_COUNT) {
-            let Value::Int(n @ 0..) = value else {
-                return Err(unfit(UnfitWindow::LateCount(value.to_string())));
-            };
-            // Counted on under this instance's own entry, which the next
-            // checkpoint (a full one, after a restore) holds alone.
-            self.late += n as u64;
-            self.late_unreported += n as u64;
-            self.late_changed = true;
-            return Ok(());
-        }
-        let window = bounds(key).ok_or_else(|| unfit(UnfitWindow::Bounds))?;
-        if !self.fits(&value) {
-            return Err(unfit(UnfitWindow::Value(value.to_string())));
-        }
-        *self.state.value_mut(key_group, key)? = Some(value);
-        self.set_timers(window, key_group, key);
-        if self.spec.assigner.is_session() {
-            self.sessions
-                .entry(key[..key.len() - BOUNDS].into())
-                .or_default()
-                .push(window);
-        }
-        Ok(())
-    }
-
-    /// Every entry of the checkpoint is restored: the operator goes on
-    /// from the watermark the checkpoint recorded for it, and the windows
-    /// that had closed, which fired before the checkpoint, wait for late
-    /// records only.
-    pub fn restored(&mut self, watermark: Option<i64>) {
-        if let Some(watermark) = watermark {
-            self.watermark = watermark;
-            self.to_fire.retain(|t| t.0 > watermark);
         }
     }
 
@@ -200,11 +136,6 @@ impl WindowOp {
             }
             Body::Reduce(_) => items.len() == 2,
         }
-    }
-
-    /// Late records not yet reported, which the caller now reports.
-    pub fn take_late(&mut self) -> u64 {
-        std::mem::take(&mut self.late_unreported)
     }
 
     fn set_timers(&mut self, window: Window, key_group: u16, entry: &[u8]) {
@@ -231,12 +162,6 @@ impl WindowOp {
     /// record for it is late.
     fn is_late(&self, window: Window) -> bool {
         window.max_time().saturating_add(self.spec.allowed_lateness) <= self.watermark
-    }
-
-    fn count_late(&mut self) {
-        self.late += 1;
-        self.late_unreported += 1;
-        self.late_changed = true;
     }
 
     /// The inputs the record gives each aggregate; a bad one fails the
@@ -412,7 +337,7 @@ impl WindowOp {
             }
         }
         if !taken {
-            self.count_late();
+            self.late.add(1);
         }
         Ok(())
     }
@@ -432,7 +357,7 @@ impl WindowOp {
             return Ok(());
         };
         if self.is_late(opened) {
-            self.count_late();
+            self.late.add(1);
             return Ok(());
         }
         let open = self
@@ -486,6 +411,51 @@ impl WindowOp {
             }
         }
         Ok(())
+    }
+}
+
+impl TimedState for WindowOp {
+    /// Takes one entry of a restored checkpoint: a window (whose timers
+    /// are set again) or a late-record count.
+    /// `location` names the checkpoint, for messages.
+    fn restore(
+        &mut self,
+        key_group: u16,
+        key: &[u8],
+        value: Value,
+        location: &str,
+    ) -> Result<(), OpError> {
+        let unfit = |why: UnfitWindow| OpError::Restore {
+            location: location.to_owned(),
+            why: Box::new(super::RestoreProblem::Window(why)),
+        };
+        if LateCount::is_count(key) {
+            return self.late.restore(&value).map_err(|e| unfit(e.into()));
+        }
+        let window = bounds(key).ok_or_else(|| unfit(UnfitWindow::Bounds))?;
+        if !self.fits(&value) {
+            return Err(unfit(UnfitWindow::Value(value.to_string())));
+        }
+        *self.state.value_mut(key_group, key)? = Some(value);
+        self.set_timers(window, key_group, key);
+        if self.spec.assigner.is_session() {
+            self.sessions
+                .entry(key[..key.len() - BOUNDS].into())
+                .or_default()
+                .push(window);
+        }
+        Ok(())
+    }
+
+    /// Every entry of the checkpoint is restored: the operator goes on
+    /// from the watermark the checkpoint recorded for it, and the windows
+    /// that had closed, which fired before the checkpoint, wait for late
+    /// records only.
+    fn restored(&mut self, watermark: Option<i64>) {
+        if let Some(watermark) = watermark {
+            self.watermark = watermark;
+            self.to_fire.retain(|t| t.0 > watermark);
+        }
     }
 }
 
@@ -552,16 +522,11 @@ impl Operator for WindowOp {
     }
 
     fn late_records(&mut self) -> u64 {
-        self.take_late()
+        self.late.take_unreported()
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, OpError> {
-        if std::mem::take(&mut self.late_changed) {
-            let mut key = LATE_COUNT.to_vec();
-            key.extend_from_slice(&self.home_group.to_be_bytes());
-            *self.state.value_mut(self.home_group, &key)? =
-                Some(Value::Int(i64::try_from(self.late).unwrap_or(i64::MAX)));
-        }
+        self.late.save(&mut *self.state)?;
         Ok(match self.state.begin_snapshot()? {
             Some(changes) => Snapshot::Taken(changes),
             None => Snapshot::Deferred,

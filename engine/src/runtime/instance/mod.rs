@@ -87,6 +87,8 @@ pub enum ChainTime {
 
 pub struct Instance {
     pub inputs: Vec<Receiver<Message>>,
+    /// For each input, which of the head node's inputs sends on it.
+    pub sides: Vec<usize>,
     pub output: Output,
     pub cancel: Cancel,
     pub batch_size: usize,
@@ -130,6 +132,9 @@ impl From<Cancelled> for Stop {
 /// loop sends its output.
 struct Io {
     inputs: Vec<Receiver<Message>>,
+    sides: Vec<usize>,
+    /// Which of the head's inputs the batch going through came from.
+    side: usize,
     output: Output,
     cancel: Cancel,
     batch_size: usize,
@@ -150,6 +155,7 @@ impl Instance {
     pub fn run(self) -> Result<Finish, Failure> {
         let Instance {
             inputs,
+            sides,
             output,
             cancel,
             batch_size,
@@ -167,6 +173,8 @@ impl Instance {
         };
         let mut io = Io {
             inputs,
+            sides,
+            side: 0,
             output,
             cancel,
             batch_size,
@@ -324,7 +332,7 @@ impl Io {
                             .map_or(Step::Continue, |cp| cp.aligner.ready());
                     }
                 }
-                Next::Message(_, Message::Batch(records, times)) => {
+                Next::Message(i, Message::Batch(records, times)) => {
                     if !times.is_empty() && times.len() != records.len() {
                         return Err(Stop::failed(
                             0,
@@ -348,7 +356,9 @@ impl Io {
                             self.scratch_times = spent;
                         }
                     }
+                    self.side = self.sides.get(i).copied().unwrap_or(0);
                     self.process(members, 0)?;
+                    self.side = 0;
                 }
                 Next::Idle => {}
             }
@@ -377,6 +387,13 @@ impl Io {
                     let mut times = self.times.drain(..);
                     for record in self.batch.drain(..) {
                         let result = match times.next() {
+                            Some(time) if k == 0 && self.side > 0 => op.process_input(
+                                self.side,
+                                record,
+                                time,
+                                &mut self.scratch,
+                                &mut self.scratch_times,
+                            ),
                             Some(time) => op.process_at(
                                 record,
                                 time,
