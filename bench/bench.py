@@ -35,12 +35,14 @@ import glob
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -393,6 +395,165 @@ def throughput(data, words, runs, flink):
             row[k] = med(x.get(k) for x in rs)
         rows.append(row)
     return rows, flink_runs
+
+
+# --- Windows and joins ----------------------------------------------------------------------
+
+EVENT_BASE_MS = 1_714_557_600_000
+
+
+def generate_events(n, keys, path, seed, spread_ms):
+    """n JSON lines {"ts", "k"} over `keys` keys, times rising evenly over `spread_ms` with up to
+    500 ms of disorder (within the jobs' 1 s out-of-orderness: no record is late)."""
+    if os.path.exists(path):
+        return path
+    rng = random.Random(seed)
+    step = spread_ms / n
+    with open(path, "w") as f:
+        for start in range(0, n, 100_000):
+            f.write("".join(f'{{"ts": {EVENT_BASE_MS + int(i * step) - rng.randrange(500)}, '
+                            f'"k": "k{rng.randrange(keys)}"}}\n' for i in range(start, min(n, start + 100_000))))
+    return path
+
+
+def window_spec(name, job, files):
+    ckpt = checkpoint_section("1s")
+    source = lambda node, path: (f"  {node}:\n    type: file\n    path: {path}\n    format: json\n"
+                                 "    event_time: {timestamp: ts, max_out_of_orderness: 1s}\n")
+    if job == "window":
+        body = ("  per_minute: {type: window, inputs: [events], key: k, tumbling: 1m, aggregates: {n: count}}\n")
+        sources, last = source("events", files[0]), "per_minute"
+    else:
+        body = ("  joined: {type: join, inputs: [lefts, rights], key: k, between: {lower: 0s, upper: 15s}}\n")
+        sources, last = source("lefts", files[0]) + source("rights", files[1]), "joined"
+    text = (f"name: {name}\n{ckpt}state: {{backend: memory}}\nsources:\n{sources}transforms:\n{body}"
+            f"sinks:\n  out: {{type: blackhole, inputs: [{last}]}}\n")
+    path = os.path.join(WORK, name + ".yaml")
+    write(path, text)
+    return path, last
+
+
+def flink_windows(flink, job, files, rep):
+    """FlinkWindows (bench/peers/flink) on the same files: (results, seconds, peak RSS MiB)."""
+    run_id = f"flink-{job}-r{rep}"
+    checkpoints = os.path.join(FLINKPEER, "checkpoints", run_id)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    tmp = os.path.join(FLINKPEER, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    cmd = ["java", *flink.java_options(), "-Dlog4j.configurationFile=" + os.path.join(PEER, "log4j2.properties"),
+           "-cp", ":".join(flink.jars() + [flink.classes]), "FlinkWindows", "--job", job,
+           "--input", os.path.abspath(files[0]), "--interval-ms", "1000",
+           "--checkpoints", "file://" + checkpoints, "--tmp", tmp]
+    if job == "join":
+        cmd += ["--right", os.path.abspath(files[1])]
+    p, secs, rss, _, _ = measured(cmd)
+    result = next((l.split()[1:] for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if p.returncode != 0 or result is None:
+        sys.exit(f"Flink run {run_id} failed ({' '.join(cmd)}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    t = {k: int(v) for k, v in (x.split("=") for x in result)}
+    return t["sink_records"], (t["finished_ms"] - t["execute_ms"]) / 1000, rss
+
+
+def open_windows_checkpoint(windows=1_000_000, changes=1_000):
+    """A window node holding `windows` open windows (one per key, all in one minute, read from
+    standard input), then `changes` of them changed: the duration and size of the checkpoint
+    that follows, from its log line."""
+    spec = os.path.join(WORK, "open-windows.yaml")
+    write(spec, "name: open-windows\n" + checkpoint_section("1s") + "state: {backend: memory}\n"
+          "sources:\n  events:\n    type: stdin\n    format: json\n"
+          "    event_time: {timestamp: ts, max_out_of_orderness: 1h}\n"
+          "transforms:\n  per_minute: {type: window, inputs: [events], key: k, tumbling: 1m, "
+          "aggregates: {n: count}}\nsinks:\n  out: {type: blackhole, inputs: [per_minute]}\n")
+    shutil.rmtree(os.path.join(WORK, "checkpoints", "open-windows"), ignore_errors=True)
+    p = subprocess.Popen(dataflow("run", spec), stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdout=subprocess.DEVNULL)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    reader.start()
+
+    def completed():
+        return [m for l in list(lines) for m in [CKPT_LINE.search(l)] if m]
+
+    def wait_for_checkpoints(after, n=1):
+        deadline = time.monotonic() + 120
+        while len(completed()) < after + n:
+            if time.monotonic() > deadline or p.poll() is not None:
+                sys.exit("open windows: no checkpoint came:\n" + "".join(lines[-20:]))
+            time.sleep(0.05)
+        return len(completed())
+
+    batch = 100_000
+    for start in range(0, windows, batch):
+        p.stdin.write("".join(f'{{"ts": {EVENT_BASE_MS + 1000}, "k": "k{i}"}}\n'
+                              for i in range(start, min(windows, start + batch))))
+    p.stdin.flush()
+    # Two checkpoints after every window is in: the second holds them all and changes none.
+    wait_for_checkpoints(len(completed()), 2)
+    p.stdin.write("".join(f'{{"ts": {EVENT_BASE_MS + 2000}, "k": "k{i * (windows // changes)}"}}\n'
+                          for i in range(changes)))
+    p.stdin.flush()
+    # The source reads them within its 50 ms poll; the first checkpoint to complete half a
+    # second later was triggered after that (checkpoints here take far less).
+    time.sleep(0.5)
+    done = wait_for_checkpoints(len(completed()))
+    p.stdin.close()
+    p.wait()
+    m = completed()[done - 1]
+    return {"windows": windows, "changes": changes, "ms": int(m.group(2)), "written": m.group(3),
+            "kind": m.group(4), "sync_ms": float(m.group(6))}
+
+
+def windows_part(events, runs, flink):
+    """The window and join jobs, ours and (with flink) Flink's, interleaved; rows for the table."""
+    files = {"window": [generate_events(events, 100_000, os.path.join(WORK, f"events_{events}.jsonl"), 7,
+                                        events * 0.6)],
+             "join": [generate_events(events // 2, 100_000, os.path.join(WORK, f"lefts_{events // 2}.jsonl"), 8,
+                                      events * 0.6),
+                      generate_events(events // 2, 100_000, os.path.join(WORK, f"rights_{events // 2}.jsonl"), 9,
+                                      events * 0.6)]}
+    rows = []
+    for job in ("window", "join"):
+        spec, last = window_spec(f"bench-{job}", job, files[job])
+        ours, theirs = [], []
+        for r in range(runs):
+            shutil.rmtree(os.path.join(WORK, "checkpoints", f"bench-{job}"), ignore_errors=True)
+            secs, rss, _, err = timed(dataflow("run", spec))
+            results = node_counts(err)[last][1]
+            ours.append((secs, rss, results))
+            print(f"  run {r + 1}/{runs} {job}: {events / secs / 1e6:.2f} M events/s, {rss:.0f} MiB, "
+                  f"{results} results", flush=True)
+            if flink:
+                n, fsecs, frss = flink_windows(flink, job, files[job], r + 1)
+                if n != results:
+                    sys.exit(f"{job}: Flink gave {n} results, dataflow {results}")
+                theirs.append((fsecs, frss))
+                print(f"  run {r + 1}/{runs} flink-{job}: {events / fsecs / 1e6:.2f} M events/s, {frss:.0f} MiB",
+                      flush=True)
+        row = {"job": job, "events": events, "results": ours[0][2],
+               "events_per_s": events / statistics.median(x[0] for x in ours),
+               "rss_mib": statistics.median(x[1] for x in ours)}
+        if theirs:
+            row["flink_events_per_s"] = events / statistics.median(x[0] for x in theirs)
+            row["flink_rss_mib"] = statistics.median(x[1] for x in theirs)
+        rows.append(row)
+    return rows
+
+
+def windows_table(rows, open_windows):
+    t = ["| job | events | results | events/s | peak RSS MiB | Flink events/s | Flink peak RSS MiB | vs Flink | memory vs Flink |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f = r.get("flink_events_per_s")
+        t.append(f"| {r['job']} | {r['events']:,} | {r['results']:,} | {r['events_per_s'] / 1e6:.2f} M | "
+                 f"{r['rss_mib']:.0f} | {fmt(f and f / 1e6, '{:.2f} M')} | {fmt(r.get('flink_rss_mib'))} | "
+                 f"{fmt(f and r['events_per_s'] / f, '{:.1f}×')} | "
+                 f"{fmt(r.get('flink_rss_mib') and r['rss_mib'] / r['flink_rss_mib'], '{:.2f}')} |")
+    if open_windows:
+        o = open_windows
+        t += ["", f"A checkpoint with {o['windows']:,} open windows after {o['changes']:,} of them changed: "
+                  f"{o['ms']} ms from trigger to completion, its synchronous part {o['sync_ms']:.2f} ms, "
+                  f"{o['written']} written ({o['kind']})."]
+    return t
 
 
 def fmt(x, f="{:.0f}"):
@@ -794,7 +955,9 @@ def main():
     ap.add_argument("--backends", default="memory", help="state backends of the series (memory,sled)")
     ap.add_argument("--latency-seconds", type=float, default=None, help="length of each latency run (default 20)")
     ap.add_argument("--parts", default="wordcount,latency,state",
-                    help="which parts to run; docs/performance.md is written only when all run")
+                    help="which parts to run (also: windows); docs/performance.md is written only when "
+                         "wordcount, latency and state all run")
+    ap.add_argument("--events", type=int, default=None, help="events of the window and join jobs (default 10,000,000)")
     ap.add_argument("--report-only", action="store_true",
                     help="write docs/performance.md and the plot again from the last full run's results")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
@@ -848,6 +1011,16 @@ def main():
         state = state_series(sizes, a.backends.split(","), change_seconds=2 if a.quick else 5)
         print("\n".join(state_table(state)))
         took("state size")
+    if "windows" in parts:
+        print("windows and joins:", flush=True)
+        if flink and not os.path.exists(os.path.join(flink.classes, "FlinkWindows.class")):
+            subprocess.run(["javac", "-d", flink.classes, "-cp", ":".join(flink.jars()),
+                            os.path.join(PEER, "FlinkWindows.java")], check=True)
+        events = a.events or (20_000 if a.quick else 10_000_000)
+        wrows = windows_part(events, runs, flink)
+        open_windows = open_windows_checkpoint(*((2_000, 100) if a.quick else (1_000_000, 1_000)))
+        print("\n".join(windows_table(wrows, open_windows)))
+        took("windows")
     if a.quick or parts != {"wordcount", "latency", "state"}:
         return
     command = ("python3 bench/bench.py " + " ".join(sys.argv[1:])).strip()

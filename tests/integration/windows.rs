@@ -32,9 +32,10 @@ transforms:
     {kind}
     allowed_lateness: {lateness}ms
     aggregates: {AGGREGATES}
+    late: output
     parallelism: {parallelism}
 sinks:
-  out: {{type: print, inputs: [windows], parallelism: 1}}
+  out: {{type: print, inputs: [windows, windows.late], parallelism: 1}}
 "#,
         dir = dir.display(),
         kind = setup.kind.yaml(),
@@ -54,6 +55,33 @@ fn run(dir: &Path, spec_text: &str) -> (Vec<serde_json::Value>, u64) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     (printed(&stdout), late_count(&stderr))
+}
+
+/// Window results apart from late records (which have no `window_start`),
+/// those as sorted JSON text.
+fn split_late(records: Vec<serde_json::Value>) -> (Vec<serde_json::Value>, Vec<String>) {
+    let (results, late): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|r| r.get("window_start").is_some());
+    let mut late: Vec<String> = late.iter().map(|r| r.to_string()).collect();
+    late.sort();
+    (results, late)
+}
+
+/// The late events of a stream, as [`split_late`] gives them.
+fn late_events(events: &[crate::window_model::Event]) -> Vec<String> {
+    let line: Vec<serde_json::Value> = jsonl(events)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut late: Vec<String> = events
+        .iter()
+        .zip(line)
+        .filter(|(e, _)| e.fate == Fate::Late)
+        .map(|(_, l)| l.to_string())
+        .collect();
+    late.sort();
+    late
 }
 
 /// The `(N late)` of the run's summary, 0 when absent.
@@ -115,6 +143,8 @@ fn windows_match_the_reference_model_at_every_parallelism_and_backend() {
             for backend in ["memory", "sled"] {
                 for parallelism in [1, 2, 4] {
                     let (records, counted) = run(dir, &spec(dir, setup, parallelism, backend));
+                    let (records, late_records) = split_late(records);
+                    assert_eq!(late_records, late_events(&events), "the late output");
                     let problems = compare(&want, &records);
                     assert!(
                         problems.is_empty(),
@@ -145,9 +175,9 @@ fn windows_survive_kills(test: &str, setup: &Setup, events: usize, kills: u32) {
     let spec_at = |parallelism: u32, backend: &str| {
         let text = spec(dir, setup, parallelism, backend)
             .replace(
-                "sinks:\n  out: {type: print, inputs: [windows], parallelism: 1}",
+                "sinks:\n  out: {type: print, inputs: [windows, windows.late], parallelism: 1}",
                 &format!(
-                    "sinks:\n  out: {{type: file, inputs: [windows], path: \"{}/out\", format: json, parallelism: 2}}",
+                    "sinks:\n  out: {{type: file, inputs: [windows, windows.late], path: \"{}/out\", format: json, parallelism: 2}}",
                     dir.display()
                 ),
             )
@@ -156,7 +186,13 @@ fn windows_survive_kills(test: &str, setup: &Setup, events: usize, kills: u32) {
     };
     let (stderr, killed) =
         crate::recovery::kill_restore_rescale(dir, "windows", &mut rng, kills, spec_at);
-    let problems = compare(&want, &crate::stored::committed_records(&dir.join("out")));
+    let (results, late_records) = split_late(crate::stored::committed_records(&dir.join("out")));
+    assert_eq!(
+        late_records,
+        late_events(&stream),
+        "{test}: the late output"
+    );
+    let problems = compare(&want, &results);
     assert!(
         problems.is_empty(),
         "{test}, seed {seed}: {} problems, first: {:#?}",

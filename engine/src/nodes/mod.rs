@@ -133,6 +133,11 @@ pub trait PlannedTransform: Debug + Send + Sync {
     fn state(&self) -> Option<(&'static str, &str)> {
         None
     }
+    /// Whether the node sends its late records on, for another node to
+    /// read as `<name>.late`.
+    fn late_output(&self) -> bool {
+        false
+    }
     /// Whether the node goes by event time, so its input must carry it.
     fn event_time(&self) -> bool {
         false

@@ -189,6 +189,10 @@ pub trait Operator: Send {
         0
     }
 
+    /// Moves the late records it keeps for its late output (with their
+    /// times) to `out` and `times`, for the caller to send on.
+    fn take_late_output(&mut self, _out: &mut Vec<Value>, _times: &mut Vec<i64>) {}
+
     /// The synchronous part of a checkpoint: the keyed state changed since
     /// the last one, or only the set of it when copying is deferred.
     fn snapshot(&mut self) -> Result<Snapshot, OpError> {

@@ -6,7 +6,9 @@
 //! instance i) or both sides run as one instance (every key belongs to
 //! instance 0). This is Flink's operator chaining, extended over `p = 1`
 //! shuffles. A chain runs on one thread and hands batches from operator to
-//! operator in place: no channel, no copy, no cross-thread free.
+//! operator in place: no channel, no copy, no cross-thread free. An edge
+//! that carries a window's late records is never chained: they leave the
+//! window apart from its results.
 
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
@@ -23,7 +25,7 @@ impl Plan {
         for &n in &self.order {
             let upstream = g
                 .edges_directed(n, Direction::Incoming)
-                .find(|e| self.chained(e.source(), n, *e.weight()));
+                .find(|e| !self.is_late_edge(e.id()) && self.chained(e.source(), n, *e.weight()));
             match upstream {
                 Some(e) => {
                     let c = chain_of[e.source().index()];

@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use petgraph::algo::{tarjan_scc, toposort};
-use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::{Dfs, Reversed};
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
+use petgraph::visit::{Dfs, EdgeRef, Reversed};
 use petgraph::Direction;
 
 use crate::diag::Diagnostic;
@@ -44,6 +44,9 @@ pub struct Plan {
     graph: DiGraph<PlanNode, EdgeKind>,
     /// Every node, sources first, each after all of its inputs.
     order: Vec<NodeIndex>,
+    /// The edges that carry a node's late records (`inputs: [w.late]`),
+    /// not its output.
+    late_edges: Vec<EdgeIndex>,
 }
 
 impl Plan {
@@ -65,6 +68,11 @@ impl Plan {
     }
 
     /// Every node, sources first, each after all of its inputs.
+    /// Whether edge `e` carries its source node's late records.
+    pub fn is_late_edge(&self, e: EdgeIndex) -> bool {
+        self.late_edges.contains(&e)
+    }
+
     pub fn order(&self) -> &[NodeIndex] {
         &self.order
     }
@@ -172,6 +180,11 @@ impl Planned {
     pub fn is_sink(&self) -> bool {
         matches!(self, Planned::Sink(_))
     }
+
+    /// Whether the node sends its late records on (`late: output`).
+    pub fn late_output(&self) -> bool {
+        matches!(self, Planned::Transform(t) if t.late_output())
+    }
 }
 
 /// How records travel along an edge between the instances of two nodes.
@@ -195,6 +208,9 @@ impl EdgeKind {
     }
 }
 
+/// What follows a node's name in an input that reads its late records.
+pub const LATE_PORT: &str = ".late";
+
 /// Marks the nodes whose records carry event times: those all of whose
 /// inputs do, sources with `event_time` being marked already.
 fn timed_nodes(graph: &mut DiGraph<PlanNode, EdgeKind>, order: &[NodeIndex]) {
@@ -211,6 +227,8 @@ fn timed_nodes(graph: &mut DiGraph<PlanNode, EdgeKind>, order: &[NodeIndex]) {
 struct Compiler<'a> {
     loaded: &'a Loaded,
     diagnostics: Vec<Diagnostic>,
+    /// The edges that read a node's late output.
+    late_edges: Vec<EdgeIndex>,
     /// Nodes that are declared but left out of the graph: those the
     /// loader could not read, transforms whose expressions do not
     /// compile, and the second definitions of a name. Their problem is
@@ -249,6 +267,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Vec<Diagnostic>) {
     let mut c = Compiler {
         loaded,
         diagnostics: Vec::new(),
+        late_edges: Vec::new(),
         unbuilt: loaded.broken.clone(),
         loader_errors: loaded
             .diagnostics
@@ -435,6 +454,7 @@ impl Compiler<'_> {
         pushdown::shuffle_before_projections(&mut graph, &order);
         timed_nodes(&mut graph, &order);
         self.untimed_inputs(&graph);
+        self.unread_late_outputs(&graph);
         // With errors, nodes that failed to compile are missing from the
         // graph and the warning would blame their inputs wrongly.
         if !self.loaded.has_errors() && !self.diagnostics.iter().any(Diagnostic::is_error) {
@@ -475,6 +495,7 @@ impl Compiler<'_> {
             },
             graph,
             order,
+            late_edges: std::mem::take(&mut self.late_edges),
         })
     }
 
@@ -833,6 +854,34 @@ impl Compiler<'_> {
                     );
                     continue;
                 }
+                let late_of = input
+                    .strip_suffix(LATE_PORT)
+                    .filter(|_| !index.contains_key(input.as_str()))
+                    .and_then(|node| index.get(node).copied());
+                if let Some(from) = late_of {
+                    if !graph[from].planned.late_output() {
+                        let node = &graph[from].name;
+                        let d = Diagnostic::error(
+                            "no-late-output",
+                            format!("`{name}` reads the late records of `{node}`, which has no late output"),
+                        )
+                        .at(at, "no late output")
+                        .help(format!(
+                            "set `late: output` on window `{node}` to send its late records on"
+                        ));
+                        self.error(d);
+                        continue;
+                    }
+                    let kind = if graph[to].planned.key().is_some() {
+                        EdgeKind::Hash
+                    } else {
+                        EdgeKind::Rebalance
+                    };
+                    let e = graph.add_edge(from, to, kind);
+                    graph[to].inputs.push(from);
+                    self.late_edges.push(e);
+                    continue;
+                }
                 let Some(&from) = index.get(input.as_str()) else {
                     if !self.unbuilt.contains(input) && !section_not_a_mapping {
                         self.error(
@@ -924,6 +973,30 @@ impl Compiler<'_> {
     }
 
     /// Warns about nodes whose output never reaches a sink.
+    /// Reports each late output that no node reads: its records would be
+    /// lost without a word (Beam YAML refuses the same).
+    fn unread_late_outputs(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) {
+        for n in graph.node_indices() {
+            if !graph[n].planned.late_output() {
+                continue;
+            }
+            let read = graph.edges(n).any(|e| self.late_edges.contains(&e.id()));
+            if read {
+                continue;
+            }
+            let name = &graph[n].name;
+            let d = Diagnostic::error(
+                "unread-late-output",
+                format!("window `{name}` sends its late records on, but no node reads them"),
+            )
+            .at(self.span(&["transforms", name, "late"]), "nothing reads this")
+            .help(format!(
+                "read them with `inputs: [{name}{LATE_PORT}]` in a sink or transform, or set `late: drop`"
+            ));
+            self.error(d);
+        }
+    }
+
     /// Reports each node that goes by event time (a window) over records
     /// without it, naming a source that gives none.
     fn untimed_inputs(&mut self, graph: &DiGraph<PlanNode, EdgeKind>) {

@@ -110,6 +110,8 @@ impl OutEdge {
 
 pub struct Output {
     edges: Vec<OutEdge>,
+    /// The edges of the last member's late records, apart from its output.
+    late_edges: Vec<OutEdge>,
     batch_size: usize,
     buffer_timeout: Duration,
     last_flush: Instant,
@@ -119,12 +121,14 @@ pub struct Output {
 impl Output {
     pub fn new(
         edges: Vec<OutEdge>,
+        late_edges: Vec<OutEdge>,
         batch_size: usize,
         buffer_timeout: Duration,
         cancel: Cancel,
     ) -> Output {
         Output {
             edges,
+            late_edges,
             batch_size,
             buffer_timeout,
             last_flush: Instant::now(),
@@ -139,17 +143,29 @@ impl Output {
         records: impl Iterator<Item = Value>,
         times: &[i64],
     ) -> Result<(), Cancelled> {
-        let Some((last, others)) = self.edges.split_last_mut() else {
-            return Ok(());
-        };
-        for (i, record) in records.enumerate() {
-            let time = times.get(i).copied();
-            for edge in others.iter_mut() {
-                edge.push(record.clone(), time, self.batch_size, &self.cancel)?;
-            }
-            last.push(record, time, self.batch_size, &self.cancel)?;
-        }
-        Ok(())
+        push_to(
+            &mut self.edges,
+            records,
+            times,
+            self.batch_size,
+            &self.cancel,
+        )
+    }
+
+    /// [`push_all`](Output::push_all) of late records, onto the edges
+    /// that read them (`inputs: [w.late]`).
+    pub fn push_late(
+        &mut self,
+        records: impl Iterator<Item = Value>,
+        times: &[i64],
+    ) -> Result<(), Cancelled> {
+        push_to(
+            &mut self.late_edges,
+            records,
+            times,
+            self.batch_size,
+            &self.cancel,
+        )
     }
 
     /// When the next timed flush is due.
@@ -178,7 +194,7 @@ impl Output {
 
     /// Sends every partial batch now.
     pub fn flush(&mut self) -> Result<(), Cancelled> {
-        for edge in &mut self.edges {
+        for edge in self.edges.iter_mut().chain(&mut self.late_edges) {
             for ((buffer, times), sender) in edge
                 .buffers
                 .iter_mut()
@@ -213,13 +229,35 @@ impl Output {
 
     fn broadcast(&mut self, message: impl Fn() -> Message) -> Result<(), Cancelled> {
         self.flush()?;
-        for edge in &self.edges {
+        for edge in self.edges.iter().chain(&self.late_edges) {
             for sender in &edge.senders {
                 send(sender, message(), &self.cancel)?;
             }
         }
         Ok(())
     }
+}
+
+/// Routes records to the buffers of `edges`: each to every edge, cloned
+/// for all but the last.
+fn push_to(
+    edges: &mut [OutEdge],
+    records: impl Iterator<Item = Value>,
+    times: &[i64],
+    batch_size: usize,
+    cancel: &Cancel,
+) -> Result<(), Cancelled> {
+    let Some((last, others)) = edges.split_last_mut() else {
+        return Ok(());
+    };
+    for (i, record) in records.enumerate() {
+        let time = times.get(i).copied();
+        for edge in others.iter_mut() {
+            edge.push(record.clone(), time, batch_size, cancel)?;
+        }
+        last.push(record, time, batch_size, cancel)?;
+    }
+    Ok(())
 }
 
 /// A buffer's times to send, leaving room for the next batch's: none for

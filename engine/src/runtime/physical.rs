@@ -27,6 +27,8 @@ pub struct Wiring {
     /// that sends on it.
     pub sides: Vec<usize>,
     pub outputs: Vec<OutEdge>,
+    /// The edges that carry its last node's late records.
+    pub late_outputs: Vec<OutEdge>,
 }
 
 pub struct Physical {
@@ -57,6 +59,7 @@ pub fn expand(plan: &Plan) -> Physical {
                 inputs: Vec::new(),
                 sides: Vec::new(),
                 outputs: Vec::new(),
+                late_outputs: Vec::new(),
             });
         }
     }
@@ -88,7 +91,12 @@ pub fn expand(plan: &Plan) -> Physical {
                     instances[first[c_to] + j].sides.push(side);
                 }
                 let out = OutEdge::new(kind, senders, key.clone(), plan.job().max_parallelism);
-                instances[first[c_from] + i].outputs.push(out);
+                let from = &mut instances[first[c_from] + i];
+                if plan.is_late_edge(edge.id()) {
+                    from.late_outputs.push(out);
+                } else {
+                    from.outputs.push(out);
+                }
             }
         }
     }
@@ -147,5 +155,24 @@ mod tests {
         let mut got = chains(text);
         got.sort();
         assert_eq!(got, [["a"], ["b"], ["m"], ["x"], ["y"]]);
+    }
+
+    /// A node reading only a window's late records would chain to it
+    /// (one output, one input, one instance each): its records would then
+    /// be the window's results.
+    #[test]
+    fn a_late_output_is_never_chained() {
+        let text = "name: late\nsources:\n  e: {type: file, path: x, format: json, event_time: {timestamp: ts}}\n\
+            transforms:\n  w: {type: window, inputs: [e], key: k, tumbling: 1m, aggregates: {n: count}, late: output}\n\
+            sinks:\n  l: {type: blackhole, inputs: [w.late]}\n";
+        assert_eq!(chains(text), [vec!["e", "w"], vec!["l"]]);
+        let plan = crate::plan::from_text(text);
+        let physical = expand(&plan);
+        let w = physical
+            .instances
+            .iter()
+            .find(|i| i.nodes.len() == 2)
+            .unwrap();
+        assert_eq!((w.outputs.len(), w.late_outputs.len()), (0, 1));
     }
 }

@@ -153,6 +153,7 @@ pub(super) fn start_instance(
         sides: wiring.sides,
         output: output::Output::new(
             wiring.outputs,
+            wiring.late_outputs,
             plan.job().batch_size as usize,
             plan.job().buffer_timeout,
             cancel.clone(),

@@ -52,6 +52,19 @@ pub struct Window {
     /// emitting its result again. Default 0.
     #[serde(default)]
     pub allowed_lateness: Option<Duration>,
+    /// What becomes of records later than that: `drop` (default; they are
+    /// counted), or `output` to send them on, for a node that reads
+    /// `<name>.late`.
+    #[serde(default)]
+    pub late: LateSpec,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LateSpec {
+    #[default]
+    Drop,
+    Output,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -83,6 +96,7 @@ impl TransformType for Window {
                     EmitSpec::Update => Emit::Update,
                 },
                 body: body?,
+                late_output: self.late == LateSpec::Output,
             },
             key_text: self.key.trim().to_owned(),
         }))
@@ -306,6 +320,10 @@ impl PlannedTransform for Planned {
 
     fn event_time(&self) -> bool {
         true
+    }
+
+    fn late_output(&self) -> bool {
+        self.spec.late_output
     }
 
     fn build(&self) -> Step {

@@ -12,9 +12,10 @@
 //!
 //! A record is late for a window when the watermark has passed the
 //! window's end plus `allowed_lateness`; a record late for all of its
-//! windows is counted, and dropped or sent to the node's late output. A
-//! record that is behind the watermark but within the allowed lateness
-//! updates its window, which emits again at once (a late firing).
+//! windows is counted, and dropped or sent to the node's late output
+//! (`late: output`, read as `<name>.late`). A record that is behind the watermark
+//! but within the allowed lateness updates its window, which emits again
+//! at once (a late firing).
 
 pub mod accumulate;
 
@@ -50,6 +51,8 @@ pub struct WindowSpec {
     pub allowed_lateness: i64,
     pub emit: Emit,
     pub body: Body,
+    /// Late records go to the late output (`late: output`), not away.
+    pub late_output: bool,
 }
 
 /// Bytes a window's bounds add to its key in state.
@@ -83,6 +86,9 @@ pub struct WindowOp {
     sessions: HashMap<Box<[u8]>, Vec<Window>>,
     /// Records late for every window.
     late: LateCount,
+    /// Late records for the late output, with their times, until taken.
+    late_out: Vec<Value>,
+    late_times: Vec<i64>,
     key_buf: Vec<u8>,
     entry_buf: Vec<u8>,
     windows: Vec<Window>,
@@ -113,6 +119,8 @@ impl WindowOp {
             to_clean: BTreeSet::new(),
             sessions: HashMap::new(),
             late: LateCount::new(home_group),
+            late_out: Vec::new(),
+            late_times: Vec::new(),
             key_buf: Vec::new(),
             entry_buf: Vec::new(),
             windows: Vec::new(),
@@ -309,7 +317,7 @@ impl WindowOp {
         time: i64,
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
-    ) -> Result<(), OpError> {
+    ) -> Result<bool, OpError> {
         self.windows.clear();
         let windows = &mut self.windows;
         self.spec.assigner.assign(time, |w| windows.push(w));
@@ -336,10 +344,7 @@ impl WindowOp {
                 }
             }
         }
-        if !taken {
-            self.late.add(1);
-        }
-        Ok(())
+        Ok(taken)
     }
 
     fn process_session(
@@ -350,15 +355,14 @@ impl WindowOp {
         time: i64,
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
-    ) -> Result<(), OpError> {
+    ) -> Result<bool, OpError> {
         let mut opened = None;
         self.spec.assigner.assign(time, |w| opened = Some(w));
         let Some(opened) = opened else {
-            return Ok(());
+            return Ok(true);
         };
         if self.is_late(opened) {
-            self.late.add(1);
-            return Ok(());
+            return Ok(false);
         }
         let open = self
             .sessions
@@ -369,7 +373,7 @@ impl WindowOp {
         let mut slot = None;
         Self::accumulate(&self.spec.body, &mut slot, key, record, &self.inputs, time)?;
         let Some(mut acc) = slot else {
-            return Ok(());
+            return Ok(true);
         };
         for window in &absorbed {
             self.entry_key(*window);
@@ -395,7 +399,7 @@ impl WindowOp {
         }
         *self.state.value_mut(kg, &entry)? = Some(acc);
         self.entry_buf = entry;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes a window's entry (it fired, or its lateness ran out).
@@ -476,11 +480,19 @@ impl Operator for WindowOp {
         encode_key(&key, &mut self.key_buf);
         let kg = key_group(&self.key_buf, self.max_parallelism);
         self.read_inputs(&record)?;
-        if self.spec.assigner.is_session() {
-            self.process_session(&key, kg, &record, time, out, times)
+        let taken = if self.spec.assigner.is_session() {
+            self.process_session(&key, kg, &record, time, out, times)?
         } else {
-            self.process_fixed(&key, kg, &record, time, out, times)
+            self.process_fixed(&key, kg, &record, time, out, times)?
+        };
+        if !taken {
+            self.late.add(1);
+            if self.spec.late_output {
+                self.late_out.push(record);
+                self.late_times.push(time);
+            }
         }
+        Ok(())
     }
 
     fn on_watermark(
@@ -523,6 +535,11 @@ impl Operator for WindowOp {
 
     fn late_records(&mut self) -> u64 {
         self.late.take_unreported()
+    }
+
+    fn take_late_output(&mut self, out: &mut Vec<Value>, times: &mut Vec<i64>) {
+        out.append(&mut self.late_out);
+        times.append(&mut self.late_times);
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, OpError> {
@@ -581,6 +598,7 @@ mod tests {
             assigner,
             allowed_lateness,
             emit: Emit::Close,
+            late_output: false,
             body: Body::Aggregates(vec![Aggregate {
                 name: intern("total"),
                 function: Function::Sum,

@@ -148,6 +148,9 @@ struct Io {
     scratch_times: Vec<i64>,
     /// Records a source's `event_time` could not stamp.
     unstamped: Vec<RecordError>,
+    /// Late records of the last member, for its late output, and their times.
+    late: Vec<Value>,
+    late_times: Vec<i64>,
 }
 
 impl Instance {
@@ -185,6 +188,8 @@ impl Instance {
             times: times(batch_size),
             scratch_times: times(batch_size),
             unstamped: Vec::new(),
+            late: Vec::new(),
+            late_times: Vec::new(),
         };
         let result = if matches!(members.first().map(|m| &m.role), Some(Role::Source(_))) {
             io.run_source(&mut members)
@@ -414,6 +419,12 @@ impl Io {
                     let late = op.late_records();
                     if late > 0 {
                         metrics.add_late(late);
+                        op.take_late_output(&mut self.late, &mut self.late_times);
+                        if !self.late.is_empty() {
+                            self.output
+                                .push_late(self.late.drain(..), &self.late_times)?;
+                            self.late_times.clear();
+                        }
                     }
                     std::mem::swap(&mut self.batch, &mut self.scratch);
                     std::mem::swap(&mut self.times, &mut self.scratch_times);
