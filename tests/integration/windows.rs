@@ -287,3 +287,62 @@ fn the_window_examples_count_every_record_once() {
         assert_eq!(s["pages"], serde_json::json!(pages), "{s}");
     }
 }
+
+/// Windows of processing time over records without event time: every
+/// record in exactly one window, the windows closed by the clock while
+/// the input is still open, and the last ones at its end.
+#[test]
+fn processing_time_windows_close_by_the_clock_and_at_the_end_of_input() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("clock.yaml");
+    std::fs::write(
+        &spec,
+        "name: clock\nsources:\n  lines: {type: stdin}\ntransforms:\n  \
+         per_second:\n    type: window\n    inputs: [lines]\n    key: this\n    time: processing\n    \
+         tumbling: 300ms\n    aggregates: {n: count}\nsinks:\n  out: {type: print, inputs: [per_second]}\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a\nb\na\n").unwrap();
+    stdin.flush().unwrap();
+    // The input is still open: only the clock can close these windows.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a window closed by the clock");
+    let mut results = vec![first];
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    results.extend(rx.try_iter());
+    stdin.write_all(b"c\na\n").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    results.extend(rx.iter());
+    let mut counts = std::collections::BTreeMap::new();
+    for r in printed(&results.join("\n")) {
+        *counts
+            .entry(r["key"].as_str().unwrap().to_owned())
+            .or_insert(0) += r["n"].as_u64().unwrap();
+    }
+    assert_eq!(
+        counts,
+        [("a", 3), ("b", 1), ("c", 1)]
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect()
+    );
+}

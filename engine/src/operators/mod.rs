@@ -183,6 +183,23 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Whether the operator wants [`on_tick`](Operator::on_tick) calls.
+    fn wants_ticks(&self) -> bool {
+        false
+    }
+
+    /// The clock reads `now_ms` (milliseconds since the epoch), at least
+    /// every 100 ms whether or not records come: what waited for the
+    /// clock (a window of processing time) goes to `out`.
+    fn on_tick(
+        &mut self,
+        _now_ms: i64,
+        _out: &mut Vec<Value>,
+        _times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        Ok(())
+    }
+
     /// Records the operator left out as late since the last call, which
     /// the caller counts.
     fn late_records(&mut self) -> u64 {

@@ -57,6 +57,19 @@ pub struct Window {
     /// `<name>.late`.
     #[serde(default)]
     pub late: LateSpec,
+    /// `event` (default): windows of the records' event time, closed by
+    /// the watermark. `processing`: of the clock's time when records reach
+    /// the node, closed by the clock; for inputs without event time.
+    #[serde(default)]
+    pub time: TimeSpec,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSpec {
+    #[default]
+    Event,
+    Processing,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -97,6 +110,7 @@ impl TransformType for Window {
                 },
                 body: body?,
                 late_output: self.late == LateSpec::Output,
+                processing_time: self.time == TimeSpec::Processing,
             },
             key_text: self.key.trim().to_owned(),
         }))
@@ -319,7 +333,7 @@ impl PlannedTransform for Planned {
     }
 
     fn event_time(&self) -> bool {
-        true
+        !self.spec.processing_time
     }
 
     fn late_output(&self) -> bool {

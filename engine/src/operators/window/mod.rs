@@ -28,7 +28,7 @@ use super::{OpError, Operator, RecordError, Snapshot, TimedState};
 use crate::expr::Expr;
 use crate::state::{encode_key, key_group, Changes, KeyedState};
 use crate::time::windows::{merge_session, Assigner, Window};
-use crate::time::START;
+use crate::time::{END, START};
 use crate::value::{intern, Name, Value};
 
 /// When a window's result is emitted.
@@ -53,6 +53,9 @@ pub struct WindowSpec {
     pub body: Body,
     /// Late records go to the late output (`late: output`), not away.
     pub late_output: bool,
+    /// Windows of the clock's time when records reach the node, not of
+    /// their event time (`time: processing`).
+    pub processing_time: bool,
 }
 
 /// Bytes a window's bounds add to its key in state.
@@ -86,6 +89,8 @@ pub struct WindowOp {
     sessions: HashMap<Box<[u8]>, Vec<Window>>,
     /// Records late for every window.
     late: LateCount,
+    /// Times of results of processing time in a chain without event time.
+    untimed: Vec<i64>,
     /// Late records for the late output, with their times, until taken.
     late_out: Vec<Value>,
     late_times: Vec<i64>,
@@ -119,6 +124,7 @@ impl WindowOp {
             to_clean: BTreeSet::new(),
             sessions: HashMap::new(),
             late: LateCount::new(home_group),
+            untimed: Vec::new(),
             late_out: Vec::new(),
             late_times: Vec::new(),
             key_buf: Vec::new(),
@@ -402,6 +408,46 @@ impl WindowOp {
         Ok(true)
     }
 
+    /// The watermark (of event or processing time) has reached
+    /// `watermark`: the windows it closes fire, those past their lateness go.
+    fn advance(
+        &mut self,
+        watermark: i64,
+        out: &mut Vec<Value>,
+        times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        let keep = self.spec.allowed_lateness > 0;
+        while self.to_fire.first().is_some_and(|t| t.0 <= watermark) {
+            let Some((_, kg, entry)) = self.to_fire.pop_first() else {
+                break;
+            };
+            let Some(window) = bounds(&entry) else {
+                continue;
+            };
+            if self.spec.emit == Emit::Close {
+                if let Some(value) = self.state.value_mut(kg, &entry)?.clone() {
+                    self.emit(window, &value, out, times);
+                }
+            }
+            if !keep {
+                self.forget(window, kg, &entry)?;
+            }
+        }
+        while self.to_clean.first().is_some_and(|t| t.0 <= watermark) {
+            let Some((_, kg, entry)) = self.to_clean.pop_first() else {
+                break;
+            };
+            if let Some(window) = bounds(&entry) {
+                self.forget(window, kg, &entry)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a window's entry (it fired, or its lateness ran out).
     fn forget(&mut self, window: Window, key_group: u16, entry: &[u8]) -> Result<(), OpError> {
         self.state.remove(key_group, entry)?;
@@ -464,8 +510,16 @@ impl TimedState for WindowOp {
 }
 
 impl Operator for WindowOp {
-    fn process(&mut self, _record: Value, _out: &mut Vec<Value>) -> Result<(), OpError> {
-        Err(OpError::Bug("a window's records have no event time"))
+    fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError> {
+        if !self.spec.processing_time {
+            return Err(OpError::Bug("a window's records have no event time"));
+        }
+        // Records without event times: nothing after takes the results' times.
+        let mut times = std::mem::take(&mut self.untimed);
+        let result = self.process_at(record, 0, out, &mut times);
+        times.clear();
+        self.untimed = times;
+        result
     }
 
     fn process_at(
@@ -475,6 +529,11 @@ impl Operator for WindowOp {
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
     ) -> Result<(), OpError> {
+        let time = if self.spec.processing_time {
+            crate::time::now_millis()
+        } else {
+            time
+        };
         let key = self.spec.key.eval_ref(&record)?.into_owned();
         self.key_buf.clear();
         encode_key(&key, &mut self.key_buf);
@@ -501,36 +560,26 @@ impl Operator for WindowOp {
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
     ) -> Result<(), OpError> {
-        if watermark <= self.watermark {
+        // Of event time, only its end reaches windows of processing time:
+        // the input has ended, and every window closes.
+        if self.spec.processing_time && watermark < END {
             return Ok(());
         }
-        self.watermark = watermark;
-        let keep = self.spec.allowed_lateness > 0;
-        while self.to_fire.first().is_some_and(|t| t.0 <= watermark) {
-            let Some((_, kg, entry)) = self.to_fire.pop_first() else {
-                break;
-            };
-            let Some(window) = bounds(&entry) else {
-                continue;
-            };
-            if self.spec.emit == Emit::Close {
-                if let Some(value) = self.state.value_mut(kg, &entry)?.clone() {
-                    self.emit(window, &value, out, times);
-                }
-            }
-            if !keep {
-                self.forget(window, kg, &entry)?;
-            }
-        }
-        while self.to_clean.first().is_some_and(|t| t.0 <= watermark) {
-            let Some((_, kg, entry)) = self.to_clean.pop_first() else {
-                break;
-            };
-            if let Some(window) = bounds(&entry) {
-                self.forget(window, kg, &entry)?;
-            }
-        }
-        Ok(())
+        self.advance(watermark, out, times)
+    }
+
+    fn wants_ticks(&self) -> bool {
+        self.spec.processing_time
+    }
+
+    fn on_tick(
+        &mut self,
+        now_ms: i64,
+        out: &mut Vec<Value>,
+        times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        // A window of processing time closes once the clock has passed it.
+        self.advance(now_ms.saturating_sub(1), out, times)
     }
 
     fn late_records(&mut self) -> u64 {
@@ -599,6 +648,7 @@ mod tests {
             allowed_lateness,
             emit: Emit::Close,
             late_output: false,
+            processing_time: false,
             body: Body::Aggregates(vec![Aggregate {
                 name: intern("total"),
                 function: Function::Sum,

@@ -60,6 +60,9 @@ pub struct Failure {
 /// The most a receive waits before looking at the cancellation flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
 
+/// How often members that go by the clock see it.
+const TICK: Duration = Duration::from_millis(50);
+
 /// One node's instance inside a chain: what is its own even when it
 /// shares a thread.
 pub struct Member {
@@ -151,6 +154,11 @@ struct Io {
     /// Late records of the last member, for its late output, and their times.
     late: Vec<Value>,
     late_times: Vec<i64>,
+    /// Whether a member goes by the clock, and when it last saw it.
+    ticking: bool,
+    last_tick: Instant,
+    /// Without event time: which inputs have sent the end of time.
+    ended_time: Vec<bool>,
 }
 
 impl Instance {
@@ -190,7 +198,13 @@ impl Instance {
             unstamped: Vec::new(),
             late: Vec::new(),
             late_times: Vec::new(),
+            ticking: members
+                .iter()
+                .any(|m| matches!(&m.role, Role::Transform(op) if op.wants_ticks())),
+            last_tick: Instant::now(),
+            ended_time: Vec::new(),
         };
+        io.ended_time = vec![false; io.inputs.len()];
         let result = if matches!(members.first().map(|m| &m.role), Some(Role::Source(_))) {
             io.run_source(&mut members)
         } else {
@@ -261,10 +275,10 @@ impl Io {
             match poll {
                 Ok(Poll::End) => {
                     // A finished input closes every window, as in Flink,
-                    // before the final checkpoint commits what they made.
-                    if self.time.is_some() {
-                        self.watermark(members, 1, Watermark::At(END))?;
-                    }
+                    // before the final checkpoint commits what they made:
+                    // windows of processing time too, after a source
+                    // without event time.
+                    self.watermark(members, 1, Watermark::At(END))?;
                     self.await_finish(members)?;
                     return self.finish(members);
                 }
@@ -282,6 +296,7 @@ impl Io {
                 return self.finish(members);
             }
             self.commit(members)?;
+            self.tick(members)?;
             self.output.flush_if_due()?;
         }
     }
@@ -313,13 +328,22 @@ impl Io {
                 }
             }
             match self.next(&ended)? {
-                Next::Message(i, Message::Watermark(watermark)) => {
-                    if let Some(ChainTime::Inputs(inputs)) = &mut self.time {
+                Next::Message(i, Message::Watermark(watermark)) => match &mut self.time {
+                    Some(ChainTime::Inputs(inputs)) => {
                         if let Some(watermark) = inputs.update(i, watermark) {
                             self.watermark(members, 0, watermark)?;
                         }
                     }
-                }
+                    // Without event time, only the end of every input's
+                    // time matters: it closes windows of processing time.
+                    _ if self.ticking && watermark == Watermark::At(END) => {
+                        self.ended_time[i] = true;
+                        if self.ended_time.iter().all(|&e| e) {
+                            self.watermark(members, 0, watermark)?;
+                        }
+                    }
+                    _ => {}
+                },
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
                     if let (Message::End, Some(ChainTime::Inputs(inputs))) =
                         (&control, &mut self.time)
@@ -368,6 +392,7 @@ impl Io {
                 Next::Idle => {}
             }
             self.commit(members)?;
+            self.tick(members)?;
             self.output.flush_if_due()?;
         }
         self.finish(members)
@@ -479,6 +504,9 @@ impl Io {
                             }
                             Err(e) => return Err(Stop::failed(k, e)),
                         }
+                        if self.time.is_none() {
+                            self.times.clear();
+                        }
                         member.metrics.add_out(self.batch.len());
                         let late = op.late_records();
                         if late > 0 {
@@ -495,6 +523,41 @@ impl Io {
             }
         }
         self.output.watermark(watermark)?;
+        Ok(())
+    }
+
+    /// Every [`TICK`], the members that go by the clock (windows of
+    /// processing time) see it, and what they pass on goes through the
+    /// rest of the chain.
+    fn tick(&mut self, members: &mut [Member]) -> Result<(), Stop> {
+        if !self.ticking || self.last_tick.elapsed() < TICK {
+            return Ok(());
+        }
+        self.last_tick = Instant::now();
+        let now = now_millis();
+        for k in 0..members.len() {
+            let member = &mut members[k];
+            let Role::Transform(op) = &mut member.role else {
+                continue;
+            };
+            if !op.wants_ticks() {
+                continue;
+            }
+            match op.on_tick(now, &mut self.batch, &mut self.times) {
+                Ok(()) => {}
+                Err(OpError::Record(e)) => {
+                    bad_record(member.on_error, &member.metrics, &member.name, k, e)?
+                }
+                Err(e) => return Err(Stop::failed(k, e)),
+            }
+            if self.time.is_none() {
+                self.times.clear();
+            }
+            member.metrics.add_out(self.batch.len());
+            if !self.batch.is_empty() {
+                self.process(members, k + 1)?;
+            }
+        }
         Ok(())
     }
 
