@@ -346,3 +346,51 @@ fn processing_time_windows_close_by_the_clock_and_at_the_end_of_input() {
             .collect()
     );
 }
+
+/// `early`: an open window's result so far comes out while the window is
+/// still open (by the clock), and the final one when it closes.
+#[test]
+fn early_results_come_out_by_the_clock_before_the_window_closes() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("early.yaml");
+    std::fs::write(
+        &spec,
+        "name: early\nsources:\n  events:\n    type: stdin\n    format: json\n    \
+         event_time: {timestamp: ts}\ntransforms:\n  hourly:\n    type: window\n    \
+         inputs: [events]\n    key: k\n    tumbling: 1h\n    early: 200ms\n    \
+         aggregates: {n: count}\nsinks:\n  out: {type: print, inputs: [hourly]}\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let event = |ms: i64| format!("{{\"ts\": {}, \"k\": \"a\"}}\n", 1_714_557_600_000 + ms);
+    for ms in [1_000, 2_000, 3_000] {
+        stdin.write_all(event(ms).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    let early = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("an early result while the hour is open");
+    assert_eq!(printed(&early)[0]["n"], 3, "{early}");
+    stdin.write_all(event(4_000).as_bytes()).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = rx.iter().collect();
+    let last = printed(rest.last().expect("the final result"));
+    assert_eq!(last[0]["n"], 4, "{rest:?}");
+}

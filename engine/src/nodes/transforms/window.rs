@@ -48,6 +48,10 @@ pub struct Window {
     /// result after every record.
     #[serde(default)]
     pub emit: EmitSpec,
+    /// With `emit: close`: also, this often, the result so far of each
+    /// open window that changed since (early results, by the clock).
+    #[serde(default)]
+    pub early: Option<Duration>,
     /// How long after its end a window still takes late records, each
     /// emitting its result again. Default 0.
     #[serde(default)]
@@ -111,6 +115,7 @@ impl TransformType for Window {
                 body: body?,
                 late_output: self.late == LateSpec::Output,
                 processing_time: self.time == TimeSpec::Processing,
+                early_ms: Some(ms(self.early)).filter(|&ms| ms > 0),
             },
             key_text: self.key.trim().to_owned(),
         }))

@@ -56,6 +56,9 @@ pub struct WindowSpec {
     /// Windows of the clock's time when records reach the node, not of
     /// their event time (`time: processing`).
     pub processing_time: bool,
+    /// With `emit: close`, results of the open windows that changed, this
+    /// often (milliseconds of processing time), before they close.
+    pub early_ms: Option<i64>,
 }
 
 /// Bytes a window's bounds add to its key in state.
@@ -89,6 +92,10 @@ pub struct WindowOp {
     sessions: HashMap<Box<[u8]>, Vec<Window>>,
     /// Records late for every window.
     late: LateCount,
+    /// Open windows changed since the last early results (`early`).
+    early: BTreeSet<(u16, Box<[u8]>)>,
+    /// When the last early results went out (processing time).
+    last_early: i64,
     /// Times of results of processing time in a chain without event time.
     untimed: Vec<i64>,
     /// Late records for the late output, with their times, until taken.
@@ -124,6 +131,8 @@ impl WindowOp {
             to_clean: BTreeSet::new(),
             sessions: HashMap::new(),
             late: LateCount::new(home_group),
+            early: BTreeSet::new(),
+            last_early: crate::time::now_millis(),
             untimed: Vec::new(),
             late_out: Vec::new(),
             late_times: Vec::new(),
@@ -348,6 +357,8 @@ impl WindowOp {
                 if let Some(value) = value {
                     self.emit(window, &value, out, times);
                 }
+            } else if self.spec.early_ms.is_some() {
+                self.early.insert((kg, self.entry_buf[..].into()));
             }
         }
         Ok(taken)
@@ -402,6 +413,8 @@ impl WindowOp {
         self.set_timers(merged, kg, &entry);
         if self.spec.emit == Emit::Update || merged.max_time() <= self.watermark {
             self.emit(merged, &acc, out, times);
+        } else if self.spec.early_ms.is_some() {
+            self.early.insert((kg, entry[..].into()));
         }
         *self.state.value_mut(kg, &entry)? = Some(acc);
         self.entry_buf = entry;
@@ -569,7 +582,7 @@ impl Operator for WindowOp {
     }
 
     fn wants_ticks(&self) -> bool {
-        self.spec.processing_time
+        self.spec.processing_time || self.spec.early_ms.is_some()
     }
 
     fn on_tick(
@@ -578,8 +591,31 @@ impl Operator for WindowOp {
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
     ) -> Result<(), OpError> {
-        // A window of processing time closes once the clock has passed it.
-        self.advance(now_ms.saturating_sub(1), out, times)
+        if self.spec.processing_time {
+            // A window of processing time closes once the clock has passed it.
+            self.advance(now_ms.saturating_sub(1), out, times)?;
+        }
+        let Some(period) = self.spec.early_ms else {
+            return Ok(());
+        };
+        if now_ms.saturating_sub(self.last_early) < period {
+            return Ok(());
+        }
+        self.last_early = now_ms;
+        // Early results of the open windows that changed since the last
+        // ones; a window that closed or merged since has gone from state.
+        for (kg, entry) in std::mem::take(&mut self.early) {
+            let Some(window) = bounds(&entry) else {
+                continue;
+            };
+            if window.max_time() <= self.watermark {
+                continue;
+            }
+            if let Some(value) = self.state.get(kg, &entry)?.cloned() {
+                self.emit(window, &value, out, times);
+            }
+        }
+        Ok(())
     }
 
     fn late_records(&mut self) -> u64 {
@@ -649,6 +685,7 @@ mod tests {
             emit: Emit::Close,
             late_output: false,
             processing_time: false,
+            early_ms: None,
             body: Body::Aggregates(vec![Aggregate {
                 name: intern("total"),
                 function: Function::Sum,
