@@ -389,9 +389,13 @@ impl WindowOp {
         // The record first, on its own: a bad one changes nothing.
         let mut slot = None;
         Self::accumulate(&self.spec.body, &mut slot, key, record, &self.inputs, time)?;
-        let Some(mut acc) = slot else {
+        let Some(record_acc) = slot else {
             return Ok(true);
         };
+        // The sessions it merges and the record, in time order (the record
+        // after a session beginning when it does, which came before it), so
+        // that `reduce` and ties in `first` and `last` see arrival order.
+        let mut pieces = Vec::with_capacity(absorbed.len() + 1);
         for window in &absorbed {
             self.entry_key(*window);
             let old = self.state.value_mut(kg, &self.entry_buf)?.take();
@@ -399,11 +403,18 @@ impl WindowOp {
             self.clear_timers(*window, kg, &entry);
             self.state.remove(kg, &entry)?;
             self.entry_buf = entry;
-            if let Some(mut old) = old {
-                // Earlier sessions first, so `reduce` sees them in order.
-                Self::merge(&self.spec.body, &mut old, acc)?;
-                acc = old;
+            if let Some(old) = old {
+                pieces.push((window.start, old));
             }
+        }
+        pieces.push((opened.start, record_acc));
+        pieces.sort_by_key(|(start, _)| *start);
+        let mut pieces = pieces.into_iter().map(|(_, acc)| acc);
+        let Some(mut acc) = pieces.next() else {
+            return Ok(true);
+        };
+        for piece in pieces {
+            Self::merge(&self.spec.body, &mut acc, piece)?;
         }
         let sessions = self.sessions.entry(self.key_buf[..].into()).or_default();
         sessions.retain(|s| !absorbed.contains(s));
@@ -725,6 +736,45 @@ mod tests {
             out,
             [
                 r#"{"k":"a","window_start":"1970-01-01T00:00:00Z","window_end":"1970-01-01T00:00:00.010Z","total":5}"#
+            ]
+        );
+    }
+
+    /// A `reduce` over sessions: a record that bridges two sessions merges
+    /// their results in time order; the result gets the window's bounds.
+    #[test]
+    fn a_reduce_merges_the_sessions_a_record_bridges() {
+        let spec = WindowSpec {
+            key: Expr::compile_key("k").unwrap(),
+            key_field: intern("k"),
+            assigner: Assigner::Session { gap: 10 },
+            allowed_lateness: 0,
+            emit: Emit::Close,
+            late_output: false,
+            processing_time: false,
+            early_ms: None,
+            body: Body::Reduce(
+                Expr::compile(
+                    r#"{"k": acc.k, "seen": acc.seen + "," + this.seen}"#,
+                    &[crate::expr::Var::Acc, crate::expr::Var::This],
+                )
+                .unwrap(),
+            ),
+        };
+        let mut w = WindowOp::new(spec, Box::new(MemoryState::new(true)), 128, 0);
+        let out = feed(
+            &mut w,
+            &[
+                (100, r#"{"k": "a", "seen": "1"}"#),
+                (118, r#"{"k": "a", "seen": "3"}"#),
+                (109, r#"{"k": "a", "seen": "2"}"#),
+            ],
+            200,
+        );
+        assert_eq!(
+            out,
+            [
+                r#"{"window_start":"1970-01-01T00:00:00.100Z","window_end":"1970-01-01T00:00:00.128Z","k":"a","seen":"1,2,3"}"#
             ]
         );
     }
