@@ -293,7 +293,7 @@ fn the_window_examples_count_every_record_once() {
 /// the input is still open, and the last ones at its end.
 #[test]
 fn processing_time_windows_close_by_the_clock_and_at_the_end_of_input() {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("clock.yaml");
     std::fs::write(
@@ -303,22 +303,7 @@ fn processing_time_windows_close_by_the_clock_and_at_the_end_of_input() {
          tumbling: 300ms\n    aggregates: {n: count}\nsinks:\n  out: {type: print, inputs: [per_second]}\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(bin())
-        .arg("run")
-        .arg(&spec)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = crossbeam_channel::bounded(1024);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap());
-        }
-    });
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin, rx) = run_fed(&spec);
     stdin.write_all(b"a\nb\na\n").unwrap();
     stdin.flush().unwrap();
     // The input is still open: only the clock can close these windows.
@@ -351,7 +336,7 @@ fn processing_time_windows_close_by_the_clock_and_at_the_end_of_input() {
 /// still open (by the clock), and the final one when it closes.
 #[test]
 fn early_results_come_out_by_the_clock_before_the_window_closes() {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("early.yaml");
     std::fs::write(
@@ -362,22 +347,7 @@ fn early_results_come_out_by_the_clock_before_the_window_closes() {
          aggregates: {n: count}\nsinks:\n  out: {type: print, inputs: [hourly]}\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(bin())
-        .arg("run")
-        .arg(&spec)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = crossbeam_channel::bounded(1024);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap());
-        }
-    });
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin, rx) = run_fed(&spec);
     let event = |ms: i64| format!("{{\"ts\": {}, \"k\": \"a\"}}\n", 1_714_557_600_000 + ms);
     for ms in [1_000, 2_000, 3_000] {
         stdin.write_all(event(ms).as_bytes()).unwrap();
@@ -393,4 +363,33 @@ fn early_results_come_out_by_the_clock_before_the_window_closes() {
     let rest: Vec<String> = rx.iter().collect();
     let last = printed(rest.last().expect("the final result"));
     assert_eq!(last[0]["n"], 4, "{rest:?}");
+}
+
+/// `dataflow run spec` fed on its standard input: the process, its input,
+/// and the lines it prints as they come.
+fn run_fed(
+    spec: &Path,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    crossbeam_channel::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin())
+        .arg("run")
+        .arg(spec)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin, rx)
 }
