@@ -497,24 +497,12 @@ impl Io {
                 let member = &mut members[k];
                 match &mut member.role {
                     Role::Transform(op) => {
-                        match op.on_watermark(at, &mut self.batch, &mut self.times) {
-                            Ok(()) => {}
-                            Err(OpError::Record(e)) => {
-                                bad_record(member.on_error, &member.metrics, &member.name, k, e)?
-                            }
-                            Err(e) => return Err(Stop::failed(k, e)),
-                        }
-                        if self.time.is_none() {
-                            self.times.clear();
-                        }
-                        member.metrics.add_out(self.batch.len());
+                        let result = op.on_watermark(at, &mut self.batch, &mut self.times);
                         let late = op.late_records();
                         if late > 0 {
                             member.metrics.add_late(late);
                         }
-                        if !self.batch.is_empty() {
-                            self.process(members, k + 1)?;
-                        }
+                        self.pass_on(members, k, result)?;
                     }
                     // Sinks have no use for it.
                     Role::Sink(_) => return Ok(()),
@@ -523,6 +511,33 @@ impl Io {
             }
         }
         self.output.watermark(watermark)?;
+        Ok(())
+    }
+
+    /// What member `k` put out apart from a record (at a watermark or a
+    /// tick), in `self.batch`: its failure handled by its `on_error`, the
+    /// rest through the chain after it.
+    fn pass_on(
+        &mut self,
+        members: &mut [Member],
+        k: usize,
+        result: Result<(), OpError>,
+    ) -> Result<(), Stop> {
+        let member = &members[k];
+        match result {
+            Ok(()) => {}
+            Err(OpError::Record(e)) => {
+                bad_record(member.on_error, &member.metrics, &member.name, k, e)?
+            }
+            Err(e) => return Err(Stop::failed(k, e)),
+        }
+        if self.time.is_none() {
+            self.times.clear();
+        }
+        member.metrics.add_out(self.batch.len());
+        if !self.batch.is_empty() {
+            self.process(members, k + 1)?;
+        }
         Ok(())
     }
 
@@ -543,20 +558,8 @@ impl Io {
             if !op.wants_ticks() {
                 continue;
             }
-            match op.on_tick(now, &mut self.batch, &mut self.times) {
-                Ok(()) => {}
-                Err(OpError::Record(e)) => {
-                    bad_record(member.on_error, &member.metrics, &member.name, k, e)?
-                }
-                Err(e) => return Err(Stop::failed(k, e)),
-            }
-            if self.time.is_none() {
-                self.times.clear();
-            }
-            member.metrics.add_out(self.batch.len());
-            if !self.batch.is_empty() {
-                self.process(members, k + 1)?;
-            }
+            let result = op.on_tick(now, &mut self.batch, &mut self.times);
+            self.pass_on(members, k, result)?;
         }
         Ok(())
     }
