@@ -185,10 +185,7 @@ impl Operator for Keyed {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, OpError> {
-        Ok(match self.state.begin_snapshot()? {
-            Some(changes) => Snapshot::Taken(changes),
-            None => Snapshot::Deferred,
-        })
+        super::snapshot_of(&mut *self.state)
     }
 
     fn copy_snapshot(&mut self, budget: usize) -> Result<Option<Changes>, OpError> {

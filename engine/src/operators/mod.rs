@@ -241,6 +241,14 @@ pub trait TimedState: Operator {
     fn restored(&mut self, watermark: Option<i64>);
 }
 
+/// The synchronous part of a checkpoint of a keyed operator's state.
+pub fn snapshot_of(state: &mut dyn crate::state::KeyedState) -> Result<Snapshot, OpError> {
+    Ok(match state.begin_snapshot()? {
+        Some(changes) => Snapshot::Taken(changes),
+        None => Snapshot::Deferred,
+    })
+}
+
 /// What the synchronous part of a checkpoint took.
 pub enum Snapshot {
     Stateless,
