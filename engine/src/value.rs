@@ -107,16 +107,21 @@ fn same_name(field: &str, name: &str) -> bool {
     std::ptr::eq(field.as_ptr(), name.as_ptr()) && field.len() == name.len() || field == name
 }
 
+type Interned = std::sync::Mutex<std::collections::HashSet<&'static str>>;
+
+fn interned_names() -> std::sync::MutexGuard<'static, std::collections::HashSet<&'static str>> {
+    static NAMES: std::sync::OnceLock<Interned> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The one shared copy of a field name written in a spec. Called when
 /// expressions and operators are compiled, never per record; each distinct
 /// name is kept for the life of the process.
 pub fn intern(name: &str) -> Name {
-    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
-        std::sync::OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut names = interned_names();
     let name = match names.get(name) {
         Some(known) => *known,
         None => {
@@ -126,6 +131,57 @@ pub fn intern(name: &str) -> Name {
         }
     };
     Name(NameRepr::Interned(name))
+}
+
+/// Field names a thread has read from data, so that records of one shape
+/// share their names instead of allocating them per record.
+const DATA_NAMES: usize = 256;
+
+/// The name of a field read from data: the interned one when a spec uses
+/// it (so lookups compare pointers), else a shared copy. A thread keeps
+/// the first [`DATA_NAMES`] names it sees; data with more distinct field
+/// names gets fresh copies of the rest, so it cannot grow memory.
+fn data_name(text: &str) -> Name {
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Name>> =
+            Default::default();
+    }
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(name) = seen.get(text) {
+            return name.clone();
+        }
+        if seen.len() >= DATA_NAMES {
+            return Name::from(text);
+        }
+        let name = match interned_names().get(text) {
+            Some(known) => Name(NameRepr::Interned(known)),
+            None => Name::from(text),
+        };
+        seen.insert(text.into(), name.clone());
+        name
+    })
+}
+
+/// Reads a map key as a [`data_name`], without an allocation when known.
+struct NameSeed;
+
+impl<'de> de::DeserializeSeed<'de> for NameSeed {
+    type Value = Name;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Name, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed {
+    type Value = Name;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Name, E> {
+        Ok(data_name(s))
+    }
 }
 
 impl Value {
@@ -450,10 +506,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut fields: Fields = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
-            match fields.iter_mut().find(|(name, _)| **name == *k) {
+        while let Some(k) = map.next_key_seed(NameSeed)? {
+            let v = map.next_value::<Value>()?;
+            match fields.iter_mut().find(|(name, _)| *name == k) {
                 Some(slot) => slot.1 = v,
-                None => fields.push((Name::from(k), v)),
+                None => fields.push((k, v)),
             }
         }
         Ok(Value::Map(fields))
@@ -463,6 +520,24 @@ impl<'de> Visitor<'de> for ValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// JSON field names a spec uses come back as the interned name (a
+    /// lookup compares pointers); data with more distinct names than the
+    /// cache holds still reads every one.
+    #[test]
+    fn field_names_from_data_share_the_interned_ones() {
+        let spec_name = intern("a_name_a_spec_uses");
+        let record: Value = serde_json::from_str(r#"{"a_name_a_spec_uses": 1}"#).unwrap();
+        let Value::Map(fields) = &record else {
+            panic!()
+        };
+        assert!(std::ptr::eq(fields[0].0.as_ptr(), spec_name.as_ptr()));
+        for i in 0..DATA_NAMES * 2 {
+            let text = format!(r#"{{"f{i}": {i}, "f{i}": {}}}"#, i + 1);
+            let record: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(record.to_json(), format!(r#"{{"f{i}":{}}}"#, i + 1));
+        }
+    }
 
     #[test]
     fn a_value_is_no_larger_than_a_shared_slice_and_its_tag() {

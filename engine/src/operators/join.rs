@@ -302,7 +302,9 @@ impl Operator for JoinOp {
                 Some(at) => {
                     self.timers.insert((at, kg, entry));
                 }
-                None if empty => self.state.remove(kg, &entry)?,
+                None if empty => {
+                    self.state.remove(kg, &entry)?;
+                }
                 None => {}
             }
         }

@@ -50,8 +50,9 @@ impl Entry {
 /// an entry about to change while still frozen is copied first.
 pub struct MemoryState {
     entries: HashTable<Entry>,
-    /// Keys changed in the current epoch, each once.
-    changed: Vec<(u16, Box<[u8]>)>,
+    /// Keys changed in the current epoch, each once (short ones without
+    /// an allocation of their own).
+    changed: Vec<(u16, StoredKey)>,
     epoch: u32,
     /// The snapshot being copied: its keys still to visit, and what it holds so far.
     frozen: Option<Frozen>,
@@ -61,7 +62,7 @@ pub struct MemoryState {
 
 struct Frozen {
     epoch: u32,
-    keys: Vec<(u16, Box<[u8]>)>,
+    keys: Vec<(u16, StoredKey)>,
     copied: Changes,
 }
 
@@ -75,6 +76,28 @@ impl MemoryState {
             track_changes,
         }
     }
+}
+
+/// Lists `entry` (whose key is `key`) as changed in `epoch`, once; while
+/// the snapshot in `frozen` still holds its old value, copies that first.
+fn note_change(
+    entry: &mut Entry,
+    key: &[u8],
+    epoch: u32,
+    frozen: &mut Option<Frozen>,
+    changed: &mut Vec<(u16, StoredKey)>,
+) {
+    if entry.changed_in == epoch {
+        return;
+    }
+    if let Some(frozen) = frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
+        // Still frozen: the snapshot gets the value before this change.
+        if let Some(change) = entry.change() {
+            frozen.copied.push(((entry.key_group, key.into()), change));
+        }
+    }
+    entry.changed_in = epoch;
+    changed.push((entry.key_group, StoredKey::new(key)));
 }
 
 impl KeyedState for MemoryState {
@@ -96,15 +119,8 @@ impl KeyedState for MemoryState {
                 })
                 .into_mut(),
         };
-        if self.track_changes && entry.changed_in != self.epoch {
-            if let Some(frozen) = self.frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
-                // Still frozen: the snapshot gets the value before this change.
-                if let Some(change) = entry.change() {
-                    frozen.copied.push(((entry.key_group, key.into()), change));
-                }
-            }
-            entry.changed_in = self.epoch;
-            self.changed.push((entry.key_group, key.into()));
+        if self.track_changes {
+            note_change(entry, key, self.epoch, &mut self.frozen, &mut self.changed);
         }
         Ok(&mut entry.value)
     }
@@ -116,18 +132,32 @@ impl KeyedState for MemoryState {
             .and_then(|e| e.value.as_ref()))
     }
 
-    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError> {
-        if self.track_changes {
-            // Listed as changed, so the next snapshot writes its tombstone;
-            // the entry goes once it has.
-            *self.value_mut(key_group, key)? = None;
-        } else if let Ok(found) = self
+    fn remove(&mut self, _key_group: u16, key: &[u8]) -> Result<Option<Value>, StateError> {
+        let Ok(mut found) = self
             .entries
             .find_entry(key_hash(key), |e| e.key.as_bytes() == key)
-        {
+        else {
+            return Ok(None);
+        };
+        let entry = found.get_mut();
+        if self.track_changes {
+            if let Some(frozen) = self.frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
+                if let Some(change) = entry.change() {
+                    frozen.copied.push(((entry.key_group, key.into()), change));
+                }
+                entry.changed_in = CLEAN;
+            }
+        }
+        let old = entry.value.take();
+        if self.track_changes && entry.in_snapshot {
+            // Listed as changed, so the next snapshot writes its
+            // tombstone; the entry goes once it has.
+            note_change(entry, key, self.epoch, &mut self.frozen, &mut self.changed);
+        } else {
+            // No snapshot holds it: nothing to write, and it goes now.
             found.remove();
         }
-        Ok(())
+        Ok(old)
     }
 
     fn take_changes(&mut self) -> Result<Changes, StateError> {
@@ -161,9 +191,10 @@ impl KeyedState for MemoryState {
             let Some((key_group, key)) = frozen.keys.pop() else {
                 break;
             };
+            let key = key.as_bytes();
             let Ok(mut found) = self
                 .entries
-                .find_entry(key_hash(&key), |e| e.key.as_bytes() == &*key)
+                .find_entry(key_hash(key), |e| e.key.as_bytes() == key)
             else {
                 continue;
             };
@@ -177,7 +208,7 @@ impl KeyedState for MemoryState {
                     found.remove();
                 }
                 if let Some(change) = change {
-                    frozen.copied.push(((key_group, key), change));
+                    frozen.copied.push(((key_group, key.into()), change));
                 }
             }
         }
@@ -250,7 +281,12 @@ mod tests {
         s.take_changes().unwrap();
         s.remove(1, b"a").unwrap();
         put(&mut s, 1, b"c", 3);
-        s.remove(1, b"c").unwrap();
+        assert_eq!(s.remove(1, b"c").unwrap(), Some(Value::Int(3)));
+        assert_eq!(
+            s.entries.len(),
+            2,
+            "`c`, which no snapshot holds, goes at once"
+        );
         assert_eq!(s.value_mut(1, b"a").unwrap(), &None);
         assert_eq!(
             sorted(s.take_changes().unwrap()),

@@ -14,6 +14,7 @@ mod key;
 pub mod memory;
 pub mod sled;
 mod stored_key;
+pub(crate) use stored_key::StoredKey;
 
 pub use key::{encode_key, key_group, owner, KeyGroupRange};
 
@@ -78,8 +79,8 @@ pub trait KeyedState: Send {
     /// Removes the value of `key`: the next snapshot records its removal
     /// (a tombstone), so that a restore from an incremental chain does
     /// not bring it back. What a fired window or an expired join entry
-    /// leaves behind.
-    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError>;
+    /// leaves behind. Gives the value it had.
+    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<Option<Value>, StateError>;
     /// The synchronous part of a snapshot: every entry changed since the
     /// last call, with its value. Costs time in the number of changed keys,
     /// not in the size of the state.

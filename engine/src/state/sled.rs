@@ -262,11 +262,10 @@ impl KeyedState for SledState {
         Ok(&mut entry.into_mut().value)
     }
 
-    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<(), StateError> {
+    fn remove(&mut self, key_group: u16, key: &[u8]) -> Result<Option<Value>, StateError> {
         // Cached as `None`: eviction removes it from sled, and a snapshot
         // lists its tombstone.
-        *self.value_mut(key_group, key)? = None;
-        Ok(())
+        Ok(self.value_mut(key_group, key)?.take())
     }
 
     fn take_changes(&mut self) -> Result<Changes, StateError> {

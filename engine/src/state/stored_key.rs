@@ -5,18 +5,18 @@
 //! heap. Most keys (a word, a number) are short, so they are kept inside the
 //! entry, and comparing one reads memory the lookup has already loaded.
 
-/// The longest key kept inline: the entry's key then takes 24 bytes, as
-/// many as a boxed slice and its tag.
-const INLINE: usize = 22;
+/// The longest key kept inline, as the entry's key then takes 32 bytes:
+/// room for a short key and a window's bounds (16 bytes).
+const INLINE: usize = 30;
 
 /// An encoded key, inline when short.
-pub(super) enum StoredKey {
+pub(crate) enum StoredKey {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<[u8]>),
 }
 
 impl StoredKey {
-    pub(super) fn new(key: &[u8]) -> StoredKey {
+    pub(crate) fn new(key: &[u8]) -> StoredKey {
         if key.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..key.len()].copy_from_slice(key);
@@ -29,7 +29,7 @@ impl StoredKey {
         }
     }
 
-    pub(super) fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
             StoredKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
             StoredKey::Heap(bytes) => bytes,

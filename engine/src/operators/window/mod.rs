@@ -18,10 +18,12 @@
 //! at once (a late firing).
 
 pub mod accumulate;
+mod timers;
 
 use std::collections::{BTreeSet, HashMap};
 
 use accumulate::Body;
+use timers::Timers;
 
 use super::late::LateCount;
 use super::{OpError, Operator, RecordError, Snapshot, TimedState};
@@ -75,19 +77,16 @@ pub enum UnfitWindow {
     LateCount(#[from] super::late::UnfitCount),
 }
 
-/// A timer: a window's time to close or be cleaned up, and its state entry.
-type Timer = (i64, u16, Box<[u8]>);
-
 pub struct WindowOp {
     spec: WindowSpec,
     state: Box<dyn KeyedState>,
     max_parallelism: u32,
     watermark: i64,
     /// Windows not yet fired, by their last time.
-    to_fire: BTreeSet<Timer>,
+    to_fire: Timers,
     /// Windows fired and kept for late records, by their last time plus
     /// the allowed lateness (only with some allowed lateness).
-    to_clean: BTreeSet<Timer>,
+    to_clean: Timers,
     /// Each key's open sessions (session windows only).
     sessions: HashMap<Box<[u8]>, Vec<Window>>,
     /// Records late for every window.
@@ -105,14 +104,16 @@ pub struct WindowOp {
     entry_buf: Vec<u8>,
     windows: Vec<Window>,
     inputs: Vec<Value>,
-    names: Names,
+    output: Output,
 }
 
-/// Result field names, interned once.
-struct Names {
+/// What results are made of: field names interned once, and the text of
+/// the bounds written last (windows closing together share them).
+struct Output {
     start: Name,
     end: Name,
     value: Name,
+    bounds: Option<(Window, Value, Value)>,
 }
 
 impl WindowOp {
@@ -127,8 +128,8 @@ impl WindowOp {
             state,
             max_parallelism,
             watermark: START,
-            to_fire: BTreeSet::new(),
-            to_clean: BTreeSet::new(),
+            to_fire: Timers::default(),
+            to_clean: Timers::default(),
             sessions: HashMap::new(),
             late: LateCount::new(home_group),
             early: BTreeSet::new(),
@@ -140,10 +141,11 @@ impl WindowOp {
             entry_buf: Vec::new(),
             windows: Vec::new(),
             inputs: Vec::new(),
-            names: Names {
+            output: Output {
                 start: intern("window_start"),
                 end: intern("window_end"),
                 value: intern("value"),
+                bounds: None,
             },
         }
     }
@@ -164,20 +166,20 @@ impl WindowOp {
     fn set_timers(&mut self, window: Window, key_group: u16, entry: &[u8]) {
         let last = window.max_time();
         if last > self.watermark {
-            self.to_fire.insert((last, key_group, entry.into()));
+            self.to_fire.insert(last, key_group, entry);
         }
         if self.spec.allowed_lateness > 0 {
             let clean = last.saturating_add(self.spec.allowed_lateness);
-            self.to_clean.insert((clean, key_group, entry.into()));
+            self.to_clean.insert(clean, key_group, entry);
         }
     }
 
     fn clear_timers(&mut self, window: Window, key_group: u16, entry: &[u8]) {
         let last = window.max_time();
-        self.to_fire.remove(&(last, key_group, Box::from(entry)));
+        self.to_fire.remove(last, key_group, entry);
         if self.spec.allowed_lateness > 0 {
             let clean = last.saturating_add(self.spec.allowed_lateness);
-            self.to_clean.remove(&(clean, key_group, Box::from(entry)));
+            self.to_clean.remove(clean, key_group, entry);
         }
     }
 
@@ -272,50 +274,6 @@ impl WindowOp {
         Ok(())
     }
 
-    /// The result record of `window` from its state value.
-    fn result(&self, window: Window, value: &Value) -> Value {
-        let Value::List(items) = value else {
-            return Value::Null;
-        };
-        let key = items.first().cloned().unwrap_or_default();
-        let (start, end) = (text_time(window.start), text_time(window.end));
-        match &self.spec.body {
-            Body::Aggregates(aggregates) => {
-                let mut fields = Vec::with_capacity(3 + aggregates.len());
-                fields.push((self.spec.key_field.clone(), key));
-                fields.push((self.names.start.clone(), start));
-                fields.push((self.names.end.clone(), end));
-                for (a, acc) in aggregates.iter().zip(&items[1..]) {
-                    fields.push((a.name.clone(), a.result(acc)));
-                }
-                Value::Map(fields)
-            }
-            Body::Reduce(_) => {
-                let reduced = items.get(1).cloned().unwrap_or_default();
-                let mut fields = vec![
-                    (self.names.start.clone(), start),
-                    (self.names.end.clone(), end),
-                ];
-                match reduced {
-                    Value::Map(own) => fields.extend(
-                        own.into_iter()
-                            .filter(|(k, _)| *k != self.names.start && *k != self.names.end),
-                    ),
-                    other => {
-                        fields.insert(0, (self.spec.key_field.clone(), key));
-                        fields.push((self.names.value.clone(), other));
-                    }
-                }
-                Value::Map(fields)
-            }
-        }
-    }
-
-    fn emit(&self, window: Window, value: &Value, out: &mut Vec<Value>, times: &mut Vec<i64>) {
-        out.push(self.result(window, value));
-        times.push(window.max_time());
-    }
-
     /// The state key of `window` for the key in `key_buf`, in `entry_buf`.
     fn entry_key(&mut self, window: Window) {
         self.entry_buf.clear();
@@ -347,18 +305,17 @@ impl WindowOp {
             let new = slot.is_none();
             Self::accumulate(&self.spec.body, slot, key, record, &self.inputs, time)?;
             taken = true;
+            if self.spec.emit == Emit::Update || window.max_time() <= self.watermark {
+                if let Some(value) = slot {
+                    self.output.emit(&self.spec, window, value, out, times);
+                }
+            } else if self.spec.early_ms.is_some() {
+                self.early.insert((kg, self.entry_buf[..].into()));
+            }
             if new {
                 let entry = std::mem::take(&mut self.entry_buf);
                 self.set_timers(window, kg, &entry);
                 self.entry_buf = entry;
-            }
-            if self.spec.emit == Emit::Update || window.max_time() <= self.watermark {
-                let value = self.state.value_mut(kg, &self.entry_buf)?.clone();
-                if let Some(value) = value {
-                    self.emit(window, &value, out, times);
-                }
-            } else if self.spec.early_ms.is_some() {
-                self.early.insert((kg, self.entry_buf[..].into()));
             }
         }
         Ok(taken)
@@ -398,10 +355,9 @@ impl WindowOp {
         let mut pieces = Vec::with_capacity(absorbed.len() + 1);
         for window in &absorbed {
             self.entry_key(*window);
-            let old = self.state.value_mut(kg, &self.entry_buf)?.take();
+            let old = self.state.remove(kg, &self.entry_buf)?;
             let entry = std::mem::take(&mut self.entry_buf);
             self.clear_timers(*window, kg, &entry);
-            self.state.remove(kg, &entry)?;
             self.entry_buf = entry;
             if let Some(old) = old {
                 pieces.push((window.start, old));
@@ -423,7 +379,7 @@ impl WindowOp {
         let entry = std::mem::take(&mut self.entry_buf);
         self.set_timers(merged, kg, &entry);
         if self.spec.emit == Emit::Update || merged.max_time() <= self.watermark {
-            self.emit(merged, &acc, out, times);
+            self.output.emit(&self.spec, merged, &acc, out, times);
         } else if self.spec.early_ms.is_some() {
             self.early.insert((kg, entry[..].into()));
         }
@@ -445,36 +401,41 @@ impl WindowOp {
         }
         self.watermark = watermark;
         let keep = self.spec.allowed_lateness > 0;
-        while self.to_fire.first().is_some_and(|t| t.0 <= watermark) {
-            let Some((_, kg, entry)) = self.to_fire.pop_first() else {
-                break;
-            };
-            let Some(window) = bounds(&entry) else {
-                continue;
-            };
-            if self.spec.emit == Emit::Close {
-                if let Some(value) = self.state.value_mut(kg, &entry)?.clone() {
-                    self.emit(window, &value, out, times);
+        let fire = self.spec.emit == Emit::Close;
+        while let Some(due) = self.to_fire.take_due(watermark) {
+            for (kg, entry) in due {
+                let entry = entry.as_bytes();
+                let Some(window) = bounds(entry) else {
+                    continue;
+                };
+                if keep {
+                    if let (true, Some(value)) = (fire, self.state.get(kg, entry)?) {
+                        self.output.emit(&self.spec, window, value, out, times);
+                    }
+                } else if let (true, Some(value)) = (fire, self.forget(window, kg, entry)?) {
+                    self.output.emit(&self.spec, window, &value, out, times);
                 }
             }
-            if !keep {
-                self.forget(window, kg, &entry)?;
-            }
         }
-        while self.to_clean.first().is_some_and(|t| t.0 <= watermark) {
-            let Some((_, kg, entry)) = self.to_clean.pop_first() else {
-                break;
-            };
-            if let Some(window) = bounds(&entry) {
-                self.forget(window, kg, &entry)?;
+        while let Some(due) = self.to_clean.take_due(watermark) {
+            for (kg, entry) in due {
+                if let Some(window) = bounds(entry.as_bytes()) {
+                    self.forget(window, kg, entry.as_bytes())?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Removes a window's entry (it fired, or its lateness ran out).
-    fn forget(&mut self, window: Window, key_group: u16, entry: &[u8]) -> Result<(), OpError> {
-        self.state.remove(key_group, entry)?;
+    /// Removes a window's entry (it fired, or its lateness ran out), and
+    /// gives its value.
+    fn forget(
+        &mut self,
+        window: Window,
+        key_group: u16,
+        entry: &[u8],
+    ) -> Result<Option<Value>, OpError> {
+        let value = self.state.remove(key_group, entry)?;
         if self.spec.assigner.is_session() {
             let key = &entry[..entry.len() - BOUNDS];
             if let Some(sessions) = self.sessions.get_mut(key) {
@@ -484,7 +445,7 @@ impl WindowOp {
                 }
             }
         }
-        Ok(())
+        Ok(value)
     }
 }
 
@@ -528,7 +489,7 @@ impl TimedState for WindowOp {
     fn restored(&mut self, watermark: Option<i64>) {
         if let Some(watermark) = watermark {
             self.watermark = watermark;
-            self.to_fire.retain(|t| t.0 > watermark);
+            self.to_fire.clear_until(watermark);
         }
     }
 }
@@ -622,8 +583,8 @@ impl Operator for WindowOp {
             if window.max_time() <= self.watermark {
                 continue;
             }
-            if let Some(value) = self.state.get(kg, &entry)?.cloned() {
-                self.emit(window, &value, out, times);
+            if let Some(value) = self.state.get(kg, &entry)? {
+                self.output.emit(&self.spec, window, value, out, times);
             }
         }
         Ok(())
@@ -645,6 +606,70 @@ impl Operator for WindowOp {
 
     fn copy_snapshot(&mut self, budget: usize) -> Result<Option<Changes>, OpError> {
         Ok(self.state.copy_changes(budget)?)
+    }
+}
+
+impl Output {
+    /// The text of `window`'s bounds, written once for the windows that
+    /// share them.
+    fn bounds(&mut self, window: Window) -> (Value, Value) {
+        match &self.bounds {
+            Some((w, start, end)) if *w == window => (start.clone(), end.clone()),
+            _ => {
+                let (start, end) = (text_time(window.start), text_time(window.end));
+                self.bounds = Some((window, start.clone(), end.clone()));
+                (start, end)
+            }
+        }
+    }
+
+    /// The result record of `window` from its state value.
+    fn result(&mut self, spec: &WindowSpec, window: Window, value: &Value) -> Value {
+        let Value::List(items) = value else {
+            return Value::Null;
+        };
+        let key = items.first().cloned().unwrap_or_default();
+        let (start, end) = self.bounds(window);
+        match &spec.body {
+            Body::Aggregates(aggregates) => {
+                let mut fields = Vec::with_capacity(3 + aggregates.len());
+                fields.push((spec.key_field.clone(), key));
+                fields.push((self.start.clone(), start));
+                fields.push((self.end.clone(), end));
+                for (a, acc) in aggregates.iter().zip(&items[1..]) {
+                    fields.push((a.name.clone(), a.result(acc)));
+                }
+                Value::Map(fields)
+            }
+            Body::Reduce(_) => {
+                let reduced = items.get(1).cloned().unwrap_or_default();
+                let mut fields = vec![(self.start.clone(), start), (self.end.clone(), end)];
+                match reduced {
+                    Value::Map(own) => fields.extend(
+                        own.into_iter()
+                            .filter(|(k, _)| *k != self.start && *k != self.end),
+                    ),
+                    other => {
+                        fields.insert(0, (spec.key_field.clone(), key));
+                        fields.push((self.value.clone(), other));
+                    }
+                }
+                Value::Map(fields)
+            }
+        }
+    }
+
+    /// Puts out `window`'s result, at the window's last time.
+    fn emit(
+        &mut self,
+        spec: &WindowSpec,
+        window: Window,
+        value: &Value,
+        out: &mut Vec<Value>,
+        times: &mut Vec<i64>,
+    ) {
+        out.push(self.result(spec, window, value));
+        times.push(window.max_time());
     }
 }
 
