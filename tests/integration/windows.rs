@@ -303,7 +303,7 @@ fn processing_time_windows_close_by_the_clock_and_at_the_end_of_input() {
          tumbling: 300ms\n    aggregates: {n: count}\nsinks:\n  out: {type: print, inputs: [per_second]}\n",
     )
     .unwrap();
-    let (mut child, mut stdin, rx) = run_fed(&spec);
+    let (mut child, mut stdin, rx) = run_fed(&spec, &[], &dir.path().join("runs"));
     stdin.write_all(b"a\nb\na\n").unwrap();
     stdin.flush().unwrap();
     // The input is still open: only the clock can close these windows.
@@ -347,7 +347,7 @@ fn early_results_come_out_by_the_clock_before_the_window_closes() {
          aggregates: {n: count}\nsinks:\n  out: {type: print, inputs: [hourly]}\n",
     )
     .unwrap();
-    let (mut child, mut stdin, rx) = run_fed(&spec);
+    let (mut child, mut stdin, rx) = run_fed(&spec, &[], &dir.path().join("runs"));
     let event = |ms: i64| format!("{{\"ts\": {}, \"k\": \"a\"}}\n", 1_714_557_600_000 + ms);
     for ms in [1_000, 2_000, 3_000] {
         stdin.write_all(event(ms).as_bytes()).unwrap();
@@ -365,10 +365,92 @@ fn early_results_come_out_by_the_clock_before_the_window_closes() {
     assert_eq!(last[0]["n"], 4, "{rest:?}");
 }
 
-/// `dataflow run spec` fed on its standard input: the process, its input,
-/// and the lines it prints as they come.
+/// `dataflow stop` without `--drain` ends no event time: the windows still
+/// open stay in the savepoint, unfired, and close after the restore; with
+/// `--drain` they close before it. A plain stop used to close every open
+/// window after the savepoint's barrier, as if the input had ended: a
+/// print or at-least-once sink showed results the restored run gives again.
+#[test]
+fn a_plain_stop_leaves_windows_open_in_the_savepoint_and_drain_closes_them() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let spec = dir.path().join("stopped.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: stopped\ncheckpoint: {{interval: 1s, store: \"file://{}\"}}\nsources:\n  \
+             events:\n    type: stdin\n    format: json\n    event_time: {{timestamp: ts}}\n\
+             transforms:\n  hourly: {{type: window, inputs: [events], key: k, tumbling: 1h, \
+             aggregates: {{n: count}}, parallelism: 2}}\nsinks:\n  out: {{type: print, inputs: [hourly]}}\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let event =
+        |k: &str, ms: i64| format!("{{\"ts\": {}, \"k\": \"{k}\"}}\n", 1_714_557_600_000 + ms);
+    let hour = 3_600_000;
+    let stop = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("stop")
+            .arg("stopped")
+            .args(args)
+            .env("DATAFLOW_RUN_DIR", &runs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out).1);
+        text(&out).0.trim().to_owned()
+    };
+    let next = |rx: &crossbeam_channel::Receiver<String>| {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a result");
+        printed(&line).remove(0)
+    };
+
+    let (mut child, mut stdin, rx) = run_fed(&spec, &[], &runs);
+    for e in [event("a", 0), event("a", 1_000), event("b", 2 * hour)] {
+        stdin.write_all(e.as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    // `b`'s record closed `a`'s hour: the job has read everything.
+    let first = next(&rx);
+    assert_eq!(
+        (&first["k"], &first["n"]),
+        (&"a".into(), &2.into()),
+        "{first}"
+    );
+    let savepoint = stop(&[]);
+    assert!(child.wait().unwrap().success());
+    let after: Vec<String> = rx.iter().collect();
+    assert!(after.is_empty(), "a plain stop closed windows: {after:?}");
+
+    // Restored, `b`'s window still holds its record; a drain closes it.
+    let (mut child, mut stdin, rx) = run_fed(&spec, &["--from", &savepoint], &runs);
+    stdin
+        .write_all(event("b", 2 * hour + 1_000).as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop(&["--drain"]);
+    let drained = next(&rx);
+    assert_eq!(
+        (&drained["k"], &drained["n"]),
+        (&"b".into(), &2.into()),
+        "{drained}"
+    );
+    assert!(child.wait().unwrap().success());
+    drop(stdin);
+    assert_eq!(rx.iter().count(), 0);
+}
+
+/// `dataflow run spec` fed on its standard input, with `args` after the
+/// spec and the run files in `runs`: the process, its input, and the
+/// lines it prints as they come.
 fn run_fed(
     spec: &Path,
+    args: &[&str],
+    runs: &Path,
 ) -> (
     std::process::Child,
     std::process::ChildStdin,
@@ -378,6 +460,8 @@ fn run_fed(
     let mut child = std::process::Command::new(bin())
         .arg("run")
         .arg(spec)
+        .args(args)
+        .env("DATAFLOW_RUN_DIR", runs)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -80,8 +80,8 @@ impl InputWatermarks {
         self.combine()
     }
 
-    /// Input `i` ended.
-    pub fn end(&mut self, i: usize) -> Option<Watermark> {
+    /// Input `i` ended its event time.
+    fn end(&mut self, i: usize) -> Option<Watermark> {
         let ended_at = Some(self.inputs[i].ended_at.unwrap_or(self.inputs[i].at));
         self.inputs[i] = Input {
             at: END,

@@ -344,14 +344,10 @@ impl Io {
                     }
                     _ => {}
                 },
+                // The end of a stream is no end of event time: an input
+                // that ended sent `END` before, and one stopped by
+                // `dataflow stop` leaves its windows open in the savepoint.
                 Next::Message(i, control @ (Message::End | Message::Barrier(_))) => {
-                    if let (Message::End, Some(ChainTime::Inputs(inputs))) =
-                        (&control, &mut self.time)
-                    {
-                        if let Some(watermark) = inputs.end(i) {
-                            self.watermark(members, 0, watermark)?;
-                        }
-                    }
                     let mut step = self.control(i, &control, &mut ended, &mut open);
                     while let Step::Snapshot { id, alignment } = step {
                         self.snapshot(members, id, alignment, None)?;
