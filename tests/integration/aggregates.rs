@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::harness::{bin, dataflow, printed, text};
+use crate::harness::{bin, dataflow, printed, run_fed, text};
 use crate::restart::committed;
 
 #[test]
@@ -234,5 +234,73 @@ sinks:
             json!({"k": "a", "n": 6, "id": 4}),
             json!({"k": "b", "n": 2, "id": 6}),
         ]
+    );
+}
+
+/// `ttl`: a key left alone for longer than its time to live counts from
+/// one again; within it, the count goes on across a restore; and a
+/// checkpoint of a count with a ttl is refused by name for one without.
+#[test]
+fn a_count_with_a_ttl_forgets_idle_keys_and_keeps_the_rest_across_a_restore() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let write_spec = |ttl: &str| {
+        let spec = dir.path().join("ttl.yaml");
+        std::fs::write(
+            &spec,
+            format!(
+                "name: ttl\ncheckpoint: {{interval: 1s, store: \"file://{}\"}}\nsources:\n  \
+                 lines: {{type: stdin}}\ntransforms:\n  counts: {{type: count, inputs: [lines], \
+                 key: this{ttl}}}\nsinks:\n  out: {{type: print, inputs: [counts]}}\n",
+                dir.path().join("store").display()
+            ),
+        )
+        .unwrap();
+        spec
+    };
+    let next_count = |rx: &crossbeam_channel::Receiver<String>| {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a count");
+        printed(&line)[0]["count"].as_i64().unwrap()
+    };
+
+    // 300 ms to live: a second `a` a second later is a first one again.
+    let spec = write_spec(", ttl: 300ms");
+    let (mut child, mut stdin, rx) = run_fed(&spec, &[], &runs);
+    stdin.write_all(b"a\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next_count(&rx), 1);
+    stdin.write_all(b"a\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next_count(&rx), 2);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    stdin.write_all(b"a\n").unwrap();
+    drop(stdin);
+    assert_eq!(next_count(&rx), 1, "`a` outlived its ttl");
+    assert!(child.wait().unwrap().success());
+
+    // An hour to live: restored, `a` goes on from where it was.
+    let spec = write_spec(", ttl: 1h");
+    let (mut child, mut stdin, rx) = run_fed(&spec, &["--from", "latest"], &runs);
+    stdin.write_all(b"a\n").unwrap();
+    drop(stdin);
+    assert_eq!(next_count(&rx), 2);
+    assert!(child.wait().unwrap().success());
+
+    // Without a ttl, the state is of another kind.
+    let spec = write_spec("");
+    let out = Command::new(bin())
+        .args(["run", spec.to_str().unwrap(), "--from", "latest"])
+        .env("DATAFLOW_RUN_DIR", &runs)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("it was a `count with ttl` and is now a `count`"),
+        "{stderr}"
     );
 }

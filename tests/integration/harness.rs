@@ -62,3 +62,37 @@ pub fn printed(stdout: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect()
 }
+
+/// `dataflow run spec` fed on its standard input, with `args` after the
+/// spec and the run files in `runs`: the process, its input, and the
+/// lines it prints as they come.
+pub fn run_fed(
+    spec: &Path,
+    args: &[&str],
+    runs: &Path,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    crossbeam_channel::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin())
+        .arg("run")
+        .arg(spec)
+        .args(args)
+        .env("DATAFLOW_RUN_DIR", runs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin, rx)
+}

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::harness::{bin, campaign, printed, text};
+use crate::harness::{bin, campaign, printed, run_fed, text};
 use crate::window_model::{compare, expected, generate, jsonl, Fate, Kind, Setup, AGGREGATES};
 
 const OOO: i64 = 2_000;
@@ -442,38 +442,4 @@ fn a_plain_stop_leaves_windows_open_in_the_savepoint_and_drain_closes_them() {
     assert!(child.wait().unwrap().success());
     drop(stdin);
     assert_eq!(rx.iter().count(), 0);
-}
-
-/// `dataflow run spec` fed on its standard input, with `args` after the
-/// spec and the run files in `runs`: the process, its input, and the
-/// lines it prints as they come.
-fn run_fed(
-    spec: &Path,
-    args: &[&str],
-    runs: &Path,
-) -> (
-    std::process::Child,
-    std::process::ChildStdin,
-    crossbeam_channel::Receiver<String>,
-) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(bin())
-        .arg("run")
-        .arg(spec)
-        .args(args)
-        .env("DATAFLOW_RUN_DIR", runs)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = crossbeam_channel::bounded(1024);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap());
-        }
-    });
-    let stdin = child.stdin.take().unwrap();
-    (child, stdin, rx)
 }

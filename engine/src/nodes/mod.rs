@@ -149,8 +149,9 @@ pub trait PlannedTransform: Debug + Send + Sync {
 pub enum Step {
     /// An operator without state.
     Stateless(Box<dyn Operator>),
-    /// A fold per key, over the keyed state the runtime gives it.
-    Keyed(Fold),
+    /// A fold per key, over the keyed state the runtime gives it, with the
+    /// time to live of a key's state in milliseconds (`ttl`), if any.
+    Keyed(Fold, Option<i64>),
     /// Windows per key, over the keyed state the runtime gives it.
     Window(crate::operators::window::WindowSpec),
     /// An interval join of two inputs, over the keyed state the runtime gives it.

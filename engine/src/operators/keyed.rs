@@ -6,13 +6,21 @@
 //! whole record holding the extreme of `field` (Flink's `minBy`/`maxBy`),
 //! `count` the key (named by [`key_field`]) and its count.
 //!
+//! With a time to live (`ttl: 1h`, Flink's `StateTtlConfig` on processing
+//! time), a key not updated for that long is forgotten: its next record
+//! starts from nothing, and the clock removes it from state (a tombstone in
+//! the next checkpoint) so that unbounded keys do not grow state forever.
+//! Its value is then kept as `[value, last update in ms]`, so the time
+//! survives a restore.
+//!
 //! [`key_field`]: crate::nodes::transforms::count::key_field
 
 use std::cmp::Ordering;
 
+use super::timers::Timers;
 use super::{OpError, Operator, RecordError, Snapshot};
 use crate::expr::Expr;
-use crate::state::{encode_key, key_group, Changes, KeyedState};
+use crate::state::{encode_key, key_group, Changes, KeyedState, StateError};
 use crate::value::{intern, Name, Value};
 
 /// Which extreme or total an aggregate keeps.
@@ -93,11 +101,24 @@ pub enum Expected {
     Extreme { field: String },
     #[error("a count must be a positive integer")]
     Count,
+    #[error("a value with a time to live must be [value, last update in ms]")]
+    Ttl,
+}
+
+/// A time to live and what it needs.
+struct Ttl {
+    ms: i64,
+    /// The clock, as of the last tick.
+    now: i64,
+    /// Each key in state, by when it may have expired (at most its last
+    /// update plus `ms`): one timer per key.
+    expiry: Timers,
 }
 
 pub struct Keyed {
     key: Expr,
     fold: Fold,
+    ttl: Option<Ttl>,
     state: Box<dyn KeyedState>,
     max_parallelism: u32,
     key_buf: Vec<u8>,
@@ -106,81 +127,226 @@ pub struct Keyed {
 }
 
 impl Keyed {
-    pub fn new(key: Expr, fold: Fold, state: Box<dyn KeyedState>, max_parallelism: u32) -> Keyed {
+    /// `ttl_ms`: the time to live of a key's state, if any.
+    pub fn new(
+        key: Expr,
+        fold: Fold,
+        ttl_ms: Option<i64>,
+        state: Box<dyn KeyedState>,
+        max_parallelism: u32,
+    ) -> Keyed {
         Keyed {
             key,
             fold,
+            ttl: ttl_ms.map(|ms| Ttl {
+                ms,
+                now: crate::time::now_millis(),
+                expiry: Timers::default(),
+            }),
             state,
             max_parallelism,
             key_buf: Vec::new(),
             count_field: intern("count"),
         }
     }
+
+    /// Whether a restored state value is one this operator can have
+    /// written (see [`Fold::check_state`]).
+    pub fn check_state(&self, value: &Value) -> Result<(), UnfitState> {
+        if self.ttl.is_none() {
+            return self.fold.check_state(value);
+        }
+        match value {
+            Value::List(items) if items.len() == 2 && matches!(items[1], Value::Int(_)) => {
+                self.fold.check_state(&items[0])
+            }
+            other => Err(UnfitState {
+                expected: Expected::Ttl,
+                found_type: other.type_name(),
+                found: other.to_string(),
+            }),
+        }
+    }
+
+    /// Takes a restored entry, checked with [`Keyed::check_state`].
+    pub fn restore(&mut self, key_group: u16, key: &[u8], value: Value) -> Result<(), StateError> {
+        if let (Some(ttl), Value::List(items)) = (&mut self.ttl, &value) {
+            if let Some(Value::Int(updated)) = items.get(1) {
+                ttl.expiry
+                    .insert(updated.saturating_add(ttl.ms), key_group, key);
+            }
+        }
+        *self.state.value_mut(key_group, key)? = Some(value);
+        Ok(())
+    }
+
+    /// Folds `record` into the state of its key, kept with the time of
+    /// its last update: an expired value counts as none.
+    fn fold_with_ttl(
+        &mut self,
+        kg: u16,
+        record: Value,
+        key: Option<Value>,
+    ) -> Result<Value, OpError> {
+        let Some(ttl) = &mut self.ttl else {
+            return Err(OpError::Bug("a time to live without its settings"));
+        };
+        let slot = self.state.value_mut(kg, &self.key_buf)?;
+        let now = ttl.now;
+        let mut inner = match slot {
+            Some(Value::List(items)) if items.len() == 2 => {
+                match items[1] {
+                    Value::Int(updated) if now.saturating_sub(updated) < ttl.ms => {
+                        Some(std::mem::take(&mut items[0]))
+                    }
+                    // Expired: the key starts again (its timer is still set).
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let was_stored = slot.is_some();
+        let result = fold(&self.fold, &self.count_field, &mut inner, record, key);
+        match (inner, slot.as_mut()) {
+            (Some(value), Some(Value::List(items))) if result.is_ok() => {
+                items[0] = value;
+                items[1] = Value::Int(now);
+            }
+            // Failed: the value as it was (or none, if it had expired).
+            (Some(value), Some(Value::List(items))) => items[0] = value,
+            (Some(value), _) => {
+                *slot = Some(Value::List(vec![value, Value::Int(now)]));
+                if !was_stored {
+                    ttl.expiry
+                        .insert(now.saturating_add(ttl.ms), kg, &self.key_buf);
+                }
+            }
+            (None, _) => *slot = None,
+        }
+        result
+    }
+}
+
+/// Refuses a record without a number to aggregate, before it can touch
+/// the state.
+fn check_record(fold: &Fold, record: &Value) -> Result<(), RecordError> {
+    let Fold::Aggregate { field, .. } = fold else {
+        return Ok(());
+    };
+    match record.get(&field[..]) {
+        Some(v) => check_number(v, &field[..]),
+        None => Err(RecordError(format!(
+            "the record has no field `{field}` to aggregate: {record}"
+        ))),
+    }
+}
+
+/// Folds `record` (checked with [`check_record`]) into `stored`, the
+/// state of its key (`key`, for `count`), and gives what to emit. A bad
+/// record leaves `stored` as it was.
+fn fold(
+    fold: &Fold,
+    count_field: &Name,
+    stored: &mut Option<Value>,
+    mut record: Value,
+    key: Option<Value>,
+) -> Result<Value, OpError> {
+    Ok(match fold {
+        Fold::Aggregate { kind, field } => {
+            let Some(slot) = record.get_mut(&field[..]) else {
+                return Err(OpError::Bug("an aggregated record without its field"));
+            };
+            match kind {
+                AggregateKind::Sum => {
+                    match stored {
+                        Some(acc) => {
+                            add(acc, slot, &field[..])?;
+                            acc.clone_into(slot);
+                        }
+                        None => *stored = Some(slot.clone()),
+                    }
+                    record
+                }
+                AggregateKind::Min | AggregateKind::Max => extreme(*kind, field, stored, record),
+            }
+        }
+        Fold::Count { key_field } => {
+            let n = match stored {
+                Some(Value::Int(n)) => {
+                    *n = n.saturating_add(1);
+                    *n
+                }
+                _ => {
+                    *stored = Some(Value::Int(1));
+                    1
+                }
+            };
+            Value::Map(vec![
+                (key_field.clone(), key.unwrap_or_default()),
+                (count_field.clone(), Value::Int(n)),
+            ])
+        }
+        Fold::Reduce(expr) => {
+            let next = match stored {
+                None => record,
+                Some(acc) => expr.eval(&record, Some(acc))?,
+            };
+            *stored = Some(next.clone());
+            next
+        }
+    })
 }
 
 impl Operator for Keyed {
-    fn process(&mut self, mut record: Value, out: &mut Vec<Value>) -> Result<(), OpError> {
+    fn process(&mut self, record: Value, out: &mut Vec<Value>) -> Result<(), OpError> {
         let key = self.key.eval_ref(&record)?;
         self.key_buf.clear();
         encode_key(&key, &mut self.key_buf);
         // Only `count` emits the key; the others read it from the record.
         let key = matches!(self.fold, Fold::Count { .. }).then(|| key.into_owned());
         let kg = key_group(&self.key_buf, self.max_parallelism);
-        let emitted = match &self.fold {
-            Fold::Aggregate { kind, field } => {
-                // A bad record is refused before it can touch the state.
-                let Some(slot) = record.get_mut(&field[..]) else {
-                    return Err(RecordError(format!(
-                        "the record has no field `{field}` to aggregate: {record}"
-                    ))
-                    .into());
+        check_record(&self.fold, &record)?;
+        if self.ttl.is_some() {
+            out.push(self.fold_with_ttl(kg, record, key)?);
+            return Ok(());
+        }
+        let stored = self.state.value_mut(kg, &self.key_buf)?;
+        out.push(fold(&self.fold, &self.count_field, stored, record, key)?);
+        Ok(())
+    }
+
+    fn wants_ticks(&self) -> bool {
+        self.ttl.is_some()
+    }
+
+    /// Keys whose time to live ran out leave the state.
+    fn on_tick(
+        &mut self,
+        now_ms: i64,
+        _out: &mut Vec<Value>,
+        _times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        let Some(ttl) = &mut self.ttl else {
+            return Ok(());
+        };
+        ttl.now = now_ms;
+        while let Some(due) = ttl.expiry.take_due(now_ms) {
+            for (kg, key) in due {
+                let updated = match self.state.get(kg, key.as_bytes())? {
+                    Some(Value::List(items)) => match items.get(1) {
+                        Some(Value::Int(updated)) => *updated,
+                        _ => continue,
+                    },
+                    _ => continue,
                 };
-                check_number(slot, &field[..])?;
-                let stored = self.state.value_mut(kg, &self.key_buf)?;
-                match kind {
-                    AggregateKind::Sum => {
-                        match stored {
-                            Some(acc) => {
-                                add(acc, slot, &field[..])?;
-                                acc.clone_into(slot);
-                            }
-                            None => *stored = Some(slot.clone()),
-                        }
-                        record
-                    }
-                    AggregateKind::Min | AggregateKind::Max => {
-                        extreme(*kind, field, stored, record)
-                    }
+                let expires = updated.saturating_add(ttl.ms);
+                if expires <= now_ms {
+                    self.state.remove(kg, key.as_bytes())?;
+                } else {
+                    ttl.expiry.insert(expires, kg, key.as_bytes());
                 }
             }
-            Fold::Count { key_field } => {
-                let stored = self.state.value_mut(kg, &self.key_buf)?;
-                let n = match stored {
-                    Some(Value::Int(n)) => {
-                        *n = n.saturating_add(1);
-                        *n
-                    }
-                    _ => {
-                        *stored = Some(Value::Int(1));
-                        1
-                    }
-                };
-                Value::Map(vec![
-                    (key_field.clone(), key.unwrap_or_default()),
-                    (self.count_field.clone(), Value::Int(n)),
-                ])
-            }
-            Fold::Reduce(expr) => {
-                let stored = self.state.value_mut(kg, &self.key_buf)?;
-                let next = match stored {
-                    None => record,
-                    Some(acc) => expr.eval(&record, Some(acc))?,
-                };
-                *stored = Some(next.clone());
-                next
-            }
-        };
-        out.push(emitted);
+        }
         Ok(())
     }
 
@@ -290,7 +456,13 @@ mod tests {
     }
 
     fn run_on(state: MemoryState, fold: Fold, key: &str, inputs: &[&str]) -> Vec<String> {
-        let mut op = Keyed::new(Expr::compile_key(key).unwrap(), fold, Box::new(state), 128);
+        let mut op = Keyed::new(
+            Expr::compile_key(key).unwrap(),
+            fold,
+            None,
+            Box::new(state),
+            128,
+        );
         let mut out = Vec::new();
         for i in inputs {
             op.process(rec(i), &mut out).unwrap();
@@ -332,6 +504,7 @@ mod tests {
         Keyed::new(
             Expr::compile_key("k").unwrap(),
             fold,
+            None,
             Box::new(MemoryState::new(false)),
             128,
         )
@@ -528,5 +701,75 @@ mod tests {
         assert!(count.check_state(&Value::Int(1)).is_ok());
         assert!(count.check_state(&Value::Int(0)).is_err());
         assert!(count.check_state(&Value::Float(1.0)).is_err());
+    }
+
+    /// A `count` with `ttl: 1s` on a clock the test moves.
+    fn count_with_ttl(state: MemoryState) -> Keyed {
+        let fold = Fold::Count {
+            key_field: intern("k"),
+        };
+        let mut op = Keyed::new(
+            Expr::compile_key("k").unwrap(),
+            fold,
+            Some(1_000),
+            Box::new(state),
+            128,
+        );
+        op.on_tick(0, &mut Vec::new(), &mut Vec::new()).unwrap();
+        op
+    }
+
+    fn counted(op: &mut Keyed, at: i64, key: &str) -> i64 {
+        op.on_tick(at, &mut Vec::new(), &mut Vec::new()).unwrap();
+        let mut out = Vec::new();
+        op.process(rec(&format!(r#"{{"k":"{key}"}}"#)), &mut out)
+            .unwrap();
+        match out[0].get("count") {
+            Some(Value::Int(n)) => *n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A key updated within its time to live goes on; one left alone for
+    /// longer starts again, and the clock has removed it from state (a
+    /// tombstone for the next checkpoint).
+    #[test]
+    fn a_key_left_alone_longer_than_its_ttl_starts_again() {
+        let mut op = count_with_ttl(MemoryState::new(true));
+        assert_eq!(counted(&mut op, 0, "a"), 1);
+        assert_eq!(counted(&mut op, 900, "a"), 2);
+        assert_eq!(counted(&mut op, 1_800, "a"), 3, "updated at 900: alive");
+        assert_eq!(counted(&mut op, 1_850, "b"), 1);
+        op.snapshot().unwrap();
+        let taken = op.copy_snapshot(usize::MAX).unwrap().unwrap();
+        assert_eq!(taken.len(), 2);
+        // `a` expires at 2,800 and `b` at 2,850.
+        op.on_tick(2_820, &mut Vec::new(), &mut Vec::new()).unwrap();
+        op.snapshot().unwrap();
+        let taken = op.copy_snapshot(usize::MAX).unwrap().unwrap();
+        assert_eq!(
+            taken,
+            vec![((key_group(b"sa", 128), b"sa"[..].into()), None)]
+        );
+        assert_eq!(counted(&mut op, 2_830, "a"), 1);
+        assert_eq!(counted(&mut op, 2_840, "b"), 2);
+    }
+
+    /// Restored values keep their last update: one that expired while the
+    /// job was down counts as gone, even before the clock removes it.
+    #[test]
+    fn restored_values_expire_by_their_last_update() {
+        let mut op = count_with_ttl(MemoryState::new(false));
+        let entry = Value::List(vec![Value::Int(5), Value::Int(-2_000)]);
+        assert!(op.check_state(&entry).is_ok());
+        assert!(op.check_state(&Value::Int(5)).is_err(), "no update time");
+        op.restore(key_group(b"sa", 128), b"sa", entry).unwrap();
+        let fresh = Value::List(vec![Value::Int(7), Value::Int(-500)]);
+        op.restore(key_group(b"sb", 128), b"sb", fresh).unwrap();
+        let mut out = Vec::new();
+        op.process(rec(r#"{"k":"a"}"#), &mut out).unwrap();
+        op.process(rec(r#"{"k":"b"}"#), &mut out).unwrap();
+        let counts: Vec<_> = out.iter().map(|r| r.get("count").cloned()).collect();
+        assert_eq!(counts, [Some(Value::Int(1)), Some(Value::Int(8))]);
     }
 }

@@ -11,6 +11,7 @@ pub mod late;
 pub mod sinks;
 pub mod sources;
 pub mod stateless;
+mod timers;
 pub mod window;
 
 use crate::error::{io_class, Class, Classify};

@@ -64,16 +64,16 @@ pub fn role(
         parallelism: node.parallelism,
     };
     let max_parallelism = plan.job().max_parallelism;
-    let keyed = |fold: Fold| -> Result<Role, OpError> {
+    let keyed = |fold: Fold, ttl: Option<i64>| -> Result<Role, OpError> {
         let key = node
             .planned
             .key()
             .cloned()
             .ok_or(OpError::Bug("a keyed operator without a key"))?;
-        let mut keyed_state = state.state(&node.name)?;
+        let mut op = Keyed::new(key, fold, ttl, state.state(&node.name)?, max_parallelism);
         if let Some(restore) = restore {
             load_keyed_state(restore, node, index, max_parallelism, |kg, key, value| {
-                fold.check_state(&value).map_err(|why| {
+                op.check_state(&value).map_err(|why| {
                     damaged(
                         restore,
                         RestoreProblem::Unfit {
@@ -82,16 +82,10 @@ pub fn role(
                         },
                     )
                 })?;
-                *keyed_state.value_mut(kg, &key)? = Some(value);
-                Ok(())
+                Ok(op.restore(kg, &key, value)?)
             })?;
         }
-        Ok(Role::Transform(Box::new(Keyed::new(
-            key,
-            fold,
-            keyed_state,
-            max_parallelism,
-        ))))
+        Ok(Role::Transform(Box::new(op)))
     };
     // A window or a join: it takes the restored entries itself.
     let timed = |make: &dyn Fn(Box<dyn KeyedState>, u16) -> Box<dyn TimedState>| {
@@ -109,7 +103,7 @@ pub fn role(
         Planned::Source(source) => Role::Source(source.build(at, cancel)?),
         Planned::Transform(transform) => match transform.build() {
             Step::Stateless(op) => Role::Transform(op),
-            Step::Keyed(fold) => keyed(fold)?,
+            Step::Keyed(fold, ttl) => keyed(fold, ttl)?,
             Step::Window(spec) => timed(&|state, home| {
                 Box::new(WindowOp::new(spec.clone(), state, max_parallelism, home))
             })?,

@@ -6,6 +6,7 @@ use crate::expr::Expr;
 use crate::nodes::{PlannedTransform, Step};
 use crate::operators::keyed::{AggregateKind, Fold};
 use crate::plan::NodeCx;
+use crate::spec::Duration;
 use crate::value::{intern, Name};
 
 /// Checks and compiles an aggregate's `key` and `field`.
@@ -14,8 +15,10 @@ pub(super) fn plan(
     kind: AggregateKind,
     key_text: &str,
     field: &str,
+    ttl: Option<Duration>,
 ) -> Option<Box<dyn PlannedTransform>> {
     let key = cx.key(key_text);
+    let ttl = super::ttl::plan(cx, ttl);
     let field_ok = crate::plan::is_field_name(field);
     if !field_ok {
         let name = cx.name();
@@ -31,6 +34,7 @@ pub(super) fn plan(
         key: key?,
         key_text: key_text.trim().to_owned(),
         field: field_ok.then(|| intern(field))?,
+        ttl: ttl.ok()?,
     }))
 }
 
@@ -40,6 +44,7 @@ struct Planned {
     key: Expr,
     key_text: String,
     field: Name,
+    ttl: Option<i64>,
 }
 
 impl PlannedTransform for Planned {
@@ -53,13 +58,16 @@ impl PlannedTransform for Planned {
             AggregateKind::Min => "min",
             AggregateKind::Max => "max",
         };
-        Some((kind, &self.key_text))
+        Some((super::ttl::state_kind(kind, self.ttl), &self.key_text))
     }
 
     fn build(&self) -> Step {
-        Step::Keyed(Fold::Aggregate {
-            kind: self.kind,
-            field: self.field.clone(),
-        })
+        Step::Keyed(
+            Fold::Aggregate {
+                kind: self.kind,
+                field: self.field.clone(),
+            },
+            self.ttl,
+        )
     }
 }

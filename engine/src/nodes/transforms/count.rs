@@ -7,6 +7,7 @@ use crate::expr::Expr;
 use crate::nodes::{PlannedTransform, Step, TransformType};
 use crate::operators::keyed::Fold;
 use crate::plan::NodeCx;
+use crate::spec::Duration;
 use crate::value::{intern, Name};
 
 /// Rolling keyed count: emits `{<name>: <key>, "count": <n>}`, `<name>` being the last field of a field-path key (`user.id` gives `id`), else `key`.
@@ -14,12 +15,18 @@ use crate::value::{intern, Name};
 #[serde(deny_unknown_fields)]
 pub struct Count {
     pub key: String,
+    /// Forget a key's state this long after its last record (by the
+    /// clock): its next record starts again from nothing.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
 }
 
 impl TransformType for Count {
     fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
+        let ttl = super::ttl::plan(cx, self.ttl);
         Some(Box::new(Planned {
             key: cx.key(&self.key)?,
+            ttl: ttl.ok()?,
             key_text: self.key.trim().to_owned(),
             key_field: key_field(&self.key),
         }))
@@ -46,6 +53,7 @@ struct Planned {
     key: Expr,
     key_text: String,
     key_field: Name,
+    ttl: Option<i64>,
 }
 
 impl PlannedTransform for Planned {
@@ -54,12 +62,15 @@ impl PlannedTransform for Planned {
     }
 
     fn state(&self) -> Option<(&'static str, &str)> {
-        Some(("count", &self.key_text))
+        Some((super::ttl::state_kind("count", self.ttl), &self.key_text))
     }
 
     fn build(&self) -> Step {
-        Step::Keyed(Fold::Count {
-            key_field: self.key_field.clone(),
-        })
+        Step::Keyed(
+            Fold::Count {
+                key_field: self.key_field.clone(),
+            },
+            self.ttl,
+        )
     }
 }

@@ -7,6 +7,7 @@ use super::aggregate;
 use crate::nodes::{PlannedTransform, TransformType};
 use crate::operators::keyed::AggregateKind;
 use crate::plan::NodeCx;
+use crate::spec::Duration;
 
 /// Rolling keyed minimum of `field`: emits the whole record holding the key's smallest `field` so far (the earlier on a tie).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -14,10 +15,14 @@ use crate::plan::NodeCx;
 pub struct Min {
     pub key: String,
     pub field: String,
+    /// Forget a key's state this long after its last record (by the
+    /// clock): its next record starts again from nothing.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
 }
 
 impl TransformType for Min {
     fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
-        aggregate::plan(cx, AggregateKind::Min, &self.key, &self.field)
+        aggregate::plan(cx, AggregateKind::Min, &self.key, &self.field, self.ttl)
     }
 }

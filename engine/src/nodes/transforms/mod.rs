@@ -1,6 +1,7 @@
 //! Transform types: what happens to records on the way.
 
 mod aggregate;
+mod ttl;
 
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -7,6 +7,7 @@ use crate::expr::{Expr, Var};
 use crate::nodes::{PlannedTransform, Step, TransformType};
 use crate::operators::keyed::Fold;
 use crate::plan::NodeCx;
+use crate::spec::Duration;
 
 /// Rolling keyed reduce: emits the new accumulator, a CEL expression over `acc` and `this`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -14,13 +15,19 @@ use crate::plan::NodeCx;
 pub struct Reduce {
     pub key: String,
     pub expr: String,
+    /// Forget a key's state this long after its last record (by the
+    /// clock): its next record starts again from nothing.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
 }
 
 impl TransformType for Reduce {
     fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
         let key = cx.key(&self.key);
         let expr = cx.expr("expr", &self.expr, &[Var::Acc, Var::This]);
+        let ttl = super::ttl::plan(cx, self.ttl);
         Some(Box::new(Planned {
+            ttl: ttl.ok()?,
             key: key?,
             key_text: self.key.trim().to_owned(),
             expr: expr?,
@@ -33,6 +40,7 @@ struct Planned {
     key: Expr,
     key_text: String,
     expr: Expr,
+    ttl: Option<i64>,
 }
 
 impl PlannedTransform for Planned {
@@ -41,10 +49,10 @@ impl PlannedTransform for Planned {
     }
 
     fn state(&self) -> Option<(&'static str, &str)> {
-        Some(("reduce", &self.key_text))
+        Some((super::ttl::state_kind("reduce", self.ttl), &self.key_text))
     }
 
     fn build(&self) -> Step {
-        Step::Keyed(Fold::Reduce(self.expr.clone()))
+        Step::Keyed(Fold::Reduce(self.expr.clone()), self.ttl)
     }
 }

@@ -18,14 +18,13 @@
 //! at once (a late firing).
 
 pub mod accumulate;
-mod timers;
 
 use std::collections::{BTreeSet, HashMap};
 
 use accumulate::Body;
-use timers::Timers;
 
 use super::late::LateCount;
+use super::timers::Timers;
 use super::{OpError, Operator, RecordError, Snapshot, TimedState};
 use crate::expr::Expr;
 use crate::state::{encode_key, key_group, Changes, KeyedState};

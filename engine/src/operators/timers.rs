@@ -1,17 +1,17 @@
-//! When each open window closes (or its lateness runs out): its state
-//! entry filed under that time.
+//! Keyed state entries filed under the time something is due for them: a
+//! window's close or the end of its lateness, a key's time to live.
 //!
-//! Windows of a tumbling or sliding assigner close at a handful of times
-//! shared by every key, so entries are grouped by time: setting a timer is
-//! a push onto its time's list, and the watermark takes whole lists. A
-//! window has one timer of each kind, set when it opens and cleared only
-//! when a session merges it, so the lists need no de-duplication.
+//! Entries fall due at a handful of times shared by many keys (every
+//! window of one minute closes at once), so they are grouped by time:
+//! setting a timer is a push onto its time's list, and the clock or the
+//! watermark takes whole lists. The lists are not de-duplicated: each
+//! user sets at most one timer of a kind per entry.
 
 use std::collections::BTreeMap;
 
 use crate::state::StoredKey;
 
-/// A window's state entry: its key group and key.
+/// A state entry: its key group and key.
 pub type Entry = (u16, StoredKey);
 
 #[derive(Default)]
