@@ -1,8 +1,9 @@
-//! Interval joins through the real binary, against an independent model:
-//! every pair of a left and a right record with the same key and the
-//! right's time within the bounds of the left's, and (left join) every
-//! left record without one; at parallelism 1, 2 and 4, in memory and in
-//! sled, and through SIGKILLs with restores at other parallelisms.
+//! Interval and window joins through the real binary, against an
+//! independent model: every pair of a left and a right record with the
+//! same key and the right's time within the bounds of the left's (or in a
+//! window with it), and (left join) every left record without one; at
+//! parallelism 1, 2 and 4, in memory and in sled, and through SIGKILLs
+//! with restores at other parallelisms.
 //!
 //! Each stream is generated on time with respect to its own watermark, so
 //! no record is late whatever the two sources' relative speeds, and which
@@ -85,7 +86,22 @@ fn pairs(records: &[serde_json::Value]) -> Vec<(u64, Option<u64>)> {
     out
 }
 
+/// How the interval join of these tests joins.
+const BETWEEN: &str = "between: {lower: -2000ms, upper: 5000ms}";
+
 fn spec(dir: &Path, parallelism: u32, backend: &str, kind: &str, sink: &str) -> String {
+    spec_joining(dir, parallelism, backend, kind, sink, BETWEEN)
+}
+
+/// [`spec`] with `joining`: `between: ...` or a window.
+fn spec_joining(
+    dir: &Path,
+    parallelism: u32,
+    backend: &str,
+    kind: &str,
+    sink: &str,
+    joining: &str,
+) -> String {
     format!(
         r#"name: joins
 batch_size: 64
@@ -107,7 +123,7 @@ transforms:
     type: join
     inputs: [lefts, rights]
     key: {{lefts: k, rights: key}}
-    between: {{lower: {LOWER}ms, upper: {UPPER}ms}}
+    {joining}
     kind: {kind}
     parallelism: {parallelism}
 sinks:
@@ -269,4 +285,121 @@ fn the_orders_and_payments_example_joins_each_order_once() {
     want.sort();
     assert_eq!(got, want);
     assert!(got.iter().any(|(_, p)| p.is_none()) && got.iter().any(|(_, p)| p.is_some()));
+}
+
+/// The start of each window of `size` every `slide` that holds `time`.
+fn windows_of(time: i64, size: i64, slide: i64) -> Vec<i64> {
+    let last = time - time.rem_euclid(slide);
+    (0..)
+        .map(|i| last - i * slide)
+        .take_while(|start| start + size > time)
+        .collect()
+}
+
+/// A window join's results, as [`model`]'s: for each window (of `size`,
+/// one every `slide`) each pair of a left and a right record of one key
+/// in it, and (outer) each left record alone in it.
+fn window_model(
+    left: &[Record],
+    right: &[Record],
+    size: i64,
+    slide: i64,
+    outer: bool,
+) -> Vec<(u64, Option<u64>)> {
+    let mut by_window: std::collections::HashMap<(u64, i64), Vec<&Record>> =
+        std::collections::HashMap::new();
+    for r in right {
+        for start in windows_of(r.ts, size, slide) {
+            by_window.entry((r.key, start)).or_default().push(r);
+        }
+    }
+    let mut out = Vec::new();
+    for l in left {
+        for start in windows_of(l.ts, size, slide) {
+            let rights = by_window
+                .get(&(l.key, start))
+                .map_or(&[][..], Vec::as_slice);
+            if rights.is_empty() && outer {
+                out.push((l.seq as u64, None));
+            }
+            out.extend(rights.iter().map(|r| (l.seq as u64, Some(r.seq as u64))));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Window joins (tumbling and sliding, inner and left) match the model at
+/// parallelism 1, 2 and 4 in both backends; results carry their window.
+#[test]
+fn window_joins_match_the_model_at_every_parallelism_and_backend() {
+    let (_, seed) = campaign("WINDOW_JOINS", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (left, right) = write_streams(dir, 8_000, seed);
+    for (joining, size, slide) in [
+        ("tumbling: 3s", 3_000, 3_000),
+        ("sliding: 4s\n    slide: 2s", 4_000, 2_000),
+    ] {
+        for kind in ["inner", "left"] {
+            let want = window_model(&left, &right, size, slide, kind == "left");
+            assert!(want.len() > 1_000, "{} results", want.len());
+            for backend in ["memory", "sled"] {
+                for parallelism in [1, 2, 4] {
+                    let _ = std::fs::remove_dir_all(dir.join("store"));
+                    let sink = "{type: print, inputs: [joined]}";
+                    let text_ = spec_joining(dir, parallelism, backend, kind, sink, joining);
+                    std::fs::write(dir.join("job.yaml"), text_).unwrap();
+                    let out = std::process::Command::new(bin())
+                        .arg("run")
+                        .arg(dir.join("job.yaml"))
+                        .output()
+                        .unwrap();
+                    let (stdout, stderr) = text(&out);
+                    assert!(out.status.success(), "{stderr}");
+                    assert!(!stderr.contains(" late)"), "no record is late: {stderr}");
+                    let records = printed(&stdout);
+                    assert!(records
+                        .iter()
+                        .all(|r| r["window_start"].is_string() && r["window_end"].is_string()));
+                    let got = pairs(&records);
+                    assert!(
+                        got == want,
+                        "{kind} window join ({joining}) at parallelism {parallelism} in {backend}, seed {seed}: {} results, want {}",
+                        got.len(),
+                        want.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A left window join killed with SIGKILL at random moments and restored
+/// with `--from latest` at a random parallelism: every result committed
+/// once.
+#[test]
+fn window_joins_survive_kills_and_rescales() {
+    let (_, seed) = campaign("WINDOW_JOIN_KILLS", 1);
+    let mut rng = Prng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (left, right) = write_streams(dir, 200_000, seed);
+    let want = window_model(&left, &right, 3_000, 3_000, true);
+    let sink = format!(
+        "{{type: file, inputs: [joined], path: \"{}/out\", format: json, parallelism: 2}}",
+        dir.display()
+    );
+    let write_spec = |parallelism: u32, backend: &str| {
+        let text = spec_joining(dir, parallelism, backend, "left", &sink, "tumbling: 3s");
+        std::fs::write(dir.join("job.yaml"), text).unwrap();
+    };
+    let (_, killed) = crate::recovery::kill_restore_rescale(dir, "joins", &mut rng, 6, write_spec);
+    let got = pairs(&crate::stored::committed_records(&dir.join("out")));
+    assert!(
+        got == want,
+        "seed {seed}: {} results after {killed} kills, want {}",
+        got.len(),
+        want.len()
+    );
 }

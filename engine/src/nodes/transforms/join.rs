@@ -1,4 +1,5 @@
-//! `type: join`: an interval join of two inputs by key and event time.
+//! `type: join`: an interval join or a window join of two inputs, by key
+//! and event time.
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -8,14 +9,17 @@ use crate::diag::Diagnostic;
 use crate::expr::Expr;
 use crate::nodes::{PlannedTransform, Step, TransformType};
 use crate::operators::join::JoinSpec;
+use crate::operators::window::accumulate::Body;
+use crate::operators::window::{Emit, WindowSpec};
 use crate::plan::NodeCx;
 use crate::spec::Duration;
 use crate::value::intern;
 
 /// Joins each record of the second input (the right) with the records of
 /// the first (the left) that have the same key and a time within
-/// `between` of its own. Results hold the two records under their
-/// inputs' names.
+/// `between` of its own (an interval join), or that fall in the same
+/// window (`tumbling`, `sliding` or `session`: a window join). Results
+/// hold the two records under their inputs' names.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Join {
@@ -23,7 +27,21 @@ pub struct Join {
     /// (`{orders: id, payments: order_id}`).
     pub key: JoinKey,
     /// The bounds of the right record's time minus the left's.
-    pub between: Between,
+    #[serde(default)]
+    pub between: Option<Between>,
+    /// A window join: records of the same key in the same tumbling window
+    /// of this size (`1m`) join.
+    #[serde(default)]
+    pub tumbling: Option<Duration>,
+    /// A window join over sliding windows of this size, one every `slide`.
+    #[serde(default)]
+    pub sliding: Option<Duration>,
+    #[serde(default)]
+    pub slide: Option<Duration>,
+    /// A window join over session windows: a key's window closes after
+    /// this long without a record on either input.
+    #[serde(default)]
+    pub session: Option<Duration>,
     /// `inner` (default): joined pairs only. `left`: also each left
     /// record that joined none, alone, once the watermark passes its bounds.
     #[serde(default)]
@@ -77,9 +95,35 @@ impl TransformType for Join {
             return None;
         }
         let keys = self.keys(cx, &inputs);
-        let bounds = self.bounds(cx);
-        let [left, right] = keys?;
-        let (lower, upper) = bounds?;
+        let kinds = super::window::Kinds {
+            tumbling: self.tumbling,
+            sliding: self.sliding,
+            slide: self.slide,
+            session: self.session,
+        };
+        let windowed = kinds.any();
+        let between = match (&self.between, windowed) {
+            (Some(between), false) => Some(between),
+            (None, true) => None,
+            (given, _) => {
+                let (message, at) = if given.is_some() {
+                    (
+                        format!("join `{name}` has both `between` and a window: it is an interval join or a window join"),
+                        cx.key_span(Some("between")),
+                    )
+                } else {
+                    (
+                        format!("join `{name}` needs `between` (an interval join) or one of `tumbling`, `sliding` or `session` (a window join)"),
+                        cx.key_span(None),
+                    )
+                };
+                let d = Diagnostic::error("join-kind", message)
+                    .at(at, "here")
+                    .help("e.g. `between: {lower: -5m, upper: 5m}`, or `tumbling: 1m`");
+                cx.error(d);
+                return None;
+            }
+        };
         let key_text = match &self.key {
             JoinKey::Both(k) => k.trim().to_owned(),
             JoinKey::Each(m) => m
@@ -88,16 +132,38 @@ impl TransformType for Join {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        Some(Box::new(Planned {
-            spec: JoinSpec {
-                keys: [left, right],
-                names: [intern(&inputs[0]), intern(&inputs[1])],
-                lower,
-                upper,
-                outer: self.kind == JoinKind::Left,
-            },
-            key_text,
-        }))
+        let names = [intern(&inputs[0]), intern(&inputs[1])];
+        let outer = self.kind == JoinKind::Left;
+        let spec = match between {
+            Some(between) => {
+                let bounds = self.bounds(cx, between);
+                let [left, right] = keys?;
+                let (lower, upper) = bounds?;
+                JoinKindSpec::Interval(JoinSpec {
+                    keys: [left, right],
+                    names,
+                    lower,
+                    upper,
+                    outer,
+                })
+            }
+            None => {
+                let assigner = super::window::assigner(cx, "join", kinds);
+                let keys = keys?;
+                JoinKindSpec::Window(WindowSpec {
+                    keys: keys.to_vec(),
+                    key_field: intern("key"),
+                    assigner: assigner?,
+                    allowed_lateness: 0,
+                    emit: Emit::Close,
+                    body: Body::Join { names, outer },
+                    late_output: false,
+                    processing_time: false,
+                    early_ms: None,
+                })
+            }
+        };
+        Some(Box::new(Planned { spec, key_text }))
     }
 }
 
@@ -143,7 +209,7 @@ impl Join {
         }
     }
 
-    fn bounds(&self, cx: &mut NodeCx<'_, '_>) -> Option<(i64, i64)> {
+    fn bounds(&self, cx: &mut NodeCx<'_, '_>, between: &Between) -> Option<(i64, i64)> {
         let name = cx.name();
         let mut parse = |field: &str, text: &str| -> Option<i64> {
             let (negative, magnitude) = match text.trim().strip_prefix('-') {
@@ -164,16 +230,16 @@ impl Join {
                 }
             }
         };
-        let lower = parse("lower", &self.between.lower);
-        let upper = parse("upper", &self.between.upper);
+        let lower = parse("lower", &between.lower);
+        let upper = parse("upper", &between.upper);
         let (lower, upper) = (lower?, upper?);
         if lower > upper {
             let d = Diagnostic::error(
                 "join-bounds",
                 format!(
                     "the bounds of join `{name}` are the wrong way round: `lower` ({}) is after `upper` ({}), so no records would join",
-                    self.between.lower.trim(),
-                    self.between.upper.trim()
+                    between.lower.trim(),
+                    between.upper.trim()
                 ),
             )
             .at(cx.span("between"), "lower > upper")
@@ -185,23 +251,43 @@ impl Join {
     }
 }
 
+/// An interval join, or a window join (a window over both inputs).
+#[derive(Debug)]
+enum JoinKindSpec {
+    Interval(JoinSpec),
+    Window(WindowSpec),
+}
+
 #[derive(Debug)]
 struct Planned {
-    spec: JoinSpec,
+    spec: JoinKindSpec,
     key_text: String,
+}
+
+impl Planned {
+    fn keys(&self) -> &[Expr] {
+        match &self.spec {
+            JoinKindSpec::Interval(spec) => &spec.keys,
+            JoinKindSpec::Window(spec) => &spec.keys,
+        }
+    }
 }
 
 impl PlannedTransform for Planned {
     fn key(&self) -> Option<&Expr> {
-        Some(&self.spec.keys[0])
+        self.keys().first()
     }
 
     fn input_key(&self, input: usize) -> Option<&Expr> {
-        self.spec.keys.get(input)
+        self.keys().get(input)
     }
 
     fn state(&self) -> Option<(&'static str, &str)> {
-        Some(("join", &self.key_text))
+        let kind = match self.spec {
+            JoinKindSpec::Interval(_) => "join",
+            JoinKindSpec::Window(_) => "window join",
+        };
+        Some((kind, &self.key_text))
     }
 
     fn event_time(&self) -> bool {
@@ -209,6 +295,9 @@ impl PlannedTransform for Planned {
     }
 
     fn build(&self) -> Step {
-        Step::Join(self.spec.clone())
+        match &self.spec {
+            JoinKindSpec::Interval(spec) => Step::Join(spec.clone()),
+            JoinKindSpec::Window(spec) => Step::Window(spec.clone()),
+        }
     }
 }

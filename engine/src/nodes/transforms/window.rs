@@ -99,12 +99,21 @@ impl TransformType for Window {
     fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Option<Box<dyn PlannedTransform>> {
         let key = cx.key(&self.key);
         let key_field = crate::nodes::transforms::count::key_field(&self.key);
-        let assigner = self.assigner(cx);
+        let assigner = assigner(
+            cx,
+            "window",
+            Kinds {
+                tumbling: self.tumbling,
+                sliding: self.sliding,
+                slide: self.slide,
+                session: self.session,
+            },
+        );
         let body = self.body(cx, &key_field);
         let ms = |d: Option<Duration>| d.map_or(0, |d| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX));
         Some(Box::new(Planned {
             spec: WindowSpec {
-                key: key?,
+                keys: vec![key?],
                 key_field,
                 assigner: assigner?,
                 allowed_lateness: ms(self.allowed_lateness),
@@ -122,98 +131,115 @@ impl TransformType for Window {
     }
 }
 
-impl Window {
-    fn assigner(&self, cx: &mut NodeCx<'_, '_>) -> Option<Assigner> {
-        let name = cx.name();
-        let ms = |d: Duration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
-        let given: Vec<&str> = [
-            ("tumbling", self.tumbling.is_some()),
-            ("sliding", self.sliding.is_some()),
-            ("session", self.session.is_some()),
-        ]
-        .iter()
-        .filter(|(_, set)| *set)
-        .map(|(k, _)| *k)
-        .collect();
-        if given.len() != 1 {
-            let (message, at) = match given.len() {
-                0 => (
-                    format!("window `{name}` needs one of `tumbling`, `sliding` or `session`"),
-                    cx.key_span(None),
-                ),
-                _ => (
-                    format!(
-                        "window `{name}` has both `{}` and `{}`: it needs one kind of window",
-                        given[0], given[1]
-                    ),
-                    cx.key_span(Some(given[1])),
-                ),
-            };
-            let d = Diagnostic::error("window-kind", message)
-                .at(at, "here")
-                .help("e.g. `tumbling: 1m`, or `sliding: 10m` with `slide: 1m`, or `session: 5m`");
-            cx.error(d);
-            return None;
-        }
-        let positive = |cx: &mut NodeCx<'_, '_>, field: &str, d: Duration| {
-            if d.0.as_millis() == 0 {
-                let d = Diagnostic::error(
-                    "invalid-value",
-                    format!("`{field}` of window `{name}` must be at least 1ms"),
-                )
-                .at(cx.span(field), "zero");
-                cx.error(d);
-                return false;
-            }
-            true
-        };
-        if self.slide.is_some() && self.sliding.is_none() {
-            let d = Diagnostic::error(
-                "window-kind",
-                format!("`slide` of window `{name}` goes with `sliding` windows only"),
-            )
-            .at(cx.key_span(Some("slide")), "not a sliding window");
-            cx.error(d);
-            return None;
-        }
-        if let Some(size) = self.tumbling {
-            return positive(cx, "tumbling", size).then(|| Assigner::Tumbling { size: ms(size) });
-        }
-        if let Some(gap) = self.session {
-            return positive(cx, "session", gap).then(|| Assigner::Session { gap: ms(gap) });
-        }
-        let size = self.sliding?;
-        let Some(slide) = self.slide else {
-            let d = Diagnostic::error(
-                "window-kind",
-                format!("sliding window `{name}` needs a `slide`: how often a window starts"),
-            )
-            .at(cx.key_span(Some("sliding")), "no `slide`")
-            .help("e.g. `slide: 1m` for a window starting every minute");
-            cx.error(d);
-            return None;
-        };
-        if !(positive(cx, "sliding", size) & positive(cx, "slide", slide)) {
-            return None;
-        }
-        if slide > size {
-            let d = Diagnostic::error(
-                "slide-larger-than-size",
-                format!(
-                    "the `slide` of window `{name}` ({slide}) is larger than its size ({size}): records between windows would be lost"
-                ),
-            )
-            .at(cx.span("slide"), "larger than `sliding`")
-            .help("make `slide` at most the size; equal to it is a tumbling window");
-            cx.error(d);
-            return None;
-        }
-        Some(Assigner::Sliding {
-            size: ms(size),
-            slide: ms(slide),
-        })
-    }
+/// The kinds of window a node may give (one of them).
+pub(super) struct Kinds {
+    pub tumbling: Option<Duration>,
+    pub sliding: Option<Duration>,
+    pub slide: Option<Duration>,
+    pub session: Option<Duration>,
+}
 
+impl Kinds {
+    pub(super) fn any(&self) -> bool {
+        self.tumbling.is_some() || self.sliding.is_some() || self.session.is_some()
+    }
+}
+
+/// Checks the kind of window of node `cx.name()`, a `what` (`window`,
+/// `join`), and gives its assigner.
+pub(super) fn assigner(cx: &mut NodeCx<'_, '_>, what: &str, kinds: Kinds) -> Option<Assigner> {
+    let this = &kinds;
+    let name = cx.name();
+    let ms = |d: Duration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
+    let given: Vec<&str> = [
+        ("tumbling", this.tumbling.is_some()),
+        ("sliding", this.sliding.is_some()),
+        ("session", this.session.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    .collect();
+    if given.len() != 1 {
+        let (message, at) = match given.len() {
+            0 => (
+                format!("{what} `{name}` needs one of `tumbling`, `sliding` or `session`"),
+                cx.key_span(None),
+            ),
+            _ => (
+                format!(
+                    "{what} `{name}` has both `{}` and `{}`: it needs one kind of window",
+                    given[0], given[1]
+                ),
+                cx.key_span(Some(given[1])),
+            ),
+        };
+        let d = Diagnostic::error("window-kind", message)
+            .at(at, "here")
+            .help("e.g. `tumbling: 1m`, or `sliding: 10m` with `slide: 1m`, or `session: 5m`");
+        cx.error(d);
+        return None;
+    }
+    let positive = |cx: &mut NodeCx<'_, '_>, field: &str, d: Duration| {
+        if d.0.as_millis() == 0 {
+            let d = Diagnostic::error(
+                "invalid-value",
+                format!("`{field}` of {what} `{name}` must be at least 1ms"),
+            )
+            .at(cx.span(field), "zero");
+            cx.error(d);
+            return false;
+        }
+        true
+    };
+    if this.slide.is_some() && this.sliding.is_none() {
+        let d = Diagnostic::error(
+            "window-kind",
+            format!("`slide` of {what} `{name}` goes with `sliding` windows only"),
+        )
+        .at(cx.key_span(Some("slide")), "not a sliding window");
+        cx.error(d);
+        return None;
+    }
+    if let Some(size) = this.tumbling {
+        return positive(cx, "tumbling", size).then(|| Assigner::Tumbling { size: ms(size) });
+    }
+    if let Some(gap) = this.session {
+        return positive(cx, "session", gap).then(|| Assigner::Session { gap: ms(gap) });
+    }
+    let size = this.sliding?;
+    let Some(slide) = this.slide else {
+        let d = Diagnostic::error(
+            "window-kind",
+            format!("the sliding windows of {what} `{name}` need a `slide`: how often a window starts"),
+        )
+        .at(cx.key_span(Some("sliding")), "no `slide`")
+        .help("e.g. `slide: 1m` for a window starting every minute");
+        cx.error(d);
+        return None;
+    };
+    if !(positive(cx, "sliding", size) & positive(cx, "slide", slide)) {
+        return None;
+    }
+    if slide > size {
+        let d = Diagnostic::error(
+            "slide-larger-than-size",
+            format!(
+                "the `slide` of {what} `{name}` ({slide}) is larger than its size ({size}): records between windows would be lost"
+            ),
+        )
+        .at(cx.span("slide"), "larger than `sliding`")
+        .help("make `slide` at most the size; equal to it is a tumbling window");
+        cx.error(d);
+        return None;
+    }
+    Some(Assigner::Sliding {
+        size: ms(size),
+        slide: ms(slide),
+    })
+}
+
+impl Window {
     fn body(&self, cx: &mut NodeCx<'_, '_>, key_field: &str) -> Option<Body> {
         let name = cx.name();
         match (&self.reduce, self.aggregates.is_empty()) {
@@ -330,7 +356,7 @@ struct Planned {
 
 impl PlannedTransform for Planned {
     fn key(&self) -> Option<&Expr> {
-        Some(&self.spec.key)
+        self.spec.keys.first()
     }
 
     fn state(&self) -> Option<(&'static str, &str)> {

@@ -60,6 +60,11 @@ pub enum Body {
     /// The first record, then `expr` of each next one (`this`) and the
     /// accumulator (`acc`).
     Reduce(Expr),
+    /// A window join: each input's records, as lists of `[time, record]`;
+    /// the window's results are the pairs of a left and a right record,
+    /// under the inputs' `names`, and with `outer` each left record that
+    /// has none to pair with, alone.
+    Join { names: [Name; 2], outer: bool },
 }
 
 impl Aggregate {

@@ -45,7 +45,8 @@ pub enum Emit {
 /// A window node's settings, shared by its instances.
 #[derive(Clone, Debug)]
 pub struct WindowSpec {
-    pub key: Expr,
+    /// The key of each input (one, or two for a window join).
+    pub keys: Vec<Expr>,
     /// The name of the key's field in results.
     pub key_field: Name,
     pub assigner: Assigner,
@@ -99,6 +100,8 @@ pub struct WindowOp {
     /// Late records for the late output, with their times, until taken.
     late_out: Vec<Value>,
     late_times: Vec<i64>,
+    /// The input the record in hand came from (a window join's side).
+    side: usize,
     key_buf: Vec<u8>,
     entry_buf: Vec<u8>,
     windows: Vec<Window>,
@@ -136,6 +139,7 @@ impl WindowOp {
             untimed: Vec::new(),
             late_out: Vec::new(),
             late_times: Vec::new(),
+            side: 0,
             key_buf: Vec::new(),
             entry_buf: Vec::new(),
             windows: Vec::new(),
@@ -159,6 +163,15 @@ impl WindowOp {
                     && aggregates.iter().zip(&items[1..]).all(|(a, v)| a.fits(v))
             }
             Body::Reduce(_) => items.len() == 2,
+            Body::Join { .. } => {
+                items.len() == 3
+                    && items[1..].iter().all(|side| match side {
+                        Value::List(timed) => timed.iter().all(|t| {
+                            matches!(t, Value::List(pair) if pair.len() == 2 && matches!(pair[0], Value::Int(_)))
+                        }),
+                        _ => false,
+                    })
+            }
         }
     }
 
@@ -202,15 +215,37 @@ impl WindowOp {
 
     /// Adds the record (whose inputs were read) to the accumulator in
     /// `slot`, a new one if empty.
+    #[allow(clippy::too_many_arguments)]
     fn accumulate(
         body: &Body,
         slot: &mut Option<Value>,
         key: &Value,
+        side: usize,
         record: &Value,
         inputs: &[Value],
         time: i64,
     ) -> Result<(), RecordError> {
         match body {
+            Body::Join { .. } => {
+                let timed = Value::List(vec![Value::Int(time), record.clone()]);
+                match slot {
+                    Some(Value::List(items)) if items.len() == 3 => {
+                        if let Value::List(records) = &mut items[1 + side] {
+                            records.push(timed);
+                        }
+                    }
+                    _ => {
+                        let mut sides = [Vec::new(), Vec::new()];
+                        sides[side].push(timed);
+                        let [left, right] = sides;
+                        *slot = Some(Value::List(vec![
+                            key.clone(),
+                            Value::List(left),
+                            Value::List(right),
+                        ]));
+                    }
+                }
+            }
             Body::Aggregates(aggregates) => {
                 let add = |items: &mut [Value]| -> Result<(), RecordError> {
                     for ((a, acc), input) in aggregates.iter().zip(&items[1..]).zip(inputs) {
@@ -269,6 +304,13 @@ impl WindowOp {
                         .map_err(|e| RecordError(e.to_string()))?;
                 }
             }
+            Body::Join { .. } => {
+                for (x, y) in a.iter_mut().zip(b).skip(1) {
+                    if let (Value::List(x), Value::List(y)) = (x, y) {
+                        x.extend(y);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -293,6 +335,7 @@ impl WindowOp {
         self.windows.clear();
         let windows = &mut self.windows;
         self.spec.assigner.assign(time, |w| windows.push(w));
+        let side = self.side;
         let mut taken = false;
         for i in 0..self.windows.len() {
             let window = self.windows[i];
@@ -302,7 +345,7 @@ impl WindowOp {
             self.entry_key(window);
             let slot = self.state.value_mut(kg, &self.entry_buf)?;
             let new = slot.is_none();
-            Self::accumulate(&self.spec.body, slot, key, record, &self.inputs, time)?;
+            Self::accumulate(&self.spec.body, slot, key, side, record, &self.inputs, time)?;
             taken = true;
             if self.spec.emit == Emit::Update || window.max_time() <= self.watermark {
                 if let Some(value) = slot {
@@ -331,6 +374,7 @@ impl WindowOp {
     ) -> Result<bool, OpError> {
         let mut opened = None;
         self.spec.assigner.assign(time, |w| opened = Some(w));
+        let side = self.side;
         let Some(opened) = opened else {
             return Ok(true);
         };
@@ -344,7 +388,15 @@ impl WindowOp {
         let (merged, absorbed) = merge_session(open, opened);
         // The record first, on its own: a bad one changes nothing.
         let mut slot = None;
-        Self::accumulate(&self.spec.body, &mut slot, key, record, &self.inputs, time)?;
+        Self::accumulate(
+            &self.spec.body,
+            &mut slot,
+            key,
+            side,
+            record,
+            &self.inputs,
+            time,
+        )?;
         let Some(record_acc) = slot else {
             return Ok(true);
         };
@@ -518,7 +570,12 @@ impl Operator for WindowOp {
         } else {
             time
         };
-        let key = self.spec.key.eval_ref(&record)?.into_owned();
+        let Some(key) = self.spec.keys.get(self.side) else {
+            return Err(OpError::Bug(
+                "a record from an input a window has no key for",
+            ));
+        };
+        let key = key.eval_ref(&record)?.into_owned();
         self.key_buf.clear();
         encode_key(&key, &mut self.key_buf);
         let kg = key_group(&self.key_buf, self.max_parallelism);
@@ -536,6 +593,20 @@ impl Operator for WindowOp {
             }
         }
         Ok(())
+    }
+
+    fn process_input(
+        &mut self,
+        input: usize,
+        record: Value,
+        time: i64,
+        out: &mut Vec<Value>,
+        times: &mut Vec<i64>,
+    ) -> Result<(), OpError> {
+        self.side = input;
+        let result = self.process_at(record, time, out, times);
+        self.side = 0;
+        result
     }
 
     fn on_watermark(
@@ -640,6 +711,8 @@ impl Output {
                 }
                 Value::Map(fields)
             }
+            // A join's results are its pairs, which `emit` makes.
+            Body::Join { .. } => Value::Null,
             Body::Reduce(_) => {
                 let reduced = items.get(1).cloned().unwrap_or_default();
                 let mut fields = vec![(self.start.clone(), start), (self.end.clone(), end)];
@@ -658,7 +731,8 @@ impl Output {
         }
     }
 
-    /// Puts out `window`'s result, at the window's last time.
+    /// Puts out `window`'s result (a window join's pairs), at the
+    /// window's last time.
     fn emit(
         &mut self,
         spec: &WindowSpec,
@@ -667,8 +741,48 @@ impl Output {
         out: &mut Vec<Value>,
         times: &mut Vec<i64>,
     ) {
-        out.push(self.result(spec, window, value));
-        times.push(window.max_time());
+        let Body::Join { names, outer } = &spec.body else {
+            out.push(self.result(spec, window, value));
+            times.push(window.max_time());
+            return;
+        };
+        let Value::List(items) = value else {
+            return;
+        };
+        let records = |side: &Value| -> Vec<Value> {
+            match side {
+                Value::List(timed) => timed
+                    .iter()
+                    .filter_map(|t| match t {
+                        Value::List(pair) => pair.get(1).cloned(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let (lefts, rights) = match &items[..] {
+            [_, left, right] => (records(left), records(right)),
+            _ => return,
+        };
+        let (start, end) = self.bounds(window);
+        let mut pair = |left: &Value, right: Value| {
+            out.push(Value::Map(vec![
+                (names[0].clone(), left.clone()),
+                (names[1].clone(), right),
+                (self.start.clone(), start.clone()),
+                (self.end.clone(), end.clone()),
+            ]));
+            times.push(window.max_time());
+        };
+        for left in &lefts {
+            if rights.is_empty() && *outer {
+                pair(left, Value::Null);
+            }
+            for right in &rights {
+                pair(left, right.clone());
+            }
+        }
     }
 }
 
@@ -710,7 +824,7 @@ mod tests {
 
     fn op(assigner: Assigner, allowed_lateness: i64) -> WindowOp {
         let spec = WindowSpec {
-            key: Expr::compile_key("k").unwrap(),
+            keys: vec![Expr::compile_key("k").unwrap()],
             key_field: intern("k"),
             assigner,
             allowed_lateness,
@@ -766,7 +880,7 @@ mod tests {
     #[test]
     fn a_reduce_merges_the_sessions_a_record_bridges() {
         let spec = WindowSpec {
-            key: Expr::compile_key("k").unwrap(),
+            keys: vec![Expr::compile_key("k").unwrap()],
             key_field: intern("k"),
             assigner: Assigner::Session { gap: 10 },
             allowed_lateness: 0,
@@ -827,5 +941,53 @@ mod tests {
         // `a`'s window still takes a late record, and emits again.
         let late = feed(&mut after, &[(5, r#"{"k": "a", "n": 10}"#)], 31);
         assert!(late[0].contains(r#""total":11"#), "{late:?}");
+    }
+
+    /// A window join over sessions: a session spans both inputs' records;
+    /// each left record pairs with each right one of its session, and
+    /// (outer) a left record whose session has none comes alone.
+    #[test]
+    fn a_session_join_pairs_the_records_of_both_inputs_in_a_session() {
+        let spec = WindowSpec {
+            keys: vec![
+                Expr::compile_key("k").unwrap(),
+                Expr::compile_key("key").unwrap(),
+            ],
+            key_field: intern("key"),
+            assigner: Assigner::Session { gap: 10 },
+            allowed_lateness: 0,
+            emit: Emit::Close,
+            late_output: false,
+            processing_time: false,
+            early_ms: None,
+            body: Body::Join {
+                names: [intern("l"), intern("r")],
+                outer: true,
+            },
+        };
+        let mut w = WindowOp::new(spec, Box::new(MemoryState::new(true)), 128, 0);
+        let (mut out, mut times) = (Vec::new(), Vec::new());
+        w.process_at(rec(r#"{"k": "a", "n": 1}"#), 100, &mut out, &mut times)
+            .unwrap();
+        w.process_at(rec(r#"{"k": "a", "n": 2}"#), 112, &mut out, &mut times)
+            .unwrap();
+        w.process_input(1, rec(r#"{"key": "a", "m": 3}"#), 106, &mut out, &mut times)
+            .unwrap();
+        w.process_at(rec(r#"{"k": "a", "n": 4}"#), 200, &mut out, &mut times)
+            .unwrap();
+        w.on_watermark(300, &mut out, &mut times).unwrap();
+        let got: Vec<String> = out
+            .iter()
+            .map(|r| format!("{}+{}", r.get("l").unwrap(), r.get("r").unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                r#"{"k":"a","n":1}+{"key":"a","m":3}"#,
+                r#"{"k":"a","n":2}+{"key":"a","m":3}"#,
+                r#"{"k":"a","n":4}+null"#,
+            ]
+        );
+        assert_eq!(times, [121, 121, 209]);
     }
 }
