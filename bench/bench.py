@@ -424,7 +424,8 @@ def window_spec(name, job, files):
         body = ("  per_minute: {type: window, inputs: [events], key: k, tumbling: 1m, aggregates: {n: count}}\n")
         sources, last = source("events", files[0]), "per_minute"
     else:
-        body = ("  joined: {type: join, inputs: [lefts, rights], key: k, between: {lower: 0s, upper: 15s}}\n")
+        joining = "between: {lower: 0s, upper: 15s}" if job == "join" else "tumbling: 15s"
+        body = f"  joined: {{type: join, inputs: [lefts, rights], key: k, {joining}}}\n"
         sources, last = source("lefts", files[0]) + source("rights", files[1]), "joined"
     text = (f"name: {name}\n{ckpt}state: {{backend: memory}}\nsources:\n{sources}transforms:\n{body}"
             f"sinks:\n  out: {{type: blackhole, inputs: [{last}]}}\n")
@@ -444,7 +445,7 @@ def flink_windows(flink, job, files, rep):
            "-cp", ":".join(flink.jars() + [flink.classes]), "FlinkWindows", "--job", job,
            "--input", os.path.abspath(files[0]), "--interval-ms", "1000",
            "--checkpoints", "file://" + checkpoints, "--tmp", tmp]
-    if job == "join":
+    if job != "window":
         cmd += ["--right", os.path.abspath(files[1])]
     p, secs, rss, _, _ = measured(cmd)
     result = next((l.split()[1:] for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -512,7 +513,8 @@ def windows_part(events, runs, flink):
                       generate_events(events // 2, 100_000, os.path.join(WORK, f"rights_{events // 2}.jsonl"), 9,
                                       events * 0.6)]}
     rows = []
-    for job in ("window", "join"):
+    files["window-join"] = files["join"]
+    for job in ("window", "join", "window-join"):
         spec, last = window_spec(f"bench-{job}", job, files[job])
         ours, theirs = [], []
         for r in range(runs):
@@ -1013,7 +1015,9 @@ def main():
         took("state size")
     if "windows" in parts:
         print("windows and joins:", flush=True)
-        if flink and not os.path.exists(os.path.join(flink.classes, "FlinkWindows.class")):
+        compiled = os.path.join(flink.classes, "FlinkWindows.class") if flink else None
+        source = os.path.join(PEER, "FlinkWindows.java")
+        if flink and (not os.path.exists(compiled) or os.path.getmtime(compiled) < os.path.getmtime(source)):
             subprocess.run(["javac", "-d", flink.classes, "-cp", ":".join(flink.jars()),
                             os.path.join(PEER, "FlinkWindows.java")], check=True)
         events = a.events or (20_000 if a.quick else 10_000_000)

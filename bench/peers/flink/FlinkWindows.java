@@ -5,13 +5,14 @@
 // watermarks of 1 s:
 //
 //   window: a count per key and tumbling event-time minute, `keyBy(k).window(1 min).aggregate(count)`;
-//   join:   an interval join of two such files by `k`, the right within [0, 15 s] of the left.
+//   join:   an interval join of two such files by `k`, the right within [0, 15 s] of the left;
+//   window-join: a join of two such files by `k` in tumbling event-time windows of 15 s.
 //
 // Records are parsed by hand (finding two fields), not by a JSON library: cheaper than what the
 // dataflow side does, so the comparison favours Flink. RocksDB state with incremental,
 // exactly-once checkpoints, and a sink that only counts, as in FlinkWordCount.
 //
-//   java -cp <pyflink/lib/*.jar>:<classes> FlinkWindows --job window|join --input FILE
+//   java -cp <pyflink/lib/*.jar>:<classes> FlinkWindows --job window|join|window-join --input FILE
 //        [--right FILE] [--interval-ms MS] [--checkpoints URI] [--tmp DIR]
 //
 // When the job is over, main() prints one line on stdout:
@@ -22,6 +23,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.AggregateFunction;
+import org.apache.flink.api.common.functions.JoinFunction;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.connector.sink2.SinkWriter;
@@ -91,6 +93,13 @@ public class FlinkWindows {
         }
     }
 
+    public static class Joined implements JoinFunction<Tuple2<String, Long>, Tuple2<String, Long>, String> {
+        @Override
+        public String join(Tuple2<String, Long> left, Tuple2<String, Long> right) {
+            return left.f0;
+        }
+    }
+
     static DataStream<Tuple2<String, Long>> events(StreamExecutionEnvironment env, String file, String name) {
         FileSource<String> source = FileSource.forRecordStreamFormat(new TextLineInputFormat(), new Path(file)).build();
         WatermarkStrategy<Tuple2<String, Long>> watermarks = WatermarkStrategy
@@ -116,8 +125,8 @@ public class FlinkWindows {
                 default: throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
-        if (job == null || input == null || (job.equals("join") && right == null)) {
-            throw new IllegalArgumentException("usage: FlinkWindows --job window|join --input FILE [--right FILE] "
+        if (job == null || input == null || (!job.equals("window") && right == null)) {
+            throw new IllegalArgumentException("usage: FlinkWindows --job window|join|window-join --input FILE [--right FILE] "
                     + "[--interval-ms MS] [--checkpoints URI] [--tmp DIR]");
         }
 
@@ -140,6 +149,13 @@ public class FlinkWindows {
                     .keyBy(e -> e.f0)
                     .window(TumblingEventTimeWindows.of(Duration.ofMinutes(1)))
                     .aggregate(new Count()).name("per-minute")
+                    .sinkTo(new CountingSink<>()).name("discard");
+        } else if (job.equals("window-join")) {
+            events(env, input, "lefts")
+                    .join(events(env, right, "rights"))
+                    .where(e -> e.f0).equalTo(e -> e.f0)
+                    .window(TumblingEventTimeWindows.of(Duration.ofSeconds(15)))
+                    .apply(new Joined()).name("joined")
                     .sinkTo(new CountingSink<>()).name("discard");
         } else {
             events(env, input, "lefts").keyBy(e -> e.f0)
