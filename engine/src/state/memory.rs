@@ -53,6 +53,9 @@ pub struct MemoryState {
     /// Keys changed in the current epoch, each once (short ones without
     /// an allocation of their own).
     changed: Vec<(u16, StoredKey)>,
+    /// The list of the last snapshot's keys, emptied, for the next epoch's
+    /// `changed`: its memory is reused, not grown again from nothing.
+    spare: Vec<(u16, StoredKey)>,
     epoch: u32,
     /// The snapshot being copied: its keys still to visit, and what it holds so far.
     frozen: Option<Frozen>,
@@ -71,6 +74,7 @@ impl MemoryState {
         MemoryState {
             entries: HashTable::new(),
             changed: Vec::new(),
+            spare: Vec::new(),
             epoch: CLEAN + 1,
             frozen: None,
             track_changes,
@@ -171,7 +175,7 @@ impl KeyedState for MemoryState {
         if self.frozen.is_some() {
             return Err(StateError::SnapshotPending);
         }
-        let keys = std::mem::take(&mut self.changed);
+        let keys = std::mem::replace(&mut self.changed, std::mem::take(&mut self.spare));
         self.frozen = Some(Frozen {
             epoch: self.epoch,
             // Sized once: growing it while copying would move every entry
@@ -215,7 +219,15 @@ impl KeyedState for MemoryState {
         if !frozen.keys.is_empty() {
             return Ok(None);
         }
-        Ok(self.frozen.take().map(|f| f.copied))
+        Ok(self.frozen.take().map(|mut f| {
+            // Kept for the next epoch, unless far larger than this one's.
+            let wanted = f.copied.capacity().max(1024);
+            if f.keys.capacity() > 4 * wanted {
+                f.keys.shrink_to(2 * wanted);
+            }
+            self.spare = f.keys;
+            f.copied
+        }))
     }
 }
 
