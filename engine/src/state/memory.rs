@@ -50,12 +50,14 @@ impl Entry {
 /// an entry about to change while still frozen is copied first.
 pub struct MemoryState {
     entries: HashTable<Entry>,
-    /// Keys changed in the current epoch, each once (short ones without
-    /// an allocation of their own).
-    changed: Vec<(u16, StoredKey)>,
+    /// The hashes of the keys changed in the current epoch, each listed
+    /// once per change of epoch: eight bytes a change. A snapshot finds a
+    /// listed entry by its hash and its epoch (two changed keys of one hash
+    /// are listed twice, and each is found once).
+    changed: Vec<u64>,
     /// The list of the last snapshot's keys, emptied, for the next epoch's
     /// `changed`: its memory is reused, not grown again from nothing.
-    spare: Vec<(u16, StoredKey)>,
+    spare: Vec<u64>,
     epoch: u32,
     /// The snapshot being copied: its keys still to visit, and what it holds so far.
     frozen: Option<Frozen>,
@@ -65,7 +67,7 @@ pub struct MemoryState {
 
 struct Frozen {
     epoch: u32,
-    keys: Vec<(u16, StoredKey)>,
+    keys: Vec<u64>,
     copied: Changes,
 }
 
@@ -82,14 +84,16 @@ impl MemoryState {
     }
 }
 
-/// Lists `entry` (whose key is `key`) as changed in `epoch`, once; while
-/// the snapshot in `frozen` still holds its old value, copies that first.
+/// Lists `entry` (whose key is `key`, of hash `hash`) as changed in
+/// `epoch`, once; while the snapshot in `frozen` still holds its old
+/// value, copies that first.
 fn note_change(
     entry: &mut Entry,
     key: &[u8],
+    hash: u64,
     epoch: u32,
     frozen: &mut Option<Frozen>,
-    changed: &mut Vec<(u16, StoredKey)>,
+    changed: &mut Vec<u64>,
 ) {
     if entry.changed_in == epoch {
         return;
@@ -101,13 +105,14 @@ fn note_change(
         }
     }
     entry.changed_in = epoch;
-    changed.push((entry.key_group, StoredKey::new(key)));
+    changed.push(hash);
 }
 
 impl KeyedState for MemoryState {
     fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError> {
+        let hash = key_hash(key);
         let found = self.entries.entry(
-            key_hash(key),
+            hash,
             |e| e.key.as_bytes() == key,
             |e| key_hash(e.key.as_bytes()),
         );
@@ -124,7 +129,14 @@ impl KeyedState for MemoryState {
                 .into_mut(),
         };
         if self.track_changes {
-            note_change(entry, key, self.epoch, &mut self.frozen, &mut self.changed);
+            note_change(
+                entry,
+                key,
+                hash,
+                self.epoch,
+                &mut self.frozen,
+                &mut self.changed,
+            );
         }
         Ok(&mut entry.value)
     }
@@ -137,10 +149,8 @@ impl KeyedState for MemoryState {
     }
 
     fn remove(&mut self, _key_group: u16, key: &[u8]) -> Result<Option<Value>, StateError> {
-        let Ok(mut found) = self
-            .entries
-            .find_entry(key_hash(key), |e| e.key.as_bytes() == key)
-        else {
+        let hash = key_hash(key);
+        let Ok(mut found) = self.entries.find_entry(hash, |e| e.key.as_bytes() == key) else {
             return Ok(None);
         };
         let entry = found.get_mut();
@@ -156,7 +166,14 @@ impl KeyedState for MemoryState {
         if self.track_changes && entry.in_snapshot {
             // Listed as changed, so the next snapshot writes its
             // tombstone; the entry goes once it has.
-            note_change(entry, key, self.epoch, &mut self.frozen, &mut self.changed);
+            note_change(
+                entry,
+                key,
+                hash,
+                self.epoch,
+                &mut self.frozen,
+                &mut self.changed,
+            );
         } else {
             // No snapshot holds it: nothing to write, and it goes now.
             found.remove();
@@ -192,28 +209,28 @@ impl KeyedState for MemoryState {
             return Ok(Some(Changes::new()));
         };
         for _ in 0..budget {
-            let Some((key_group, key)) = frozen.keys.pop() else {
+            let Some(hash) = frozen.keys.pop() else {
                 break;
             };
-            let key = key.as_bytes();
-            let Ok(mut found) = self
-                .entries
-                .find_entry(key_hash(key), |e| e.key.as_bytes() == key)
-            else {
+            // Not found: it changed since, and was copied before it did,
+            // or it went with no snapshot holding it.
+            let epoch = frozen.epoch;
+            let Ok(mut found) = self.entries.find_entry(hash, |e| {
+                e.changed_in == epoch && key_hash(e.key.as_bytes()) == hash
+            }) else {
                 continue;
             };
             let entry = found.get_mut();
-            // Otherwise it changed since, and was copied before it did.
-            if entry.changed_in == frozen.epoch {
-                entry.changed_in = CLEAN;
-                let change = entry.change();
-                if entry.value.is_none() {
-                    // Removed, and its tombstone (if it needed one) taken.
-                    found.remove();
-                }
-                if let Some(change) = change {
-                    frozen.copied.push(((key_group, key.into()), change));
-                }
+            entry.changed_in = CLEAN;
+            let change = entry
+                .change()
+                .map(|change| ((entry.key_group, Box::from(entry.key.as_bytes())), change));
+            if entry.value.is_none() {
+                // Removed, and its tombstone (if it needed one) taken.
+                found.remove();
+            }
+            if let Some(change) = change {
+                frozen.copied.push(change);
             }
         }
         if !frozen.keys.is_empty() {
