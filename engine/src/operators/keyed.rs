@@ -186,6 +186,7 @@ impl Keyed {
         &mut self,
         kg: u16,
         record: Value,
+        at: usize,
         key: Option<Value>,
     ) -> Result<Value, OpError> {
         let Some(ttl) = &mut self.ttl else {
@@ -206,7 +207,7 @@ impl Keyed {
             _ => None,
         };
         let was_stored = slot.is_some();
-        let result = fold(&self.fold, &self.count_field, &mut inner, record, key);
+        let result = fold(&self.fold, &self.count_field, &mut inner, record, at, key);
         match (inner, slot.as_mut()) {
             (Some(value), Some(Value::List(items))) if result.is_ok() => {
                 items[0] = value;
@@ -228,32 +229,48 @@ impl Keyed {
 }
 
 /// Refuses a record without a number to aggregate, before it can touch
-/// the state.
-fn check_record(fold: &Fold, record: &Value) -> Result<(), RecordError> {
+/// the state; gives the place of the field aggregated among the record's.
+fn check_record(fold: &Fold, record: &Value) -> Result<usize, RecordError> {
     let Fold::Aggregate { field, .. } = fold else {
-        return Ok(());
+        return Ok(0);
     };
-    match record.get(&field[..]) {
-        Some(v) => check_number(v, &field[..]),
+    let found = match record {
+        Value::Map(fields) => fields
+            .iter()
+            .enumerate()
+            .find(|(_, (name, _))| *name == *field),
+        _ => None,
+    };
+    match found {
+        Some((at, (_, value))) => {
+            check_number(value, &field[..])?;
+            Ok(at)
+        }
         None => Err(RecordError(format!(
             "the record has no field `{field}` to aggregate: {record}"
         ))),
     }
 }
 
-/// Folds `record` (checked with [`check_record`]) into `stored`, the
-/// state of its key (`key`, for `count`), and gives what to emit. A bad
-/// record leaves `stored` as it was.
+/// Folds `record` (checked with [`check_record`], which found the field
+/// aggregated at `at`) into `stored`, the state of its key (`key`, for
+/// `count`), and gives what to emit. A bad record leaves `stored` as it
+/// was.
+#[inline]
 fn fold(
     fold: &Fold,
     count_field: &Name,
     stored: &mut Option<Value>,
     mut record: Value,
+    at: usize,
     key: Option<Value>,
 ) -> Result<Value, OpError> {
     Ok(match fold {
         Fold::Aggregate { kind, field } => {
-            let Some(slot) = record.get_mut(&field[..]) else {
+            let Some((_, slot)) = (match &mut record {
+                Value::Map(fields) => fields.get_mut(at),
+                _ => None,
+            }) else {
                 return Err(OpError::Bug("an aggregated record without its field"));
             };
             match kind {
@@ -305,13 +322,20 @@ impl Operator for Keyed {
         // Only `count` emits the key; the others read it from the record.
         let key = matches!(self.fold, Fold::Count { .. }).then(|| key.into_owned());
         let kg = key_group(&self.key_buf, self.max_parallelism);
-        check_record(&self.fold, &record)?;
+        let at = check_record(&self.fold, &record)?;
         if self.ttl.is_some() {
-            out.push(self.fold_with_ttl(kg, record, key)?);
+            out.push(self.fold_with_ttl(kg, record, at, key)?);
             return Ok(());
         }
         let stored = self.state.value_mut(kg, &self.key_buf)?;
-        out.push(fold(&self.fold, &self.count_field, stored, record, key)?);
+        out.push(fold(
+            &self.fold,
+            &self.count_field,
+            stored,
+            record,
+            at,
+            key,
+        )?);
         Ok(())
     }
 

@@ -87,6 +87,7 @@ impl MemoryState {
 /// Lists `entry` (whose key is `key`, of hash `hash`) as changed in
 /// `epoch`, once; while the snapshot in `frozen` still holds its old
 /// value, copies that first.
+#[inline]
 fn note_change(
     entry: &mut Entry,
     key: &[u8],
