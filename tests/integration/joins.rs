@@ -133,6 +133,21 @@ sinks:
     )
 }
 
+/// Runs the spec `text` in `dir`: what it printed, checked to have ended
+/// well with no record late.
+fn run_printed(dir: &Path, text_: &str) -> Vec<serde_json::Value> {
+    std::fs::write(dir.join("job.yaml"), text_).unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("run")
+        .arg(dir.join("job.yaml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(" late)"), "no record is late: {stderr}");
+    printed(&stdout)
+}
+
 fn write_streams(dir: &Path, n: usize, seed: u64) -> (Vec<Record>, Vec<Record>) {
     let left = stream(n, 300, seed);
     let right = stream(n, 300, seed ^ 0x5eed);
@@ -160,16 +175,7 @@ fn interval_joins_match_the_model_at_every_parallelism_and_backend() {
                     kind,
                     "{type: print, inputs: [joined]}",
                 );
-                std::fs::write(dir.join("job.yaml"), text_).unwrap();
-                let out = std::process::Command::new(bin())
-                    .arg("run")
-                    .arg(dir.join("job.yaml"))
-                    .output()
-                    .unwrap();
-                let (stdout, stderr) = text(&out);
-                assert!(out.status.success(), "{stderr}");
-                assert!(!stderr.contains(" late)"), "no record is late: {stderr}");
-                let got = pairs(&printed(&stdout));
+                let got = pairs(&run_printed(dir, &text_));
                 assert!(
                     got == want,
                     "{kind} join at parallelism {parallelism} in {backend}, seed {seed}: {} results, want {}",
@@ -349,16 +355,7 @@ fn window_joins_match_the_model_at_every_parallelism_and_backend() {
                     let _ = std::fs::remove_dir_all(dir.join("store"));
                     let sink = "{type: print, inputs: [joined]}";
                     let text_ = spec_joining(dir, parallelism, backend, kind, sink, joining);
-                    std::fs::write(dir.join("job.yaml"), text_).unwrap();
-                    let out = std::process::Command::new(bin())
-                        .arg("run")
-                        .arg(dir.join("job.yaml"))
-                        .output()
-                        .unwrap();
-                    let (stdout, stderr) = text(&out);
-                    assert!(out.status.success(), "{stderr}");
-                    assert!(!stderr.contains(" late)"), "no record is late: {stderr}");
-                    let records = printed(&stdout);
+                    let records = run_printed(dir, &text_);
                     assert!(records
                         .iter()
                         .all(|r| r["window_start"].is_string() && r["window_end"].is_string()));
