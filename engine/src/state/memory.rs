@@ -84,9 +84,21 @@ impl MemoryState {
     }
 }
 
+/// While the snapshot in `frozen` still holds `entry` (whose key is
+/// `key`) unvisited, gives it the value from before the change about to be
+/// made; the entry then counts as clean.
+#[inline]
+fn copy_if_frozen(entry: &mut Entry, key: &[u8], frozen: &mut Option<Frozen>) {
+    if let Some(frozen) = frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
+        if let Some(change) = entry.change() {
+            frozen.copied.push(((entry.key_group, key.into()), change));
+        }
+        entry.changed_in = CLEAN;
+    }
+}
+
 /// Lists `entry` (whose key is `key`, of hash `hash`) as changed in
-/// `epoch`, once; while the snapshot in `frozen` still holds its old
-/// value, copies that first.
+/// `epoch`, once, after [`copy_if_frozen`].
 #[inline]
 fn note_change(
     entry: &mut Entry,
@@ -99,12 +111,7 @@ fn note_change(
     if entry.changed_in == epoch {
         return;
     }
-    if let Some(frozen) = frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
-        // Still frozen: the snapshot gets the value before this change.
-        if let Some(change) = entry.change() {
-            frozen.copied.push(((entry.key_group, key.into()), change));
-        }
-    }
+    copy_if_frozen(entry, key, frozen);
     entry.changed_in = epoch;
     changed.push(hash);
 }
@@ -156,12 +163,7 @@ impl KeyedState for MemoryState {
         };
         let entry = found.get_mut();
         if self.track_changes {
-            if let Some(frozen) = self.frozen.as_mut().filter(|f| f.epoch == entry.changed_in) {
-                if let Some(change) = entry.change() {
-                    frozen.copied.push(((entry.key_group, key.into()), change));
-                }
-                entry.changed_in = CLEAN;
-            }
+            copy_if_frozen(entry, key, &mut self.frozen);
         }
         let old = entry.value.take();
         if self.track_changes && entry.in_snapshot {
