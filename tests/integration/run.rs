@@ -562,3 +562,42 @@ fn a_stdin_line_over_max_record_bytes_fails_the_job_by_default() {
         "{stderr}"
     );
 }
+
+/// Issue 14, item 6, for standard input: a line that is not UTF-8 is a bad
+/// record for `on_error`, and reading goes on at the next line.
+#[test]
+fn a_stdin_line_that_is_not_utf8_is_a_bad_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |on_error: &str| {
+        let spec = dir.path().join(format!("{on_error}.yaml"));
+        std::fs::write(
+            &spec,
+            format!("name: stdin-bytes\nsources:\n  in: {{type: stdin, on_error: {on_error}}}\nsinks:\n  out: {{type: print, inputs: [in]}}\n"),
+        )
+        .unwrap();
+        let mut child = Command::new(bin())
+            .args(["run", spec.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"before\nbad \xff\xfe byte\nafter\n")
+            .unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = run("skip");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "\"before\"\n\"after\"\n", "{stderr}");
+    assert!(stderr.contains("in 2 out (1 dropped)"), "{stderr}");
+
+    let out = run("fail");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "\"before\"\n", "{stderr}");
+    assert!(stderr.contains("line 2 of standard input"), "{stderr}");
+}
