@@ -17,6 +17,7 @@ mod joins;
 mod lifecycle;
 mod lifecycle_random;
 mod measure;
+mod observe;
 mod readme;
 mod recovery;
 mod restart;

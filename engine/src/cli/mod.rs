@@ -19,6 +19,7 @@ mod against;
 mod check;
 mod checkpoints;
 mod control;
+mod graph;
 mod run;
 
 use std::process::ExitCode;
@@ -131,6 +132,15 @@ enum Command {
         #[arg(long, requires = "prune")]
         dry_run: bool,
     },
+    /// Draw the plan of a spec as `check` sees it: nodes with their type
+    /// and parallelism, chains (one thread each), and each edge's kind.
+    Graph {
+        /// The spec to draw.
+        spec: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = graph::GraphFormat::Dot)]
+        format: graph::GraphFormat,
+    },
     /// Print the JSON Schema of a spec (the file in schemas/ is this output).
     Schema,
 }
@@ -236,6 +246,7 @@ pub fn main() -> ExitCode {
             });
             checkpoints::run(&target, format, prune)
         }
+        Command::Graph { spec, format } => graph::run(&spec, format),
         Command::Schema => match print(&crate::spec::schema::generate()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,

@@ -7,6 +7,7 @@
 //! never the YAML again.
 
 mod chain;
+pub mod drawing;
 mod node;
 mod pushdown;
 pub mod settings;
