@@ -68,6 +68,7 @@ impl Snapshotter {
             event_time: None,
             sync,
             alignment: Duration::ZERO,
+            upload: Duration::ZERO,
         };
         self.tasks
             .send(UploadTask::Snapshot { changes, ack })

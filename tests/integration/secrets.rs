@@ -2,12 +2,17 @@
 //! carries an S3 secret key runs against the real S3-protocol server, and
 //! every output of every command a user types about it is searched for
 //! the secret: the run's log, summaries, `check` in both formats, `checkpoints`,
-//! `list`, the control endpoint, errors about bad locations.
+//! `list`, every page of the control endpoint (its API, its Prometheus
+//! metrics), errors about bad locations. The run's control token is
+//! searched for too.
 
 use std::process::{Command, Output};
 
 use crate::harness::{bin, text};
 use crate::s3::{S3Server, SECRET_KEY};
+
+/// The control token the job runs with: no output may show it either.
+const TOKEN: &str = "tok-5f1e0c2b9a";
 
 #[test]
 fn no_output_of_a_job_shows_its_store_secret() {
@@ -22,7 +27,7 @@ fn no_output_of_a_job_shows_its_store_secret() {
             r#"name: secret
 checkpoint: {{interval: 100ms, store: "{store}"}}
 sources:
-  lines: {{type: generate, mode: lines, count: 3000, rate: 2000}}
+  lines: {{type: generate, mode: lines, count: 6000, rate: 2000}}
 transforms:
   words: {{type: flat_map, inputs: [lines], split: ","}}
   counts: {{type: count, inputs: [words], key: this}}
@@ -49,6 +54,7 @@ sinks:
     let child = Command::new(bin())
         .args(["run", spec])
         .env("DATAFLOW_RUN_DIR", &runs)
+        .env("DATAFLOW_CONTROL_TOKEN", TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -67,11 +73,20 @@ sinks:
     let port = info[0]["port"]
         .as_u64()
         .expect("the run is listed with its port");
-    let job = Command::new("curl")
-        .args(["-s", &format!("http://127.0.0.1:{port}/v1/job")])
-        .output();
-    if let Ok(job) = job {
-        record("GET /v1/job", &job);
+    for path in [
+        "/v1/job",
+        "/v1/plan",
+        "/v1/spec",
+        "/v1/metrics",
+        "/v1/checkpoints",
+        "/metrics",
+    ] {
+        let page = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}{path}")])
+            .output()
+            .expect("curl runs");
+        assert!(!page.stdout.is_empty(), "GET {path} gave nothing");
+        record(&format!("GET {path}"), &page);
     }
     for entry in std::fs::read_dir(&runs).unwrap().flatten() {
         let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
@@ -110,13 +125,19 @@ sinks:
         assert!(!out.status.success(), "{args:?}");
         record(&args.join(" "), &out);
     }
-    assert!(outputs.len() >= 13, "{} outputs", outputs.len());
+    assert!(outputs.len() >= 18, "{} outputs", outputs.len());
     for (what, output) in &outputs {
         assert!(
             !output.contains(SECRET_KEY),
             "`{what}` shows the secret key:\n{output}"
         );
+        assert!(
+            !output.contains(TOKEN),
+            "`{what}` shows the control token:\n{output}"
+        );
     }
+    let spec_page = &outputs.iter().find(|(w, _)| w == "GET /v1/spec").unwrap().1;
+    assert!(spec_page.contains("secret_access_key=***"), "{spec_page}");
     // The location itself is still shown, with the secret masked.
     let json = &outputs
         .iter()

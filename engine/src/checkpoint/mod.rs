@@ -19,6 +19,7 @@ pub mod choice;
 pub mod compat;
 pub mod coordinator;
 pub mod error;
+pub mod history;
 pub mod inspect;
 pub mod layout;
 pub mod lease;
@@ -50,6 +51,9 @@ pub struct Ack {
     pub sync: Duration,
     /// How long the instance held inputs blocked waiting for the barrier.
     pub alignment: Duration,
+    /// How long writing its state to the store took, off its thread (the
+    /// asynchronous part); zero for an instance without state.
+    pub upload: Duration,
 }
 
 /// What the coordinator tells a source.

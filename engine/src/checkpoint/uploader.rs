@@ -87,9 +87,11 @@ impl Uploader {
         for task in tasks {
             match task {
                 UploadTask::Snapshot { changes, mut ack } => {
+                    let started = std::time::Instant::now();
                     let report = match self.write(ack.id, changes) {
                         Ok(files) => {
                             ack.files = files;
+                            ack.upload = started.elapsed();
                             Report::Ack(ack)
                         }
                         Err(cause) => Report::Declined {

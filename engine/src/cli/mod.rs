@@ -76,10 +76,16 @@ enum Command {
         /// into a hidden folder in the sink's folder, or `refuse` to start.
         #[arg(long, value_enum, default_value_t = NewerOutputArg::Move, value_name = "WHAT")]
         newer_output: NewerOutputArg,
-        /// The port of the job's control endpoint on 127.0.0.1 (used by
-        /// `list`, `savepoint` and `stop`); by default any free port.
+        /// The port of the job's control endpoint (its API, metrics and
+        /// web view; used by `list`, `savepoint`, `stop`, `top` and `tap`);
+        /// by default any free port, printed at start.
         #[arg(long, default_value_t = 0, value_name = "PORT")]
         control_port: u16,
+        /// The address the control endpoint listens on; by default
+        /// 127.0.0.1. Any other needs DATAFLOW_CONTROL_TOKEN set: every
+        /// request must then carry it (`Authorization: Bearer <token>`).
+        #[arg(long, value_name = "IP")]
+        control_address: Option<std::net::IpAddr>,
     },
     /// List the jobs running on this machine.
     List {
@@ -212,6 +218,7 @@ pub fn main() -> ExitCode {
             drop_state,
             newer_output,
             control_port,
+            control_address,
         } => run::run(
             &spec,
             run::Flags {
@@ -224,6 +231,7 @@ pub fn main() -> ExitCode {
                     NewerOutputArg::Refuse => crate::runtime::NewerOutput::Refuse,
                 },
                 control_port,
+                control_address,
             },
         ),
         Command::List { format } => control::list(format),

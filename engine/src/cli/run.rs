@@ -23,6 +23,7 @@ pub struct Flags {
     pub drop_state: Vec<String>,
     pub newer_output: NewerOutput,
     pub control_port: u16,
+    pub control_address: Option<std::net::IpAddr>,
 }
 
 pub fn run(path: &Path, flags: Flags) -> ExitCode {
@@ -33,7 +34,19 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         drop_state,
         newer_output,
         control_port,
+        control_address,
     } = flags;
+    let control_token = std::env::var(crate::control::TOKEN_VARIABLE)
+        .ok()
+        .filter(|t| !t.is_empty());
+    if control_address.is_some_and(|a| !a.is_loopback()) && control_token.is_none() {
+        report!(
+            "error: --control-address {} is reachable from other machines: set {} to a token that requests must carry",
+            control_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            crate::control::TOKEN_VARIABLE
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     if from.is_none() && !drop_state.is_empty() {
         report!("error: --drop-state leaves a node's state out of a restore: it needs --from");
         return ExitCode::from(EXIT_USAGE);
@@ -81,8 +94,11 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         newer_output,
         spec_path: path.display().to_string(),
         control_port,
+        control_address,
+        control_token,
         requests: None,
         signals: Some(signals),
+        live: Some(Arc::new(runtime::live::Live::new(&plan, &loaded.file.text))),
     };
     let mut summary = |line: &str| {
         if !quiet {

@@ -71,7 +71,14 @@ pub fn call(
         .enable_time()
         .build()
         .map_err(CallError::Client)?;
-    let address = format!("127.0.0.1:{}", run.port);
+    // A run listening on every address is reached on loopback.
+    let host = if run.address.is_unspecified() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        run.address
+    };
+    let address = std::net::SocketAddr::from((host, run.port)).to_string();
+    let token = std::env::var(super::TOKEN_VARIABLE).ok();
     let no_answer = |source| CallError::NoAnswer {
         run: run.run.clone(),
         source,
@@ -89,11 +96,15 @@ pub fn call(
                 .await
                 .map_err(no_answer)?;
         tokio::spawn(connection);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &address)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(CallError::Request)?;
         let response = sender.send_request(request).await.map_err(no_answer)?;

@@ -125,6 +125,7 @@ mod tests {
     fn lists_live_runs_and_ignores_dead_and_damaged_files() {
         let dir = tempfile::tempdir().unwrap();
         let info = |run: &str, pid: u32, at: u64| RunInfo {
+            address: std::net::Ipv4Addr::LOCALHOST.into(),
             job: "wc".into(),
             run: run.into(),
             pid,

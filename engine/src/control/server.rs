@@ -1,9 +1,11 @@
-//! The control endpoint: HTTP/1.1 on 127.0.0.1, served by hyper on a
-//! thread of its own with a single-threaded tokio runtime, so the job's
-//! threads never wait on it.
+//! The control endpoint: HTTP/1.1 on 127.0.0.1 (or an address given with
+//! a token), served by hyper on a thread of its own with a single-threaded
+//! tokio runtime, so the job's threads never wait on it. What it shows of
+//! the job is read from [`Live`], which the supervisor and the checkpoint
+//! coordinator keep up to date; nothing it does touches the records' path.
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::{ErrorAnswer, RunInfo, SavepointAnswer, SavepointBody};
 use crate::checkpoint::{AfterSavepoint, SavepointRequest};
 use crate::error::Class;
+use crate::runtime::live::Live;
 
 /// The largest request body read: the bodies are a location or nothing.
 const MAX_BODY: usize = 64 * 1024;
@@ -37,23 +40,40 @@ impl Drop for Endpoint {
     }
 }
 
+/// Where the endpoint listens, and who may use it.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub address: IpAddr,
+    /// 0: any free port.
+    pub port: u16,
+    /// When set, a request must carry `Authorization: Bearer <token>`:
+    /// every request when the address is not loopback, else those that
+    /// change the job (savepoint, stop).
+    pub token: Option<String>,
+}
+
 struct Context {
     info: RunInfo,
     requests: Sender<SavepointRequest>,
     /// How long an answer to a savepoint may take.
     wait: Duration,
+    live: Arc<Live>,
+    token: Option<String>,
+    /// Reading needs the token too (the endpoint is reachable from elsewhere).
+    guard_reads: bool,
 }
 
-/// Binds 127.0.0.1:`port` (0: any free port) and serves the endpoint;
-/// `info` describes the run given the port bound. Savepoint and stop
-/// requests go to `requests`; an answer is awaited up to `wait`.
+/// Binds as `access` says and serves the endpoint; `info` describes the
+/// run given the port bound. Savepoint and stop requests go to
+/// `requests`; an answer is awaited up to `wait`.
 pub fn start(
-    port: u16,
+    access: &Access,
     info: impl FnOnce(u16) -> RunInfo,
     requests: Sender<SavepointRequest>,
     wait: Duration,
+    live: Arc<Live>,
 ) -> std::io::Result<(Endpoint, RunInfo)> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    let listener = TcpListener::bind(SocketAddr::from((access.address, access.port)))?;
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
     let info = info(port);
@@ -61,6 +81,9 @@ pub fn start(
         info: info.clone(),
         requests,
         wait,
+        live,
+        token: access.token.clone(),
+        guard_reads: !access.address.is_loopback(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -139,16 +162,86 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
     )
 }
 
+/// Whether `request` carries the endpoint's token, when it has one. The
+/// comparison takes the same time wherever the first difference is.
+fn authorized(parts: &hyper::http::request::Parts, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let given = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+fn text(content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// The endpoints, for the answer to a path that is none of them.
+const ENDPOINTS: &str = "GET /v1/job, /v1/plan, /v1/spec, /v1/metrics, /v1/checkpoints, /metrics; POST /v1/savepoint, /v1/stop";
+
 async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    let reading = parts.method == Method::GET;
+    if (!reading || context.guard_reads) && !authorized(&parts, context.token.as_deref()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs the run's token: `Authorization: Bearer <DATAFLOW_CONTROL_TOKEN>`",
+        );
+    }
+    let live = &context.live;
     let stop = match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/v1/job") => return json(StatusCode::OK, &context.info),
+        (&Method::GET, "/v1/plan") => return json(StatusCode::OK, &live.plan),
+        (&Method::GET, "/v1/spec") => {
+            return json(
+                StatusCode::OK,
+                &serde_json::json!({"file": context.info.spec, "text": live.spec}),
+            )
+        }
+        (&Method::GET, "/v1/metrics") => return json(StatusCode::OK, &live.metrics()),
+        (&Method::GET, "/v1/checkpoints") => {
+            let history = live
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            return json(StatusCode::OK, &history);
+        }
+        (&Method::GET, "/metrics") => {
+            let history = live
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let body = super::prometheus::render(
+                &context.info.job,
+                &context.info.run,
+                &live.metrics(),
+                &history,
+            );
+            return text("text/plain; version=0.0.4; charset=utf-8", body);
+        }
         (&Method::POST, "/v1/savepoint") => false,
         (&Method::POST, "/v1/stop") => true,
         (method, path) => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("no endpoint {method} {path}: there are GET /v1/job, POST /v1/savepoint and POST /v1/stop"),
+                format!("no endpoint {method} {path}: there are {ENDPOINTS}"),
             )
         }
     };

@@ -181,6 +181,37 @@ pub fn redact(text: &str) -> String {
     format!("{base}?{}", pairs.join("&"))
 }
 
+/// Any text holding store locations (a spec), with the value of every
+/// secret option in a location's query replaced by `***`: an option is a
+/// name of [`SECRET_OPTIONS`] after `?` or `&` and before `=`, and its
+/// value runs to the next `&`, quote, bracket, comma or space.
+pub fn redact_text(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(['?', '&']) {
+        let name_at = at + found + 1;
+        at = name_at;
+        let Some(name) = SECRET_OPTIONS
+            .iter()
+            .find(|s| lower[name_at..].starts_with(&format!("{s}=")))
+        else {
+            continue;
+        };
+        let value_at = name_at + name.len() + 1;
+        let end = text[value_at..]
+            .find(|c: char| "&\"'}],#".contains(c) || c.is_whitespace())
+            .map_or(text.len(), |e| value_at + e);
+        out.push_str(&text[copied..value_at]);
+        out.push_str("***");
+        copied = end;
+        at = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 impl fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -210,6 +241,23 @@ mod tests {
         assert!(
             !err.contains("S3CR3T") && err.contains("secret_access_key=***"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_a_whole_spec() {
+        let spec = "checkpoint:\n  store: \"s3://b/p?region=x&secret_access_key=abc/+=&access_key_id=k\"\n  other: 's3://b?Token=t0k'\nx: s3://b?password=pw}\n";
+        assert_eq!(
+            redact_text(spec),
+            "checkpoint:\n  store: \"s3://b/p?region=x&secret_access_key=***&access_key_id=k\"\n  other: 's3://b?Token=***'\nx: s3://b?password=***}\n"
+        );
+        assert_eq!(
+            redact_text("no secrets here ? & ="),
+            "no secrets here ? & ="
+        );
+        assert_eq!(
+            redact_text("s3://b?session_token="),
+            "s3://b?session_token=***"
         );
     }
 

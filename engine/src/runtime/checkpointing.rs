@@ -7,6 +7,8 @@
 //! coordinator and starting its thread are this module's.
 
 use std::sync::atomic::AtomicU64;
+
+use crate::checkpoint::history::History;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -117,6 +119,7 @@ pub(super) fn start_coordinator(
     c: &mut JobCheckpointing,
     reports: Receiver<Report>,
     last_completed: Arc<AtomicU64>,
+    history: Arc<std::sync::Mutex<History>>,
 ) -> Result<(), CheckpointingError> {
     let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
     let (done_tx, done_rx) = crossbeam_channel::bounded(2);
@@ -125,6 +128,7 @@ pub(super) fn start_coordinator(
         uploaders: std::mem::take(&mut c.uploaders),
         commits: std::mem::take(&mut c.commits),
         last_completed,
+        history,
     };
     let coordinator =
         Coordinator::new(config, Arc::clone(&c.store), links).map_err(CheckpointingError::Start)?;

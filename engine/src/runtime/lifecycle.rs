@@ -19,6 +19,7 @@ use crate::control::registry::{self, RunFile};
 use crate::control::server::{self, Endpoint};
 use crate::control::RunInfo;
 use crate::plan::Plan;
+use crate::runtime::live::Live;
 use std::time::Duration;
 
 use super::{attempt, CheckpointingError, Outcome, RunError, RunOptions, SetupError};
@@ -74,8 +75,14 @@ pub fn run(
     let (requests, received) = crossbeam_channel::bounded(8);
     options.requests = Some(received);
 
+    // What the endpoint shows, kept up to date by every attempt.
+    let live = Arc::clone(
+        options
+            .live
+            .get_or_insert_with(|| Arc::new(Live::new(plan, ""))),
+    );
     // Held to the end of the run: the endpoint and the run file go with it.
-    let _control = control(plan, &options, requests);
+    let _control = control(plan, &options, requests, live);
     let mut restarts = 0;
     // The newest checkpoint this run has completed, over all its attempts.
     let mut own_latest = None;
@@ -168,6 +175,7 @@ fn control(
     plan: &Plan,
     options: &RunOptions,
     requests: crossbeam_channel::Sender<SavepointRequest>,
+    live: Arc<Live>,
 ) -> Option<(Endpoint, RunFile)> {
     // A savepoint answer waits for its checkpoint, then its copy.
     let wait = plan
@@ -178,16 +186,27 @@ fn control(
     let started_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    let access = server::Access {
+        address: options
+            .control_address
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        port: options.control_port,
+        token: options.control_token.clone(),
+    };
     let info = |port| RunInfo {
         job: plan.job().name.clone(),
         run: options.run_id.clone(),
         pid: std::process::id(),
         port,
+        address: access.address,
         spec: options.spec_path.clone(),
         started_at_ms,
     };
-    let started = server::start(options.control_port, info, requests, wait)
-        .map_err(|e| format!("cannot serve on 127.0.0.1:{}: {e}", options.control_port))
+    let started = server::start(&access, info, requests, wait, live)
+        .map_err(|e| {
+            let at = std::net::SocketAddr::from((access.address, access.port));
+            format!("cannot serve on {at}: {e}")
+        })
         .and_then(|(endpoint, info)| {
             let file = RunFile::write(&info).map_err(|e| {
                 format!(
@@ -195,9 +214,14 @@ fn control(
                     registry::dir().display()
                 )
             })?;
+            let host = if access.address.is_unspecified() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                access.address
+            };
             tracing::info!(
-                "control endpoint: http://127.0.0.1:{}/v1/job",
-                endpoint.port
+                "control endpoint: http://{}/ (API under /v1/, Prometheus metrics at /metrics)",
+                std::net::SocketAddr::from((host, endpoint.port))
             );
             Ok((endpoint, file))
         });

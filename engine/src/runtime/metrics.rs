@@ -1,10 +1,12 @@
-//! Per-instance counters, read by the status line and the run summary.
+//! Per-instance counters, read by the status line, the run summary and
+//! the control endpoint's metrics.
 //!
-//! Counters are updated once per batch with relaxed atomics: they are
-//! statistics, never used to synchronise.
+//! Counters are updated once per batch (or per wait) with relaxed atomics:
+//! they are statistics, never used to synchronise.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::operators::sinks::latency::Latency;
 
@@ -16,11 +18,53 @@ pub struct Metrics {
     pub dropped: AtomicU64,
     /// Records a window left out as late.
     pub late: AtomicU64,
+    /// The chain's watermark, epoch milliseconds ([`NO_WATERMARK`]: none
+    /// yet, `i64::MAX`: event time has ended).
+    pub watermark: AtomicI64,
+    /// Where the thread running this instance's chain spends its time.
+    pub activity: Arc<Activity>,
     /// A sink's latencies, when it has a `latency_field`.
     pub latency: Arc<Latency>,
 }
 
+/// No watermark has passed yet.
+pub const NO_WATERMARK: i64 = i64::MIN;
+
+/// The time one chain instance's thread spent waiting, as Flink's
+/// `backPressuredTimeMsPerSecond` and `idleTimeMsPerSecond` measure it:
+/// blocked sending into a full channel (its readers are slower), and
+/// waiting for input with nothing to do. The rest is busy. Measured only
+/// around a wait that actually happens, so a thread that never waits pays
+/// nothing.
+#[derive(Default, Debug)]
+pub struct Activity {
+    pub blocked_ns: AtomicU64,
+    pub idle_ns: AtomicU64,
+}
+
+impl Activity {
+    pub fn add_blocked(&self, since: Instant) {
+        self.blocked_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_idle(&self, since: Instant) {
+        self.idle_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
+    /// The counters of one member of a chain instance whose thread's
+    /// waits go to `activity`.
+    pub fn new(activity: Arc<Activity>) -> Metrics {
+        Metrics {
+            watermark: AtomicI64::new(NO_WATERMARK),
+            activity,
+            ..Metrics::default()
+        }
+    }
+
     pub fn add_in(&self, n: usize) {
         self.records_in.fetch_add(n as u64, Ordering::Relaxed);
     }

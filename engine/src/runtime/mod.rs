@@ -16,6 +16,7 @@ mod checkpointing;
 pub mod error;
 mod instance;
 pub mod lifecycle;
+pub mod live;
 mod message;
 mod metrics;
 mod output;
@@ -75,12 +76,18 @@ pub struct RunOptions {
     pub newer_output: NewerOutput,
     /// The spec file, as given, for `dataflow list`.
     pub spec_path: String,
-    /// The control endpoint's port on 127.0.0.1 (0: any free port).
+    /// The control endpoint's port (0: any free port).
     pub control_port: u16,
+    /// Its address (none: 127.0.0.1).
+    pub control_address: Option<std::net::IpAddr>,
+    /// The token its requests must carry ([`crate::control::server::Access`]).
+    pub control_token: Option<String>,
     /// Savepoint and stop requests from the control endpoint.
     pub requests: Option<Receiver<SavepointRequest>>,
     /// Ctrl-C and SIGTERM ([`signals::listen`]), for the whole run.
     pub signals: Option<Receiver<i32>>,
+    /// What the control endpoint shows of the run.
+    pub live: Option<Arc<live::Live>>,
 }
 
 pub use crate::operators::sinks::file::NewerOutput;
@@ -216,7 +223,12 @@ fn attempt(
             let participants = std::mem::take(&mut c.participants);
             let config = checkpointing::coordinator_config(plan, options, cp, participants);
             let last_completed = last_completed.clone().unwrap_or_default();
-            if let Err(e) = start_coordinator(config, c, reports_rx, last_completed) {
+            let history = options
+                .live
+                .as_ref()
+                .map(|l| Arc::clone(&l.checkpoints))
+                .unwrap_or_default();
+            if let Err(e) = start_coordinator(config, c, reports_rx, last_completed, history) {
                 // Listing the store failed, or a thread could not start:
                 // either may pass, so a restart may try again.
                 first_error = Some(RunError::Checkpoint(e));
@@ -242,6 +254,9 @@ fn attempt(
         .clone()
         .unwrap_or_else(crossbeam_channel::never);
     let mut running = threads.len();
+    if let Some(live) = &options.live {
+        live.attempt_started(&job);
+    }
     while running > 0 {
         crossbeam_channel::select! {
             recv(ended_rx) -> ended => {
@@ -302,6 +317,9 @@ fn attempt(
         }
         if let Some(status) = status.as_mut() {
             status.update(&job);
+        }
+        if let Some(live) = &options.live {
+            live.sample();
         }
     }
     for t in threads {

@@ -6,9 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use std::sync::Arc;
+
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use super::message::Message;
+use super::metrics::Activity;
 use crate::expr::Expr;
 use crate::plan::EdgeKind;
 use crate::runtime::cancel::Cancel;
@@ -19,6 +22,13 @@ use crate::value::Value;
 /// The job was cancelled while this instance was waiting to send.
 #[derive(Debug)]
 pub struct Cancelled;
+
+/// What a send that has to wait needs: when to give up, and where the
+/// time it waited is counted (backpressure).
+pub struct Waits {
+    pub cancel: Cancel,
+    pub activity: Arc<Activity>,
+}
 
 /// The least time between two flushes of an idle instance: bounds the
 /// channel sends of a trickle of records to a thousand per second.
@@ -68,7 +78,7 @@ impl OutEdge {
         record: Value,
         time: Option<i64>,
         batch_size: usize,
-        cancel: &Cancel,
+        waits: &Waits,
     ) -> Result<(), Cancelled> {
         let t = self.target(&record);
         let buffer = &mut self.buffers[t];
@@ -79,7 +89,7 @@ impl OutEdge {
         if buffer.len() >= batch_size {
             let batch = std::mem::replace(buffer, Vec::with_capacity(batch_size));
             let times = take_times(&mut self.times[t], batch_size);
-            send(&self.senders[t], Message::Batch(batch, times), cancel)?;
+            send(&self.senders[t], Message::Batch(batch, times), waits)?;
         }
         Ok(())
     }
@@ -115,7 +125,7 @@ pub struct Output {
     batch_size: usize,
     buffer_timeout: Duration,
     last_flush: Instant,
-    cancel: Cancel,
+    waits: Waits,
 }
 
 impl Output {
@@ -124,7 +134,7 @@ impl Output {
         late_edges: Vec<OutEdge>,
         batch_size: usize,
         buffer_timeout: Duration,
-        cancel: Cancel,
+        waits: Waits,
     ) -> Output {
         Output {
             edges,
@@ -132,7 +142,7 @@ impl Output {
             batch_size,
             buffer_timeout,
             last_flush: Instant::now(),
-            cancel,
+            waits,
         }
     }
 
@@ -148,7 +158,7 @@ impl Output {
             records,
             times,
             self.batch_size,
-            &self.cancel,
+            &self.waits,
         )
     }
 
@@ -164,7 +174,7 @@ impl Output {
             records,
             times,
             self.batch_size,
-            &self.cancel,
+            &self.waits,
         )
     }
 
@@ -204,7 +214,7 @@ impl Output {
                 if !buffer.is_empty() {
                     let batch = std::mem::replace(buffer, Vec::with_capacity(self.batch_size));
                     let times = take_times(times, self.batch_size);
-                    send(sender, Message::Batch(batch, times), &self.cancel)?;
+                    send(sender, Message::Batch(batch, times), &self.waits)?;
                 }
             }
         }
@@ -231,7 +241,7 @@ impl Output {
         self.flush()?;
         for edge in self.edges.iter().chain(&self.late_edges) {
             for sender in &edge.senders {
-                send(sender, message(), &self.cancel)?;
+                send(sender, message(), &self.waits)?;
             }
         }
         Ok(())
@@ -245,7 +255,7 @@ fn push_to(
     records: impl Iterator<Item = Value>,
     times: &[i64],
     batch_size: usize,
-    cancel: &Cancel,
+    waits: &Waits,
 ) -> Result<(), Cancelled> {
     let Some((last, others)) = edges.split_last_mut() else {
         return Ok(());
@@ -253,9 +263,9 @@ fn push_to(
     for (i, record) in records.enumerate() {
         let time = times.get(i).copied();
         for edge in others.iter_mut() {
-            edge.push(record.clone(), time, batch_size, cancel)?;
+            edge.push(record.clone(), time, batch_size, waits)?;
         }
-        last.push(record, time, batch_size, cancel)?;
+        last.push(record, time, batch_size, waits)?;
     }
     Ok(())
 }
@@ -269,19 +279,27 @@ fn take_times(times: &mut Vec<i64>, batch_size: usize) -> Vec<i64> {
     std::mem::replace(times, Vec::with_capacity(batch_size))
 }
 
-/// Sends, blocking while the channel is full (backpressure) but giving up
-/// when the job is cancelled.
-fn send(sender: &Sender<Message>, mut msg: Message, cancel: &Cancel) -> Result<(), Cancelled> {
-    loop {
+/// Sends, blocking while the channel is full (backpressure, counted) but
+/// giving up when the job is cancelled.
+fn send(sender: &Sender<Message>, msg: Message, waits: &Waits) -> Result<(), Cancelled> {
+    let mut msg = match sender.try_send(msg) {
+        Ok(()) => return Ok(()),
+        Err(TrySendError::Full(m)) => m,
+        Err(TrySendError::Disconnected(_)) => return Err(Cancelled),
+    };
+    let since = Instant::now();
+    let sent = loop {
         match sender.send_timeout(msg, SEND_POLL) {
-            Ok(()) => return Ok(()),
+            Ok(()) => break Ok(()),
             Err(SendTimeoutError::Timeout(m)) => {
-                if cancel.is_cancelled() {
-                    return Err(Cancelled);
+                if waits.cancel.is_cancelled() {
+                    break Err(Cancelled);
                 }
                 msg = m;
             }
-            Err(SendTimeoutError::Disconnected(_)) => return Err(Cancelled),
+            Err(SendTimeoutError::Disconnected(_)) => break Err(Cancelled),
         }
-    }
+    };
+    waits.activity.add_blocked(since);
+    sent
 }

@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 
 use super::checkpointing::JobCheckpointing;
 use super::instance::{self, Finish, Instance};
-use super::metrics::Metrics;
+use super::metrics::{Activity, Metrics};
 use super::{alignment, build, output, physical, Job, RunError, RunOptions};
 use super::{InstanceError, SetupError};
 use crate::checkpoint::coordinator::Participant;
@@ -45,10 +45,11 @@ pub(super) fn start_instance(
     let mut members = Vec::with_capacity(wiring.nodes.len());
     let mut names = Vec::with_capacity(wiring.nodes.len());
     let mut triggers = None;
+    let activity = Arc::new(Activity::default());
     for (k, &n) in wiring.nodes.iter().enumerate() {
         let node = &plan.graph()[n];
         let name = format!("{}#{}", node.name, wiring.index);
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(Arc::clone(&activity)));
         if let Some(stats) = job.nodes.iter_mut().find(|s| s.index == n) {
             stats.instances.push(Arc::clone(&metrics));
         }
@@ -156,10 +157,14 @@ pub(super) fn start_instance(
             wiring.late_outputs,
             plan.job().batch_size as usize,
             plan.job().buffer_timeout,
-            cancel.clone(),
+            output::Waits {
+                cancel: cancel.clone(),
+                activity: Arc::clone(&activity),
+            },
         ),
         cancel,
         batch_size: plan.job().batch_size as usize,
+        activity,
         members,
     };
     let ended_tx = ended_tx.clone();

@@ -14,11 +14,12 @@ mod cleaner;
 pub mod machine;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::history::History;
 use super::layout;
 use super::metadata::{self, Metadata};
 use super::retention;
@@ -59,6 +60,8 @@ pub struct Links {
     /// The newest checkpoint this run completed (0: none yet), for the
     /// status line to read without a message.
     pub last_completed: Arc<AtomicU64>,
+    /// What people watching the run see of its checkpoints.
+    pub history: Arc<Mutex<History>>,
 }
 
 pub struct Coordinator {
@@ -76,7 +79,12 @@ pub struct Coordinator {
     savepoints: std::collections::BTreeMap<u64, (SavepointRequest, Target)>,
     /// The `_metadata` of the checkpoint last completed, for its savepoint.
     last_metadata: Option<Metadata>,
+    /// When checkpoints in progress were last shown ([`Coordinator::publish`]).
+    published: Instant,
 }
+
+/// How often checkpoints in progress are shown while none ends.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 fn now() -> Now {
     Now {
@@ -130,6 +138,7 @@ impl Coordinator {
             asked: None,
             savepoints: Default::default(),
             last_metadata: None,
+            published: Instant::now(),
         })
     }
 
@@ -178,7 +187,22 @@ impl Coordinator {
             self.tell_uploaders();
             let actions = self.machine.tick(now());
             self.carry_out(actions)?;
+            self.publish(false);
         }
+    }
+
+    /// Shows the checkpoints under way and those that ended to whoever
+    /// watches the run.
+    fn publish(&mut self, now_anyway: bool) {
+        let ended = self.machine.take_ended();
+        let now = Instant::now();
+        if !now_anyway && ended.is_empty() && now.duration_since(self.published) < PUBLISH_EVERY {
+            return;
+        }
+        self.published = now;
+        let mut history = self.links.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.ended(ended);
+        history.in_progress = self.machine.in_progress(now);
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), TooManyFailures> {
@@ -388,6 +412,7 @@ impl Coordinator {
         for id in self.machine.end() {
             self.remove_files(id);
         }
+        self.publish(true);
         let deadline = Instant::now() + Duration::from_secs(30);
         while let Ok(report) = reports.recv_deadline(deadline) {
             let actions = match report {
@@ -470,6 +495,7 @@ mod tests {
             uploaders: Vec::new(),
             commits: vec![commit_tx],
             last_completed: Arc::default(),
+            history: Arc::default(),
         };
         let shared: Arc<dyn CheckpointStore> = store.clone();
         let mut coordinator = Coordinator::new(config, shared, links).unwrap();
@@ -606,6 +632,7 @@ mod tests {
             event_time: None,
             sync: Duration::ZERO,
             alignment: Duration::ZERO,
+            upload: Duration::ZERO,
         }
     }
 

@@ -207,6 +207,7 @@ impl Io {
                 event_time: None,
                 sync,
                 alignment,
+                upload: Duration::ZERO,
             };
             if k == 0 {
                 ack.source_position = source_position.clone();

@@ -13,6 +13,7 @@
 
 mod checkpointing;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Select, TryRecvError};
 
 use super::alignment::Step;
 use super::message::Message;
-use super::metrics::Metrics;
+use super::metrics::{Activity, Metrics};
 use super::output::{Cancelled, Output};
 use crate::checkpoint::Ack;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
@@ -98,6 +99,8 @@ pub struct Instance {
     /// Present when the job takes checkpoints.
     pub checkpoint: Option<ChainCheckpointing>,
     pub time: Option<ChainTime>,
+    /// Where this thread's waits are counted.
+    pub activity: Arc<Activity>,
     /// Upstream first; never empty.
     pub members: Vec<Member>,
 }
@@ -143,6 +146,7 @@ struct Io {
     batch_size: usize,
     checkpoint: Option<ChainCheckpointing>,
     time: Option<ChainTime>,
+    activity: Arc<Activity>,
     /// The batch going through the chain, and the one its next operator
     /// fills; each with its records' event times, or none.
     batch: Vec<Value>,
@@ -172,6 +176,7 @@ impl Instance {
             batch_size,
             checkpoint,
             time,
+            activity,
             mut members,
         } = self;
         let timed = time.is_some();
@@ -191,6 +196,7 @@ impl Instance {
             batch_size,
             checkpoint,
             time,
+            activity,
             batch: Vec::with_capacity(batch_size),
             scratch: Vec::with_capacity(batch_size),
             times: times(batch_size),
@@ -238,7 +244,11 @@ impl Io {
             let Role::Source(source) = &mut members[0].role else {
                 return Err(Stop::failed(0, InstanceError::Bug("no source")));
             };
+            let polled = Instant::now();
             let poll = source.poll(&mut self.batch, self.batch_size);
+            if matches!(poll, Ok(Poll::Idle)) {
+                self.activity.add_idle(polled);
+            }
             members[0].metrics.add_out(self.batch.len());
             let read = self.batch.len();
             if let Some(ChainTime::Source(stamper)) = &mut self.time {
@@ -489,6 +499,9 @@ impl Io {
         watermark: Watermark,
     ) -> Result<(), Stop> {
         if let Watermark::At(at) = watermark {
+            for member in members.iter() {
+                member.metrics.watermark.store(at, Ordering::Relaxed);
+            }
             for k in from..members.len() {
                 let member = &mut members[k];
                 match &mut member.role {
@@ -593,9 +606,11 @@ impl Io {
                 Err(TryRecvError::Disconnected) => return Err(Stop::Cancelled),
                 Err(TryRecvError::Empty) => self.output.flush_if_idle()?,
             }
-            let deadline = self.output.flush_deadline().min(Instant::now() + RECV_POLL);
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            return match self.inputs[0].recv_timeout(timeout) {
+            let waited = Instant::now();
+            let deadline = self.output.flush_deadline().min(waited + RECV_POLL);
+            let received = self.inputs[0].recv_timeout(deadline.saturating_duration_since(waited));
+            self.activity.add_idle(waited);
+            return match received {
                 Ok(m) => Ok(Next::Message(0, m)),
                 Err(RecvTimeoutError::Timeout) => Ok(Next::Idle),
                 Err(RecvTimeoutError::Disconnected) => Err(Stop::Cancelled),
@@ -621,8 +636,11 @@ impl Io {
             Ok(op) => Ok(op),
             Err(_) => {
                 self.output.flush_if_idle()?;
-                let deadline = self.output.flush_deadline().min(Instant::now() + RECV_POLL);
-                select.select_timeout(deadline.saturating_duration_since(Instant::now()))
+                let waited = Instant::now();
+                let deadline = self.output.flush_deadline().min(waited + RECV_POLL);
+                let ready = select.select_timeout(deadline.saturating_duration_since(waited));
+                self.activity.add_idle(waited);
+                ready
             }
         };
         match ready {

@@ -8,6 +8,7 @@
 //! whether the job fails with it.
 
 use super::{Action, Machine, Now};
+use crate::checkpoint::history::{CheckpointRecord, Status};
 
 impl Machine {
     /// `_metadata` of checkpoint `id` could not be written.
@@ -104,9 +105,19 @@ impl Machine {
         now: Now,
         actions: &mut Vec<Action>,
     ) -> bool {
-        if self.in_flight.remove(&id).is_none() {
+        let Some(flight) = self.in_flight.remove(&id) else {
             return false;
-        }
+        };
+        let status = if failure {
+            Status::Failed
+        } else {
+            Status::Abandoned
+        };
+        let record = self.record(id, &flight, status, now.at);
+        self.ended.push(CheckpointRecord {
+            cause: Some(why.to_owned()),
+            ..record
+        });
         self.aborted.insert(id);
         self.schedule.ended(now.at);
         if self.final_checkpoint == Some(id) {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::{Action, Machine, Now};
 use crate::checkpoint::coordinator::human_bytes;
+use crate::checkpoint::history::Status;
 use crate::checkpoint::layout;
 use crate::checkpoint::metadata::{extend_history, InstanceState, Kind, Metadata, FORMAT_VERSION};
 use crate::checkpoint::retention::{self, Deletions};
@@ -67,14 +68,16 @@ impl Machine {
 
     /// `_metadata` of checkpoint `id` is in the store: it is complete.
     pub fn metadata_written(&mut self, id: u64, now: Now) -> Vec<Action> {
-        let Some(flight) = self.in_flight.remove(&id) else {
+        let Some(mut flight) = self.in_flight.remove(&id) else {
             return Vec::new();
         };
-        let Some(metadata) = flight.metadata else {
+        let Some(metadata) = flight.metadata.take() else {
             self.in_flight.insert(id, flight);
             return Vec::new();
         };
         let duration = now.at.saturating_duration_since(flight.started);
+        let record = self.record(id, &flight, Status::Completed, now.at);
+        self.ended.push(record);
         self.schedule.ended(now.at);
         self.consecutive_failures = 0;
         let written = metadata.written_size();

@@ -13,11 +13,13 @@
 
 mod abort;
 mod completion;
+mod record;
 mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::super::history::{CheckpointRecord, Status};
 use super::super::metadata::{Metadata, NodeShape};
 use super::super::{Ack, AfterSavepoint, SourceCommand};
 use crate::plan::CheckpointSettings;
@@ -138,6 +140,8 @@ struct InFlight {
     started: Instant,
     triggered_at_ms: u64,
     acks: BTreeMap<String, Ack>,
+    /// When each acknowledgement came, after the trigger.
+    acked_after: BTreeMap<String, Duration>,
     /// The newest completed checkpoint when this one was triggered: the
     /// oldest base its increments may build on, which retention must keep
     /// (with every checkpoint completed since).
@@ -178,6 +182,8 @@ pub struct Machine {
     /// is triggered until it has, or it would build the next snapshot on an
     /// older checkpoint than the one retention keeps for it.
     uploaders_behind: bool,
+    /// Checkpoints that ended since the shell last took them.
+    ended: Vec<CheckpointRecord>,
 }
 
 impl Machine {
@@ -219,6 +225,7 @@ impl Machine {
             savepoint_asked: None,
             savepoints: BTreeMap::new(),
             uploaders_behind: false,
+            ended: Vec::new(),
         }
     }
 
@@ -286,6 +293,7 @@ impl Machine {
                 started: now.at,
                 triggered_at_ms: now.wall_ms,
                 acks: BTreeMap::new(),
+                acked_after: BTreeMap::new(),
                 base: self.completed.iter().map(|m| m.checkpoint_id).max(),
                 metadata: None,
             },
@@ -349,6 +357,10 @@ impl Machine {
         let Some(flight) = self.in_flight.get_mut(&id) else {
             return Vec::new();
         };
+        flight.acked_after.insert(
+            ack.instance.clone(),
+            now.at.saturating_duration_since(flight.started),
+        );
         flight.acks.insert(ack.instance.clone(), ack);
         if flight.acks.len() < self.config.participants.len() || flight.metadata.is_some() {
             return Vec::new();
@@ -374,12 +386,18 @@ impl Machine {
     /// checkpoints abandoned, whose files must go (late ones too: see
     /// [`Machine::is_aborted`]).
     pub fn end(&mut self) -> Vec<u64> {
-        let ids: Vec<u64> = std::mem::take(&mut self.in_flight).into_keys().collect();
-        for id in &ids {
+        let in_flight = std::mem::take(&mut self.in_flight);
+        let now = Instant::now();
+        for (id, flight) in &in_flight {
             tracing::info!("checkpoint {id} abandoned: the job is ending");
             self.aborted.insert(*id);
+            let record = self.record(*id, flight, Status::Abandoned, now);
+            self.ended.push(CheckpointRecord {
+                cause: Some("the job is ending".into()),
+                ..record
+            });
         }
-        ids
+        in_flight.into_keys().collect()
     }
 
     pub fn is_aborted(&self, id: u64) -> bool {
@@ -467,6 +485,7 @@ mod tests {
             event_time: None,
             sync: Duration::from_millis(2),
             alignment: Duration::from_millis(3),
+            upload: Duration::from_millis(4),
         }
     }
 
