@@ -191,8 +191,11 @@ fn text(content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Byt
     response
 }
 
+/// The web view: one page, built into the binary, that reads the API.
+const WEB_VIEW: &str = include_str!("web/index.html");
+
 /// The endpoints, for the answer to a path that is none of them.
-const ENDPOINTS: &str = "GET /v1/job, /v1/plan, /v1/spec, /v1/metrics, /v1/checkpoints, /metrics; POST /v1/savepoint, /v1/stop";
+const ENDPOINTS: &str = "GET /, /v1/job, /v1/plan, /v1/spec, /v1/metrics, /v1/checkpoints, /metrics; POST /v1/savepoint, /v1/stop";
 
 async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
@@ -205,6 +208,7 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
     }
     let live = &context.live;
     let stop = match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/") => return text("text/html; charset=utf-8", WEB_VIEW),
         (&Method::GET, "/v1/job") => return json(StatusCode::OK, &context.info),
         (&Method::GET, "/v1/plan") => return json(StatusCode::OK, &live.plan),
         (&Method::GET, "/v1/spec") => {
