@@ -259,7 +259,7 @@ fn a_running_job_serves_what_docs_openapi_yaml_says() {
             if method != "get" {
                 continue;
             }
-            let (status, body) = run.get(path);
+            let (status, body) = run.get(&path.replace("{node}", "words"));
             assert_eq!(status, 200, "GET {path}: {body}");
             if methods["get"]["responses"]["200"]["content"]["application/json"].is_null() {
                 continue;
@@ -277,7 +277,7 @@ fn a_running_job_serves_what_docs_openapi_yaml_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 5, "five JSON pages checked");
+    assert_eq!(checked, 6, "six JSON pages checked");
     // A path the document does not have is not served, and the answer
     // lists the ones that are.
     let (status, body) = run.get("/v1/nope");
@@ -696,4 +696,97 @@ fn a_token_guards_the_endpoint() {
         status
     };
     assert!(status.success(), "stopped cleanly: {status:?}");
+}
+
+/// `dataflow <args>` against the runs in `run`'s folder.
+fn command(run: &Running, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env("DATAFLOW_RUN_DIR", &run.runs)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn tap_prints_a_nodes_records_live_and_never_holds_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = watched_spec(dir.path(), "tapped");
+    let run = Running::start(dir.path(), &spec, &[], &[]);
+    await_live(&run, 1);
+
+    let out = command(&run, &["tap", "tapped", "words", "--limit", "25"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let words: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(words.len(), 25, "{stdout}");
+    assert!(words.iter().all(Value::is_string), "{stdout}");
+    // A keyed node's output: what the counts put out.
+    let out = command(&run, &["tap", "tapped", "counts", "--limit", "3"]);
+    let counts: Vec<Value> = text(&out)
+        .0
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(counts.len(), 3);
+    let out = command(&run, &["tap", "tapped", "nope", "--limit", "1"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the job has no node `nope`; its nodes: counts, lines, out, words"),
+        "{stderr}"
+    );
+
+    // A tap opened and never read again: its queue fills, and the job
+    // goes on as before.
+    let (status, _) = run.get("/v1/tap/words?max=1&wait_ms=0");
+    assert_eq!(status, 200);
+    let counted = |m: &Value| -> u64 {
+        m["nodes"][2]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["records_in"].as_u64().unwrap())
+            .sum()
+    };
+    let before = counted(&run.json("/v1/metrics"));
+    std::thread::sleep(Duration::from_secs(3));
+    let after = counted(&run.json("/v1/metrics"));
+    assert!(
+        after > before + 10_000,
+        "the counts took in {} records in 3 s while a tap went unread",
+        after - before
+    );
+}
+
+#[test]
+fn top_shows_nodes_and_checkpoints_in_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = watched_spec(dir.path(), "topped");
+    let run = Running::start(dir.path(), &spec, &[], &[]);
+    await_live(&run, 2);
+    let out = command(&run, &["top", "topped", "--once"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for line in stdout.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80: {line:?}");
+    }
+    assert!(stdout.starts_with("topped · run "), "{stdout}");
+    for node in ["lines ", "words ", "counts ", "out "] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("no row for {node}:\n{stdout}"));
+        assert!(
+            row.split_whitespace().nth(2) == Some("2"),
+            "parallelism 2: {row}"
+        );
+    }
+    assert!(stdout.contains("CHECKPOINTS  "), "{stdout}");
+    assert!(stdout.contains(" completed "), "{stdout}");
+    let out = command(&run, &["top", "nope", "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("no job or run named `nope`"));
 }

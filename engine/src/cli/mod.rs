@@ -21,6 +21,7 @@ mod checkpoints;
 mod control;
 mod graph;
 mod run;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -92,6 +93,31 @@ enum Command {
         /// Output format: `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// A running job's nodes and checkpoints, refreshed: records per second,
+    /// backpressure, idle time, watermarks, and the latest checkpoints.
+    Top {
+        /// The job's name, or the id of one of its runs (see `dataflow list`).
+        job: String,
+        /// Milliseconds between two refreshes.
+        #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..))]
+        refresh_interval: u64,
+        /// Print one screen and end (also what happens when standard
+        /// output is not a terminal).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print records a node of a running job puts out (a sink: takes in), as
+    /// JSON lines, live. Sampled: a tap never slows the job, and loses
+    /// records it cannot keep up with.
+    Tap {
+        /// The job's name, or the id of one of its runs (see `dataflow list`).
+        job: String,
+        /// The node to watch.
+        node: String,
+        /// Stop after this many records (default: until the job ends or Ctrl-C).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Take a savepoint of a running job and print its location.
     Savepoint {
@@ -235,6 +261,16 @@ pub fn main() -> ExitCode {
             },
         ),
         Command::List { format } => control::list(format),
+        Command::Top {
+            job,
+            refresh_interval,
+            once,
+        } => watch::top(
+            &job,
+            std::time::Duration::from_millis(refresh_interval),
+            once,
+        ),
+        Command::Tap { job, node, limit } => watch::tap(&job, &node, limit),
         Command::Savepoint { job, to } => control::savepoint(&job, to),
         Command::Stop {
             job,

@@ -195,7 +195,72 @@ fn text(content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Byt
 const WEB_VIEW: &str = include_str!("web/index.html");
 
 /// The endpoints, for the answer to a path that is none of them.
-const ENDPOINTS: &str = "GET /, /v1/job, /v1/plan, /v1/spec, /v1/metrics, /v1/checkpoints, /metrics; POST /v1/savepoint, /v1/stop";
+const ENDPOINTS: &str = "GET /, /v1/job, /v1/plan, /v1/spec, /v1/metrics, /v1/checkpoints, /v1/tap/{node}, /metrics; POST /v1/savepoint, /v1/stop";
+
+/// A path segment with its `%XX` escapes decoded.
+fn percent_decoded(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut k = 0;
+    while k < bytes.len() {
+        if bytes[k] == b'%' {
+            let hex = segment.get(k + 1..k + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            k += 3;
+        } else {
+            out.push(bytes[k]);
+            k += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The longest a tap read waits for a first record.
+const TAP_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// `GET /v1/tap/{node}?max=N&wait_ms=M`: records sampled from `node`
+/// since the last read, as soon as there is one (up to `wait_ms`).
+async fn tap(node: &str, query: Option<&str>, live: &Arc<Live>) -> Response<Full<Bytes>> {
+    let mut max = 100;
+    let mut wait = Duration::from_secs(1);
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let parsed = match pair.split_once('=') {
+            Some(("max", v)) => v.parse().map(|v: usize| max = v.clamp(1, 10_000)),
+            Some(("wait_ms", v)) => v
+                .parse()
+                .map(|v: u64| wait = Duration::from_millis(v).min(TAP_WAIT_MAX)),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query `{pair}`: there are max and wait_ms"),
+                )
+            }
+        };
+        if parsed.is_err() {
+            return error(StatusCode::BAD_REQUEST, format!("`{pair}` is not a number"));
+        }
+    }
+    let live = Arc::clone(live);
+    let node = node.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        live.taps
+            .read(&node, max, wait)
+            .map(|records| serde_json::json!({"node": node, "records": records}))
+    })
+    .await;
+    match read {
+        Ok(Ok(answer)) => json(StatusCode::OK, &answer),
+        Ok(Err(unknown)) => error(StatusCode::NOT_FOUND, unknown.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        ),
+    }
+}
 
 async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
@@ -239,6 +304,15 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
                 &history,
             );
             return text("text/plain; version=0.0.4; charset=utf-8", body);
+        }
+        (&Method::GET, path) if path.starts_with("/v1/tap/") => {
+            let Some(node) = percent_decoded(&path["/v1/tap/".len()..]) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the node's name is not valid UTF-8 once decoded",
+                );
+            };
+            return tap(&node, parts.uri.query(), live).await;
         }
         (&Method::POST, "/v1/savepoint") => false,
         (&Method::POST, "/v1/stop") => true,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::metrics::{Metrics, NO_WATERMARK};
+use super::tap::Taps;
 use super::Job;
 use crate::checkpoint::history::History;
 use crate::plan::Plan;
@@ -33,6 +34,8 @@ pub struct Live {
     /// event times (only then is a watermark shown).
     nodes: Vec<(String, bool)>,
     attempt: Mutex<Attempt>,
+    /// Samples of what each node puts out, for `dataflow tap`.
+    pub taps: Taps,
     /// The run's checkpoints, over all its attempts.
     pub checkpoints: Arc<Mutex<History>>,
 }
@@ -137,6 +140,7 @@ impl Live {
                 .iter()
                 .map(|&n| (plan.graph()[n].name.clone(), plan.graph()[n].timed))
                 .collect(),
+            taps: Taps::new(plan.order().iter().map(|&n| plan.graph()[n].name.clone())),
             attempt: Mutex::new(Attempt::default()),
             checkpoints: Arc::default(),
         }
@@ -172,8 +176,10 @@ impl Live {
         self.sample();
     }
 
-    /// Reads every instance's counters, at most once per [`SAMPLE_EVERY`].
+    /// Reads every instance's counters, at most once per [`SAMPLE_EVERY`];
+    /// closes the taps nobody reads any more.
     pub fn sample(&self) {
+        self.taps.forget_unread();
         let now = Instant::now();
         let mut attempt = self.attempt();
         if attempt

@@ -25,6 +25,7 @@ pub mod signals;
 mod sink_recovery;
 mod spawn;
 mod status;
+pub mod tap;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;

@@ -126,6 +126,11 @@ pub(super) fn start_instance(
             role,
             on_error: node.on_error,
             metrics,
+            tap: options
+                .live
+                .as_ref()
+                .map(|live| live.taps.point(&node.name))
+                .unwrap_or_default(),
             fail_after: injected_failure(&node.name),
             checkpoint,
             pending: None,

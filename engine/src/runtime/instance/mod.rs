@@ -23,6 +23,7 @@ use super::alignment::Step;
 use super::message::Message;
 use super::metrics::{Activity, Metrics};
 use super::output::{Cancelled, Output};
+use super::tap::Tap;
 use crate::checkpoint::Ack;
 use crate::operators::{OpError, Operator, Poll, RecordError, Sink, SinkError, Source};
 use crate::plan::OnError;
@@ -72,6 +73,8 @@ pub struct Member {
     pub role: Role,
     pub on_error: OnError,
     pub metrics: Arc<Metrics>,
+    /// Where `dataflow tap` samples what it puts out.
+    pub tap: Arc<Tap>,
     /// Fail once, after this many input records (`DATAFLOW_INJECT_FAILURE`).
     pub fail_after: Option<u64>,
     /// Present when the job takes checkpoints.
@@ -250,6 +253,7 @@ impl Io {
                 self.activity.add_idle(polled);
             }
             members[0].metrics.add_out(self.batch.len());
+            members[0].tap.offer(&self.batch);
             let read = self.batch.len();
             if let Some(ChainTime::Source(stamper)) = &mut self.time {
                 stamper.stamp(
@@ -415,6 +419,7 @@ impl Io {
                 metrics,
                 name,
                 fail_after: member_fail_after,
+                tap,
                 ..
             } = member;
             match role {
@@ -459,6 +464,7 @@ impl Io {
                     }
                     std::mem::swap(&mut self.batch, &mut self.scratch);
                     std::mem::swap(&mut self.times, &mut self.scratch_times);
+                    tap.offer(&self.batch);
                     if member_fail_after.is_some_and(|n| metrics.snapshot().0 >= n)
                         && !INJECTED.swap(true, std::sync::atomic::Ordering::Relaxed)
                     {
@@ -466,6 +472,7 @@ impl Io {
                     }
                 }
                 Role::Sink(sink) => {
+                    tap.offer(&self.batch);
                     let written = self.batch.len();
                     let result = sink.write(&self.batch);
                     self.batch.clear();
@@ -544,6 +551,7 @@ impl Io {
             self.times.clear();
         }
         member.metrics.add_out(self.batch.len());
+        member.tap.offer(&self.batch);
         if !self.batch.is_empty() {
             self.process(members, k + 1)?;
         }
