@@ -29,6 +29,15 @@ impl Class {
         }
     }
 
+    /// Its name in machine-read output (`--log-format json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::User => "user",
+            Class::External => "external",
+            Class::Bug => "bug",
+        }
+    }
+
     /// What the message adds after the cause, so the reader knows what to do.
     pub fn advice(self) -> &'static str {
         match self {

@@ -790,3 +790,58 @@ fn top_shows_nodes_and_checkpoints_in_80_columns() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("no job or run named `nope`"));
 }
+
+#[test]
+fn log_format_json_writes_every_line_as_json() {
+    let out = dataflow(&[
+        "run",
+        "specs/generate_word_count.yaml",
+        "--log-format",
+        "json",
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in &lines {
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
+        assert!(line["fields"]["message"].is_string(), "{line}");
+    }
+    let summary = lines
+        .iter()
+        .find(|l| l["fields"]["summary"] == true)
+        .expect("the summary is a line too");
+    assert!(summary["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("generate-word-count finished in "));
+
+    // A failure's message too, with whose failure it is.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("refused.yaml");
+    let port = free_port();
+    std::fs::write(
+        &spec,
+        format!("name: refused\nsources:\n  s: {{type: socket, address: \"127.0.0.1:{port}\"}}\nsinks:\n  out: {{type: print, inputs: [s]}}\n"),
+    )
+    .unwrap();
+    let out = dataflow(&["run", spec.to_str().unwrap(), "--log-format", "json"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    let last: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR", "{stderr}");
+    assert_eq!(last["fields"]["class"], "external", "{stderr}");
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&port.to_string()),
+        "{stderr}"
+    );
+}

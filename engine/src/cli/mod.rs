@@ -87,6 +87,10 @@ enum Command {
         /// request must then carry it (`Authorization: Bearer <token>`).
         #[arg(long, value_name = "IP")]
         control_address: Option<std::net::IpAddr>,
+        /// How log lines are written to standard error: `text` for people,
+        /// `json` (one object a line) for a machine.
+        #[arg(long, value_enum, default_value_t = run::LogFormat::Text)]
+        log_format: run::LogFormat,
     },
     /// List the jobs running on this machine.
     List {
@@ -245,6 +249,7 @@ pub fn main() -> ExitCode {
             newer_output,
             control_port,
             control_address,
+            log_format,
         } => run::run(
             &spec,
             run::Flags {
@@ -258,6 +263,7 @@ pub fn main() -> ExitCode {
                 },
                 control_port,
                 control_address,
+                log_format,
             },
         ),
         Command::List { format } => control::list(format),

@@ -24,6 +24,17 @@ pub struct Flags {
     pub newer_output: NewerOutput,
     pub control_port: u16,
     pub control_address: Option<std::net::IpAddr>,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: `INFO checkpoint 3 complete …`.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields.message`),
+    /// the summary and the final error included, for a machine to read.
+    Json,
 }
 
 pub fn run(path: &Path, flags: Flags) -> ExitCode {
@@ -35,6 +46,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         newer_output,
         control_port,
         control_address,
+        log_format,
     } = flags;
     let control_token = std::env::var(crate::control::TOKEN_VARIABLE)
         .ok()
@@ -68,7 +80,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         );
         return ExitCode::from(1);
     };
-    init_logging(quiet);
+    init_logging(quiet, log_format);
     // From here on a signal asks for a clean stop (and never waits long).
     let signals = runtime::signals::listen();
     let restore = match from
@@ -84,7 +96,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         }
     };
     let options = RunOptions {
-        status_line: !quiet && std::io::stderr().is_terminal(),
+        status_line: !quiet && log_format == LogFormat::Text && std::io::stderr().is_terminal(),
         spec_hash: format!(
             "{:016x}",
             xxhash_rust::xxh3::xxh3_64(loaded.file.text.as_bytes())
@@ -100,8 +112,11 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         signals: Some(signals),
         live: Some(Arc::new(runtime::live::Live::new(&plan, &loaded.file.text))),
     };
+    let json = log_format == LogFormat::Json;
     let mut summary = |line: &str| {
-        if !quiet {
+        if json {
+            tracing::info!(summary = true, "{line}");
+        } else if !quiet {
             report!("{line}");
         }
     };
@@ -115,18 +130,32 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
                 n => format!(" (after {n} restarts)"),
             };
             let class = error.class();
-            report!("error: {error}{after}{}", class.advice());
+            if json {
+                tracing::error!(class = class.name(), "{error}{after}{}", class.advice());
+            } else {
+                report!("error: {error}{after}{}", class.advice());
+            }
             ExitCode::from(class.exit_code())
         }
     }
 }
 
-fn init_logging(quiet: bool) {
+fn init_logging(quiet: bool, format: LogFormat) {
     let level = if quiet {
         tracing::Level::ERROR
     } else {
         tracing::Level::INFO
     };
+    if format == LogFormat::Json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_writer(crate::console::LogWriter)
+            .with_max_level(level)
+            .with_target(false)
+            .log_internal_errors(false)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_writer(crate::console::LogWriter)
         .with_max_level(level)
