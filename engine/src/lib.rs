@@ -25,6 +25,8 @@
 //!   a run's restarts.
 //! - [`control`]: a running job's HTTP endpoint on loopback, and the run
 //!   files through which `dataflow list`, `savepoint` and `stop` find it.
+//! - [`pipeline_test`]: `dataflow test`: a spec run in process on records
+//!   a tests file gives, its sinks' output compared with what it expects.
 //! - [`cli`]: the `dataflow` command.
 //! - [`workdir`]: working folders in shared places (`state.dir`, a store's
 //!   staging folder), and the sweep of those killed runs left.
@@ -38,6 +40,7 @@ pub mod error;
 pub mod expr;
 pub mod nodes;
 pub mod operators;
+pub mod pipeline_test;
 pub mod plan;
 pub mod runtime;
 pub mod spec;

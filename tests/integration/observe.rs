@@ -845,3 +845,82 @@ fn log_format_json_writes_every_line_as_json() {
         "{stderr}"
     );
 }
+
+#[test]
+fn test_reports_each_difference_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = dir.path().join("wc.tests.yaml");
+    std::fs::write(
+        &tests,
+        "tests:\n  - name: right\n    inputs:\n      lines: [\"a,b\"]\n    outputs:\n      out:\n        - {word: a, count: 1}\n        - {word: b, count: 1}\n  - name: wrong\n    inputs:\n      lines: [\"a,a\"]\n    outputs:\n      out:\n        - {word: a, count: 1}\n        - {word: a, count: 3}\n",
+    )
+    .unwrap();
+    let run = |tests: &Path| {
+        dataflow(&[
+            "test",
+            "specs/word_count.yaml",
+            "--tests",
+            tests.to_str().unwrap(),
+        ])
+    };
+    let out = run(&tests);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("test right ... passed"), "{stderr}");
+    assert!(stderr.contains("test wrong ... failed"), "{stderr}");
+    assert!(
+        stderr.contains("sink `out` was never given this record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wc.tests.yaml:15:11"),
+        "the missing record's place: {stderr}"
+    );
+    assert!(
+        stderr.contains("given: {\"count\":2,\"word\":\"a\"}"),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("1 failed, 1 passed\n"), "{stderr}");
+
+    // A name the spec lacks, and a file that is not there.
+    std::fs::write(
+        &tests,
+        "tests:\n  - name: typo\n    inputs:\n      lnes: [\"a\"]\n",
+    )
+    .unwrap();
+    let out = run(&tests);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the spec has no source `lnes`"), "{stderr}");
+    assert!(stderr.contains("wc.tests.yaml:4:7"), "{stderr}");
+    assert!(stderr.contains("did you mean `lines`?"), "{stderr}");
+    let out = run(&dir.path().join("none.yaml"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out)
+        .1
+        .contains("cannot read the tests of specs/word_count.yaml"));
+    // A job that fails on a record fails its test, saying why.
+    std::fs::write(
+        &tests,
+        "tests:\n  - name: bad sum\n    inputs:\n      lines: [\"a\"]\n    outputs:\n      out: []\n",
+    )
+    .unwrap();
+    let spec = dir.path().join("fails.yaml");
+    std::fs::write(
+        &spec,
+        "name: fails\nsources:\n  lines: {type: stdin}\ntransforms:\n  n: {type: map, inputs: [lines], expr: 'int(this)'}\nsinks:\n  out: {type: print, inputs: [n]}\n",
+    )
+    .unwrap();
+    let out = dataflow(&[
+        "test",
+        spec.to_str().unwrap(),
+        "--tests",
+        tests.to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("test `bad sum`: the job failed: "),
+        "{stderr}"
+    );
+}

@@ -2,17 +2,34 @@
 
 use crate::harness::{dataflow, root, text};
 
-/// The example specs, sorted.
+/// The example specs, sorted (not their tests files, `*.tests.yaml`).
 pub fn example_specs() -> Vec<String> {
     let mut specs: Vec<String> = std::fs::read_dir(root().join("specs"))
         .expect("specs/ exists")
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter(|p| !p.to_string_lossy().ends_with(".tests.yaml"))
         .map(|p| format!("specs/{}", p.file_name().unwrap().to_string_lossy()))
         .collect();
     specs.sort();
     specs
+}
+
+/// Each example has a tests file beside it, and passes it.
+#[test]
+fn every_example_spec_passes_its_tests() {
+    for spec in example_specs() {
+        let tests = spec.replace(".yaml", ".tests.yaml");
+        assert!(root().join(&tests).is_file(), "{spec} has no {tests}");
+        let out = dataflow(&["test", &spec]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{spec}: {stderr}");
+        assert!(
+            stderr.contains(" passed") && !stderr.contains("failed"),
+            "{spec}: {stderr}"
+        );
+    }
 }
 
 #[test]

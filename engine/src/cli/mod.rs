@@ -21,6 +21,7 @@ mod checkpoints;
 mod control;
 mod graph;
 mod run;
+mod test;
 mod watch;
 
 use std::process::ExitCode;
@@ -168,6 +169,16 @@ enum Command {
         #[arg(long, requires = "prune")]
         dry_run: bool,
     },
+    /// Run a spec's tests: records given to its sources, the records its
+    /// sinks must be given (`<spec>.tests.yaml` beside it); in process,
+    /// touching no file, socket or store.
+    Test {
+        /// The spec to test.
+        spec: std::path::PathBuf,
+        /// The tests file, if not `<spec stem>.tests.yaml` beside the spec.
+        #[arg(long, value_name = "FILE")]
+        tests: Option<std::path::PathBuf>,
+    },
     /// Draw the plan of a spec as `check` sees it: nodes with their type
     /// and parallelism, chains (one thread each), and each edge's kind.
     Graph {
@@ -297,6 +308,7 @@ pub fn main() -> ExitCode {
             checkpoints::run(&target, format, prune)
         }
         Command::Graph { spec, format } => graph::run(&spec, format),
+        Command::Test { spec, tests } => test::run(&spec, tests),
         Command::Schema => match print(&crate::spec::schema::generate()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,

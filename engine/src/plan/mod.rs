@@ -79,6 +79,20 @@ impl Plan {
     }
 
     /// Restarts allowed after a failure, and the wait before each.
+    /// For `dataflow test`: the plan with each node `replace` gives a new
+    /// form (the sources and sinks, swapped for records given and
+    /// collected), taking no checkpoints and keeping its state in memory.
+    pub fn for_test(mut self, mut replace: impl FnMut(&PlanNode) -> Option<Planned>) -> Plan {
+        self.checkpoint = None;
+        self.state.backend = settings::StateBackendKind::Memory;
+        for node in self.graph.node_weights_mut() {
+            if let Some(planned) = replace(node) {
+                node.planned = planned;
+            }
+        }
+        self
+    }
+
     pub fn restarts(&self) -> (u32, std::time::Duration) {
         (self.job.restarts, self.job.restart_delay)
     }

@@ -386,6 +386,19 @@ fn attempt(
     }
 }
 
+/// Runs the plan once to its end in this process, with no control
+/// endpoint, no restarts and no summary: for `dataflow test`, whose plans
+/// take no checkpoints.
+#[allow(
+    clippy::result_large_err,
+    reason = "called once per test, never on the path of records"
+)]
+pub fn run_in_process(plan: &Plan) -> Result<Outcome, RunError> {
+    attempt(plan, &RunOptions::default())
+        .map(|(outcome, _)| outcome)
+        .map_err(|(error, _, _)| error)
+}
+
 /// Says what a restore cost: checking the checkpoint's files, then loading
 /// the state into the instances (which are built one after another).
 fn log_restored(restore: &Restore, loaded_in: Duration) {

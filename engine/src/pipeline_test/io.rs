@@ -1,0 +1,85 @@
+//! The sources and sinks a test swaps in: records given in the tests file,
+//! and a sink that keeps what it is given.
+
+use std::sync::{Arc, Mutex};
+
+use crate::nodes::{Delivery, Instance, PlannedSink, PlannedSource};
+use crate::operators::{OpError, Poll, Sink, SinkError, Source};
+use crate::runtime::cancel::Cancel;
+use crate::value::Value;
+
+/// A source that puts out the records a test gives it, spread over its
+/// instances in turn, then ends.
+#[derive(Debug)]
+pub struct Given(pub Arc<Vec<Value>>);
+
+impl PlannedSource for Given {
+    fn replayable(&self) -> bool {
+        true
+    }
+
+    fn build(&self, at: Instance, _: &Cancel) -> Result<Box<dyn Source>, OpError> {
+        Ok(Box::new(GivenSource {
+            records: Arc::clone(&self.0),
+            next: at.index as usize,
+            step: at.parallelism.max(1) as usize,
+        }))
+    }
+}
+
+struct GivenSource {
+    records: Arc<Vec<Value>>,
+    next: usize,
+    step: usize,
+}
+
+impl Source for GivenSource {
+    fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
+        for _ in 0..max {
+            let Some(record) = self.records.get(self.next) else {
+                return Ok(Poll::End);
+            };
+            out.push(record.clone());
+            self.next += self.step;
+        }
+        Ok(Poll::Ready)
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::Value::from(self.next)
+    }
+}
+
+/// A sink that keeps every record it is given, from all its instances.
+#[derive(Debug, Default)]
+pub struct Kept(pub Arc<Mutex<Vec<Value>>>);
+
+impl PlannedSink for Kept {
+    fn delivery(&self) -> Delivery {
+        Delivery::AtLeastOnce
+    }
+
+    fn latency_field(&self) -> Option<&str> {
+        None
+    }
+
+    fn build(&self, _: Instance, _: bool) -> Result<Box<dyn Sink>, OpError> {
+        Ok(Box::new(KeptSink(Arc::clone(&self.0))))
+    }
+}
+
+struct KeptSink(Arc<Mutex<Vec<Value>>>);
+
+impl Sink for KeptSink {
+    fn write(&mut self, batch: &[Value]) -> Result<(), SinkError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(batch);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
