@@ -690,11 +690,8 @@ fn a_token_guards_the_endpoint() {
     assert_eq!(run.get("/v1/metrics").0, 200);
     assert_eq!(http(run.port, "POST", "/v1/stop", None, "").0, 401);
     assert_eq!(http(run.port, "POST", "/v1/stop", Some(token), "").0, 200);
-    let status = {
-        let mut run = run;
-        let status = run.child.wait().unwrap();
-        status
-    };
+    let mut run = run;
+    let status = run.child.wait().unwrap();
     assert!(status.success(), "stopped cleanly: {status:?}");
 }
 
