@@ -9,7 +9,9 @@ use crate::runtime::cancel::Cancel;
 use crate::value::Value;
 
 /// A source that puts out the records a test gives it, spread over its
-/// instances in turn, then ends.
+/// instances in turn, then ends. One record a poll: with event time, the
+/// watermark moves after each record, as when records arrive one by one,
+/// so a test's order of records is the order lateness is judged in.
 #[derive(Debug)]
 pub struct Given(pub Arc<Vec<Value>>);
 
@@ -34,14 +36,12 @@ struct GivenSource {
 }
 
 impl Source for GivenSource {
-    fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
-        for _ in 0..max {
-            let Some(record) = self.records.get(self.next) else {
-                return Ok(Poll::End);
-            };
-            out.push(record.clone());
-            self.next += self.step;
-        }
+    fn poll(&mut self, out: &mut Vec<Value>, _max: usize) -> Result<Poll, OpError> {
+        let Some(record) = self.records.get(self.next) else {
+            return Ok(Poll::End);
+        };
+        out.push(record.clone());
+        self.next += self.step;
         Ok(Poll::Ready)
     }
 
