@@ -268,3 +268,48 @@ fn no_color_turns_colour_off_for_run_and_check_on_a_terminal() {
         &on_terminal(&["run", &spec], 100, &[("NO_COLOR", "")]).raw
     ));
 }
+
+/// `dataflow top` redraws its screen in place on a terminal, within 80
+/// columns, until the job ends.
+#[test]
+fn top_redraws_in_place_until_the_job_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("short.yaml");
+    std::fs::write(
+        &spec,
+        "name: short\nparallelism: 2\nsources:\n  lines: {type: generate, mode: lines, rate: 20000, count: 60000}\ntransforms:\n  words: {type: flat_map, inputs: [lines], split: \",\"}\n  counts: {type: count, inputs: [words], key: this}\nsinks:\n  out: {type: blackhole, inputs: [counts]}\n",
+    )
+    .unwrap();
+    let job = crate::observe::Running::start(dir.path(), &spec, &[], &[]);
+    let runs = job.runs.to_string_lossy().into_owned();
+    let top = on_terminal(
+        &["top", "short", "--refresh-interval", "200"],
+        80,
+        &[("DATAFLOW_RUN_DIR", &runs)],
+    );
+    assert!(
+        top.status.success(),
+        "{}",
+        String::from_utf8_lossy(&top.raw)
+    );
+    let frames = top.raw.windows(3).filter(|w| w == b"\x1b[H").count();
+    assert!(frames >= 3, "{frames} frames drawn");
+    let screen = top.screen(80);
+    assert!(screen.iter().any(|r| r.starts_with("NODE ")), "{screen:#?}");
+    assert!(
+        screen.iter().any(|r| r.starts_with("counts ")),
+        "{screen:#?}"
+    );
+    assert!(
+        screen
+            .iter()
+            .any(|r| r.contains("job `short`") && r.contains("ended")),
+        "{screen:#?}"
+    );
+    // Drawn in place: the header is on the screen once, not once a frame.
+    assert_eq!(
+        screen.iter().filter(|r| r.starts_with("NODE ")).count(),
+        1,
+        "{screen:#?}"
+    );
+}
