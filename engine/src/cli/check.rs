@@ -37,6 +37,29 @@ pub fn read_spec(path: &Path) -> Result<Loaded, SpecFileError> {
     Ok(spec::load_bytes(path.display().to_string(), bytes))
 }
 
+/// Reads and plans the spec of a command that needs a valid one (`run`,
+/// `graph`, `test`), showing its diagnostics. Without a plan, says the
+/// command was `not <done>` and gives the status to exit with: 2 for a
+/// file that cannot be read, 1 for a spec with errors.
+pub fn planned(path: &Path, done: &str) -> Result<(Loaded, plan::Plan), ExitCode> {
+    let loaded = read_spec(path).map_err(|message| {
+        report!("error: {message}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    let (plan, diagnostics) = plan::compile(&loaded);
+    diag::emit(&loaded.file, &diagnostics);
+    match plan {
+        Some(plan) => Ok((loaded, plan)),
+        None => {
+            report!(
+                "{}: not {done}, the spec has errors (see `dataflow check`)",
+                loaded.file.name
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 /// A spec file that cannot be read at all: a usage error (status 2).
 #[derive(Debug, thiserror::Error)]
 pub enum SpecFileError {

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::check::read_spec;
-use super::{print, EXIT_USAGE};
-use crate::{diag, plan};
+use super::check::planned;
+use super::print;
+use crate::plan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GraphFormat {
@@ -18,21 +18,9 @@ pub enum GraphFormat {
 }
 
 pub fn run(path: &Path, format: GraphFormat) -> ExitCode {
-    let loaded = match read_spec(path) {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            report!("error: {message}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let (plan, diagnostics) = plan::compile(&loaded);
-    let Some(plan) = plan else {
-        diag::emit(&loaded.file, &diagnostics);
-        report!(
-            "{}: not drawn, the spec has errors (see `dataflow check`)",
-            loaded.file.name
-        );
-        return ExitCode::from(1);
+    let plan = match planned(path, "drawn") {
+        Ok((_, plan)) => plan,
+        Err(code) => return code,
     };
     let text = match format {
         GraphFormat::Dot => plan::drawing::dot(&plan),

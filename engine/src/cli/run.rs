@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::check::read_spec;
+use super::check::planned;
 use super::EXIT_USAGE;
 use std::sync::Arc;
 
@@ -12,7 +12,6 @@ use crate::checkpoint::restore::restore_point;
 use crate::error::Classify;
 use crate::runtime::lifecycle::Failed;
 use crate::runtime::{self, NewerOutput, Outcome, RunOptions};
-use crate::{diag, plan};
 
 /// The flags of `dataflow run`.
 pub struct Flags {
@@ -64,21 +63,9 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let drop: std::collections::BTreeSet<String> = drop_state.into_iter().collect();
-    let loaded = match read_spec(path) {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            report!("error: {message}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let (plan, diagnostics) = plan::compile(&loaded);
-    diag::emit(&loaded.file, &diagnostics);
-    let Some(plan) = plan else {
-        report!(
-            "{}: not run, the spec has errors (see `dataflow check`)",
-            loaded.file.name
-        );
-        return ExitCode::from(1);
+    let (loaded, plan) = match planned(path, "run") {
+        Ok(planned) => planned,
+        Err(code) => return code,
     };
     init_logging(quiet, log_format);
     // From here on a signal asks for a clean stop (and never waits long).

@@ -3,28 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::check::read_spec;
+use super::check::planned;
 use super::EXIT_USAGE;
 use crate::diag::{self, SourceFile};
 use crate::{pipeline_test, plan};
 
 pub fn run(spec: &Path, tests: Option<PathBuf>) -> ExitCode {
-    let loaded = match read_spec(spec) {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            report!("error: {message}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let (loaded, plan) = match planned(spec, "tested") {
+        Ok(planned) => planned,
+        Err(code) => return code,
     };
-    let (plan, diagnostics) = plan::compile(&loaded);
-    if plan.is_none() {
-        diag::emit(&loaded.file, &diagnostics);
-        report!(
-            "{}: not tested, the spec has errors (see `dataflow check`)",
-            loaded.file.name
-        );
-        return ExitCode::from(1);
-    }
     let path = tests.unwrap_or_else(|| pipeline_test::beside(spec));
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -48,7 +36,7 @@ pub fn run(spec: &Path, tests: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let problems = plan.as_ref().map(|p| tests.check(p)).unwrap_or_default();
+    let problems = tests.check(&plan);
     if !problems.is_empty() {
         diag::emit(&tests.file, &problems);
         return ExitCode::from(1);

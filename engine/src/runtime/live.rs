@@ -146,6 +146,14 @@ impl Live {
         }
     }
 
+    /// The run's checkpoints as they stand.
+    pub fn checkpoints(&self) -> History {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn attempt(&self) -> MutexGuard<'_, Attempt> {
         // A panic elsewhere while holding it leaves figures, not invariants.
         self.attempt.lock().unwrap_or_else(|e| e.into_inner())
