@@ -174,9 +174,14 @@ fn try_http(
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let kind = if method == "POST" {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -654,11 +659,14 @@ fn a_token_guards_the_endpoint() {
         &["--control-address", "0.0.0.0"],
         &[("DATAFLOW_CONTROL_TOKEN", token)],
     );
-    for path in ["/v1/job", "/metrics", "/"] {
+    for path in ["/v1/job", "/metrics", "/v1/tap/words"] {
         assert_eq!(http(run.port, "GET", path, None, "").0, 401, "GET {path}");
         assert_eq!(http(run.port, "GET", path, Some("wrong-t0ken!"), "").0, 401);
         assert_eq!(http(run.port, "GET", path, Some(token), "").0, 200);
     }
+    // The page holds no figures: it is served, and asks the API with the
+    // token given after `#`.
+    assert_eq!(http(run.port, "GET", "/", None, "").0, 200);
     let (status, body) = http(run.port, "POST", "/v1/savepoint", None, "");
     assert_eq!(status, 401, "{body}");
     assert!(!body.contains(token));
@@ -920,4 +928,44 @@ fn test_reports_each_difference_at_its_line_and_column() {
         stderr.contains("test `bad sum`: the job failed: "),
         "{stderr}"
     );
+}
+
+/// A page of another site cannot use the endpoint: a request naming
+/// another host (DNS rebinding) is refused, and a change of the job must be
+/// JSON, which a page cannot send without asking first.
+#[test]
+fn requests_from_other_sites_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = watched_spec(dir.path(), "fenced");
+    let run = Running::start(dir.path(), &spec, &[], &[]);
+    let raw = |request: String| -> u16 {
+        let mut stream = TcpStream::connect(("127.0.0.1", run.port)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let get = |host: &str| {
+        raw(format!(
+            "GET /v1/spec HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ))
+    };
+    assert_eq!(get("evil.example:80"), 403);
+    assert_eq!(get(&format!("rebound.example:{}", run.port)), 403);
+    for host in [
+        format!("127.0.0.1:{}", run.port),
+        format!("localhost:{}", run.port),
+        "127.0.0.1".to_owned(),
+    ] {
+        assert_eq!(get(&host), 200, "{host}");
+    }
+    let stop = |kind: &str| {
+        raw(format!(
+            "POST /v1/stop HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: {kind}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+            run.port
+        ))
+    };
+    assert_eq!(stop("text/plain"), 415);
+    assert_eq!(stop("application/x-www-form-urlencoded"), 415);
+    assert_eq!(run.get("/v1/job").0, 200, "the job still runs");
 }

@@ -120,7 +120,10 @@ pub fn top(job: &str, interval: Duration, once: bool) -> ExitCode {
     loop {
         let frame = get(&run, "/v1/metrics", CALL_LIMIT).and_then(|metrics| {
             let checkpoints = get(&run, "/v1/checkpoints", CALL_LIMIT)?;
-            Ok(frame(&run, &plan, &metrics, &checkpoints, width()))
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            Ok(frame(&run, &plan, &metrics, &checkpoints, width(), now_ms))
         });
         let frame = match frame {
             Ok(frame) => frame,
@@ -162,6 +165,25 @@ fn width() -> usize {
         .unwrap_or(80)
 }
 
+/// A watermark in 12 characters: its UTC time of day when it is within a
+/// day of `now_ms`, else its date; `end` once event time ended.
+fn watermark(w: i64, now_ms: u64) -> String {
+    if w == i64::MAX {
+        return "end".to_owned();
+    }
+    let Ok(at) = u64::try_from(w) else {
+        return "before 1970".to_owned();
+    };
+    let utc = crate::checkpoint::inspect::utc(at);
+    let recent = now_ms.abs_diff(at) < 86_400_000;
+    let part = if recent {
+        utc.get(11..19)
+    } else {
+        utc.get(0..10)
+    };
+    part.unwrap_or(&utc).to_owned()
+}
+
 /// `3h05m09s`, `5m09s`, `9s`.
 fn uptime(d: Duration) -> String {
     let s = d.as_secs();
@@ -198,21 +220,17 @@ fn cut(text: &str, width: usize) -> String {
     }
 }
 
-/// One screen of `top`, no line longer than `width`.
+/// One screen of `top` at `now_ms`, no line longer than `width`.
 fn frame(
     run: &RunInfo,
     plan: &Value,
     metrics: &Value,
     checkpoints: &Value,
     width: usize,
+    now_ms: u64,
 ) -> String {
     let mut lines = Vec::new();
-    let up = Duration::from_millis(
-        (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64))
-        .saturating_sub(run.started_at_ms),
-    );
+    let up = Duration::from_millis(now_ms.saturating_sub(run.started_at_ms));
     lines.push(format!(
         "{} · run {} · attempt {} · up {}",
         run.job,
@@ -248,16 +266,7 @@ fn frame(
             .iter()
             .filter_map(|i| i["watermark_ms"].as_i64())
             .min()
-            .map_or("-".to_owned(), |w| {
-                if w == i64::MAX {
-                    "end".to_owned()
-                } else {
-                    crate::checkpoint::inspect::utc(w.max(0) as u64)
-                        .get(11..19)
-                        .unwrap_or_default()
-                        .to_owned()
-                }
-            });
+            .map_or("-".to_owned(), |w| watermark(w, now_ms));
         lines.push(format!(
             "{:<name_width$} {:<9} {:>3} {:>7} {:>7} {:>6} {:>5} {:>7} {:>12}",
             cut(name, name_width),
@@ -345,7 +354,7 @@ mod tests {
         let checkpoints = json!({"completed": 7, "failed": 1, "abandoned": 0, "in_progress": [],
             "ended": [{"id": 7, "status": "completed", "duration_ms": 28, "bytes": 16_000,
                 "instances": [{"alignment_ms": 1.25, "sync_ms": 0.5, "async_ms": 9.0}]}]});
-        let text = frame(&run, &plan, &metrics, &checkpoints, 80);
+        let text = frame(&run, &plan, &metrics, &checkpoints, 80, 1_796_000_100_000);
         for line in text.lines() {
             assert!(line.chars().count() <= 80, "{line:?} is wider than 80");
         }
@@ -367,5 +376,10 @@ mod tests {
             "3h05m09s"
         );
         assert_eq!(uptime(Duration::from_secs(309)), "5m09s");
+        let now = 1_796_000_000_000;
+        assert_eq!(watermark(now as i64 - 1000, now), "00:53:19");
+        assert_eq!(watermark(now as i64 - 3 * 86_400_000, now), "2026-11-27");
+        assert_eq!(watermark(-5, now), "before 1970");
+        assert_eq!(watermark(i64::MAX, now), "end");
     }
 }

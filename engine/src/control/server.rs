@@ -61,6 +61,8 @@ struct Context {
     token: Option<String>,
     /// Reading needs the token too (the endpoint is reachable from elsewhere).
     guard_reads: bool,
+    /// The address listened on.
+    bound: IpAddr,
 }
 
 /// Binds as `access` says and serves the endpoint; `info` describes the
@@ -84,6 +86,7 @@ pub fn start(
         live,
         token: access.token.clone(),
         guard_reads: !access.address.is_loopback(),
+        bound: access.address,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -262,9 +265,58 @@ async fn tap(node: &str, query: Option<&str>, live: &Arc<Live>) -> Response<Full
     }
 }
 
+/// Whether the request names this endpoint as its host: a page of another
+/// site whose name was made to point at 127.0.0.1 (DNS rebinding) names
+/// its own, and is refused. Listening on every address, any name goes (a
+/// token is required there anyway).
+fn our_host(parts: &hyper::http::request::Parts, bound: std::net::IpAddr) -> bool {
+    if bound.is_unspecified() {
+        return true;
+    }
+    let Some(host) = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip == bound)
+}
+
 async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    if !our_host(&parts, context.bound) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the request names another host than this endpoint's",
+        );
+    }
+    // The page itself holds no figures: it asks the API, with the token.
+    if parts.method == Method::GET && parts.uri.path() == "/" {
+        return text("text/html; charset=utf-8", WEB_VIEW);
+    }
     let reading = parts.method == Method::GET;
+    // A page of another site can post a form, not JSON (without asking
+    // first, which this endpoint never allows).
+    let json_body = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !reading && !json_body {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a request that changes the job must be `Content-Type: application/json`",
+        );
+    }
     if (!reading || context.guard_reads) && !authorized(&parts, context.token.as_deref()) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -273,7 +325,6 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<
     }
     let live = &context.live;
     let stop = match (&parts.method, parts.uri.path()) {
-        (&Method::GET, "/") => return text("text/html; charset=utf-8", WEB_VIEW),
         (&Method::GET, "/v1/job") => return json(StatusCode::OK, &context.info),
         (&Method::GET, "/v1/plan") => return json(StatusCode::OK, &live.plan),
         (&Method::GET, "/v1/spec") => {

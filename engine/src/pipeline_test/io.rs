@@ -8,8 +8,10 @@ use crate::operators::{OpError, Poll, Sink, SinkError, Source};
 use crate::runtime::cancel::Cancel;
 use crate::value::Value;
 
-/// A source that puts out the records a test gives it, spread over its
-/// instances in turn, then ends. One record a poll: with event time, the
+/// A source that puts out the records a test gives it, then ends. Its
+/// first instance puts out all of them, in order, and the others none
+/// (an ended input holds no watermark back), so a test's outcome does not
+/// depend on how threads run. One record a poll: with event time, the
 /// watermark moves after each record, as when records arrive one by one,
 /// so a test's order of records is the order lateness is judged in.
 #[derive(Debug)]
@@ -21,18 +23,18 @@ impl PlannedSource for Given {
     }
 
     fn build(&self, at: Instance, _: &Cancel) -> Result<Box<dyn Source>, OpError> {
-        Ok(Box::new(GivenSource {
-            records: Arc::clone(&self.0),
-            next: at.index as usize,
-            step: at.parallelism.max(1) as usize,
-        }))
+        let records = if at.index == 0 {
+            Arc::clone(&self.0)
+        } else {
+            Arc::default()
+        };
+        Ok(Box::new(GivenSource { records, next: 0 }))
     }
 }
 
 struct GivenSource {
     records: Arc<Vec<Value>>,
     next: usize,
-    step: usize,
 }
 
 impl Source for GivenSource {
@@ -41,7 +43,7 @@ impl Source for GivenSource {
             return Ok(Poll::End);
         };
         out.push(record.clone());
-        self.next += self.step;
+        self.next += 1;
         Ok(Poll::Ready)
     }
 

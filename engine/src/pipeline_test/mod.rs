@@ -74,7 +74,9 @@ pub fn beside(spec: &Path) -> PathBuf {
 /// Reads a tests file; a file that is not one is a diagnostic.
 pub fn load(file: SourceFile) -> Result<TestFile, Diagnostic> {
     let tests: Tests = serde_yaml::from_str(&file.text).map_err(|e| {
-        let span = e.location().map(|l| l.index()..l.index() + 1);
+        let span = e
+            .location()
+            .map(|l| crate::spec::syntax::char_at(&file.text, l.index()));
         Diagnostic::error("invalid-tests", format!("not a tests file: {e}"))
             .at(span, "here")
             .help("a tests file is `tests:` and a list of `{name, inputs, outputs}`")

@@ -43,9 +43,15 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn add_blocked(&self, since: Instant) {
-        self.blocked_ns
-            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    /// Counts the time blocked since `since`; returns now, from which to
+    /// count on.
+    pub fn add_blocked(&self, since: Instant) -> Instant {
+        let now = Instant::now();
+        self.blocked_ns.fetch_add(
+            now.duration_since(since).as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        now
     }
 
     pub fn add_idle(&self, since: Instant) {

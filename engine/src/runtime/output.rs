@@ -287,11 +287,14 @@ fn send(sender: &Sender<Message>, msg: Message, waits: &Waits) -> Result<(), Can
         Err(TrySendError::Full(m)) => m,
         Err(TrySendError::Disconnected(_)) => return Err(Cancelled),
     };
-    let since = Instant::now();
+    // Counted after each poll, not only once the send goes through: a
+    // reader stuck for good shows as backpressure while it lasts.
+    let mut since = Instant::now();
     let sent = loop {
         match sender.send_timeout(msg, SEND_POLL) {
             Ok(()) => break Ok(()),
             Err(SendTimeoutError::Timeout(m)) => {
+                since = waits.activity.add_blocked(since);
                 if waits.cancel.is_cancelled() {
                     break Err(Cancelled);
                 }

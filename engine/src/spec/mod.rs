@@ -11,7 +11,7 @@ pub mod load;
 pub mod schema;
 mod serde_errors;
 pub mod spans;
-mod syntax;
+pub(crate) mod syntax;
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;

@@ -160,7 +160,7 @@ fn line_column(mark: &str, text: &str) -> Option<usize> {
 }
 
 /// A span of the character at `at` (empty at the end of the text).
-fn char_at(text: &str, at: usize) -> Range<usize> {
+pub(crate) fn char_at(text: &str, at: usize) -> Range<usize> {
     let mut at = at.min(text.len());
     while !text.is_char_boundary(at) {
         at -= 1;

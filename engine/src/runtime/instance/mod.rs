@@ -247,9 +247,11 @@ impl Io {
             let Role::Source(source) = &mut members[0].role else {
                 return Err(Stop::failed(0, InstanceError::Bug("no source")));
             };
+            // A poll that could not fill a batch spent its time waiting for
+            // input (a socket's or stdin's read, a rate limit): idle.
             let polled = Instant::now();
             let poll = source.poll(&mut self.batch, self.batch_size);
-            if matches!(poll, Ok(Poll::Idle)) {
+            if matches!(poll, Ok(Poll::Idle)) || self.batch.len() < self.batch_size {
                 self.activity.add_idle(polled);
             }
             members[0].metrics.add_out(self.batch.len());
