@@ -64,12 +64,29 @@ pub fn running_in(dir: &Path) -> Vec<RunInfo> {
     let mut runs: Vec<RunInfo> = entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .filter(|e| held(&e.path()))
+        .filter(|e| ours(&e.path()) && held(&e.path()))
         .filter_map(|e| std::fs::read(e.path()).ok())
         .filter_map(|bytes| serde_json::from_slice::<RunInfo>(&bytes).ok())
         .collect();
     runs.sort_by(|a, b| (a.started_at_ms, &a.run).cmp(&(b.started_at_ms, &b.run)));
     runs
+}
+
+/// Whether the run file at `path` belongs to this user. In a shared
+/// folder (`/tmp/dataflow/runs`) another user could plant a file naming a
+/// job of ours and an address of theirs, to which `stop` or `tap` would
+/// send the control token; such files are not runs of ours.
+fn ours(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is this process's user.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid());
+    let owner = std::fs::symlink_metadata(path).map(|m| m.uid());
+    match (me, owner) {
+        (Ok(me), Ok(owner)) => me == owner,
+        // Without /proc, the file's owner cannot be compared.
+        (Err(_), Ok(_)) => true,
+        _ => false,
+    }
 }
 
 /// Whether a live run holds the run file at `path` locked.
@@ -144,6 +161,13 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("broken.json"), "{").unwrap();
+        let runs: Vec<String> = running_in(dir.path()).into_iter().map(|r| r.run).collect();
+        assert_eq!(runs, ["a", "b"]);
+        // Held, but another user's: planted, not a run of ours.
+        let planted =
+            RunFile::write_in(dir.path(), &info("planted", std::process::id(), 3)).unwrap();
+        std::os::unix::fs::chown(&planted.path, Some(54_321), None)
+            .expect("the tests run as root, who can give a file away");
         let runs: Vec<String> = running_in(dir.path()).into_iter().map(|r| r.run).collect();
         assert_eq!(runs, ["a", "b"]);
     }

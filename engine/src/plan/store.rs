@@ -163,6 +163,28 @@ impl StoreLocation {
 /// Query options whose values are secrets.
 const SECRET_OPTIONS: [&str; 4] = ["secret_access_key", "session_token", "password", "token"];
 
+/// Whether an option's name, as written in a query (percent-encoded or
+/// not, as the parser reads it), names a secret.
+fn is_secret(written: &str) -> bool {
+    let decoded = url::form_urlencoded::parse(format!("{written}=").as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default();
+    SECRET_OPTIONS
+        .iter()
+        .any(|s| decoded.eq_ignore_ascii_case(s) || written.eq_ignore_ascii_case(s))
+}
+
+/// The values of the secret options of `location`, as it was parsed.
+pub fn secrets(location: &StoreLocation) -> Vec<&str> {
+    location
+        .options
+        .iter()
+        .filter(|(k, _)| is_secret(k))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 /// A location as typed, with the value of every secret option replaced by
 /// `***`: what a message or `check` may show of it.
 pub fn redact(text: &str) -> String {
@@ -172,9 +194,7 @@ pub fn redact(text: &str) -> String {
     let pairs: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if SECRET_OPTIONS.iter().any(|s| key.eq_ignore_ascii_case(s)) => {
-                format!("{key}=***")
-            }
+            Some((key, _)) if is_secret(key) => format!("{key}=***"),
             _ => pair.to_owned(),
         })
         .collect();

@@ -129,12 +129,47 @@ pub struct NodeView {
     pub instances: Vec<InstanceView>,
 }
 
+/// What `/v1/spec` shows for a spec whose secrets could not all be masked.
+const WITHHELD: &str = "# The text of this spec is withheld: it holds a secret (a store's key or token) written in a way that could not be masked. GET /v1/plan shows its settings.\n";
+
+/// The spec's text with every secret masked: the secret options of every
+/// location written in it (by name, percent-encoded or not), and the
+/// secret values the plan's store was given wherever they appear. Then
+/// read back as YAML, whose escapes and line folding could hide a secret
+/// from a search of the text: if any string in it still holds one, the
+/// text is withheld.
+fn shown_spec(plan: &Plan, text: &str) -> String {
+    use crate::plan::store::{redact, redact_text, secrets};
+    let mut shown = redact_text(text);
+    if let Some(cp) = plan.checkpoint() {
+        for secret in secrets(&cp.store).into_iter().filter(|s| !s.is_empty()) {
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            shown = shown.replace(secret, "***").replace(&encoded, "***");
+        }
+    }
+    fn holds_secret(value: &serde_yaml::Value) -> bool {
+        match value {
+            serde_yaml::Value::String(s) => redact(s) != *s,
+            serde_yaml::Value::Sequence(items) => items.iter().any(holds_secret),
+            serde_yaml::Value::Mapping(m) => {
+                m.iter().any(|(k, v)| holds_secret(k) || holds_secret(v))
+            }
+            serde_yaml::Value::Tagged(t) => holds_secret(&t.value),
+            _ => false,
+        }
+    }
+    match serde_yaml::from_str::<serde_yaml::Value>(&shown) {
+        Ok(value) if !holds_secret(&value) => shown,
+        _ => WITHHELD.to_owned(),
+    }
+}
+
 impl Live {
     /// `spec`: the text the plan was made from.
     pub fn new(plan: &Plan, spec: &str) -> Live {
         Live {
             plan: plan.summary_json(),
-            spec: crate::plan::store::redact_text(spec),
+            spec: shown_spec(plan, spec),
             nodes: plan
                 .order()
                 .iter()
@@ -272,5 +307,39 @@ impl Live {
             window_seconds: span,
             nodes: view,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(store: &str) -> String {
+        let text = format!(
+            "name: s\ncheckpoint: {{interval: 1s, store: \"{store}\"}}\nsources:\n  a: {{type: generate}}\nsinks:\n  o: {{type: blackhole, inputs: [a]}}\n"
+        );
+        shown_spec(&crate::plan::from_text(&text), &text)
+    }
+
+    #[test]
+    fn no_spelling_of_a_secret_shows() {
+        for store in [
+            "s3://b/p?region=x&secret_access_key=S3CR3TKEY",
+            "s3://b/p?region=x&secret%5Faccess%5Fkey=S3CR3TKEY",
+            "s3://b/p?region=x&\\x73ecret_access_key=S3CR3TKEY",
+            "s3://b/p?region=x&secret_access_key=S3CR%33TKEY",
+            "s3://b/p?secret_access_key=S3CR3TKEY&region=x",
+        ] {
+            let text = shown(store);
+            for secret in ["S3CR3TKEY", "S3CR%33TKEY"] {
+                assert!(!text.contains(secret), "{store}: {text}");
+            }
+        }
+        // Masked in place when it can be; the rest of the text stays.
+        let text = shown("s3://b/p?region=x&secret_access_key=S3CR3TKEY");
+        assert!(text.contains("secret_access_key=***"), "{text}");
+        assert!(text.contains("region=x"), "{text}");
+        assert_eq!(shown("file:///tmp/x"), shown("file:///tmp/x"));
+        assert!(shown("file:///tmp/x").contains("file:///tmp/x"));
     }
 }

@@ -1,6 +1,6 @@
 //! The `memory` backend: a hash table per operator instance. Fastest; bounded by RAM.
 
-use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+use hashbrown::hash_table::HashTable;
 
 use super::stored_key::{key_hash, StoredKey};
 use super::{Changes, KeyedState, StateError};
@@ -119,21 +119,24 @@ fn note_change(
 impl KeyedState for MemoryState {
     fn value_mut(&mut self, key_group: u16, key: &[u8]) -> Result<&mut Option<Value>, StateError> {
         let hash = key_hash(key);
-        let found = self.entries.entry(
-            hash,
-            |e| e.key.as_bytes() == key,
-            |e| key_hash(e.key.as_bytes()),
-        );
-        let entry = match found {
-            TableEntry::Occupied(found) => found.into_mut(),
-            TableEntry::Vacant(vacant) => vacant
-                .insert(Entry {
-                    key: StoredKey::new(key),
-                    key_group,
-                    changed_in: CLEAN,
-                    in_snapshot: false,
-                    value: None,
-                })
+        // Looked up first, inserted only when absent: most records find
+        // their key, and the lookup alone stays small enough to inline
+        // where `HashTable::entry` (which also reserves room) may not.
+        let entry = match self.entries.find_entry(hash, |e| e.key.as_bytes() == key) {
+            Ok(found) => found.into_mut(),
+            Err(absent) => absent
+                .into_table()
+                .insert_unique(
+                    hash,
+                    Entry {
+                        key: StoredKey::new(key),
+                        key_group,
+                        changed_in: CLEAN,
+                        in_snapshot: false,
+                        value: None,
+                    },
+                    |e| key_hash(e.key.as_bytes()),
+                )
                 .into_mut(),
         };
         if self.track_changes {
