@@ -234,6 +234,20 @@ pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic]) {
     let _ = stderr.flush();
 }
 
+/// Writes diagnostics as log events (`run --log-format json`): each with
+/// its code, file, line and column as fields.
+pub fn log(file: &SourceFile, diagnostics: &[Diagnostic]) {
+    for d in shown(diagnostics) {
+        let (line, column) = d.span.as_ref().map_or((0, 0), |s| file.line_col(s.start));
+        let help = d.help.join("; ");
+        if d.is_error() {
+            tracing::error!(code = d.code, file = %file.name, line, column, help, "{}", d.message);
+        } else {
+            tracing::warn!(code = d.code, file = %file.name, line, column, help, "{}", d.message);
+        }
+    }
+}
+
 /// The most diagnostics shown for one file on a terminal: past them, more
 /// only bury the first.
 const MAX_SHOWN: usize = 50;

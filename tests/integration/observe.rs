@@ -842,6 +842,49 @@ fn log_format_json_writes_every_line_as_json() {
     let last: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(last["level"], "ERROR", "{stderr}");
     assert_eq!(last["fields"]["class"], "external", "{stderr}");
+
+    // A spec with errors, and a restore that cannot be: JSON too.
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "name: broken\nsources:\n  s: {type: stdin}\nsinks:\n  out: {type: print, inputs: [nope]}\n",
+    )
+    .unwrap();
+    let out = dataflow(&["run", broken.to_str().unwrap(), "--log-format", "json"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|l| l["fields"]["code"] == "unknown-input")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        (
+            error["fields"]["line"].as_u64(),
+            error["fields"]["column"].as_u64()
+        ),
+        (Some(5), Some(31)),
+        "{error}"
+    );
+    let out = dataflow(&[
+        "run",
+        "specs/word_count_files.yaml",
+        "--from",
+        "chk-999999",
+        "--log-format",
+        "json",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    for line in stderr.lines() {
+        let line: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(line["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(stderr.contains("cannot restore"), "{stderr}");
     assert!(
         last["fields"]["message"]
             .as_str()

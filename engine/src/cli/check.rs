@@ -41,20 +41,35 @@ pub fn read_spec(path: &Path) -> Result<Loaded, SpecFileError> {
 /// `graph`, `test`), showing its diagnostics. Without a plan, says the
 /// command was `not <done>` and gives the status to exit with: 2 for a
 /// file that cannot be read, 1 for a spec with errors.
-pub fn planned(path: &Path, done: &str) -> Result<(Loaded, plan::Plan), ExitCode> {
+///
+/// With `as_log`, all of it goes out as log events (`run --log-format json`).
+pub fn planned(path: &Path, done: &str, as_log: bool) -> Result<(Loaded, plan::Plan), ExitCode> {
     let loaded = read_spec(path).map_err(|message| {
-        report!("error: {message}");
+        if as_log {
+            tracing::error!(class = "user", "{message}");
+        } else {
+            report!("error: {message}");
+        }
         ExitCode::from(EXIT_USAGE)
     })?;
     let (plan, diagnostics) = plan::compile(&loaded);
-    diag::emit(&loaded.file, &diagnostics);
+    if as_log {
+        diag::log(&loaded.file, &diagnostics);
+    } else {
+        diag::emit(&loaded.file, &diagnostics);
+    }
     match plan {
         Some(plan) => Ok((loaded, plan)),
         None => {
-            report!(
+            let message = format!(
                 "{}: not {done}, the spec has errors (see `dataflow check`)",
                 loaded.file.name
             );
+            if as_log {
+                tracing::error!(class = "user", "{message}");
+            } else {
+                report!("{message}");
+            }
             Err(ExitCode::from(1))
         }
     }

@@ -18,7 +18,7 @@ pub enum GraphFormat {
 }
 
 pub fn run(path: &Path, format: GraphFormat) -> ExitCode {
-    let plan = match planned(path, "drawn") {
+    let plan = match planned(path, "drawn", false) {
         Ok((_, plan)) => plan,
         Err(code) => return code,
     };

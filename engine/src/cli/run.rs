@@ -9,7 +9,7 @@ use super::EXIT_USAGE;
 use std::sync::Arc;
 
 use crate::checkpoint::restore::restore_point;
-use crate::error::Classify;
+use crate::error::{Class, Classify};
 use crate::runtime::lifecycle::Failed;
 use crate::runtime::{self, NewerOutput, Outcome, RunOptions};
 
@@ -47,27 +47,42 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         control_address,
         log_format,
     } = flags;
+    let json = log_format == LogFormat::Json;
+    init_logging(quiet, log_format);
+    // A failure's message: a line for people, or a log event with its class.
+    let failed = |message: &str, class: Class| {
+        if json {
+            tracing::error!(class = class.name(), "{message}");
+        } else {
+            report!("error: {message}");
+        }
+    };
     let control_token = std::env::var(crate::control::TOKEN_VARIABLE)
         .ok()
         .filter(|t| !t.is_empty());
     if control_address.is_some_and(|a| !a.is_loopback()) && control_token.is_none() {
-        report!(
-            "error: --control-address {} is reachable from other machines: set {} to a token that requests must carry",
-            control_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-            crate::control::TOKEN_VARIABLE
+        failed(
+            &format!(
+                "--control-address {} is reachable from other machines: set {} to a token that requests must carry",
+                control_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                crate::control::TOKEN_VARIABLE
+            ),
+            Class::User,
         );
         return ExitCode::from(EXIT_USAGE);
     }
     if from.is_none() && !drop_state.is_empty() {
-        report!("error: --drop-state leaves a node's state out of a restore: it needs --from");
+        failed(
+            "--drop-state leaves a node's state out of a restore: it needs --from",
+            Class::User,
+        );
         return ExitCode::from(EXIT_USAGE);
     }
     let drop: std::collections::BTreeSet<String> = drop_state.into_iter().collect();
-    let (loaded, plan) = match planned(path, "run") {
+    let (loaded, plan) = match planned(path, "run", json) {
         Ok(planned) => planned,
         Err(code) => return code,
     };
-    init_logging(quiet, log_format);
     // From here on a signal asks for a clean stop (and never waits long).
     let signals = runtime::signals::listen();
     let restore = match from
@@ -78,7 +93,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             let class = e.class();
-            report!("error: cannot restore: {e}{}", class.advice());
+            failed(&format!("cannot restore: {e}{}", class.advice()), class);
             return ExitCode::from(class.exit_code());
         }
     };
@@ -99,7 +114,6 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
         signals: Some(signals),
         live: Some(Arc::new(runtime::live::Live::new(&plan, &loaded.file.text))),
     };
-    let json = log_format == LogFormat::Json;
     let mut summary = |line: &str| {
         if json {
             tracing::info!(summary = true, "{line}");
@@ -117,11 +131,7 @@ pub fn run(path: &Path, flags: Flags) -> ExitCode {
                 n => format!(" (after {n} restarts)"),
             };
             let class = error.class();
-            if json {
-                tracing::error!(class = class.name(), "{error}{after}{}", class.advice());
-            } else {
-                report!("error: {error}{after}{}", class.advice());
-            }
+            failed(&format!("{error}{after}{}", class.advice()), class);
             ExitCode::from(class.exit_code())
         }
     }

@@ -9,7 +9,7 @@ use crate::diag::{self, SourceFile};
 use crate::{pipeline_test, plan};
 
 pub fn run(spec: &Path, tests: Option<PathBuf>) -> ExitCode {
-    let (loaded, plan) = match planned(spec, "tested") {
+    let (loaded, plan) = match planned(spec, "tested", false) {
         Ok(planned) => planned,
         Err(code) => return code,
     };
