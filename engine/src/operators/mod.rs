@@ -286,6 +286,13 @@ pub trait Source: Send {
     fn restore(&mut self, _positions: &[serde_json::Value]) -> Result<(), OpError> {
         Ok(())
     }
+
+    /// A watermark the source declares after its last poll, beyond what
+    /// its records' times make: the watermark steps of `dataflow test`.
+    /// Sources that read real input declare none.
+    fn declared_watermark(&mut self) -> Option<i64> {
+        None
+    }
 }
 
 /// Why a sink failed.

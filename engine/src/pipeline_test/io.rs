@@ -15,7 +15,12 @@ use crate::value::Value;
 /// watermark moves after each record, as when records arrive one by one,
 /// so a test's order of records is the order lateness is judged in.
 #[derive(Debug)]
-pub struct Given(pub Arc<Vec<Value>>);
+pub struct Given {
+    pub records: Arc<Vec<Value>>,
+    /// Watermark steps: after this many records, the watermark is at
+    /// (epoch milliseconds); by `after`.
+    pub steps: Arc<Vec<(usize, i64)>>,
+}
 
 impl PlannedSource for Given {
     fn replayable(&self) -> bool {
@@ -23,28 +28,51 @@ impl PlannedSource for Given {
     }
 
     fn build(&self, at: Instance, _: &Cancel) -> Result<Box<dyn Source>, OpError> {
-        let records = if at.index == 0 {
-            Arc::clone(&self.0)
+        let (records, steps) = if at.index == 0 {
+            (Arc::clone(&self.records), Arc::clone(&self.steps))
         } else {
-            Arc::default()
+            Default::default()
         };
-        Ok(Box::new(GivenSource { records, next: 0 }))
+        Ok(Box::new(GivenSource {
+            records,
+            steps,
+            next: 0,
+            step: 0,
+            declared: None,
+        }))
     }
 }
 
 struct GivenSource {
     records: Arc<Vec<Value>>,
+    steps: Arc<Vec<(usize, i64)>>,
     next: usize,
+    /// The next watermark step to take.
+    step: usize,
+    declared: Option<i64>,
 }
 
 impl Source for GivenSource {
+    /// A record a poll, or a watermark step when one is due before the
+    /// next record.
     fn poll(&mut self, out: &mut Vec<Value>, _max: usize) -> Result<Poll, OpError> {
+        if let Some(&(after, at)) = self.steps.get(self.step) {
+            if after <= self.next {
+                self.step += 1;
+                self.declared = Some(at);
+                return Ok(Poll::Ready);
+            }
+        }
         let Some(record) = self.records.get(self.next) else {
             return Ok(Poll::End);
         };
         out.push(record.clone());
         self.next += 1;
         Ok(Poll::Ready)
+    }
+
+    fn declared_watermark(&mut self) -> Option<i64> {
+        self.declared.take()
     }
 
     fn position(&self) -> serde_json::Value {

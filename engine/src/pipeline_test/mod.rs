@@ -16,6 +16,9 @@
 //!         - {word: to, count: 1}
 //! ```
 //!
+//! With event time, `watermarks: {<source>: [{after: 2, at: <time>}]}`
+//! moves a source's watermark to a time after so many of its records.
+//!
 //! Every source is swapped for the records given (none if the test gives
 //! none), every sink for one that keeps what it is given; checkpoints are
 //! off and state is in memory, so a test touches no file, socket or store.
@@ -60,6 +63,31 @@ pub struct Test {
     /// not checked.
     #[serde(default)]
     pub outputs: IndexMap<String, Vec<serde_json::Value>>,
+    /// Watermark steps of sources with event time: after so many of its
+    /// records, the source's watermark is moved to a time, as Flink's test
+    /// harnesses' `processWatermark` does.
+    #[serde(default)]
+    pub watermarks: IndexMap<String, Vec<WatermarkStep>>,
+}
+
+/// After `after` records of its source, the watermark is at `at`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkStep {
+    pub after: usize,
+    /// RFC 3339 text, or milliseconds since the epoch.
+    pub at: serde_json::Value,
+}
+
+/// A step's time in epoch milliseconds.
+fn step_time(at: &serde_json::Value) -> Option<i64> {
+    match at {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis()),
+        _ => None,
+    }
 }
 
 /// The tests file of `spec`: `<stem>.tests.yaml` beside it.
@@ -114,6 +142,31 @@ impl TestFile {
             .collect();
         let mut problems = Vec::new();
         for (t, test) in self.tests.iter().enumerate() {
+            for name in test.watermarks.keys() {
+                let timed = plan
+                    .graph()
+                    .node_weights()
+                    .any(|n| n.name == *name && n.planned.is_source() && n.event_time.is_some());
+                if !timed {
+                    let path = [
+                        Seg::Key("tests".into()),
+                        Seg::Index(t),
+                        Seg::Key("watermarks".into()),
+                        Seg::Key(name.clone()),
+                    ];
+                    problems.push(
+                        Diagnostic::error(
+                            "unknown-node",
+                            format!(
+                                "test `{}`: the spec has no source `{name}` with `event_time`",
+                                test.name
+                            ),
+                        )
+                        .at(self.key_span(&path), "no watermark to move")
+                        .help("watermark steps are for sources that declare `event_time`"),
+                    );
+                }
+            }
             for (section, names, is) in [
                 ("inputs", test.inputs.keys().collect::<Vec<_>>(), 1),
                 ("outputs", test.outputs.keys().collect(), 2),
@@ -170,6 +223,28 @@ impl TestFile {
             }
             given.insert(source.clone(), Arc::new(values));
         }
+        let mut steps: IndexMap<String, Arc<Vec<(usize, i64)>>> = IndexMap::new();
+        for (source, list) in &test.watermarks {
+            let mut times = Vec::with_capacity(list.len());
+            for (k, step) in list.iter().enumerate() {
+                match step_time(&step.at) {
+                    Some(at) => times.push((step.after, at)),
+                    None => {
+                        let mut path = self.at(t, "watermarks", source, Some(k));
+                        path.push(Seg::Key("at".into()));
+                        problems.push(
+                            Diagnostic::error(
+                                "invalid-record",
+                                format!("test `{}`: not a time", test.name),
+                            )
+                            .at(self.span(&path), "RFC 3339 text or epoch milliseconds"),
+                        );
+                    }
+                }
+            }
+            times.sort_by_key(|&(after, _)| after);
+            steps.insert(source.clone(), Arc::new(times));
+        }
         if !problems.is_empty() {
             return Outcome {
                 name: test.name.clone(),
@@ -177,9 +252,10 @@ impl TestFile {
             };
         }
         let plan = compile().for_test(|node| match &node.planned {
-            Planned::Source(_) => Some(Planned::Source(Box::new(io::Given(
-                given.get(&node.name).cloned().unwrap_or_default(),
-            )))),
+            Planned::Source(_) => Some(Planned::Source(Box::new(io::Given {
+                records: given.get(&node.name).cloned().unwrap_or_default(),
+                steps: steps.get(&node.name).cloned().unwrap_or_default(),
+            }))),
             Planned::Sink(_) => {
                 let sink = io::Kept::default();
                 kept.insert(node.name.clone(), Arc::clone(&sink.0));

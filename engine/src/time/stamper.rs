@@ -129,6 +129,16 @@ impl Stamper {
         None
     }
 
+    /// The watermark moved to `at` by its source's word (a test's step),
+    /// if that is beyond the one sent.
+    pub fn declared(&mut self, at: i64) -> Option<Watermark> {
+        (at > self.sent).then(|| {
+            self.sent = at;
+            self.idle = false;
+            Watermark::At(at)
+        })
+    }
+
     fn watermark(&self) -> i64 {
         if self.max_seen == START {
             return START;

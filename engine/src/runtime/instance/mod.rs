@@ -271,7 +271,13 @@ impl Io {
             }
             self.process(members, 1)?;
             if let Some(ChainTime::Source(stamper)) = &mut self.time {
-                if let Some(watermark) = stamper.after_poll(read, Instant::now()) {
+                let declared = match &mut members[0].role {
+                    Role::Source(source) => source.declared_watermark(),
+                    _ => None,
+                };
+                let made = stamper.after_poll(read, Instant::now());
+                let declared = declared.and_then(|at| stamper.declared(at));
+                for watermark in made.into_iter().chain(declared) {
                     self.watermark(members, 1, watermark)?;
                 }
             }
