@@ -49,9 +49,19 @@ fn get(run: &RunInfo, path: &str, limit: Duration) -> Result<Value, WatchError> 
         })
 }
 
-/// Whether the run is gone from this machine (it ended).
+/// Whether the run is gone from this machine, or going: a run that ends
+/// closes its endpoint a moment before it removes its run file.
 fn ended(run: &RunInfo) -> bool {
-    !registry::running().iter().any(|r| r.run == run.run)
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if !registry::running().iter().any(|r| r.run == run.run) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `/`-free text for a path segment: every byte but letters, digits and
