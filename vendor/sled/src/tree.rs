@@ -4,11 +4,48 @@ use std::{
     fmt::{self, Debug},
     ops::{self, Deref, RangeBounds},
     sync::atomic::Ordering::SeqCst,
+    time::{Duration, Instant},
 };
 
 use parking_lot::RwLock;
 
 use crate::{atomic_shim::AtomicU64, pagecache::NodeView, *};
+
+/// How long an operation may keep conflicting before its retry gives up
+/// (dataflow's patch: see PATCHED.md).
+const LIVELOCK_LIMIT: Duration = Duration::from_secs(10);
+
+/// Counts the conflicts of one operation's retry loop, which sled runs with
+/// no bound: a link that never succeeds held a writer for good. Contention
+/// between writers resolves within microseconds, so an operation that has
+/// conflicted for `limit` is livelocked and fails instead of holding its
+/// thread; the time is read once every 1,024 conflicts, not on each.
+pub(crate) struct Retries {
+    conflicts: u64,
+    since: Option<Instant>,
+    limit: Duration,
+}
+
+impl Retries {
+    pub(crate) fn new(limit: Duration) -> Retries {
+        Retries { conflicts: 0, since: None, limit }
+    }
+
+    pub(crate) fn conflicted(&mut self, operation: &str) -> Result<()> {
+        self.conflicts += 1;
+        if self.conflicts % 1024 != 0 {
+            return Ok(());
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.limit {
+            return Ok(());
+        }
+        Err(Error::ReportableBug(format!(
+            "{} conflicted {} times in a row over {:?} (a livelock)",
+            operation, self.conflicts, since.elapsed()
+        )))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct View<'g> {
@@ -158,6 +195,7 @@ impl Tree {
         let value = value.into();
         let mut guard = pin();
         let _cc = concurrency_control::read();
+        let mut retries = Retries::new(LIVELOCK_LIMIT);
         loop {
             trace!("setting key {:?}", key.as_ref());
             if let Ok(res) =
@@ -165,6 +203,7 @@ impl Tree {
             {
                 return Ok(res);
             }
+            retries.conflicted("an insert")?;
         }
     }
 
@@ -387,10 +426,12 @@ impl Tree {
         let peg = self.context.pin_log(guard)?;
         trace!("applying batch {:?}", batch);
         for (k, v_opt) in batch.writes {
+            let mut retries = Retries::new(LIVELOCK_LIMIT);
             loop {
                 if self.insert_inner(&k, v_opt.clone(), guard)?.is_ok() {
                     break;
                 }
+                retries.conflicted("a write of a batch")?;
             }
         }
 
@@ -416,10 +457,12 @@ impl Tree {
     pub fn get<K: AsRef<[u8]>>(&self, key: K) -> Result<Option<IVec>> {
         let mut guard = pin();
         let _cc = concurrency_control::read();
+        let mut retries = Retries::new(LIVELOCK_LIMIT);
         loop {
             if let Ok(get) = self.get_inner(key.as_ref(), &mut guard)? {
                 return Ok(get);
             }
+            retries.conflicted("a read")?;
         }
     }
 
@@ -464,12 +507,14 @@ impl Tree {
     pub fn remove<K: AsRef<[u8]>>(&self, key: K) -> Result<Option<IVec>> {
         let mut guard = pin();
         let _cc = concurrency_control::read();
+        let mut retries = Retries::new(LIVELOCK_LIMIT);
         loop {
             trace!("removing key {:?}", key.as_ref());
 
             if let Ok(res) = self.insert_inner(key.as_ref(), None, &mut guard)? {
                 return Ok(res);
             }
+            retries.conflicted("a removal")?;
         }
     }
 
@@ -2281,3 +2326,4 @@ impl fmt::Display for CompareAndSwapError {
 }
 
 impl std::error::Error for CompareAndSwapError {}
+
