@@ -38,6 +38,7 @@ pub mod control;
 pub mod diag;
 pub mod error;
 pub mod expr;
+pub mod kafka;
 pub mod nodes;
 pub mod operators;
 pub mod pipeline_test;

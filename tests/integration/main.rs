@@ -14,6 +14,8 @@ mod fuzz;
 mod harness;
 mod incremental;
 mod joins;
+mod kafka;
+mod kafka_broker;
 mod lifecycle;
 mod lifecycle_random;
 mod measure;

@@ -108,6 +108,11 @@ pub trait PlannedSource: Debug + Send + Sync {
         let _ = (from, to);
         Ok(())
     }
+    /// Secret values among its settings (a password), masked wherever
+    /// the spec is shown.
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
     fn build(&self, at: Instance, cancel: &Cancel) -> Result<Box<dyn Source>, OpError>;
 }
 

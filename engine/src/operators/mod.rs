@@ -68,6 +68,9 @@ pub enum OpError {
     State(Box<crate::state::StateError>),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Kafka(Box<crate::kafka::client::KafkaError>),
     /// Something the planner guarantees did not hold.
     #[error("internal error: {0}")]
     Bug(&'static str),
@@ -121,6 +124,8 @@ impl Classify for OpError {
             },
             OpError::State(e) => e.class(),
             OpError::Sink(e) => e.class(),
+            #[cfg(feature = "kafka")]
+            OpError::Kafka(e) => e.class(),
             OpError::Bug(_) => Class::Bug,
         }
     }
@@ -129,6 +134,13 @@ impl Classify for OpError {
 impl From<crate::state::StateError> for OpError {
     fn from(e: crate::state::StateError) -> Self {
         OpError::State(Box::new(e))
+    }
+}
+
+#[cfg(feature = "kafka")]
+impl From<crate::kafka::client::KafkaError> for OpError {
+    fn from(e: crate::kafka::client::KafkaError) -> Self {
+        OpError::Kafka(Box::new(e))
     }
 }
 
@@ -279,6 +291,13 @@ pub trait Source: Send {
     /// Where the source is: what a checkpoint records, so that a restore
     /// can resume right after the last record before the barrier.
     fn position(&self) -> serde_json::Value;
+
+    /// Barrier `id` goes out after the [`position`](Source::position)
+    /// just taken, for a source that acts when the checkpoint completes.
+    fn on_barrier(&mut self, _id: u64) {}
+
+    /// Checkpoint `id` has completed (and every one before it).
+    fn on_complete(&mut self, _id: u64) {}
 
     /// Resumes from the positions a checkpoint recorded for this node's
     /// instances (all of them: the node's parallelism may have changed).

@@ -78,6 +78,22 @@ impl Plan {
         &self.order
     }
 
+    /// Every secret value among the job's settings, the store's keys and
+    /// the nodes' (a Kafka password): masked wherever the spec is shown.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut secrets: Vec<&str> = match &self.checkpoint {
+            Some(cp) => store::secrets(&cp.store),
+            None => Vec::new(),
+        };
+        for node in self.graph.node_weights() {
+            if let Planned::Source(source) = &node.planned {
+                secrets.extend(source.secrets());
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets
+    }
+
     /// Restarts allowed after a failure, and the wait before each.
     /// For `dataflow test`: the plan with each node `replace` gives a new
     /// form (the sources and sinks, swapped for records given and

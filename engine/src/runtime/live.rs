@@ -130,7 +130,7 @@ pub struct NodeView {
 }
 
 /// What `/v1/spec` shows for a spec whose secrets could not all be masked.
-const WITHHELD: &str = "# The text of this spec is withheld: it holds a secret (a store's key or token) written in a way that could not be masked. GET /v1/plan shows its settings.\n";
+const WITHHELD: &str = "# The text of this spec is withheld: it holds a secret (a store's key or token, a Kafka password) written in a way that could not be masked. GET /v1/plan shows its settings.\n";
 
 /// The spec's text with every secret masked: the secret options of every
 /// location written in it (by name, percent-encoded or not), and the
@@ -139,27 +139,27 @@ const WITHHELD: &str = "# The text of this spec is withheld: it holds a secret (
 /// from a search of the text: if any string in it still holds one, the
 /// text is withheld.
 fn shown_spec(plan: &Plan, text: &str) -> String {
-    use crate::plan::store::{redact, redact_text, secrets};
+    use crate::plan::store::{redact, redact_text};
+    let secrets = plan.secrets();
     let mut shown = redact_text(text);
-    if let Some(cp) = plan.checkpoint() {
-        for secret in secrets(&cp.store).into_iter().filter(|s| !s.is_empty()) {
-            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            shown = shown.replace(secret, "***").replace(&encoded, "***");
-        }
+    for secret in &secrets {
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        shown = shown.replace(secret, "***").replace(&encoded, "***");
     }
-    fn holds_secret(value: &serde_yaml::Value) -> bool {
+    fn holds_secret(value: &serde_yaml::Value, secrets: &[&str]) -> bool {
+        let holds = |v| holds_secret(v, secrets);
         match value {
-            serde_yaml::Value::String(s) => redact(s) != *s,
-            serde_yaml::Value::Sequence(items) => items.iter().any(holds_secret),
-            serde_yaml::Value::Mapping(m) => {
-                m.iter().any(|(k, v)| holds_secret(k) || holds_secret(v))
+            serde_yaml::Value::String(s) => {
+                redact(s) != *s || secrets.iter().any(|secret| s.contains(secret))
             }
-            serde_yaml::Value::Tagged(t) => holds_secret(&t.value),
+            serde_yaml::Value::Sequence(items) => items.iter().any(holds),
+            serde_yaml::Value::Mapping(m) => m.iter().any(|(k, v)| holds(k) || holds(v)),
+            serde_yaml::Value::Tagged(t) => holds(&t.value),
             _ => false,
         }
     }
     match serde_yaml::from_str::<serde_yaml::Value>(&shown) {
-        Ok(value) if !holds_secret(&value) => shown,
+        Ok(value) if !holds_secret(&value, &secrets) => shown,
         _ => WITHHELD.to_owned(),
     }
 }
@@ -341,5 +341,24 @@ mod tests {
         assert!(text.contains("region=x"), "{text}");
         assert_eq!(shown("file:///tmp/x"), shown("file:///tmp/x"));
         assert!(shown("file:///tmp/x").contains("file:///tmp/x"));
+    }
+
+    #[test]
+    fn a_kafka_password_never_shows() {
+        for written in [
+            "sasl.password: hunter2secret",
+            "sasl.password: \"hunter2\\x73ecret\"",
+            "sasl.password: >-\n        hunter2secret",
+        ] {
+            let text = format!(
+                "name: k\nsources:\n  a:\n    type: kafka\n    bootstrap_servers: h:9092\n    topics: [t]\n    properties:\n      sasl.username: me\n      {written}\nsinks:\n  o: {{type: blackhole, inputs: [a]}}\n"
+            );
+            let shown = shown_spec(&crate::plan::from_text(&text), &text);
+            assert!(!shown.contains("hunter2"), "{written}: {shown}");
+            assert!(
+                shown.contains("sasl.username: me") || shown == WITHHELD,
+                "{shown}"
+            );
+        }
     }
 }

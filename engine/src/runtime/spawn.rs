@@ -105,7 +105,8 @@ pub(super) fn start_instance(
                 } else {
                     None
                 };
-                let commits = node.planned.is_sink().then(|| {
+                // Sinks commit, sources may tell their input (Kafka offsets).
+                let commits = (node.planned.is_sink() || node.planned.is_source()).then(|| {
                     let (tx, rx) = crossbeam_channel::bounded(4096);
                     c.commits.push(tx);
                     rx

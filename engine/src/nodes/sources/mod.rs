@@ -14,6 +14,7 @@ registry! {
         file::File = "file",
         generate::Generate = "generate",
         stdin::Stdin = "stdin",
+        kafka::Kafka = "kafka",
     }
 }
 

@@ -1,4 +1,4 @@
-//! Sources: file, socket, generate and stdin.
+//! Sources: file, socket, generate, stdin and Kafka.
 //!
 //! A source never blocks for long: where it must wait (a file to grow, a
 //! rate limit, a reconnect backoff) it waits on the job's
@@ -7,6 +7,8 @@
 
 pub mod file;
 pub mod generate;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod lines;
 pub mod socket;
 pub mod stdin;

@@ -80,8 +80,12 @@ impl Io {
     }
 
     fn source_barrier(&mut self, members: &mut [Member], id: u64) -> Result<(), Stop> {
-        let position = match &members[0].role {
-            Role::Source(source) => Some(source.position()),
+        let position = match &mut members[0].role {
+            Role::Source(source) => {
+                let position = source.position();
+                source.on_barrier(id);
+                Some(position)
+            }
             _ => None,
         };
         self.snapshot(members, id, Duration::ZERO, position)
@@ -120,15 +124,23 @@ impl Io {
     /// Commits each sink's output up to every checkpoint completed since last asked.
     pub(super) fn commit(&mut self, members: &mut [Member]) -> Result<(), Stop> {
         for (k, member) in members.iter_mut().enumerate() {
-            let (Role::Sink(sink), Some(commits)) = (
-                &mut member.role,
-                member.checkpoint.as_ref().and_then(|c| c.commits.as_ref()),
-            ) else {
+            let Some(commits) = member.checkpoint.as_ref().and_then(|c| c.commits.as_ref()) else {
                 continue;
             };
-            for id in commits.try_iter() {
-                sink.on_complete(id)
-                    .map_err(|source| Stop::failed(k, InstanceError::Commit { id, source }))?;
+            match &mut member.role {
+                Role::Sink(sink) => {
+                    for id in commits.try_iter() {
+                        sink.on_complete(id).map_err(|source| {
+                            Stop::failed(k, InstanceError::Commit { id, source })
+                        })?;
+                    }
+                }
+                Role::Source(source) => {
+                    for id in commits.try_iter() {
+                        source.on_complete(id);
+                    }
+                }
+                Role::Transform(_) => {}
             }
         }
         Ok(())

@@ -1,0 +1,352 @@
+//! The `kafka` source against a real Apache Kafka broker
+//! ([`crate::kafka_broker`]): every record read once at any parallelism,
+//! offsets restored exactly after kill -9, new partitions picked up, and
+//! clear failures for a missing topic or an unreachable broker.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{bin, text};
+use crate::kafka_broker::Broker;
+use crate::recovery::Prng;
+
+/// A job that copies `topic` to part files in `out`, at `parallelism`.
+fn copy_spec(
+    dir: &Path,
+    name: &str,
+    servers: &str,
+    topic: &str,
+    parallelism: u32,
+    extra: &str,
+) -> std::path::PathBuf {
+    let spec = format!(
+        "name: {name}\n\
+         parallelism: {parallelism}\n\
+         {extra}\n\
+         sources:\n  events:\n    type: kafka\n    bootstrap_servers: {servers}\n    topics: [{topic}]\n    bounded: true\n\
+         sinks:\n  out:\n    type: file\n    inputs: [events]\n    format: text\n    path: {}\n",
+        dir.join(format!("out-{name}")).display()
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+/// The lines of the visible part files in `folder`, counted.
+fn output(folder: &Path) -> BTreeMap<String, usize> {
+    let mut lines = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return lines;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            *lines.entry(line.to_owned()).or_default() += 1;
+        }
+    }
+    lines
+}
+
+/// Whether a checkpoint completed anywhere under `dir`.
+fn has_checkpoint(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        path.file_name().is_some_and(|n| n == "_metadata") || path.is_dir() && has_checkpoint(&path)
+    })
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn once_each(values: &[String]) -> BTreeMap<String, usize> {
+    values.iter().map(|v| (v.clone(), 1)).collect()
+}
+
+#[test]
+fn a_topic_of_8_partitions_is_read_once_at_parallelism_1_2_and_4() {
+    let broker = Broker::shared();
+    broker.create_topic("read-8", 8);
+    let sent = values("v", 8_000);
+    broker.produce("read-8", 8, &sent);
+    let dir = tempfile::tempdir().unwrap();
+    for parallelism in [1, 2, 4] {
+        let name = format!("read-{parallelism}");
+        let spec = copy_spec(
+            dir.path(),
+            &name,
+            &broker.servers,
+            "read-8",
+            parallelism,
+            "",
+        );
+        let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+        let (_, stderr) = text(&out);
+        assert!(out.status.success(), "parallelism {parallelism}: {stderr}");
+        let read = output(&dir.path().join(format!("out-{name}")));
+        assert_eq!(read, once_each(&sent), "parallelism {parallelism}");
+    }
+}
+
+/// Kill -9 at moments spread over the run (each once the committed output
+/// has passed a random share of the whole, however fast the machine), each
+/// run restored with `--from latest` at a parallelism drawn anew: the
+/// committed output holds every record of the topic once.
+#[test]
+fn offsets_are_restored_exactly_after_kill_9() {
+    const KILLS: u64 = 6;
+    let (_, seed) = crate::harness::campaign("KAFKA_KILLS", 0);
+    let mut rng = Prng(seed);
+    let broker = Broker::shared();
+    broker.create_topic("kills-8", 8);
+    let sent = values("k", 600_000);
+    broker.produce("kills-8", 8, &sent);
+    let total: u64 = sent.iter().map(|v| v.len() as u64 + 1).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, out) = (dir.path().join("checkpoints"), dir.path().join("out-kills"));
+    let checkpoint = format!(
+        "checkpoint:\n  interval: 100ms\n  store: file://{}\n",
+        store.display()
+    );
+    let mut kills = 0;
+    let mut from: Vec<&str> = Vec::new();
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "seed {seed}: no end in 300 s"
+        );
+        let parallelism = [1, 2, 4][rng.range(0, 2) as usize];
+        let spec = copy_spec(
+            dir.path(),
+            "kills",
+            &broker.servers,
+            "kills-8",
+            parallelism,
+            &checkpoint,
+        );
+        let mut child = Command::new(bin())
+            .arg("run")
+            .arg(&spec)
+            .args(&from)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if kills < KILLS {
+            let share = (kills + 1) as f64 / (KILLS + 2) as f64 + rng.range(0, 50) as f64 / 1000.0;
+            let threshold = (total as f64 * share) as u64;
+            while child.try_wait().unwrap().is_none() && committed_bytes(&out) < threshold {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(rng.range(0, 100)));
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                if has_checkpoint(&store) {
+                    from = vec!["--from", "latest"];
+                }
+                continue;
+            }
+        }
+        let result = child.wait_with_output().unwrap();
+        let (_, stderr) = text(&result);
+        assert!(
+            result.status.success(),
+            "seed {seed}, after {kills} kills: {stderr}"
+        );
+        break;
+    }
+    let read = output(&out);
+    let twice: Vec<_> = read.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    let missing = sent.iter().filter(|v| !read.contains_key(*v)).count();
+    assert!(
+        twice.is_empty() && missing == 0 && read.len() == sent.len(),
+        "seed {seed}, {kills} kills: {} distinct of {}, {missing} missing, twice: {twice:?}",
+        read.len(),
+        sent.len()
+    );
+    assert_eq!(kills, KILLS, "seed {seed}: the job ended before every kill");
+}
+
+/// The bytes of the visible part files in `folder`.
+fn committed_bytes(folder: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// An unbounded source lists the topic again every `discovery_interval`
+/// and reads the partitions added since, from their start.
+#[test]
+fn new_partitions_are_picked_up() {
+    let broker = Broker::shared();
+    broker.create_topic("grows", 2);
+    let before = values("a", 100);
+    broker.produce("grows", 2, &before);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let spec = dir.path().join("grows.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: grows\nparallelism: 2\n\
+             checkpoint:\n  interval: 200ms\n  store: file://{}\n\
+             sources:\n  events:\n    type: kafka\n    bootstrap_servers: {}\n    topics: [grows]\n    discovery_interval: 500ms\n\
+             sinks:\n  out:\n    type: file\n    inputs: [events]\n    format: text\n    path: {}\n",
+            dir.path().join("checkpoints").display(),
+            broker.servers,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: usize| {
+        let started = Instant::now();
+        while output(&out).len() < n && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        output(&out)
+    };
+    assert_eq!(wait_for(100), once_each(&before));
+    broker.add_partitions("grows", 4);
+    let after = values("b", 400);
+    broker.produce("grows", 4, &after);
+    let read = wait_for(500);
+    // SIGINT: the job ends as cancelled.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut all = before.clone();
+    all.extend(after);
+    assert_eq!(
+        read,
+        once_each(&all),
+        "partitions 2 and 3 were read from their start"
+    );
+}
+
+#[test]
+fn a_missing_topic_and_an_unreachable_broker_fail_clearly() {
+    let broker = Broker::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = copy_spec(
+        dir.path(),
+        "missing",
+        &broker.servers,
+        "no-such-topic",
+        1,
+        "",
+    );
+    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the Kafka topic `no-such-topic` does not exist on {}",
+            broker.servers
+        )),
+        "{stderr}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let servers = format!("127.0.0.1:{port}");
+    let spec = copy_spec(dir.path(), "refused", &servers, "t", 1, "");
+    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("on the Kafka brokers {servers}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The broker killed mid-run and started again: the source waits, the
+/// job goes on, and every record is committed once.
+#[test]
+fn a_broker_restart_mid_run_loses_and_repeats_nothing() {
+    let mut broker = Broker::start();
+    broker.create_topic("restarts", 4);
+    let first = values("a", 1_000);
+    broker.produce("restarts", 4, &first);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let spec = dir.path().join("restarts.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: restarts\nparallelism: 2\n\
+             checkpoint:\n  interval: 200ms\n  store: file://{}\n\
+             sources:\n  events:\n    type: kafka\n    bootstrap_servers: {}\n    topics: [restarts]\n\
+             sinks:\n  out:\n    type: file\n    inputs: [events]\n    format: text\n    path: {}\n",
+            dir.path().join("checkpoints").display(),
+            broker.servers,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: usize| {
+        let started = Instant::now();
+        while output(&out).len() < n && started.elapsed() < Duration::from_secs(90) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        output(&out)
+    };
+    assert_eq!(wait_for(1_000), once_each(&first));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the job ended while the broker was down"
+    );
+    broker.restart();
+    let second = values("b", 1_000);
+    broker.produce("restarts", 4, &second);
+    let read = wait_for(2_000);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let mut all = first.clone();
+    all.extend(second);
+    assert_eq!(read, once_each(&all), "{stderr}");
+}

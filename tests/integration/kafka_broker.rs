@@ -1,0 +1,260 @@
+//! A real Apache Kafka broker for the tests: KRaft mode, one node that is
+//! both broker and controller, on loopback ports of its own, from the
+//! broker's jars that Maven fetches (tests/kafka/pom.xml). Started as a
+//! child process by a shell that kills it once the test process's end
+//! closes its standard input, so that no broker outlives the tests, even
+//! a killed run of them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::harness::root;
+
+/// The broker's class path, resolved by Maven once per test process.
+fn classpath() -> &'static str {
+    static CLASSPATH: OnceLock<String> = OnceLock::new();
+    CLASSPATH.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kafka-classpath.txt");
+        let status = Command::new("mvn")
+            .args(["-q", "-B", "-Dstyle.color=never", "-f"])
+            .arg(root().join("tests/kafka/pom.xml"))
+            .arg("dependency:build-classpath")
+            .arg(format!("-Dmdep.outputFile={}", out.display()))
+            .status()
+            .expect("cannot run `mvn`: the Kafka tests need Maven and Java 17");
+        assert!(
+            status.success(),
+            "Maven could not fetch the Kafka broker's jars"
+        );
+        std::fs::read_to_string(&out).expect("Maven wrote no class path")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Broker {
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:port`, as `bootstrap_servers`.
+    pub servers: String,
+    controller: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// A broker of its own, for a test that stops it.
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, controller) = (free_port(), free_port());
+        let mut broker = Broker {
+            dir,
+            servers: format!("127.0.0.1:{port}"),
+            controller,
+            child: None,
+        };
+        broker.configure(port);
+        broker.run();
+        broker
+    }
+
+    /// The broker the tests share, each with topics of its own.
+    pub fn shared() -> &'static Broker {
+        static SHARED: OnceLock<Broker> = OnceLock::new();
+        SHARED.get_or_init(Broker::start)
+    }
+
+    fn configure(&self, port: u16) {
+        let controller = self.controller;
+        let properties = format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={}\n\
+             num.partitions=1\n\
+             auto.create.topics.enable=false\n\
+             offsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=4\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             transaction.state.log.num.partitions=4\n\
+             group.initial.rebalance.delay.ms=0\n",
+            self.dir.path().join("data").display()
+        );
+        std::fs::write(self.config(), properties).unwrap();
+        let output = Command::new("java")
+            .args([
+                "-cp",
+                classpath(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+            ])
+            .args(["-t", "ZGF0YWZsb3ctdGVzdHMxMg", "-c"])
+            .arg(self.config())
+            .output()
+            .expect("cannot run `java`: the Kafka tests need Java 17");
+        assert!(
+            output.status.success(),
+            "cannot format the broker's storage: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("server.properties")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("broker.log")
+    }
+
+    /// Starts the broker on its configuration and data, and waits until
+    /// it answers.
+    fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        // `exec` keeps the shell's pid for java's; the subshell's `cat`
+        // returns when the test process's end of the pipe closes.
+        let script = format!(
+            "java -Xms256m -Xmx768m -cp \"$0\" kafka.Kafka '{}' & pid=$!; cat >/dev/null; kill -9 $pid",
+            self.config().display()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script, classpath()])
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let answered = self
+                .consumer(&[])
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok_and(|m| !m.brokers().is_empty());
+            if answered {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the Kafka broker did not start within 120 s; its log:\n{}",
+                std::fs::read_to_string(self.log()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops the broker (killed, as a crash), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+        // The listener may linger a moment after the process is gone.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Starts the stopped broker again, on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+
+    fn client(&self, extra: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.servers);
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config
+    }
+
+    fn consumer(&self, extra: &[(&str, &str)]) -> BaseConsumer {
+        self.client(extra).create().unwrap()
+    }
+
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client(&[]).create().unwrap();
+        let created = futures_executor::block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap();
+        for result in created {
+            result.unwrap_or_else(|e| panic!("cannot create topic {topic}: {e:?}"));
+        }
+    }
+
+    /// Grows a topic to `partitions` partitions.
+    pub fn add_partitions(&self, topic: &str, partitions: usize) {
+        let admin: AdminClient<DefaultClientContext> = self.client(&[]).create().unwrap();
+        let done = futures_executor::block_on(admin.create_partitions(
+            &[NewPartitions::new(topic, partitions)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap();
+        for result in done {
+            result.unwrap_or_else(|e| panic!("cannot add partitions to {topic}: {e:?}"));
+        }
+    }
+
+    /// Writes `values` to `topic`, value `i` to partition `i % partitions`.
+    pub fn produce(&self, topic: &str, partitions: i32, values: &[String]) {
+        let producer: BaseProducer = self
+            .client(&[
+                ("linger.ms", "5"),
+                ("queue.buffering.max.messages", "1000000"),
+            ])
+            .create()
+            .unwrap();
+        for (i, value) in values.iter().enumerate() {
+            let mut record = BaseRecord::<str, str>::to(topic)
+                .payload(value)
+                .partition(i as i32 % partitions);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, back)) => {
+                        assert!(
+                            matches!(
+                                e.rdkafka_error_code(),
+                                Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                            ),
+                            "cannot produce to {topic}: {e}"
+                        );
+                        producer.poll(Duration::from_millis(10));
+                        record = back;
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
