@@ -350,3 +350,158 @@ fn a_broker_restart_mid_run_loses_and_repeats_nothing() {
     all.extend(second);
     assert_eq!(read, once_each(&all), "{stderr}");
 }
+
+/// The word count of specs/kafka_word_count.yaml between topics of the
+/// shared broker, reading to the end (`bounded`).
+fn word_count_spec(
+    dir: &Path,
+    servers: &str,
+    input: &str,
+    output: &str,
+    parallelism: u32,
+) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(crate::harness::root().join("specs/kafka_word_count.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:9092", servers)
+        .replace(
+            "topics: [lines]",
+            &format!("topics: [{input}]\n    bounded: true"),
+        )
+        .replace("topic: counts", &format!("topic: {output}"))
+        .replace(
+            "file:///tmp/dataflow/checkpoints",
+            &format!("file://{}/checkpoints", dir.display()),
+        )
+        .replace(
+            "name: kafka-word-count",
+            &format!("name: kafka-word-count\nparallelism: {parallelism}"),
+        );
+    let path = dir.join("wc.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Kafka → word count → Kafka, at-least-once, killed with SIGKILL at
+/// moments spread over the run and restored with `--from latest`: every
+/// word's counts `1..=n` are all in the output topic (nothing lost),
+/// none is above `n`; duplicates are what at-least-once allows, counted.
+#[test]
+fn the_kafka_word_count_loses_nothing_through_kill_9() {
+    const KILLS: u64 = 5;
+    let (_, seed) = crate::harness::campaign("KAFKA_WC", 0);
+    let mut rng = Prng(seed);
+    let broker = Broker::shared();
+    broker.create_topic("wc-lines", 4);
+    broker.create_topic("wc-counts", 4);
+    let mut occurrences: BTreeMap<String, i64> = BTreeMap::new();
+    let lines: Vec<String> = (0..40_000)
+        .map(|_| {
+            let words: Vec<String> = (0..4).map(|_| format!("w{}", rng.range(0, 49))).collect();
+            for w in &words {
+                *occurrences.entry(w.clone()).or_default() += 1;
+            }
+            words.join(",")
+        })
+        .collect();
+    broker.produce("wc-lines", 4, &lines);
+    let total: i64 = occurrences.values().sum();
+    let dir = tempfile::tempdir().unwrap();
+    let mut kills = 0;
+    let mut from: Vec<&str> = Vec::new();
+    loop {
+        let parallelism = rng.range(1, 2) as u32;
+        let spec = word_count_spec(
+            dir.path(),
+            &broker.servers,
+            "wc-lines",
+            "wc-counts",
+            parallelism,
+        );
+        let mut child = Command::new(bin())
+            .arg("run")
+            .arg(&spec)
+            .args(&from)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if kills < KILLS {
+            let threshold = total * (kills as i64 + 1) / (KILLS as i64 + 2);
+            let started = Instant::now();
+            while child.try_wait().unwrap().is_none()
+                && broker.written("wc-counts") < threshold
+                && started.elapsed() < Duration::from_secs(120)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(rng.range(0, 200)));
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                if has_checkpoint(&dir.path().join("checkpoints")) {
+                    from = vec!["--from", "latest"];
+                }
+                continue;
+            }
+        }
+        let result = child.wait_with_output().unwrap();
+        let (_, stderr) = text(&result);
+        assert!(
+            result.status.success(),
+            "seed {seed}, after {kills} kills: {stderr}"
+        );
+        break;
+    }
+    let mut seen: BTreeMap<String, BTreeMap<i64, usize>> = BTreeMap::new();
+    for (_, _, value) in broker.read_committed("wc-counts") {
+        let record: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let word = record["word"].as_str().unwrap().to_owned();
+        *seen
+            .entry(word)
+            .or_default()
+            .entry(record["count"].as_i64().unwrap())
+            .or_default() += 1;
+    }
+    let mut duplicates = 0;
+    for (word, n) in &occurrences {
+        let counts = seen.get(word).cloned().unwrap_or_default();
+        let missing: Vec<i64> = (1..=*n)
+            .filter(|c| !counts.contains_key(c))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "seed {seed}: {word} lost counts {missing:?} (of {n})"
+        );
+        assert_eq!(counts.keys().max(), Some(n), "seed {seed}: {word}");
+        duplicates += counts.values().map(|c| c - 1).sum::<usize>();
+    }
+    assert_eq!(kills, KILLS, "seed {seed}: the job ended before every kill");
+    eprintln!("seed {seed}: {total} counts, {duplicates} written twice or more over {kills} kills");
+}
+
+#[test]
+fn a_sink_topic_that_does_not_exist_fails_clearly() {
+    let broker = Broker::shared();
+    broker.create_topic("sink-missing-in", 1);
+    broker.produce("sink-missing-in", 1, &values("x", 10));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = word_count_spec(
+        dir.path(),
+        &broker.servers,
+        "sink-missing-in",
+        "no-such-output",
+        1,
+    );
+    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the Kafka topic `no-such-output` does not exist on {}",
+            broker.servers
+        )),
+        "{stderr}"
+    );
+}

@@ -15,6 +15,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::harness::root;
 
@@ -23,16 +24,18 @@ fn classpath() -> &'static str {
     static CLASSPATH: OnceLock<String> = OnceLock::new();
     CLASSPATH.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kafka-classpath.txt");
-        let status = Command::new("mvn")
-            .args(["-q", "-B", "-Dstyle.color=never", "-f"])
+        let run = Command::new("mvn")
+            .args(["-q", "-B", "-f"])
             .arg(root().join("tests/kafka/pom.xml"))
             .arg("dependency:build-classpath")
             .arg(format!("-Dmdep.outputFile={}", out.display()))
-            .status()
+            .output()
             .expect("cannot run `mvn`: the Kafka tests need Maven and Java 17");
         assert!(
-            status.success(),
-            "Maven could not fetch the Kafka broker's jars"
+            run.status.success(),
+            "Maven could not fetch the Kafka broker's jars: {}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
         );
         std::fs::read_to_string(&out).expect("Maven wrote no class path")
     })
@@ -250,6 +253,73 @@ impl Broker {
             }
         }
         producer.flush(Duration::from_secs(60)).unwrap();
+    }
+}
+
+impl Broker {
+    /// Every committed record of `topic`, as (partition, offset, value),
+    /// read to the end of every partition (its end as a `read_committed`
+    /// reader sees it: no transaction may be open).
+    pub fn read_committed(&self, topic: &str) -> Vec<(i32, i64, String)> {
+        let consumer = self.consumer(&[
+            ("group.id", "dataflow-tests-reader"),
+            ("isolation.level", "read_committed"),
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "true"),
+        ]);
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        let mut open: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
+        for partition in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .unwrap();
+            open.insert(partition.id());
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut records = Vec::new();
+        let started = Instant::now();
+        while !open.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "reading {topic} took over 120 s"
+            );
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    open.remove(&p);
+                }
+                Some(Err(e)) => panic!("cannot read {topic}: {e}"),
+                Some(Ok(message)) => {
+                    open.insert(message.partition());
+                    records.push((
+                        message.partition(),
+                        message.offset(),
+                        String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+                    ));
+                }
+            }
+        }
+        records
+    }
+
+    /// How many messages `topic` holds (transaction markers included).
+    pub fn written(&self, topic: &str) -> i64 {
+        let consumer = self.consumer(&[]);
+        let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+            return 0;
+        };
+        metadata.topics()[0]
+            .partitions()
+            .iter()
+            .filter_map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                    .ok()
+            })
+            .map(|(low, high)| high - low)
+            .sum()
     }
 }
 

@@ -59,7 +59,7 @@ pub fn check_topic(cx: &mut NodeCx<'_, '_>, path: &[&str], topic: &str) {
     }
 }
 
-/// Checks `properties`: none of those the node sets from its own
+/// Checks `librdkafka_options`: none of those the node sets from its own
 /// settings (`own`: the property and the setting to use instead).
 pub fn check_properties(
     cx: &mut NodeCx<'_, '_>,
@@ -73,7 +73,7 @@ pub fn check_properties(
                 "invalid-property",
                 format!("`{name}` sets the property `{key}` itself"),
             )
-            .at(cx.span_in(&["properties", key]), "set by dataflow")
+            .at(cx.span_in(&["librdkafka_options", key]), "set by dataflow")
             .help(format!("use {instead}"));
             cx.error(d);
         }

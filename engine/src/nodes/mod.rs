@@ -185,6 +185,10 @@ pub trait PlannedSink: Debug + Send + Sync {
     fn committed_folder(&self) -> Option<&Path> {
         None
     }
+    /// Secret values among its settings, as [`PlannedSource::secrets`].
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
     /// `transactional`: whether output waits for checkpoints to commit.
     fn build(&self, at: Instance, transactional: bool) -> Result<Box<dyn Sink>, OpError>;
 }

@@ -327,6 +327,9 @@ pub enum SinkError {
         target: IoTarget,
         source: std::io::Error,
     },
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Kafka(Box<crate::kafka::client::KafkaError>),
     /// A restore would write again what the folder already holds.
     #[error("`{dir}` holds output that is not in chk-{checkpoint}'s past ({files}): the restore would write its records again; move it away, or run with --newer-output move")]
     NewerOutput {
@@ -341,6 +344,8 @@ impl Classify for SinkError {
         match self {
             SinkError::Closed | SinkError::NewerOutput { .. } => Class::User,
             SinkError::Io { source, .. } => io_class(source),
+            #[cfg(feature = "kafka")]
+            SinkError::Kafka(e) => e.class(),
         }
     }
 }

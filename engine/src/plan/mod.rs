@@ -86,8 +86,10 @@ impl Plan {
             None => Vec::new(),
         };
         for node in self.graph.node_weights() {
-            if let Planned::Source(source) = &node.planned {
-                secrets.extend(source.secrets());
+            match &node.planned {
+                Planned::Source(source) => secrets.extend(source.secrets()),
+                Planned::Sink(sink) => secrets.extend(sink.secrets()),
+                Planned::Transform(_) => {}
             }
         }
         secrets.retain(|s| !s.is_empty());

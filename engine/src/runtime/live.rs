@@ -351,7 +351,7 @@ mod tests {
             "sasl.password: >-\n        hunter2secret",
         ] {
             let text = format!(
-                "name: k\nsources:\n  a:\n    type: kafka\n    bootstrap_servers: h:9092\n    topics: [t]\n    properties:\n      sasl.username: me\n      {written}\nsinks:\n  o: {{type: blackhole, inputs: [a]}}\n"
+                "name: k\nsources:\n  a:\n    type: kafka\n    bootstrap_servers: h:9092\n    topics: [t]\n    librdkafka_options:\n      sasl.username: me\n      {written}\nsinks:\n  o: {{type: blackhole, inputs: [a]}}\n"
             );
             let shown = shown_spec(&crate::plan::from_text(&text), &text);
             assert!(!shown.contains("hunter2"), "{written}: {shown}");

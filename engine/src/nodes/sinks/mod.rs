@@ -14,6 +14,7 @@ registry! {
         print::Print = "print",
         file::File = "file",
         blackhole::Blackhole = "blackhole",
+        kafka::Kafka = "kafka",
     }
 }
 

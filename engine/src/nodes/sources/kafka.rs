@@ -63,7 +63,7 @@ pub struct Kafka {
     /// (`security.protocol`, `sasl.mechanism`, `sasl.username`, …).
     /// Values of secret ones (`sasl.password`, …) never appear in output.
     #[serde(default)]
-    pub properties: IndexMap<String, String>,
+    pub librdkafka_options: IndexMap<String, String>,
 }
 
 /// Where a partition is first read from.
@@ -192,7 +192,7 @@ impl SourceType for Kafka {
             .at(cx.span("columns"), "unused");
             cx.error(d);
         }
-        crate::kafka::check_properties(cx, &self.properties, &OWN_PROPERTIES);
+        crate::kafka::check_properties(cx, &self.librdkafka_options, &OWN_PROPERTIES);
         let mut planned = self.clone();
         planned.group_id = Some(self.group(&cx.spec().job.name, &name));
         Box::new(planned)
@@ -206,7 +206,7 @@ impl PlannedSource for Kafka {
     }
 
     fn secrets(&self) -> Vec<&str> {
-        crate::kafka::secret_values(&self.properties)
+        crate::kafka::secret_values(&self.librdkafka_options)
     }
 
     #[cfg(feature = "kafka")]

@@ -1,7 +1,9 @@
-//! Sinks: print, file and blackhole, and [`latency::Timed`], which measures
+//! Sinks: print, file, blackhole and Kafka, and [`latency::Timed`], which measures
 //! the latency of records reaching any of them.
 
 pub mod blackhole;
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod latency;
 pub mod print;

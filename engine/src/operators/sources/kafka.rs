@@ -83,7 +83,7 @@ impl KafkaSource {
             ("auto.offset.reset", "earliest"),
         ];
         let reader = Reader::new(
-            &config(&spec.bootstrap_servers, &spec.properties, &own),
+            &config(&spec.bootstrap_servers, &spec.librdkafka_options, &own),
             &spec.bootstrap_servers,
         )?;
         Ok(KafkaSource {
