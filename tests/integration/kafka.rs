@@ -505,3 +505,70 @@ fn a_sink_topic_that_does_not_exist_fails_clearly() {
         "{stderr}"
     );
 }
+
+/// A source and a sink on the SASL listener: with the right password the
+/// job reads and writes; with a wrong one it fails, naming the brokers
+/// and the refusal. Neither password appears in anything the runs print.
+#[test]
+fn sasl_credentials_work_fail_clearly_and_never_show() {
+    use crate::kafka_broker::{SASL_PASSWORD, SASL_USER};
+    let broker = Broker::shared();
+    broker.create_topic("sasl-in", 2);
+    broker.create_topic("sasl-out", 2);
+    broker.produce("sasl-in", 2, &values("s", 100));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |password: &str| {
+        let options = format!(
+            "\n    librdkafka_options:\n      security.protocol: SASL_PLAINTEXT\n      sasl.mechanism: PLAIN\n      sasl.username: {SASL_USER}\n      sasl.password: {password}"
+        );
+        let text = format!(
+            "name: sasl\n\
+             sources:\n  events:\n    type: kafka\n    bootstrap_servers: {servers}\n    topics: [sasl-in]\n    bounded: true{options}\n\
+             sinks:\n  out:\n    type: kafka\n    inputs: [events]\n    format: text\n    bootstrap_servers: {servers}\n    topic: sasl-out{options}\n",
+            servers = broker.sasl_servers
+        );
+        let path = dir.path().join("sasl.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let right = spec(SASL_PASSWORD);
+    for args in [
+        vec!["check"],
+        vec!["check", "--format", "json"],
+        vec!["run"],
+        vec!["graph"],
+    ] {
+        let out = Command::new(bin())
+            .args(&args)
+            .arg(&right)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            !stdout.contains(SASL_PASSWORD) && !stderr.contains(SASL_PASSWORD),
+            "{args:?} showed the password:\n{stdout}\n{stderr}"
+        );
+    }
+    let written: Vec<String> = broker
+        .read_committed("sasl-out")
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .collect();
+    assert_eq!(once_each(&written), once_each(&values("s", 100)));
+
+    let wrong = "not-the-Pa55word";
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(spec(wrong))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains(&broker.sasl_servers), "{stderr}");
+    assert!(stderr.contains("Authentication failed"), "{stderr}");
+    assert!(
+        !stdout.contains(wrong) && !stderr.contains(wrong),
+        "{stderr}"
+    );
+}

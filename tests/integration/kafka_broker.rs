@@ -41,6 +41,10 @@ fn classpath() -> &'static str {
     })
 }
 
+/// The user the SASL listener knows, and its password.
+pub const SASL_USER: &str = "alice";
+pub const SASL_PASSWORD: &str = "alice-Pa55-kafka";
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -53,6 +57,9 @@ pub struct Broker {
     dir: tempfile::TempDir,
     /// `127.0.0.1:port`, as `bootstrap_servers`.
     pub servers: String,
+    /// A listener that wants SASL/PLAIN: user [`SASL_USER`], password
+    /// [`SASL_PASSWORD`].
+    pub sasl_servers: String,
     controller: u16,
     child: Option<Child>,
 }
@@ -61,14 +68,15 @@ impl Broker {
     /// A broker of its own, for a test that stops it.
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let (port, controller) = (free_port(), free_port());
+        let (port, controller, sasl) = (free_port(), free_port(), free_port());
         let mut broker = Broker {
             dir,
             servers: format!("127.0.0.1:{port}"),
+            sasl_servers: format!("127.0.0.1:{sasl}"),
             controller,
             child: None,
         };
-        broker.configure(port);
+        broker.configure(port, sasl);
         broker.run();
         broker
     }
@@ -79,16 +87,19 @@ impl Broker {
         SHARED.get_or_init(Broker::start)
     }
 
-    fn configure(&self, port: u16) {
+    fn configure(&self, port: u16, sasl: u16) {
         let controller = self.controller;
         let properties = format!(
             "process.roles=broker,controller\n\
              node.id=1\n\
              controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}\n\
              controller.listener.names=CONTROLLER\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             sasl.enabled.mechanisms=PLAIN\n\
+             listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_{SASL_USER}=\"{SASL_PASSWORD}\";\n\
              log.dirs={}\n\
              num.partitions=1\n\
              auto.create.topics.enable=false\n\
