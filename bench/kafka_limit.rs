@@ -1,0 +1,126 @@
+//! The Kafka connectors' ceiling: the same client (librdkafka, through
+//! rdkafka) with the settings the `kafka` source and sink use, reading a
+//! topic to its end or writing messages, with no processing at all. The
+//! benchmark divides the engine's rates by these.
+//!
+//! `kafka-limit read SERVERS TOPIC`: reads every partition from its start
+//! to the end it has when the program starts.
+//! `kafka-limit write SERVERS TOPIC COUNT`: writes COUNT messages of
+//! generated words (`w17,w3,w99,w42`) with an idempotent producer.
+//! Each prints `messages N bytes B seconds S`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("read") if args.len() == 4 => read(&args[2], &args[3]),
+        Some("write") if args.len() == 5 => match args[4].parse() {
+            Ok(count) => write(&args[2], &args[3], count),
+            Err(_) => Err(format!("COUNT must be a number, not `{}`", args[4])),
+        },
+        _ => Err("usage: kafka-limit read SERVERS TOPIC | write SERVERS TOPIC COUNT".into()),
+    };
+    match result {
+        Ok((messages, bytes, took)) => {
+            println!("messages {messages} bytes {bytes} seconds {:.3}", took.as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(servers: &str, topic: &str) -> Result<(u64, u64, Duration), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("group.id", "kafka-limit")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(15);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| e.to_string())?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition.id(), timeout)
+            .map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+        ends.push(high);
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut next = vec![0i64; ends.len()];
+    while next.iter().zip(&ends).any(|(n, e)| n < e) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                messages += 1;
+                bytes += m.payload().map_or(0, |p| p.len() as u64);
+                next[m.partition() as usize] = m.offset() + 1;
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            // Past the last message, only transaction markers are left.
+            None => {
+                if let Ok(positions) = consumer.position() {
+                    for p in positions.elements() {
+                        if let Offset::Offset(o) = p.offset() {
+                            let at = &mut next[p.partition() as usize];
+                            *at = (*at).max(o);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((messages, bytes, started.elapsed()))
+}
+
+fn write(servers: &str, topic: &str, count: u64) -> Result<(u64, u64, Duration), String> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    let mut value = String::new();
+    let mut seed = 7u64;
+    for _ in 0..count {
+        value.clear();
+        for w in 0..4 {
+            // xorshift: words as the engine's generate source spreads them
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if w > 0 {
+                value.push(',');
+            }
+            value.push('w');
+            value.push_str(&(seed % 1000).to_string());
+        }
+        bytes += value.len() as u64;
+        let mut record = BaseRecord::<str, str>::to(topic).payload(&value);
+        while let Err((e, back)) = producer.send(record) {
+            if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
+                return Err(e.to_string());
+            }
+            producer.poll(Duration::from_millis(10));
+            record = back;
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(300)).map_err(|e| e.to_string())?;
+    Ok((count, bytes, started.elapsed()))
+}
