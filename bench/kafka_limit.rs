@@ -29,7 +29,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok((messages, bytes, took)) => {
-            println!("messages {messages} bytes {bytes} seconds {:.3}", took.as_secs_f64());
+            println!(
+                "messages {messages} bytes {bytes} seconds {:.3}",
+                took.as_secs_f64()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -48,7 +51,9 @@ fn read(servers: &str, topic: &str) -> Result<(u64, u64, Duration), String> {
         .create()
         .map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(15);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     let mut ends = Vec::new();
     for partition in metadata.topics()[0].partitions() {
@@ -121,6 +126,8 @@ fn write(servers: &str, topic: &str, count: u64) -> Result<(u64, u64, Duration),
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(300)).map_err(|e| e.to_string())?;
+    producer
+        .flush(Duration::from_secs(300))
+        .map_err(|e| e.to_string())?;
     Ok((count, bytes, started.elapsed()))
 }
