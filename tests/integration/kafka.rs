@@ -572,3 +572,25 @@ fn sasl_credentials_work_fail_clearly_and_never_show() {
         "{stderr}"
     );
 }
+
+/// When a checkpoint completes, its offsets are committed to the source's
+/// consumer group, for lag monitoring: after a bounded run, the group's
+/// offsets are the end of every partition.
+#[test]
+fn completed_checkpoints_commit_offsets_to_the_group() {
+    let broker = Broker::shared();
+    broker.create_topic("lag-4", 4);
+    broker.produce("lag-4", 4, &values("l", 4_000));
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = format!(
+        "checkpoint:\n  interval: 100ms\n  store: file://{}\n",
+        dir.path().join("checkpoints").display()
+    );
+    let spec = copy_spec(dir.path(), "lag", &broker.servers, "lag-4", 2, &checkpoint);
+    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let committed = broker.committed("dataflow-lag-events", "lag-4");
+    let ends = broker.ends("lag-4");
+    assert_eq!(committed, ends, "{stderr}");
+}

@@ -315,6 +315,49 @@ impl Broker {
         records
     }
 
+    /// The offsets `group` has committed in each partition of `topic`.
+    pub fn committed(&self, group: &str, topic: &str) -> Vec<i64> {
+        let consumer = self.consumer(&[("group.id", group)]);
+        let mut tpl = TopicPartitionList::new();
+        for (partition, _) in self.ends(topic).iter().enumerate() {
+            tpl.add_partition(topic, partition as i32);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        (0..self.ends(topic).len() as i32)
+            .map(
+                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
+            .collect()
+    }
+
+    /// The end (next offset) of each partition of `topic`.
+    pub fn ends(&self, topic: &str) -> Vec<i64> {
+        let consumer = self.consumer(&[]);
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut partitions: Vec<i32> = metadata.topics()[0]
+            .partitions()
+            .iter()
+            .map(|p| p.id())
+            .collect();
+        partitions.sort();
+        partitions
+            .into_iter()
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .collect()
+    }
+
     /// How many messages `topic` holds (transaction markers included).
     pub fn written(&self, topic: &str) -> i64 {
         let consumer = self.consumer(&[]);

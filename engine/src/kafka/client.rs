@@ -128,7 +128,8 @@ pub fn config(
 
 /// A consumer as a source reads with, or as a sink asks questions with.
 pub struct Reader {
-    pub consumer: BaseConsumer<Context>,
+    /// Shared with the thread that commits offsets.
+    pub consumer: Arc<BaseConsumer<Context>>,
     pub context: Context,
     pub servers: String,
 }
@@ -145,7 +146,7 @@ impl Reader {
                 cause: None,
             })?;
         Ok(Reader {
-            consumer,
+            consumer: Arc::new(consumer),
             context,
             servers: servers.to_owned(),
         })

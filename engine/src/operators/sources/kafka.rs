@@ -46,6 +46,7 @@ pub struct KafkaSource {
     decoder: Decoder,
     /// An outage was logged and no record came since.
     warned: bool,
+    committer: Committer,
 }
 
 /// Whether a consumer's error passes by itself: anything but a lost
@@ -86,7 +87,9 @@ impl KafkaSource {
             &config(&spec.bootstrap_servers, &spec.librdkafka_options, &own),
             &spec.bootstrap_servers,
         )?;
+        let committer = Committer::start(Arc::clone(&reader.consumer), group.clone())?;
         Ok(KafkaSource {
+            committer,
             reader,
             pattern: spec
                 .topic_pattern
@@ -330,14 +333,8 @@ impl Source for KafkaSource {
         for ((topic, partition), offset) in &offsets {
             let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
         }
-        if tpl.count() == 0 {
-            return;
-        }
-        if let Err(e) = self.reader.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(
-                "cannot commit the offsets of checkpoint {id} to the Kafka group `{}`: {e}",
-                self.spec.group_id.as_deref().unwrap_or_default()
-            );
+        if tpl.count() > 0 {
+            self.committer.commit(tpl);
         }
     }
 
@@ -352,6 +349,69 @@ impl Source for KafkaSource {
         Ok(())
     }
 }
+
+/// Commits offsets to the group on a thread of its own, one after
+/// another and each synchronously: librdkafka may apply asynchronous
+/// commits out of order (an older one after a newer), and a synchronous
+/// one on the source's thread would hold records back for a round trip,
+/// or for as long as a broker is down. When commits come faster than the
+/// brokers answer, only the newest waiting is sent.
+struct Committer {
+    offsets: Option<crossbeam_channel::Sender<TopicPartitionList>>,
+    done: crossbeam_channel::Receiver<()>,
+}
+
+impl Committer {
+    fn start(
+        consumer: Arc<rdkafka::consumer::BaseConsumer<crate::kafka::client::Context>>,
+        group: String,
+    ) -> Result<Committer, OpError> {
+        let (offsets, waiting) = crossbeam_channel::bounded::<TopicPartitionList>(16);
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("kafka-commit".into())
+            .spawn(move || {
+                while let Ok(mut tpl) = waiting.recv() {
+                    while let Ok(newer) = waiting.try_recv() {
+                        tpl = newer;
+                    }
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                        tracing::warn!("cannot commit offsets to the Kafka group `{group}`: {e}");
+                    }
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| OpError::Io {
+                action: "start a thread for",
+                target: crate::operators::IoTarget::Path("Kafka offset commits".into()),
+                source: e,
+            })?;
+        Ok(Committer {
+            offsets: Some(offsets),
+            done,
+        })
+    }
+
+    fn commit(&self, tpl: TopicPartitionList) {
+        if let Some(offsets) = &self.offsets {
+            // Full: the brokers are not answering; a later commit covers it.
+            let _ = offsets.try_send(tpl);
+        }
+    }
+}
+
+impl Drop for Committer {
+    /// Lets the last commit (the final checkpoint's, at the end of a
+    /// bounded run) finish, for a while: the group then shows the job
+    /// caught up.
+    fn drop(&mut self) {
+        self.offsets = None;
+        let _ = self.done.recv_timeout(COMMIT_WAIT);
+    }
+}
+
+/// How long an ending source waits for its last commit.
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
 /// The offsets a position records: `{"offsets": [[topic, partition, next], …]}`.
 fn parse_position(position: &serde_json::Value) -> Result<Vec<(String, i32, i64)>, PositionError> {

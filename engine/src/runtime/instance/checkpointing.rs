@@ -114,7 +114,10 @@ impl Io {
                 Ok(SourceCommand::Checkpoint(id) | SourceCommand::Stop { id, .. }) => {
                     self.source_barrier(members, id)?
                 }
-                Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Ok(SourceCommand::Finish) | Err(RecvTimeoutError::Disconnected) => {
+                    // The final checkpoint's notice may have come with it.
+                    return self.commit(members);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.commit(members)?;
