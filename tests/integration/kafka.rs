@@ -53,6 +53,48 @@ fn output(folder: &Path) -> BTreeMap<String, usize> {
     lines
 }
 
+/// Starts an unbounded copy of topic `name` to part files, at parallelism
+/// 2 with checkpoints every 200 ms; `extra` goes into the source's
+/// settings. Gives the process and the output folder.
+fn start_copy(
+    dir: &Path,
+    name: &str,
+    servers: &str,
+    extra: &str,
+) -> (std::process::Child, std::path::PathBuf) {
+    let out = dir.join("out");
+    let spec = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &spec,
+        format!(
+            "name: {name}\nparallelism: 2\n\
+             checkpoint:\n  interval: 200ms\n  store: file://{}\n\
+             sources:\n  events:\n    type: kafka\n    bootstrap_servers: {servers}\n    topics: [{name}]\n{extra}\
+             sinks:\n  out:\n    type: file\n    inputs: [events]\n    format: text\n    path: {}\n",
+            dir.join("checkpoints").display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, out)
+}
+
+/// The output once it has `n` distinct lines, or after 90 s.
+fn wait_for_output(out: &Path, n: usize) -> BTreeMap<String, usize> {
+    let started = Instant::now();
+    while output(out).len() < n && started.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    output(out)
+}
+
 /// Whether a checkpoint completed anywhere under `dir`.
 fn has_checkpoint(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -201,35 +243,13 @@ fn new_partitions_are_picked_up() {
     let before = values("a", 100);
     broker.produce("grows", 2, &before);
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let spec = dir.path().join("grows.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name: grows\nparallelism: 2\n\
-             checkpoint:\n  interval: 200ms\n  store: file://{}\n\
-             sources:\n  events:\n    type: kafka\n    bootstrap_servers: {}\n    topics: [grows]\n    discovery_interval: 500ms\n\
-             sinks:\n  out:\n    type: file\n    inputs: [events]\n    format: text\n    path: {}\n",
-            dir.path().join("checkpoints").display(),
-            broker.servers,
-            out.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(bin())
-        .arg("run")
-        .arg(&spec)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let wait_for = |n: usize| {
-        let started = Instant::now();
-        while output(&out).len() < n && started.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        output(&out)
-    };
+    let (mut child, out) = start_copy(
+        dir.path(),
+        "grows",
+        &broker.servers,
+        "    discovery_interval: 500ms\n",
+    );
+    let wait_for = |n| wait_for_output(&out, n);
     assert_eq!(wait_for(100), once_each(&before));
     broker.add_partitions("grows", 4);
     let after = values("b", 400);
@@ -300,35 +320,8 @@ fn a_broker_restart_mid_run_loses_and_repeats_nothing() {
     let first = values("a", 1_000);
     broker.produce("restarts", 4, &first);
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let spec = dir.path().join("restarts.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name: restarts\nparallelism: 2\n\
-             checkpoint:\n  interval: 200ms\n  store: file://{}\n\
-             sources:\n  events:\n    type: kafka\n    bootstrap_servers: {}\n    topics: [restarts]\n\
-             sinks:\n  out:\n    type: file\n    inputs: [events]\n    format: text\n    path: {}\n",
-            dir.path().join("checkpoints").display(),
-            broker.servers,
-            out.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(bin())
-        .arg("run")
-        .arg(&spec)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let wait_for = |n: usize| {
-        let started = Instant::now();
-        while output(&out).len() < n && started.elapsed() < Duration::from_secs(90) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        output(&out)
-    };
+    let (mut child, out) = start_copy(dir.path(), "restarts", &broker.servers, "");
+    let wait_for = |n| wait_for_output(&out, n);
     assert_eq!(wait_for(1_000), once_each(&first));
     broker.stop();
     std::thread::sleep(Duration::from_secs(3));

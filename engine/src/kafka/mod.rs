@@ -14,6 +14,21 @@ use indexmap::IndexMap;
 use crate::diag::Diagnostic;
 use crate::plan::NodeCx;
 
+/// Refuses a Kafka node (`noun`: source or sink) in a build without Kafka.
+pub fn check_built(cx: &mut NodeCx<'_, '_>, noun: &str) {
+    if cfg!(feature = "kafka") {
+        return;
+    }
+    let name = cx.name();
+    let d = Diagnostic::error(
+        "kafka-not-built",
+        format!("{noun} `{name}` uses Kafka, but this dataflow was built without Kafka"),
+    )
+    .at(cx.span("type"), "not in this build")
+    .help("build with the `kafka` feature (on by default): `cargo build --release`");
+    cx.error(d);
+}
+
 /// Checks `bootstrap_servers`: one or more `host:port`, comma-separated.
 pub fn check_servers(cx: &mut NodeCx<'_, '_>, servers: &str) {
     let valid = !servers.trim().is_empty()

@@ -73,16 +73,7 @@ const OWN_PROPERTIES: [(&str, &str); 2] = [
 impl SinkType for Kafka {
     fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Box<dyn PlannedSink> {
         check_latency_field(cx, self.latency_field.as_deref());
-        if !cfg!(feature = "kafka") {
-            let name = cx.name();
-            let d = Diagnostic::error(
-                "kafka-not-built",
-                format!("sink `{name}` writes to Kafka, but this dataflow was built without Kafka"),
-            )
-            .at(cx.span("type"), "not in this build")
-            .help("build with the `kafka` feature (on by default): `cargo build --release`");
-            cx.error(d);
-        }
+        crate::kafka::check_built(cx, "sink");
         crate::kafka::check_servers(cx, &self.bootstrap_servers);
         crate::kafka::check_topic(cx, &["topic"], &self.topic);
         if let Some(key) = &self.key {

@@ -132,15 +132,7 @@ impl SourceType for Kafka {
     fn plan(&self, cx: &mut NodeCx<'_, '_>) -> Box<dyn PlannedSource> {
         super::check_max_record_bytes(cx, self.max_record_bytes);
         let name = cx.name().to_owned();
-        if !cfg!(feature = "kafka") {
-            let d = Diagnostic::error(
-                "kafka-not-built",
-                format!("source `{name}` reads from Kafka, but this dataflow was built without Kafka"),
-            )
-            .at(cx.span("type"), "not in this build")
-            .help("build with the `kafka` feature (on by default): `cargo build --release`");
-            cx.error(d);
-        }
+        crate::kafka::check_built(cx, "source");
         crate::kafka::check_servers(cx, &self.bootstrap_servers);
         match (self.topics.is_empty(), &self.topic_pattern) {
             (true, None) => {
