@@ -587,3 +587,31 @@ fn completed_checkpoints_commit_offsets_to_the_group() {
     let ends = broker.ends("lag-4");
     assert_eq!(committed, ends, "{stderr}");
 }
+
+/// librdkafka repeats a property's value in some of its errors (an option
+/// it does not know, as `sasl.jaas.config`, Java's): the secret is masked
+/// in the job's message and logs.
+#[test]
+fn a_secret_in_an_option_librdkafka_refuses_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "jaas-Secret-4711";
+    let spec = dir.path().join("jaas.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: jaas\n\
+             sources:\n  events:\n    type: kafka\n    bootstrap_servers: 127.0.0.1:9\n    topics: [t]\n    bounded: true\n\
+             \x20   librdkafka_options:\n      sasl.jaas.config: 'PlainLoginModule required password=\"{secret}\";'\n\
+             sinks:\n  out: {{type: blackhole, inputs: [events]}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sasl.jaas.config"), "{stderr}");
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
+        "{stderr}"
+    );
+}

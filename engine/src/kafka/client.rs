@@ -60,15 +60,38 @@ impl Classify for KafkaError {
 
 /// A client's context: it keeps the last error librdkafka reported
 /// outside any request, for the message of a request that then failed,
-/// and sends librdkafka's own log lines to ours.
+/// and sends librdkafka's own log lines to ours, with every secret of
+/// the client's options masked (librdkafka repeats a property's value in
+/// some of its errors).
 #[derive(Clone, Default)]
 pub struct Context {
     /// The last few distinct errors, oldest first: the last alone is
     /// often only "1/1 brokers are down", after the refusal that says why.
     errors: Arc<Mutex<VecDeque<String>>>,
+    secrets: Arc<Vec<String>>,
 }
 
 impl Context {
+    /// The context of a client given `options`.
+    pub fn new(options: &IndexMap<String, String>) -> Context {
+        Context {
+            errors: Arc::default(),
+            secrets: Arc::new(
+                super::secret_values(options)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `text` with every secret value masked.
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
+    }
+
     /// The errors librdkafka reported lately, for a failed request's message.
     pub fn last_error(&self) -> Option<String> {
         let errors = self.errors.lock().ok()?;
@@ -93,16 +116,19 @@ impl ClientContext for Context {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
+                let message = self.mask(message);
                 tracing::error!("librdkafka {facility}: {message}");
-                self.note(message.to_owned());
+                self.note(message);
             }
-            RDKafkaLogLevel::Warning => tracing::debug!("librdkafka {facility}: {message}"),
+            RDKafkaLogLevel::Warning => {
+                tracing::debug!("librdkafka {facility}: {}", self.mask(message))
+            }
             _ => {}
         }
     }
 
     fn error(&self, error: RdError, reason: &str) {
-        self.note(format!("{error}: {reason}"));
+        self.note(self.mask(&format!("{error}: {reason}")));
     }
 }
 
@@ -135,14 +161,17 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(config: &ClientConfig, servers: &str) -> Result<Reader, KafkaError> {
-        let context = Context::default();
+    pub fn new(
+        config: &ClientConfig,
+        servers: &str,
+        context: Context,
+    ) -> Result<Reader, KafkaError> {
         let consumer = config
             .create_with_context(context.clone())
             .map_err(|source| KafkaError::Client {
                 action: "create a consumer",
                 servers: servers.to_owned(),
-                why: source.to_string(),
+                why: context.mask(&source.to_string()),
                 cause: None,
             })?;
         Ok(Reader {
@@ -157,7 +186,7 @@ impl Reader {
         KafkaError::Client {
             action,
             servers: self.servers.clone(),
-            why: source.to_string(),
+            why: self.context.mask(&source.to_string()),
             cause: self.context.last_error(),
         }
     }
@@ -181,9 +210,7 @@ impl Reader {
         let mut found = Vec::new();
         for topic in metadata.topics() {
             let wanted = match pattern {
-                Some(p) => p
-                    .find(topic.name())
-                    .is_some_and(|m| m.len() == topic.name().len()),
+                Some(p) => p.is_match(topic.name()),
                 None => topics.iter().any(|t| t == topic.name()),
             };
             if !wanted {

@@ -101,6 +101,8 @@ pub fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "password",
+        "passphrase",
+        "oauthbearer.config",
         "secret",
         "jaas",
         "token",
@@ -133,6 +135,8 @@ mod tests {
             "sasl.oauthbearer.client.secret",
             "sasl.jaas.config",
             "ssl.key.pem",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
         ] {
             assert!(is_secret_property(secret), "{secret}");
         }

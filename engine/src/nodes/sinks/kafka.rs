@@ -62,8 +62,12 @@ pub enum KafkaDelivery {
 }
 
 /// Properties this sink sets itself.
-const OWN_PROPERTIES: [(&str, &str); 2] = [
+const OWN_PROPERTIES: [(&str, &str); 3] = [
     ("bootstrap.servers", "bootstrap_servers"),
+    (
+        "allow.auto.create.topics",
+        "nothing: the topic must exist, so that a mistyped one is refused",
+    ),
     (
         "enable.idempotence",
         "nothing: the producer is idempotent, which retries need to write no message twice",

@@ -17,13 +17,13 @@ use crate::operators::{Sink, SinkError};
 use crate::value::{Name, Value};
 
 /// How long a flush may wait for the brokers' acknowledgements before
-/// the sink fails: librdkafka's own delivery timeout (2 minutes by
-/// default) ends it first, with the reason.
+/// the sink fails: librdkafka's own delivery timeout (`message.timeout.ms`,
+/// 5 minutes by default) usually ends it first, with the reason.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(300);
 
 /// The producer's context: the client's, plus the first message the
 /// brokers refused for good (after librdkafka's retries).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Delivery {
     client: Context,
     failed: Arc<Mutex<Option<String>>>,
@@ -45,7 +45,7 @@ impl ProducerContext for Delivery {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = result {
             if let Ok(mut failed) = self.failed.lock() {
-                failed.get_or_insert_with(|| e.to_string());
+                failed.get_or_insert_with(|| self.client.mask(&e.to_string()));
             }
         }
     }
@@ -64,15 +64,23 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     pub fn open(spec: &Kafka) -> Result<KafkaSink, KafkaError> {
-        let own = [("enable.idempotence", "true")];
-        let context = Delivery::default();
+        // Producers may create the topics they name; a mistyped one would
+        // then be created instead of refused.
+        let own = [
+            ("enable.idempotence", "true"),
+            ("allow.auto.create.topics", "false"),
+        ];
+        let context = Delivery {
+            client: Context::new(&spec.librdkafka_options),
+            failed: Arc::default(),
+        };
         let producer: BaseProducer<Delivery> =
             config(&spec.bootstrap_servers, &spec.librdkafka_options, &own)
                 .create_with_context(context.clone())
                 .map_err(|e| KafkaError::Client {
                     action: "create a producer",
                     servers: spec.bootstrap_servers.clone(),
-                    why: e.to_string(),
+                    why: context.client.mask(&e.to_string()),
                     cause: None,
                 })?;
         let sink = KafkaSink {
@@ -119,7 +127,7 @@ impl KafkaSink {
         KafkaError::Client {
             action,
             servers: self.servers.clone(),
-            why: e.to_string(),
+            why: self.context.client.mask(&e.to_string()),
             cause: self.context.client.last_error(),
         }
     }

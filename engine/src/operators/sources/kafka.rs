@@ -4,7 +4,7 @@
 //! `start` setting resolved to an offset at once.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -12,7 +12,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{PositionError, RecordError};
-use crate::kafka::client::{config, KafkaError, Reader};
+use crate::kafka::client::{config, Context, KafkaError, Reader};
 use crate::nodes::sources::kafka::{Kafka, KafkaFormat, Start};
 use crate::nodes::Instance;
 use crate::operators::{OpError, Poll, Source};
@@ -67,6 +67,8 @@ fn passing(e: &rdkafka::error::KafkaError) -> bool {
                 | C::Authentication
                 | C::Fatal
         ),
+        // `enable.partition.eof` set by the user: the end of a partition.
+        E::PartitionEOF(_) => true,
         _ => false,
     }
 }
@@ -86,15 +88,17 @@ impl KafkaSource {
         let reader = Reader::new(
             &config(&spec.bootstrap_servers, &spec.librdkafka_options, &own),
             &spec.bootstrap_servers,
+            Context::new(&spec.librdkafka_options),
         )?;
         let committer = Committer::start(Arc::clone(&reader.consumer), group.clone())?;
         Ok(KafkaSource {
             committer,
             reader,
+            // The whole name matches: `events|events-v2` reads both.
             pattern: spec
                 .topic_pattern
                 .as_deref()
-                .and_then(|p| regex::Regex::new(p).ok()),
+                .and_then(|p| regex::Regex::new(&format!("^(?:{p})$")).ok()),
             spec: spec.clone(),
             at,
             cancel,
@@ -217,6 +221,9 @@ impl KafkaSource {
                 continue;
             };
             let key: Partition = (Arc::from(element.topic()), element.partition());
+            // Bounded: never past the end, which the consumer may have
+            // fetched beyond (a restore would skip what lies between).
+            let at = self.ends.get(&key).map_or(at, |end| at.min(*end));
             if let Some(next) = self.next.get_mut(&key) {
                 *next = (*next).max(at);
             }
@@ -227,7 +234,7 @@ impl KafkaSource {
     /// A failure librdkafka recovers from by itself (a broker down,
     /// restarting, or slow): said once per outage; the source is idle.
     fn outage(&mut self, e: &rdkafka::error::KafkaError) {
-        if !self.warned {
+        if !self.warned && !matches!(e, rdkafka::error::KafkaError::PartitionEOF(_)) {
             self.warned = true;
             tracing::warn!(
                 "Kafka brokers {}: {e}; the source waits for them",
@@ -257,7 +264,14 @@ impl KafkaSource {
 impl Source for KafkaSource {
     fn poll(&mut self, out: &mut Vec<Value>, max: usize) -> Result<Poll, OpError> {
         if self.due() {
-            self.discover()?;
+            let first = self.discovered.is_none();
+            match self.discover() {
+                Ok(()) => {}
+                Err(e) if first => return Err(e),
+                // Partitions already assigned are read on; the topics are
+                // listed again at the next interval.
+                Err(e) => tracing::warn!("cannot list the Kafka topics again: {e}"),
+            }
         }
         if self.ended() {
             return Ok(Poll::End);
@@ -357,7 +371,10 @@ impl Source for KafkaSource {
 /// or for as long as a broker is down. When commits come faster than the
 /// brokers answer, only the newest waiting is sent.
 struct Committer {
-    offsets: Option<crossbeam_channel::Sender<TopicPartitionList>>,
+    /// The newest offsets not yet taken by the thread.
+    waiting: Arc<Mutex<Option<TopicPartitionList>>>,
+    /// Wakes the thread; dropped to end it.
+    wake: Option<crossbeam_channel::Sender<()>>,
     done: crossbeam_channel::Receiver<()>,
 }
 
@@ -366,17 +383,25 @@ impl Committer {
         consumer: Arc<rdkafka::consumer::BaseConsumer<crate::kafka::client::Context>>,
         group: String,
     ) -> Result<Committer, OpError> {
-        let (offsets, waiting) = crossbeam_channel::bounded::<TopicPartitionList>(16);
+        let waiting: Arc<Mutex<Option<TopicPartitionList>>> = Arc::default();
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
+        let slot = Arc::clone(&waiting);
         std::thread::Builder::new()
             .name("kafka-commit".into())
             .spawn(move || {
-                while let Ok(mut tpl) = waiting.recv() {
-                    while let Ok(newer) = waiting.try_recv() {
-                        tpl = newer;
+                let take = || slot.lock().ok().and_then(|mut w| w.take());
+                loop {
+                    let open = woken.recv().is_ok();
+                    if let Some(tpl) = take() {
+                        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                            tracing::warn!(
+                                "cannot commit offsets to the Kafka group `{group}`: {e}"
+                            );
+                        }
                     }
-                    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                        tracing::warn!("cannot commit offsets to the Kafka group `{group}`: {e}");
+                    if !open {
+                        break;
                     }
                 }
                 let _ = done_tx.send(());
@@ -387,15 +412,19 @@ impl Committer {
                 source: e,
             })?;
         Ok(Committer {
-            offsets: Some(offsets),
+            waiting,
+            wake: Some(wake),
             done,
         })
     }
 
     fn commit(&self, tpl: TopicPartitionList) {
-        if let Some(offsets) = &self.offsets {
-            // Full: the brokers are not answering; a later commit covers it.
-            let _ = offsets.try_send(tpl);
+        if let Ok(mut waiting) = self.waiting.lock() {
+            *waiting = Some(tpl);
+        }
+        if let Some(wake) = &self.wake {
+            // Full: the thread is woken already.
+            let _ = wake.try_send(());
         }
     }
 }
@@ -405,13 +434,13 @@ impl Drop for Committer {
     /// bounded run) finish, for a while: the group then shows the job
     /// caught up.
     fn drop(&mut self) {
-        self.offsets = None;
+        self.wake = None;
         let _ = self.done.recv_timeout(COMMIT_WAIT);
     }
 }
 
 /// How long an ending source waits for its last commit.
-const COMMIT_WAIT: Duration = Duration::from_secs(5);
+const COMMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// The offsets a position records: `{"offsets": [[topic, partition, next], …]}`.
 fn parse_position(position: &serde_json::Value) -> Result<Vec<(String, i32, i64)>, PositionError> {
