@@ -36,6 +36,9 @@ pub enum KafkaError {
         /// request itself only timed out.
         cause: Option<String>,
     },
+    /// librdkafka refused the client's options (`librdkafka_options`).
+    #[error("cannot create a Kafka client for {servers}: {why}")]
+    Config { servers: String, why: String },
     #[error("the Kafka topic `{topic}` does not exist on {servers}")]
     NoTopic { topic: String, servers: String },
     #[error("no Kafka topic on {servers} matches `{pattern}`")]
@@ -52,7 +55,9 @@ fn cause_of(cause: &Option<String>) -> String {
 impl Classify for KafkaError {
     fn class(&self) -> Class {
         match self {
-            KafkaError::NoTopic { .. } | KafkaError::NoMatch { .. } => Class::User,
+            KafkaError::Config { .. } | KafkaError::NoTopic { .. } | KafkaError::NoMatch { .. } => {
+                Class::User
+            }
             KafkaError::Client { .. } => Class::External,
         }
     }
@@ -168,11 +173,9 @@ impl Reader {
     ) -> Result<Reader, KafkaError> {
         let consumer = config
             .create_with_context(context.clone())
-            .map_err(|source| KafkaError::Client {
-                action: "create a consumer",
+            .map_err(|source| KafkaError::Config {
                 servers: servers.to_owned(),
                 why: context.mask(&source.to_string()),
-                cause: None,
             })?;
         Ok(Reader {
             consumer: Arc::new(consumer),

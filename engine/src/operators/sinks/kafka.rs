@@ -77,11 +77,9 @@ impl KafkaSink {
         let producer: BaseProducer<Delivery> =
             config(&spec.bootstrap_servers, &spec.librdkafka_options, &own)
                 .create_with_context(context.clone())
-                .map_err(|e| KafkaError::Client {
-                    action: "create a producer",
+                .map_err(|e| KafkaError::Config {
                     servers: spec.bootstrap_servers.clone(),
                     why: context.client.mask(&e.to_string()),
-                    cause: None,
                 })?;
         let sink = KafkaSink {
             producer,
