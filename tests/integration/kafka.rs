@@ -608,7 +608,11 @@ fn a_secret_in_an_option_librdkafka_refuses_never_shows() {
     .unwrap();
     let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "a mistake in the spec: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a mistake in the spec: {stderr}"
+    );
     assert!(stderr.contains("sasl.jaas.config"), "{stderr}");
     assert!(
         !stdout.contains(secret) && !stderr.contains(secret),
