@@ -247,12 +247,35 @@ impl Value {
         serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
     }
 
+    /// Appends the value as JSON, with no string of its own in between.
+    pub fn write_json(&self, out: &mut String) {
+        /// serde_json writes whole UTF-8 pieces (escapes split strings
+        /// only at ASCII characters), so each is checked and appended.
+        struct Append<'a>(&'a mut String);
+        impl std::io::Write for Append<'_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let text = std::str::from_utf8(buf)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                self.0.push_str(text);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let start = out.len();
+        if serde_json::to_writer(Append(out), self).is_err() {
+            out.truncate(start);
+            out.push_str(&self.to_json());
+        }
+    }
+
     /// Appends the value's text form for the `text` and `csv` formats: a
     /// string as itself, anything else as JSON.
     pub fn write_text(&self, out: &mut String) {
         match self {
             Value::Str(s) => out.push_str(s.as_str()),
-            other => out.push_str(&other.to_json()),
+            other => other.write_json(out),
         }
     }
 }
@@ -519,6 +542,25 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 #[cfg(test)]
 mod tests {
+
+    /// `write_json` appends exactly what `to_json` returns, for values
+    /// with escapes, non-ASCII text and nesting.
+    #[test]
+    fn write_json_appends_what_to_json_returns() {
+        let values: Vec<Value> = [
+            r#"{"word": "naïve \"quoted\"\n", "n": -3, "x": 1.5, "ok": true, "none": null}"#,
+            r#"[1, "二", {"a": ["\u0001", "€"]}]"#,
+            r#""plain""#,
+        ]
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+        for value in values {
+            let mut out = String::from("before:");
+            value.write_json(&mut out);
+            assert_eq!(out, format!("before:{}", value.to_json()));
+        }
+    }
     use super::*;
 
     /// JSON field names a spec uses come back as the interned name (a

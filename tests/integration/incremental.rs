@@ -65,13 +65,17 @@ impl Snapshotter {
             parallelism: 1,
             files: Vec::new(),
             source_position: None,
+            sink_pending: None,
             event_time: None,
             sync,
             alignment: Duration::ZERO,
             upload: Duration::ZERO,
         };
         self.tasks
-            .send(UploadTask::Snapshot { changes, ack })
+            .send(UploadTask::Snapshot {
+                changes,
+                ack: Box::new(ack),
+            })
             .unwrap();
         match self.reports.recv().unwrap() {
             Report::Ack(ack) => (ack.files, sync),

@@ -611,6 +611,29 @@ sinks:
                 }
                 self.end_somehow(child)
             }
+            // The user tidies up: prunes the store down to its newest
+            // checkpoints (whichever run took them, with the shared files
+            // only the deleted ones need), and deletes old savepoints. A
+            // long life's restore points stay recent this way, as a real
+            // job's do, so a step's cost does not grow with the steps.
+            88..=90 => {
+                let keep = self.rng.range(1, 4);
+                let spec = self.spec().display().to_string();
+                let out = self
+                    .command(&["checkpoints", &spec, "--prune", "--keep", &keep.to_string()])
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                self.note(format!("prune, keep {keep}: {}", out.status));
+                if !out.status.success() {
+                    self.fail(&format!("`dataflow checkpoints --prune` failed: {stderr}"));
+                }
+                while self.savepoints.len() > 6 {
+                    let old = self.savepoints.remove(0);
+                    std::fs::remove_dir_all(&old).unwrap();
+                }
+                return;
+            }
             // More input arrives.
             _ => {
                 let source = self.rng.range(0, 1) as usize;
@@ -665,7 +688,7 @@ fn run_life(default_seed: u64) {
     life.check(&end);
     let count = |what: &str| life.steps.iter().filter(|s| s.contains(what)).count();
     eprintln!(
-        "lifecycle seed {seed}: {steps} steps, {} runs ({} finished, {} SIGKILL, {} SIGTERM, {} SIGINT, {} stopped), {} with an injected failure, {} from an older checkpoint, {} savepoints taken, {} restores from a savepoint, {} store outages, {} new input files, {:.1} s",
+        "lifecycle seed {seed}: {steps} steps, {} runs ({} finished, {} SIGKILL, {} SIGTERM, {} SIGINT, {} stopped), {} with an injected failure, {} from an older checkpoint, {} savepoints taken, {} restores from a savepoint, {} store outages, {} new input files, {} prunes, {:.1} s",
         count("run p="),
         count(", finished"),
         count("SIGKILL"),
@@ -678,6 +701,7 @@ fn run_life(default_seed: u64) {
         count("from=/"),
         count("store down"),
         count("new input file"),
+        count("prune, keep"),
         started.elapsed().as_secs_f64()
     );
     if std::env::var_os("DATAFLOW_LIFECYCLE_VERBOSE").is_some() {

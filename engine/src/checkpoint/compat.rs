@@ -179,6 +179,7 @@ mod tests {
                     parallelism: 2,
                     files: Vec::new(),
                     source_position: Some(serde_json::json!(5)),
+                    sink_pending: None,
                     event_time: None,
                 };
                 (format!("src#{i}"), state)
@@ -199,6 +200,7 @@ mod tests {
                     parallelism: *p,
                     files: vec![file],
                     source_position: None,
+                    sink_pending: None,
                     event_time: None,
                 };
                 instances.insert(format!("{node}#{i}"), state);

@@ -99,6 +99,10 @@ pub struct InstanceState {
     /// Where a source was when it emitted the barrier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_position: Option<serde_json::Value>,
+    /// What a transactional sink had pre-committed at the barrier and not
+    /// yet committed: a restore finishes the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_pending: Option<serde_json::Value>,
     /// Where the instance was in event time, if it has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<TimeState>,
@@ -322,10 +326,9 @@ impl Metadata {
                     });
                 }
             }
-            if state
-                .source_position
-                .as_ref()
-                .is_some_and(|p| !p.is_object())
+            if [&state.source_position, &state.sink_pending]
+                .iter()
+                .any(|p| p.as_ref().is_some_and(|p| !p.is_object()))
             {
                 return Err(Damage::Position { name: name.clone() });
             }
@@ -404,6 +407,7 @@ mod tests {
             parallelism: 2,
             files,
             source_position: position,
+            sink_pending: None,
             event_time: None,
         };
         Metadata {

@@ -46,6 +46,8 @@ pub struct Ack {
     /// The keyed state's chain, oldest first (empty for stateless instances).
     pub files: Vec<FileRef>,
     pub source_position: Option<serde_json::Value>,
+    /// What a transactional sink pre-committed and had not committed.
+    pub sink_pending: Option<serde_json::Value>,
     pub event_time: Option<metadata::TimeState>,
     /// How long the synchronous part held the instance's thread.
     pub sync: Duration,

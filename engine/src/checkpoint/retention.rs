@@ -184,6 +184,7 @@ mod tests {
                     parallelism: 1,
                     files,
                     source_position: None,
+                    sink_pending: None,
                     event_time: None,
                 },
             )]

@@ -35,7 +35,7 @@ type Change<'a> = (&'a (u16, Box<[u8]>), &'a Option<Value>);
 /// Work for an uploader.
 pub enum UploadTask {
     /// Write checkpoint `ack.id`'s files, then send `ack` with them.
-    Snapshot { changes: Changes, ack: Ack },
+    Snapshot { changes: Changes, ack: Box<Ack> },
     /// Checkpoint `id` is complete: later deltas build on it.
     Completed(u64),
 }
@@ -92,7 +92,7 @@ impl Uploader {
                         Ok(files) => {
                             ack.files = files;
                             ack.upload = started.elapsed();
-                            Report::Ack(ack)
+                            Report::Ack(*ack)
                         }
                         Err(cause) => Report::Declined {
                             id: ack.id,

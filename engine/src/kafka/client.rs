@@ -43,6 +43,28 @@ pub enum KafkaError {
     NoTopic { topic: String, servers: String },
     #[error("no Kafka topic on {servers} matches `{pattern}`")]
     NoMatch { pattern: String, servers: String },
+    #[error("the checkpoint's record of the transactions of sink `{node}` is damaged: {why}")]
+    Damaged { node: String, why: String },
+    /// A restore would write again what the topic already holds.
+    #[error("the topic `{topic}` holds output of sink `{node}` that is not in chk-{checkpoint}'s past (producer `{producer}` committed the output of chk-{marker}): a restore from chk-{checkpoint} would write it again, and Kafka cannot take messages back; restore a newer checkpoint (`--from latest`), or write to another topic")]
+    NewerOutput {
+        node: String,
+        topic: String,
+        producer: String,
+        marker: u64,
+        checkpoint: u64,
+    },
+    /// The records of a transaction to write again are no longer there.
+    #[error("cannot write again a transaction the checkpoint recorded: partition {partition} of `{topic}` holds {found} of its {count} records from offset {first} (deleted by the topic's retention?)")]
+    Gone {
+        topic: String,
+        partition: i32,
+        first: i64,
+        count: u64,
+        found: u64,
+    },
+    #[error("a bug in dataflow: {0}")]
+    Bug(&'static str),
 }
 
 fn cause_of(cause: &Option<String>) -> String {
@@ -55,10 +77,14 @@ fn cause_of(cause: &Option<String>) -> String {
 impl Classify for KafkaError {
     fn class(&self) -> Class {
         match self {
-            KafkaError::Config { .. } | KafkaError::NoTopic { .. } | KafkaError::NoMatch { .. } => {
-                Class::User
+            KafkaError::Config { .. }
+            | KafkaError::NoTopic { .. }
+            | KafkaError::NoMatch { .. }
+            | KafkaError::NewerOutput { .. } => Class::User,
+            KafkaError::Client { .. } | KafkaError::Damaged { .. } | KafkaError::Gone { .. } => {
+                Class::External
             }
-            KafkaError::Client { .. } => Class::External,
+            KafkaError::Bug(_) => Class::Bug,
         }
     }
 }

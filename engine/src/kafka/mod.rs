@@ -6,6 +6,9 @@
 mod assign;
 #[cfg(feature = "kafka")]
 pub mod client;
+#[cfg(feature = "kafka")]
+pub mod recovery;
+pub mod transactions;
 
 pub use assign::owner;
 

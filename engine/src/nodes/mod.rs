@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::expr::Expr;
 use crate::operators::keyed::Fold;
-use crate::operators::{OpError, Operator, Sink, Source};
+use crate::operators::{OpError, Operator, Sink, SinkError, Source};
 use crate::plan::NodeCx;
 use crate::runtime::cancel::Cancel;
 
@@ -191,4 +191,19 @@ pub trait PlannedSink: Debug + Send + Sync {
     }
     /// `transactional`: whether output waits for checkpoints to commit.
     fn build(&self, at: Instance, transactional: bool) -> Result<Box<dyn Sink>, OpError>;
+    /// Before a job with checkpoints starts: settles what earlier runs
+    /// left of the sink's output for the restore point, as
+    /// [`Self::committed_folder`] is for a folder. Says what it did, if
+    /// anything.
+    fn recover(&self, _at: &SinkRestore<'_>) -> Result<Option<String>, SinkError> {
+        Ok(None)
+    }
+}
+
+/// What a sink's [`PlannedSink::recover`] is told of the start.
+pub struct SinkRestore<'a> {
+    pub node: &'a str,
+    pub parallelism: u32,
+    /// The checkpoint restored; none for a fresh start.
+    pub from: Option<&'a crate::checkpoint::metadata::Metadata>,
 }

@@ -330,6 +330,8 @@ pub enum SinkError {
     #[cfg(feature = "kafka")]
     #[error(transparent)]
     Kafka(Box<crate::kafka::client::KafkaError>),
+    #[error("a bug in dataflow: {0}")]
+    Bug(&'static str),
     /// A restore would write again what the folder already holds.
     #[error("`{dir}` holds output that is not in chk-{checkpoint}'s past ({files}): the restore would write its records again; move it away, or run with --newer-output move")]
     NewerOutput {
@@ -343,6 +345,7 @@ impl Classify for SinkError {
     fn class(&self) -> Class {
         match self {
             SinkError::Closed | SinkError::NewerOutput { .. } => Class::User,
+            SinkError::Bug(_) => Class::Bug,
             SinkError::Io { source, .. } => io_class(source),
             #[cfg(feature = "kafka")]
             SinkError::Kafka(e) => e.class(),
@@ -356,6 +359,12 @@ pub trait Sink: Send {
     /// Barrier `id` has come: pre-commit what was written before it.
     fn on_barrier(&mut self, _id: u64) -> Result<(), SinkError> {
         Ok(())
+    }
+    /// What a transactional sink pre-committed and has not committed yet,
+    /// asked right after [`Sink::on_barrier`]: it goes into the
+    /// checkpoint, for a restore to finish the commit a crash cut short.
+    fn pending(&self) -> Option<serde_json::Value> {
+        None
     }
     /// Checkpoint `id` is complete: commit what was pre-committed up to it.
     fn on_complete(&mut self, _id: u64) -> Result<(), SinkError> {

@@ -1,6 +1,6 @@
-//! File sinks' output around checkpoints, as the supervisor settles it:
-//! before an attempt starts, to exactly the output of the restore point;
-//! after it ends, committed up to the last checkpoint it completed.
+//! Sinks' output around checkpoints, as the supervisor settles it: before
+//! an attempt starts, to exactly the output of the restore point; after
+//! it ends, a file sink's committed up to the last checkpoint it completed.
 //!
 //! Apart from the supervisor in `mod.rs` because it is the one place the
 //! runtime handles sink folders itself rather than through a running sink;
@@ -18,6 +18,25 @@ use crate::plan::{Plan, Planned};
 pub(super) fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), RunError> {
     use crate::checkpoint::metadata::in_history;
     use crate::operators::sinks::file;
+
+    // Sinks that settle their output themselves (a Kafka topic's).
+    for node in plan.graph().node_weights() {
+        let Planned::Sink(sink) = &node.planned else {
+            continue;
+        };
+        let at = crate::nodes::SinkRestore {
+            node: &node.name,
+            parallelism: node.parallelism,
+            from: options.restore.as_ref().map(|r| &r.metadata),
+        };
+        let done = sink.recover(&at).map_err(|source| SetupError::Output {
+            node: node.name.clone(),
+            source,
+        })?;
+        if let Some(done) = done {
+            tracing::info!("{done}");
+        }
+    }
 
     let sinks: Vec<(&str, &std::path::Path)> = plan
         .graph()

@@ -629,6 +629,7 @@ mod tests {
             parallelism: 1,
             files,
             source_position: None,
+            sink_pending: None,
             event_time: None,
             sync: Duration::ZERO,
             alignment: Duration::ZERO,

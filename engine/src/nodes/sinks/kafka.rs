@@ -29,6 +29,12 @@ pub struct Kafka {
     /// What a restore promises of the messages written.
     #[serde(default)]
     pub delivery: KafkaDelivery,
+    /// With `delivery: exactly_once`: the start of the transactional ids
+    /// of the sink's producers (`<prefix>-<instance>-<slot>`), which must
+    /// differ from every other writer's on the cluster and stay the same
+    /// across the runs of the job. Default `dataflow-<job>-<sink>`.
+    #[serde(default)]
+    pub transactional_id_prefix: Option<String>,
     /// Client properties passed to librdkafka as they are
     /// (`compression.type`, `security.protocol`, `sasl.username`, …).
     /// Values of secret ones (`sasl.password`, …) never appear in output.
@@ -59,10 +65,18 @@ pub enum KafkaDelivery {
     /// checkpoint a restore resumes from are written again.
     #[default]
     AtLeastOnce,
+    /// Each checkpoint's messages are written in Kafka transactions,
+    /// committed when the checkpoint completes: a `read_committed` reader
+    /// sees every message once, after any failure and restore.
+    ExactlyOnce,
 }
 
 /// Properties this sink sets itself.
-const OWN_PROPERTIES: [(&str, &str); 3] = [
+const OWN_PROPERTIES: [(&str, &str); 4] = [
+    (
+        "transactional.id",
+        "transactional_id_prefix (with `delivery: exactly_once`)",
+    ),
     ("bootstrap.servers", "bootstrap_servers"),
     (
         "allow.auto.create.topics",
@@ -92,7 +106,40 @@ impl SinkType for Kafka {
             }
         }
         crate::kafka::check_properties(cx, &self.librdkafka_options, &OWN_PROPERTIES);
-        Box::new(self.clone())
+        let name = cx.name().to_owned();
+        if self.delivery == KafkaDelivery::ExactlyOnce && cx.spec().checkpoint.is_none() {
+            let d = Diagnostic::error(
+                "needs-checkpoints",
+                format!("sink `{name}` writes exactly once, which needs checkpoints: its transactions commit when one completes"),
+            )
+            .at(cx.span("delivery"), "without a `checkpoint:` section")
+            .help("add e.g. `checkpoint: {interval: 10s}`, or use `delivery: at_least_once`");
+            cx.error(d);
+        }
+        if let Some(prefix) = &self.transactional_id_prefix {
+            if prefix.trim().is_empty() {
+                let d = Diagnostic::error(
+                    "invalid-value",
+                    format!("`transactional_id_prefix` of sink `{name}` is empty"),
+                )
+                .at(cx.span("transactional_id_prefix"), "empty");
+                cx.error(d);
+            }
+        }
+        let mut planned = self.clone();
+        planned.transactional_id_prefix = Some(
+            self.transactional_id_prefix
+                .clone()
+                .unwrap_or_else(|| format!("dataflow-{}-{name}", cx.spec().job.name)),
+        );
+        Box::new(planned)
+    }
+}
+
+impl Kafka {
+    /// The transactional ids' prefix, its default filled in by `plan`.
+    pub fn prefix(&self) -> &str {
+        self.transactional_id_prefix.as_deref().unwrap_or("dataflow")
     }
 }
 
@@ -100,6 +147,7 @@ impl PlannedSink for Kafka {
     fn delivery(&self) -> Delivery {
         match self.delivery {
             KafkaDelivery::AtLeastOnce => Delivery::AtLeastOnce,
+            KafkaDelivery::ExactlyOnce => Delivery::TwoPhaseCommit,
         }
     }
 
@@ -112,8 +160,30 @@ impl PlannedSink for Kafka {
     }
 
     #[cfg(feature = "kafka")]
-    fn build(&self, _: Instance, _: bool) -> Result<Box<dyn Sink>, OpError> {
-        Ok(Box::new(crate::operators::sinks::kafka::KafkaSink::open(self)?))
+    fn build(&self, at: Instance, _: bool) -> Result<Box<dyn Sink>, OpError> {
+        use crate::operators::sinks::kafka::{transactional::TransactionalKafkaSink, KafkaSink};
+        Ok(match self.delivery {
+            KafkaDelivery::AtLeastOnce => Box::new(KafkaSink::open(self)?),
+            KafkaDelivery::ExactlyOnce => Box::new(TransactionalKafkaSink::open(
+                self,
+                self.prefix(),
+                at.index,
+            )?),
+        })
+    }
+
+    /// Exactly once: fences what earlier runs left open and writes again
+    /// what the restored checkpoint pre-committed and no one committed.
+    #[cfg(feature = "kafka")]
+    fn recover(
+        &self,
+        at: &crate::nodes::SinkRestore<'_>,
+    ) -> Result<Option<String>, crate::operators::SinkError> {
+        match self.delivery {
+            KafkaDelivery::AtLeastOnce => Ok(None),
+            KafkaDelivery::ExactlyOnce => crate::kafka::recovery::recover(self, at)
+                .map_err(|e| crate::operators::SinkError::Kafka(Box::new(e))),
+        }
     }
 
     #[cfg(not(feature = "kafka"))]

@@ -145,6 +145,10 @@ impl Sink for Timed {
         self.inner.on_barrier(id)
     }
 
+    fn pending(&self) -> Option<serde_json::Value> {
+        self.inner.pending()
+    }
+
     fn on_complete(&mut self, id: u64) -> Result<(), SinkError> {
         self.inner.on_complete(id)
     }

@@ -186,28 +186,36 @@ impl Io {
     ) -> Result<(), Stop> {
         // Checkpoints came faster than copying: the earlier one first.
         self.copy_snapshots(members, usize::MAX, true)?;
+        // Notices of checkpoints completed before this barrier first: a
+        // transactional sink then has its earlier transaction committed
+        // and can close the one it pre-commits now.
+        self.commit(members)?;
         let mut taken = Vec::with_capacity(members.len());
         for (k, member) in members.iter_mut().enumerate() {
             let started = Instant::now();
-            let snapshot = match &mut member.role {
-                Role::Source(_) => Snapshot::Stateless,
-                Role::Transform(op) => op
-                    .snapshot()
-                    .map_err(|e| Stop::failed(k, InstanceError::Snapshot(e)))?,
+            let (snapshot, pending) = match &mut member.role {
+                Role::Source(_) => (Snapshot::Stateless, None),
+                Role::Transform(op) => (
+                    op.snapshot()
+                        .map_err(|e| Stop::failed(k, InstanceError::Snapshot(e)))?,
+                    None,
+                ),
                 Role::Sink(sink) => {
                     sink.on_barrier(id).map_err(|source| {
                         Stop::failed(k, InstanceError::PreCommit { id, source })
                     })?;
-                    Snapshot::Stateless
+                    (Snapshot::Stateless, sink.pending())
                 }
             };
-            taken.push((snapshot, started.elapsed()));
+            taken.push((snapshot, pending, started.elapsed()));
         }
         self.output.barrier(id)?;
         let Some(cp) = &self.checkpoint else {
             return Ok(());
         };
-        for (k, (member, (snapshot, sync))) in members.iter_mut().zip(taken).enumerate() {
+        for (k, (member, (snapshot, sink_pending, sync))) in
+            members.iter_mut().zip(taken).enumerate()
+        {
             let Some(mc) = &member.checkpoint else {
                 continue;
             };
@@ -219,6 +227,7 @@ impl Io {
                 parallelism: mc.parallelism,
                 files: Vec::new(),
                 source_position: None,
+                sink_pending,
                 event_time: None,
                 sync,
                 alignment,
@@ -303,6 +312,9 @@ fn upload(
     k: usize,
 ) -> Result<(), Stop> {
     uploader
-        .send(UploadTask::Snapshot { changes, ack })
+        .send(UploadTask::Snapshot {
+            changes,
+            ack: Box::new(ack),
+        })
         .map_err(|_| Stop::failed(k, InstanceError::UploaderGone))
 }

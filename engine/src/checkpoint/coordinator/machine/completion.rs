@@ -56,6 +56,7 @@ impl Machine {
                         parallelism: a.parallelism,
                         files: a.files.clone(),
                         source_position: a.source_position.clone(),
+                        sink_pending: a.sink_pending.clone(),
                         event_time: a.event_time,
                     };
                     (a.instance.clone(), state)

@@ -482,6 +482,7 @@ mod tests {
                 })
                 .collect(),
             source_position: None,
+            sink_pending: None,
             event_time: None,
             sync: Duration::from_millis(2),
             alignment: Duration::from_millis(3),

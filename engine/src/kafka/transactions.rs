@@ -1,0 +1,201 @@
+//! The exactly-once `kafka` sink's transactions as a checkpoint records
+//! them, and what a restore decides from them: plain data and pure
+//! decisions, apart from the clients that act on them.
+//!
+//! Each sink instance writes through [`SLOTS`] transactional producers,
+//! with ids stable across runs (`<prefix>-<instance>-<slot>`), so that a
+//! restore can fence whatever a crashed run left open. A transaction's
+//! records carry a header naming it ([`HEADER`]). At a barrier the open
+//! transaction is flushed (pre-commit) and recorded in the checkpoint as
+//! [`Pending`]: per partition, the offset of its first record and how many
+//! it had then. When the checkpoint completes the transaction commits,
+//! and with it, atomically, a marker: the number of the last checkpoint
+//! it covers, as the committed offset of a consumer group named after
+//! the producer's transactional id.
+//!
+//! librdkafka cannot resume another process's transaction (Flink does so
+//! by reflection into the Java client), so a restore cannot commit what a
+//! crashed run pre-committed. It does what a commit would have made
+//! visible instead: a transaction the checkpoint records and whose marker
+//! says it never committed was aborted by the fencing, but its records
+//! are still in the log; the restore reads them back and writes them
+//! again, with the marker, in one transaction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::metadata::in_history;
+
+/// Transactional producers per sink instance: one takes records while
+/// the other's transaction waits for its checkpoint to complete.
+pub const SLOTS: u32 = 2;
+
+/// The header whose value names a message's transaction.
+pub const HEADER: &str = "dataflow-txn";
+
+/// The transactional id of an instance's producer `slot`, also the name
+/// of the consumer group that holds its marker.
+pub fn transactional_id(prefix: &str, instance: u32, slot: u32) -> String {
+    format!("{prefix}-{instance}-{slot}")
+}
+
+/// A transaction pre-committed at a barrier and not known to be
+/// committed, as recorded in the checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The producer's transactional id.
+    pub producer: String,
+    /// The value of its records' [`HEADER`].
+    pub tag: String,
+    /// The last checkpoint whose barrier it covers, as recorded; its
+    /// commit sets the marker to this number or a later one.
+    pub covers: u64,
+    /// Per partition written: the offset of its first record, and how
+    /// many records it had at that barrier (later ones belong to a later
+    /// checkpoint).
+    pub partitions: Vec<(i32, i64, u64)>,
+}
+
+/// What a sink instance records in a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub pending: Vec<Pending>,
+}
+
+/// The checkpoint a run restores, as far as markers are concerned.
+pub struct Point<'a> {
+    pub id: u64,
+    /// Its past ([`crate::checkpoint::metadata::Metadata::past`]).
+    pub past: &'a [(u64, u64)],
+}
+
+/// Why a restore cannot go on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Newer {
+    /// The producer whose marker is outside the restored checkpoint's past.
+    pub producer: String,
+    pub marker: u64,
+}
+
+/// Which of the checkpoint's pending transactions must be written again,
+/// given each producer's marker (`None`: it never committed).
+///
+/// A marker outside the restored checkpoint's past means the topic holds
+/// output of a later checkpoint, or of another branch of the job's
+/// history: a restore would write it again, and Kafka cannot take
+/// messages back, so it is refused. Otherwise a transaction committed if
+/// and only if its producer's marker reached the checkpoint it covered
+/// when recorded: a producer's transactions commit in order, each with
+/// the number of its last barrier, and the next one begins after that
+/// barrier.
+pub fn to_write_again<'p>(
+    point: &Point,
+    markers: &[(String, Option<u64>)],
+    pending: &'p [Pending],
+) -> Result<Vec<&'p Pending>, Newer> {
+    // Checkpoint numbers grow across a job's runs: a marker below the
+    // first of the past is output from before it began (a run the one
+    // that led here did not restore), which its records came after.
+    let first = point.past.first().map_or(0, |(from, _)| *from);
+    for (producer, marker) in markers {
+        if let Some(m) = marker.filter(|m| *m >= first) {
+            if m > point.id || !in_history(point.past, m) {
+                return Err(Newer {
+                    producer: producer.clone(),
+                    marker: m,
+                });
+            }
+        }
+    }
+    let marker = |producer: &str| {
+        markers
+            .iter()
+            .find(|(p, _)| p == producer)
+            .and_then(|(_, m)| *m)
+            .filter(|m| *m >= first)
+    };
+    Ok(pending
+        .iter()
+        .filter(|p| marker(&p.producer).is_none_or(|m| m < p.covers))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(producer: &str, covers: u64) -> Pending {
+        Pending {
+            producer: producer.into(),
+            tag: format!("t{covers}"),
+            covers,
+            partitions: vec![(0, 10, 3)],
+        }
+    }
+
+    const PAST: &[(u64, u64)] = &[(1, 4), (9, 12)];
+
+    #[test]
+    fn a_transaction_whose_marker_reached_its_checkpoint_committed() {
+        let p = [pending("x-0-0", 11), pending("x-1-0", 12)];
+        let markers = [
+            ("x-0-0".to_owned(), Some(11)),
+            ("x-1-0".to_owned(), Some(10)),
+        ];
+        let point = Point { id: 12, past: PAST };
+        let again = to_write_again(&point, &markers, &p).unwrap();
+        assert_eq!(again, vec![&p[1]]);
+    }
+
+    #[test]
+    fn a_producer_that_never_committed_writes_again() {
+        let p = [pending("x-0-1", 3)];
+        let markers = [("x-0-1".to_owned(), None)];
+        let point = Point { id: 4, past: PAST };
+        assert_eq!(to_write_again(&point, &markers, &p).unwrap(), vec![&p[0]]);
+    }
+
+    #[test]
+    fn a_marker_after_the_checkpoint_is_newer_output() {
+        let markers = [("x-0-0".to_owned(), Some(13))];
+        let point = Point { id: 12, past: PAST };
+        assert_eq!(
+            to_write_again(&point, &markers, &[]),
+            Err(Newer {
+                producer: "x-0-0".into(),
+                marker: 13
+            })
+        );
+    }
+
+    #[test]
+    fn a_marker_of_another_branch_is_newer_output_too() {
+        // Checkpoints 5 to 8 were taken by a run this checkpoint's past
+        // does not include (the restore that led here started from 4).
+        let markers = [("x-0-0".to_owned(), Some(6))];
+        let point = Point { id: 12, past: PAST };
+        assert!(to_write_again(&point, &markers, &[]).is_err());
+    }
+
+    #[test]
+    fn a_marker_from_before_the_past_began_is_older_output() {
+        // A fresh run took checkpoints 9 to 12 over a topic an earlier
+        // run had written up to its checkpoint 6.
+        let past = [(9, 12)];
+        let p = [pending("x-0-1", 12)];
+        let markers = [("x-0-1".to_owned(), Some(6))];
+        let point = Point {
+            id: 12,
+            past: &past,
+        };
+        assert_eq!(to_write_again(&point, &markers, &p).unwrap(), vec![&p[0]]);
+    }
+
+    #[test]
+    fn recorded_transactions_read_back_as_written() {
+        let recorded = Recorded {
+            pending: vec![pending("x-0-0", 7)],
+        };
+        let json = serde_json::to_value(&recorded).unwrap();
+        assert_eq!(serde_json::from_value::<Recorded>(json).unwrap(), recorded);
+    }
+}

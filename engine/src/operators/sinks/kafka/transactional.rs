@@ -1,0 +1,332 @@
+//! The `kafka` sink with `delivery: exactly_once`: Flink's two-phase
+//! commit over Kafka transactions, with the records of each checkpoint
+//! pre-committed at its barrier and committed once it completes (see
+//! [`crate::kafka::transactions`] for what a checkpoint records and how a
+//! restore finishes what a crashed run left).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Encoder, Landed, Writer};
+use crate::kafka::client::{config, KafkaError, DEADLINE};
+use crate::kafka::transactions::{self, Pending, Recorded, HEADER, SLOTS};
+use crate::nodes::sinks::kafka::Kafka;
+use crate::operators::{Sink, SinkError};
+use crate::value::Value;
+
+/// How long a commit may take: a broker that is slow to write the markers
+/// of a large transaction must not fail the job.
+const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The transaction timeout unless the user sets `transaction.timeout.ms`:
+/// the brokers' default ceiling (`transaction.max.timeout.ms`). A
+/// transaction open longer (a checkpoint that took longer to complete)
+/// is aborted by the broker and written again by the restore that
+/// follows.
+const TRANSACTION_TIMEOUT_MS: &str = "900000";
+
+/// A transactional producer, and the transaction it has open.
+struct Slot {
+    writer: Writer,
+    landed: Arc<Landed>,
+    id: String,
+    /// The group its marker is committed to, named after `id`.
+    group: ConsumerGroupMetadata,
+    open: Option<Open>,
+}
+
+/// An open transaction.
+struct Open {
+    headers: OwnedHeaders,
+    tag: String,
+    /// What the last barrier it covers recorded of it.
+    recorded: Option<Pending>,
+    /// Closed: it takes no more records and waits for its checkpoint.
+    closed: bool,
+    /// Records were written since its last barrier.
+    since_barrier: bool,
+}
+
+pub struct TransactionalKafkaSink {
+    slots: Vec<Slot>,
+    /// The slot taking records.
+    current: Option<usize>,
+    encoder: Encoder,
+    topic: String,
+    /// Unique to this opening of the sink: the tags of its transactions.
+    nonce: String,
+    opened: u64,
+}
+
+/// The transactional configuration of producer `id`.
+pub(crate) fn producer_config(spec: &Kafka, id: &str) -> rdkafka::ClientConfig {
+    let own = [
+        ("transactional.id", id),
+        ("enable.idempotence", "true"),
+        ("allow.auto.create.topics", "false"),
+    ];
+    let mut config = config(&spec.bootstrap_servers, &spec.librdkafka_options, &own);
+    if !spec
+        .librdkafka_options
+        .contains_key("transaction.timeout.ms")
+    {
+        config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+    }
+    config
+}
+
+/// The metadata of the consumer group a producer's marker goes to.
+pub(crate) fn marker_group(spec: &Kafka, id: &str) -> Result<ConsumerGroupMetadata, KafkaError> {
+    let consumer: BaseConsumer = config(
+        &spec.bootstrap_servers,
+        &spec.librdkafka_options,
+        &[("group.id", id), ("enable.auto.commit", "false")],
+    )
+    .create()
+    .map_err(|e| KafkaError::Config {
+        servers: spec.bootstrap_servers.clone(),
+        why: crate::kafka::client::Context::new(&spec.librdkafka_options).mask(&e.to_string()),
+    })?;
+    consumer.group_metadata().ok_or_else(|| KafkaError::Client {
+        action: "set up the group of a transaction's marker",
+        servers: spec.bootstrap_servers.clone(),
+        why: format!("librdkafka gave no metadata for group `{id}`"),
+        cause: None,
+    })
+}
+
+/// Commits `writer`'s open transaction with its marker: checkpoint
+/// `covers` in partition 0 of the topic, for `group`.
+pub(crate) fn commit(
+    writer: &Writer,
+    group: &ConsumerGroupMetadata,
+    covers: u64,
+) -> Result<(), SinkError> {
+    let mut marker = TopicPartitionList::new();
+    marker
+        .add_partition_offset(&writer.topic, 0, Offset::Offset(covers as i64))
+        .map_err(|e| writer.sink_error("mark a transaction on", e))?;
+    writer
+        .producer
+        .send_offsets_to_transaction(&marker, group, COMMIT_DEADLINE)
+        .map_err(|e| writer.sink_error("mark a transaction on", e))?;
+    writer
+        .producer
+        .commit_transaction(COMMIT_DEADLINE)
+        .map_err(|e| writer.sink_error("commit a transaction on", e))
+}
+
+/// Opens transactional producer `id`: fences every earlier producer of
+/// that id, whose open transaction the brokers abort.
+pub(crate) fn fenced(
+    spec: &Kafka,
+    id: &str,
+    landed: Option<Arc<Landed>>,
+) -> Result<Writer, KafkaError> {
+    let writer = Writer::open(spec, &producer_config(spec, id), landed)?;
+    writer
+        .producer
+        .init_transactions(DEADLINE)
+        .map_err(|e| writer.failed("start transactions", e))?;
+    Ok(writer)
+}
+
+impl TransactionalKafkaSink {
+    pub fn open(
+        spec: &Kafka,
+        prefix: &str,
+        instance: u32,
+    ) -> Result<TransactionalKafkaSink, KafkaError> {
+        let mut slots = Vec::new();
+        let mut partitions = None;
+        for k in 0..SLOTS {
+            let id = transactions::transactional_id(prefix, instance, k);
+            // The topic's partitions, asked once, size each slot's counts.
+            let count = match partitions {
+                Some(n) => n,
+                None => {
+                    let probe = Writer::open(spec, &producer_config(spec, &id), None)?;
+                    let n = probe.partitions()?;
+                    partitions = Some(n);
+                    n
+                }
+            };
+            let landed = Arc::new(Landed::new(count));
+            let writer = fenced(spec, &id, Some(Arc::clone(&landed)))?;
+            slots.push(Slot {
+                writer,
+                landed,
+                group: marker_group(spec, &id)?,
+                id,
+                open: None,
+            });
+        }
+        Ok(TransactionalKafkaSink {
+            slots,
+            current: None,
+            encoder: Encoder::new(spec),
+            topic: spec.topic.clone(),
+            nonce: crate::runtime::lifecycle::new_run_id(),
+            opened: 0,
+        })
+    }
+
+    /// The slot taking records, with a transaction begun on a free one if
+    /// none is.
+    fn current(&mut self) -> Result<usize, SinkError> {
+        if let Some(s) = self.current {
+            return Ok(s);
+        }
+        // A barrier closes a transaction only while another slot is free.
+        let s = self
+            .slots
+            .iter()
+            .position(|slot| slot.open.is_none())
+            .ok_or(SinkError::Bug("a Kafka sink with no free transaction"))?;
+        let slot = &mut self.slots[s];
+        slot.writer
+            .producer
+            .begin_transaction()
+            .map_err(|e| slot.writer.sink_error("begin a transaction on", e))?;
+        slot.landed.reset();
+        self.opened += 1;
+        let tag = format!("{}.{}", self.nonce, self.opened);
+        slot.open = Some(Open {
+            headers: OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: HEADER,
+                value: Some(tag.as_bytes()),
+            }),
+            tag,
+            recorded: None,
+            closed: false,
+            since_barrier: false,
+        });
+        self.current = Some(s);
+        Ok(s)
+    }
+}
+
+impl Sink for TransactionalKafkaSink {
+    fn write(&mut self, batch: &[Value]) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let s = self.current()?;
+        let slot = &mut self.slots[s];
+        let open = slot
+            .open
+            .as_mut()
+            .ok_or(SinkError::Bug("no open transaction"))?;
+        open.since_barrier = true;
+        for record in batch {
+            let (value, key) = self.encoder.encode(record);
+            slot.writer.send(value, key, Some(&open.headers))?;
+        }
+        slot.writer.producer.poll(Duration::ZERO);
+        slot.writer.delivered()
+    }
+
+    /// Pre-commit: the open transaction's records are acknowledged and
+    /// recorded for checkpoint `id`; it closes if the other slot is free.
+    fn on_barrier(&mut self, id: u64) -> Result<(), SinkError> {
+        let Some(s) = self.current else {
+            return Ok(());
+        };
+        let free = self
+            .slots
+            .iter()
+            .enumerate()
+            .any(|(k, slot)| k != s && slot.open.is_none());
+        let slot = &mut self.slots[s];
+        slot.writer.flush()?;
+        if slot.landed.grew.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(SinkError::Kafka(Box::new(KafkaError::Client {
+                action: "write to",
+                servers: format!("{} (topic `{}`)", slot.writer.servers, self.topic),
+                why: "the topic gained partitions while the job ran; the restart that follows writes to them".into(),
+                cause: None,
+            })));
+        }
+        let open = slot
+            .open
+            .as_mut()
+            .ok_or(SinkError::Bug("no open transaction"))?;
+        open.recorded = Some(Pending {
+            producer: slot.id.clone(),
+            tag: open.tag.clone(),
+            covers: id,
+            partitions: slot.landed.written(),
+        });
+        open.since_barrier = false;
+        if free {
+            // Not closed otherwise: it goes on taking records, and commits
+            // at the checkpoint after the next barrier that can close it.
+            open.closed = true;
+            self.current = None;
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> Option<serde_json::Value> {
+        let recorded = Recorded {
+            pending: self
+                .slots
+                .iter()
+                .filter_map(|slot| slot.open.as_ref()?.recorded.clone())
+                .collect(),
+        };
+        (!recorded.pending.is_empty())
+            .then(|| serde_json::to_value(&recorded).ok())
+            .flatten()
+    }
+
+    /// Commit: every transaction whose checkpoint is complete, unless it
+    /// has taken records since its barrier.
+    fn on_complete(&mut self, id: u64) -> Result<(), SinkError> {
+        for (k, slot) in self.slots.iter_mut().enumerate() {
+            let Some(open) = &slot.open else {
+                continue;
+            };
+            let Some(covers) = open.recorded.as_ref().map(|r| r.covers) else {
+                continue;
+            };
+            if covers > id || (!open.closed && open.since_barrier) {
+                continue;
+            }
+            commit(&slot.writer, &slot.group, covers)?;
+            slot.open = None;
+            if self.current == Some(k) {
+                self.current = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything was pre-committed at the final checkpoint's barrier and
+    /// committed with it (see `await_finish`).
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl Drop for TransactionalKafkaSink {
+    /// A transaction left open would hold back every `read_committed`
+    /// reader of the topic until the brokers time it out. Aborting one a
+    /// completed checkpoint recorded loses nothing: the restore from that
+    /// checkpoint writes its records again.
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            if slot.open.is_some() {
+                let _ = slot
+                    .writer
+                    .producer
+                    .abort_transaction(Duration::from_secs(5));
+            }
+        }
+    }
+}
