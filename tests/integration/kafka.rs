@@ -939,3 +939,69 @@ fn an_exactly_once_word_count_goes_on_through_a_broker_restart() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert_eq!(last, Ok(()), "{stderr}");
 }
+
+/// specs/kafka_page_views.yaml against the broker: each partition has its
+/// own watermark. Partition 0 reaches minute 5 while partition 1 has
+/// nothing yet; a watermark of the instance's highest time would close
+/// minute 0 with one view and then drop partition 1's view of minute 0
+/// as late. Per partition, minute 0 waits for partition 1, and closes
+/// with both views once partition 1 has moved past it.
+#[test]
+fn each_partition_has_its_own_watermark() {
+    let broker = Broker::shared();
+    broker.create_topic("pv-views", 2);
+    broker.create_topic("pv-counts", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let written =
+        std::fs::read_to_string(crate::harness::root().join("specs/kafka_page_views.yaml"))
+            .unwrap()
+            .replace("127.0.0.1:9092", &broker.servers)
+            .replace("topics: [views]", "topics: [pv-views]")
+            .replace("topic: page-views", "topic: pv-counts")
+            .replace("idle_timeout: 10s", "idle_timeout: 1h")
+            .replace(
+                "file:///tmp/dataflow/checkpoints",
+                &format!("file://{}/checkpoints", dir.path().display()),
+            );
+    let spec = dir.path().join("pv.yaml");
+    std::fs::write(&spec, written).unwrap();
+    let minute = |m: i64, s: i64| 1_767_225_600_000 + (m * 60 + s) * 1000;
+    broker.produce_at("pv-views", 0, minute(0, 10), r#"{"page": "a"}"#);
+    broker.produce_at("pv-views", 0, minute(5, 0), r#"{"page": "a"}"#);
+    let child = Command::new(bin())
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Partition 0 is read, and checkpoints commit whatever closed.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(broker.read_committed("pv-counts"), Vec::new());
+    broker.produce_at("pv-views", 1, minute(0, 20), r#"{"page": "a"}"#);
+    broker.produce_at("pv-views", 1, minute(6, 0), r#"{"page": "a"}"#);
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.is_empty() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(300));
+        out = broker.read_committed("pv-counts");
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let stderr = text(&child.wait_with_output().unwrap()).1;
+    let windows: Vec<serde_json::Value> = out
+        .iter()
+        .map(|(_, _, v)| serde_json::from_str(v).unwrap())
+        .collect();
+    assert_eq!(
+        windows,
+        vec![serde_json::json!({
+            "page": "a",
+            "window_start": "2026-01-01T00:00:00Z",
+            "window_end": "2026-01-01T00:01:00Z",
+            "views": 2
+        })],
+        "{stderr}"
+    );
+}

@@ -265,6 +265,21 @@ impl Broker {
         }
         producer.flush(Duration::from_secs(60)).unwrap();
     }
+
+    /// Writes one message to `partition` of `topic`, stamped `millis`.
+    pub fn produce_at(&self, topic: &str, partition: i32, millis: i64, value: &str) {
+        let producer: BaseProducer = self.client(&[]).create().unwrap();
+        producer
+            .send(
+                BaseRecord::<str, str>::to(topic)
+                    .payload(value)
+                    .partition(partition)
+                    .timestamp(millis),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(60)).unwrap();
+    }
 }
 
 impl Broker {

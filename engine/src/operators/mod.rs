@@ -306,6 +306,14 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// For a source reading several streams each in its own order (a
+    /// Kafka topic's partitions): how many it reads, and the stream of
+    /// each record of its last poll, in order. With event time, each
+    /// stream then has its own watermark.
+    fn splits(&self) -> Option<crate::time::stamper::Splits<'_>> {
+        None
+    }
+
     /// A watermark the source declares after its last poll, beyond what
     /// its records' times make: the watermark steps of `dataflow test`.
     /// Sources that read real input declare none.

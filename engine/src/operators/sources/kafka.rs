@@ -17,6 +17,7 @@ use crate::nodes::sources::kafka::{Kafka, KafkaFormat, Start};
 use crate::nodes::Instance;
 use crate::operators::{OpError, Poll, Source};
 use crate::runtime::cancel::Cancel;
+use crate::time::stamper::Splits;
 use crate::value::{intern, Name, Str, Value};
 
 /// How long a poll waits for a message when none is ready: short enough
@@ -47,6 +48,25 @@ pub struct KafkaSource {
     /// An outage was logged and no record came since.
     warned: bool,
     committer: Committer,
+    /// The partitions read, in the order they were assigned: a record's
+    /// stream for event time is its partition's place here.
+    splits: Vec<Partition>,
+    /// The stream of each record of the last poll.
+    polled: Vec<u32>,
+    /// The place of the last message's partition: the next one is most
+    /// often from the same.
+    last: usize,
+}
+
+/// The place of partition `partition` of `topic` in `splits`, found
+/// without allocating: it is most often `last`'s, which it updates.
+fn split_of(splits: &[Partition], last: &mut usize, topic: &str, partition: i32) -> Option<usize> {
+    let is = |(t, p): &Partition| &**t == topic && *p == partition;
+    if splits.get(*last).is_some_and(is) {
+        return Some(*last);
+    }
+    *last = splits.iter().position(is)?;
+    Some(*last)
 }
 
 /// Whether a consumer's error passes by itself: anything but a lost
@@ -109,6 +129,9 @@ impl KafkaSource {
             checkpoints: VecDeque::new(),
             decoder: Decoder::new(spec),
             warned: false,
+            splits: Vec::new(),
+            polled: Vec::new(),
+            last: 0,
         })
     }
 
@@ -148,6 +171,7 @@ impl KafkaSource {
                 let (_, end) = self.reader.bounds(&topic, partition)?;
                 self.ends.insert(key.clone(), end);
             }
+            self.splits.push(key.clone());
             self.next.insert(key, start);
         }
         let mut tpl = TopicPartitionList::new();
@@ -277,6 +301,7 @@ impl Source for KafkaSource {
             return Ok(Poll::End);
         }
         let started = out.len();
+        self.polled.clear();
         let mut wait = WAIT;
         while out.len() - started < max && !self.cancel.is_cancelled() {
             let Some(polled) = self.reader.consumer.poll(wait) else {
@@ -293,14 +318,23 @@ impl Source for KafkaSource {
                 Err(e) => return Err(self.reader.failed("read messages", e).into()),
             };
             self.warned = false;
-            let key = (Arc::<str>::from(message.topic()), message.partition());
-            let Some(next) = self.next.get_mut(&key) else {
+            let found = split_of(
+                &self.splits,
+                &mut self.last,
+                message.topic(),
+                message.partition(),
+            );
+            let Some(split) = found else {
                 continue; // an old assignment's message
+            };
+            let key = &self.splits[split];
+            let Some(next) = self.next.get_mut(key) else {
+                continue;
             };
             if message.offset() < *next {
                 continue;
             }
-            if let Some(end) = self.ends.get(&key) {
+            if let Some(end) = self.ends.get(key) {
                 if message.offset() >= *end {
                     continue;
                 }
@@ -308,6 +342,7 @@ impl Source for KafkaSource {
             *next = message.offset() + 1;
             let record = self.decoder.record(&message, self.spec.metadata)?;
             out.push(record);
+            self.polled.push(split as u32);
             if self.ended() {
                 break;
             }
@@ -316,6 +351,13 @@ impl Source for KafkaSource {
             Poll::Ready
         } else {
             Poll::Idle
+        })
+    }
+
+    fn splits(&self) -> Option<Splits<'_>> {
+        Some(Splits {
+            count: self.splits.len(),
+            of_records: &self.polled,
         })
     }
 

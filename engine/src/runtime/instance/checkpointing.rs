@@ -240,8 +240,8 @@ impl Io {
             // heads a chain of its own after a rescale starts from there.
             ack.event_time = match &self.time {
                 Some(ChainTime::Source(stamper)) if k == 0 => {
-                    Some(TimeState::NewestRead(stamper.max_seen()))
-                        .filter(|_| stamper.max_seen() > START)
+                    Some(TimeState::NewestRead(stamper.resumable()))
+                        .filter(|_| stamper.resumable() > START)
                 }
                 Some(ChainTime::Source(stamper)) => {
                     Some(TimeState::Watermark(stamper.sent())).filter(|_| stamper.sent() > START)

@@ -258,11 +258,16 @@ impl Io {
             members[0].tap.offer(&self.batch);
             let read = self.batch.len();
             if let Some(ChainTime::Source(stamper)) = &mut self.time {
+                let splits = match &members[0].role {
+                    Role::Source(source) => source.splits().map(|s| (s, Instant::now())),
+                    _ => None,
+                };
                 stamper.stamp(
                     &mut self.batch,
                     &mut self.times,
                     now_millis(),
                     &mut self.unstamped,
+                    splits,
                 );
                 let m = &members[0];
                 for e in self.unstamped.drain(..) {
