@@ -1005,3 +1005,59 @@ fn each_partition_has_its_own_watermark() {
         "{stderr}"
     );
 }
+
+/// A fresh run over a topic an earlier run wrote (its checkpoints deleted,
+/// so the new run's numbers start again at 1): the earlier run's markers
+/// must not pass for the new run's. Run A commits chk-1 on producer 0 and
+/// chk-2 on producer 1; run B, fresh, does the same but is killed once
+/// chk-2 completed, before producer 1 committed it. The restore from B's
+/// chk-2 writes B's chk-2 again: producer 1's marker 2 was A's, which the
+/// fresh start reset (without that, B's chk-2 was taken as committed).
+#[test]
+fn a_fresh_start_forgets_the_markers_of_an_earlier_run() {
+    use dataflow::nodes::SinkRestore;
+    use dataflow::operators::sinks::kafka::transactional::TransactionalKafkaSink;
+    use dataflow::operators::Sink;
+
+    let broker = Broker::shared();
+    let topic = "eo-fresh";
+    broker.create_topic(topic, 2);
+    let spec = exactly_once_sink(&broker.servers, topic);
+    let fresh = SinkRestore {
+        node: "out",
+        parallelism: 1,
+        from: None,
+    };
+    let run = |records: [(usize, usize); 2], commit_second: bool| {
+        dataflow::kafka::recovery::recover(&spec, &fresh).unwrap();
+        let mut sink = TransactionalKafkaSink::open(&spec, spec.prefix(), 0).unwrap();
+        // Producer 0 takes chk-1's records, producer 1 chk-2's: chk-1's
+        // notice comes after the barrier of chk-2.
+        sink.write(&words(records[0].0, records[0].1)).unwrap();
+        sink.on_barrier(1).unwrap();
+        sink.write(&words(records[1].0, records[1].1)).unwrap();
+        sink.on_barrier(2).unwrap();
+        let pending = sink.pending();
+        sink.on_complete(1).unwrap();
+        if commit_second {
+            sink.on_complete(2).unwrap();
+        }
+        std::mem::forget(sink);
+        pending
+    };
+    run([(0, 10), (10, 20)], true);
+    let pending = run([(100, 105), (105, 110)], false);
+    let chk2 = checkpoint_with(2, &[(1, 2)], pending);
+    let restore = SinkRestore {
+        node: "out",
+        parallelism: 1,
+        from: Some(&chk2),
+    };
+    let done = dataflow::kafka::recovery::recover(&spec, &restore).unwrap();
+    assert!(
+        done.as_deref().is_some_and(|d| d.contains("5 messages")),
+        "{done:?}"
+    );
+    let expected: Vec<i64> = (0..20).chain(100..110).collect();
+    assert_eq!(committed_ns(broker, topic), expected);
+}

@@ -1,35 +1,39 @@
-//! Before a job with an exactly-once `kafka` sink starts: every producer
-//! an earlier run may have left with a transaction open is fenced (the
-//! brokers abort that transaction), and the transactions the restored
-//! checkpoint recorded but no one committed are written again from the
-//! records they left in the log ([`super::transactions`] says why).
+//! Before a job with an exactly-once `kafka` sink starts, and after an
+//! attempt of it ends: every producer an earlier run may have left with a
+//! transaction open is fenced (the brokers abort that transaction), and
+//! the transactions the checkpoint recorded but no one committed are
+//! written again from the records they left in the log
+//! ([`super::transactions`] says why).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{config, Context, KafkaError, Reader, DEADLINE};
-use super::transactions::{self, Pending, Point, Recorded, HEADER, SLOTS};
+use super::transactions::{self, Marker, Pending, Point, Recorded, HEADER, SLOTS};
 use crate::nodes::sinks::kafka::Kafka;
 use crate::nodes::SinkRestore;
 use crate::operators::sinks::kafka::transactional::{commit, fenced, marker_group};
 use crate::operators::sinks::kafka::Writer;
+use crate::operators::SinkError;
 
-/// How long reading back one partition's records may take.
-const READ_BACK_DEADLINE: Duration = Duration::from_secs(120);
+/// How long reading back a transaction's records may go without finding
+/// one of them.
+const READ_BACK_STALL: Duration = Duration::from_secs(120);
 
 pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, KafkaError> {
-    let Some(from) = at.from else {
-        // A fresh start: each instance fences its own producers as it opens.
-        return Ok(None);
-    };
     let node = at.node;
-    let states: Vec<_> = from.instances.values().filter(|i| i.node == node).collect();
-    let before = states.iter().map(|i| i.parallelism).max().unwrap_or(0);
+    let states: Vec<_> = at
+        .from
+        .iter()
+        .flat_map(|from| from.instances.values())
+        .filter(|i| i.node == node)
+        .collect();
     let mut pending: Vec<Pending> = Vec::new();
     for state in &states {
         if let Some(value) = &state.sink_pending {
@@ -41,43 +45,82 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
             pending.extend(recorded.pending);
         }
     }
-    // Every producer the runs that led here, or this one, may have used.
-    let ids: Vec<String> = (0..before.max(at.parallelism))
+    // The topic first: a missing one is the user's mistake, named as such.
+    let probe = Writer::open(
+        spec,
+        &config(&spec.bootstrap_servers, &spec.librdkafka_options, &[]),
+        None,
+    )?;
+    probe.partitions()?;
+    // Every producer any run of the sink may have used: up to the widest
+    // parallelism it ever started at, which the brokers keep for it.
+    let before = states.iter().map(|i| i.parallelism).max().unwrap_or(0);
+    let widest = widest(spec, before.max(at.parallelism))?;
+    let ids: BTreeSet<String> = (0..widest)
         .flat_map(|i| (0..SLOTS).map(move |k| (i, k)))
         .map(|(i, k)| transactions::transactional_id(spec.prefix(), i, k))
         .chain(pending.iter().map(|p| p.producer.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
         .collect();
-    let mut writers = Vec::with_capacity(ids.len());
-    let mut markers = Vec::with_capacity(ids.len());
-    for id in &ids {
-        writers.push(fenced(spec, id, None)?);
-        markers.push((id.clone(), marker(spec, id)?));
+    let writers: Vec<(String, Writer)> = ids
+        .into_iter()
+        .map(|id| Ok((id.clone(), fenced(spec, &id, None)?)))
+        .collect::<Result<_, KafkaError>>()?;
+    let Some(from) = at.from else {
+        // A fresh start: output already in the topic is older than this
+        // run's history, whatever numbers its markers carry.
+        for (id, writer) in &writers {
+            mark(spec, writer, id, 0)?;
+        }
+        return Ok(None);
+    };
+    let mut markers = Vec::with_capacity(writers.len());
+    for (id, _) in &writers {
+        markers.push(Marker {
+            producer: id.clone(),
+            topic: spec.topic.clone(),
+            value: marker(spec, id, &spec.topic)?,
+        });
+    }
+    for p in pending.iter().filter(|p| p.topic != spec.topic) {
+        markers.push(Marker {
+            producer: p.producer.clone(),
+            topic: p.topic.clone(),
+            value: marker(spec, &p.producer, &p.topic)?,
+        });
     }
     let past = from.past();
     let point = Point {
         id: from.checkpoint_id,
         past: &past,
     };
-    let again = transactions::to_write_again(&point, &markers, &pending).map_err(|newer| {
-        KafkaError::NewerOutput {
-            node: node.to_owned(),
-            topic: spec.topic.clone(),
-            producer: newer.producer,
-            marker: newer.marker,
-            checkpoint: from.checkpoint_id,
-        }
-    })?;
+    let again =
+        transactions::to_write_again(&point, &spec.topic, &markers, &pending).map_err(|newer| {
+            KafkaError::NewerOutput {
+                node: node.to_owned(),
+                topic: spec.topic.clone(),
+                producer: newer.producer,
+                marker: newer.marker,
+                checkpoint: from.checkpoint_id,
+            }
+        })?;
     let mut records = 0;
     for transaction in &again {
-        let k = ids
+        let writer = writers
             .iter()
-            .position(|id| *id == transaction.producer)
+            .find(|(id, _)| *id == transaction.producer)
+            .map(|(_, w)| w)
             .ok_or(KafkaError::Bug(
                 "a pending transaction's producer was not fenced",
             ))?;
-        records += write_again(spec, &writers[k], transaction)?;
+        match write_again(spec, writer, transaction) {
+            Ok(n) => records += n,
+            Err(e) => {
+                // Open, it would hold back every `read_committed` reader
+                // until the next attempt fences it.
+                let _ = writer.producer.abort_transaction(Duration::from_secs(5));
+                return Err(e);
+            }
+        }
     }
     Ok((!again.is_empty()).then(|| {
         format!(
@@ -91,26 +134,65 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
     }))
 }
 
-/// The checkpoint producer `id`'s last transaction covered, as its marker.
-fn marker(spec: &Kafka, id: &str) -> Result<Option<u64>, KafkaError> {
-    let reader = Reader::new(
-        &config(
-            &spec.bootstrap_servers,
-            &spec.librdkafka_options,
-            &[("group.id", id), ("enable.auto.commit", "false")],
-        ),
+/// A Kafka error out of a sink's.
+fn unwrap(e: SinkError) -> KafkaError {
+    match e {
+        SinkError::Kafka(k) => *k,
+        _ => KafkaError::Bug("a Kafka call failed without a Kafka error"),
+    }
+}
+
+/// The widest parallelism the sink ever started at, `now` included: the
+/// committed offset of group `<prefix>-widest` in partition 0 of its
+/// topic, raised to `now` if below.
+fn widest(spec: &Kafka, now: u32) -> Result<u32, KafkaError> {
+    let group = format!("{}-widest", spec.prefix());
+    let kept = marker(spec, &group, &spec.topic)?.unwrap_or(0);
+    let widest = u32::try_from(kept).unwrap_or(u32::MAX).max(now);
+    if u64::from(widest) > kept {
+        let reader = reader(spec, &group, &[])?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&spec.topic, 0, Offset::Offset(i64::from(widest)))
+            .map_err(|e| reader.failed("record the sink's parallelism", e))?;
+        reader
+            .consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| reader.failed("record the sink's parallelism", e))?;
+    }
+    Ok(widest)
+}
+
+/// Commits producer `id`'s marker `value` alone, in a transaction of its own.
+fn mark(spec: &Kafka, writer: &Writer, id: &str, value: u64) -> Result<(), KafkaError> {
+    writer
+        .producer
+        .begin_transaction()
+        .map_err(|e| writer.failed("begin a transaction on", e))?;
+    commit(writer, &marker_group(spec, id)?, &spec.topic, value).map_err(unwrap)
+}
+
+fn reader(spec: &Kafka, group: &str, extra: &[(&str, &str)]) -> Result<Reader, KafkaError> {
+    let mut own = vec![("group.id", group), ("enable.auto.commit", "false")];
+    own.extend_from_slice(extra);
+    Reader::new(
+        &config(&spec.bootstrap_servers, &spec.librdkafka_options, &own),
         &spec.bootstrap_servers,
         Context::new(&spec.librdkafka_options),
-    )?;
+    )
+}
+
+/// The committed offset of `group` in partition 0 of `topic`: a marker.
+fn marker(spec: &Kafka, group: &str, topic: &str) -> Result<Option<u64>, KafkaError> {
+    let reader = reader(spec, group, &[])?;
     let mut marker = TopicPartitionList::new();
-    marker.add_partition(&spec.topic, 0);
+    marker.add_partition(topic, 0);
     let started = Instant::now();
     loop {
         match reader.consumer.committed_offsets(marker.clone(), DEADLINE) {
             Ok(committed) => {
                 return Ok(
-                    match committed.find_partition(&spec.topic, 0).map(|p| p.offset()) {
-                        Some(Offset::Offset(o)) => u64::try_from(o).ok(),
+                    match committed.find_partition(topic, 0).map(|p| p.offset()) {
+                        Some(Offset::Offset(o)) => u64::try_from(o).ok().filter(|v| *v > 0),
                         _ => None,
                     },
                 )
@@ -138,20 +220,21 @@ fn marker(spec: &Kafka, id: &str) -> Result<Option<u64>, KafkaError> {
 /// Reads `transaction`'s records back, uncommitted as they are, and
 /// writes them again with its marker in one transaction of `writer`, the
 /// producer that wrote them. Returns how many it wrote.
+///
+/// Its records of each partition are the first `count` with its tag from
+/// the offset of its first: one producer's records keep their order
+/// within a partition. The scan also reads the other instances' records
+/// in between, about one checkpoint interval of the topic per
+/// transaction.
 fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u64, KafkaError> {
-    let reader = Reader::new(
-        &config(
-            &spec.bootstrap_servers,
-            &spec.librdkafka_options,
-            &[
-                ("group.id", &transaction.producer),
-                ("enable.auto.commit", "false"),
-                ("isolation.level", "read_uncommitted"),
-                ("enable.partition.eof", "true"),
-            ],
-        ),
-        &spec.bootstrap_servers,
-        Context::new(&spec.librdkafka_options),
+    let topic = &transaction.topic;
+    let reader = reader(
+        spec,
+        &transaction.producer,
+        &[
+            ("isolation.level", "read_uncommitted"),
+            ("enable.partition.eof", "true"),
+        ],
     )?;
     writer
         .producer
@@ -161,20 +244,20 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
     for &(partition, first, count) in &transaction.partitions {
         let mut assignment = TopicPartitionList::new();
         assignment
-            .add_partition_offset(&spec.topic, partition, Offset::Offset(first))
+            .add_partition_offset(topic, partition, Offset::Offset(first))
             .map_err(|e| reader.failed("read back a transaction from", e))?;
         reader
             .consumer
             .assign(&assignment)
             .map_err(|e| reader.failed("read back a transaction from", e))?;
-        let started = Instant::now();
+        let mut progress = Instant::now();
         let mut found = 0;
         while found < count {
-            if started.elapsed() > READ_BACK_DEADLINE {
+            if progress.elapsed() > READ_BACK_STALL {
                 return Err(reader.failed(
                     "read back a transaction from",
                     rdkafka::error::KafkaError::MessageConsumption(
-                        rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                        RDKafkaErrorCode::OperationTimedOut,
                     ),
                 ));
             }
@@ -183,27 +266,31 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
             };
             let message = match polled {
                 Ok(m) => m,
-                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) if p == partition => {
                     return Err(KafkaError::Gone {
-                        topic: spec.topic.clone(),
+                        topic: topic.clone(),
                         partition,
                         first,
                         count,
                         found,
                     })
                 }
+                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
                 Err(e) => return Err(reader.failed("read back a transaction from", e)),
             };
-            let ours = message.headers().is_some_and(|headers| {
-                headers
-                    .iter()
-                    .any(|h| h.key == HEADER && h.value == Some(transaction.tag.as_bytes()))
-            });
+            let ours = message.partition() == partition
+                && message.topic() == topic
+                && message.headers().is_some_and(|headers| {
+                    headers
+                        .iter()
+                        .any(|h| h.key == HEADER && h.value == Some(transaction.tag.as_bytes()))
+                });
             if !ours {
                 continue;
             }
             found += 1;
-            let mut record = BaseRecord::<[u8], [u8]>::to(&spec.topic).partition(partition);
+            progress = Instant::now();
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic).partition(partition);
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
@@ -217,7 +304,7 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
                 record = record.timestamp(ms);
             }
             while let Err((e, back)) = writer.producer.send(record) {
-                if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
+                if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
                     return Err(writer.failed("write to", e));
                 }
                 writer.producer.poll(Duration::from_millis(10));
@@ -226,14 +313,8 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
             written += 1;
         }
     }
-    writer.flush().map_err(|e| match e {
-        crate::operators::SinkError::Kafka(k) => *k,
-        _ => KafkaError::Bug("a flush failed without a Kafka error"),
-    })?;
+    writer.flush().map_err(unwrap)?;
     let group = marker_group(spec, &transaction.producer)?;
-    commit(writer, &group, transaction.covers).map_err(|e| match e {
-        crate::operators::SinkError::Kafka(k) => *k,
-        _ => KafkaError::Bug("a commit failed without a Kafka error"),
-    })?;
+    commit(writer, &group, topic, transaction.covers).map_err(unwrap)?;
     Ok(written)
 }

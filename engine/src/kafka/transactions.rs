@@ -44,6 +44,8 @@ pub fn transactional_id(prefix: &str, instance: u32, slot: u32) -> String {
 pub struct Pending {
     /// The producer's transactional id.
     pub producer: String,
+    /// The topic written (the sink's may have changed since).
+    pub topic: String,
     /// The value of its records' [`HEADER`].
     pub tag: String,
     /// The last checkpoint whose barrier it covers, as recorded; its
@@ -68,6 +70,16 @@ pub struct Point<'a> {
     pub past: &'a [(u64, u64)],
 }
 
+/// A producer's marker in one topic: the number of the last checkpoint
+/// its last committed transaction covered (`None`: it never committed, or
+/// a fresh start reset it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    pub producer: String,
+    pub topic: String,
+    pub value: Option<u64>,
+}
+
 /// Why a restore cannot go on.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Newer {
@@ -77,46 +89,50 @@ pub struct Newer {
 }
 
 /// Which of the checkpoint's pending transactions must be written again,
-/// given each producer's marker (`None`: it never committed).
+/// oldest first, given the producers' markers: in `topic`, the sink's
+/// topic now, for every producer it may have had; in each pending
+/// transaction's topic for its producer.
 ///
-/// A marker outside the restored checkpoint's past means the topic holds
-/// output of a later checkpoint, or of another branch of the job's
-/// history: a restore would write it again, and Kafka cannot take
+/// A marker in `topic` outside the restored checkpoint's past means the
+/// topic holds output of a later checkpoint, or of another branch of the
+/// job's history: a restore would write it again, and Kafka cannot take
 /// messages back, so it is refused. Otherwise a transaction committed if
-/// and only if its producer's marker reached the checkpoint it covered
-/// when recorded: a producer's transactions commit in order, each with
-/// the number of its last barrier, and the next one begins after that
-/// barrier.
+/// and only if its producer's marker in its topic reached the checkpoint
+/// it covered when recorded: a producer's transactions commit in order,
+/// each with the number of its last barrier, and the next one begins
+/// after that barrier. Oldest first: a key's records are written again
+/// in the order they were first written.
 pub fn to_write_again<'p>(
     point: &Point,
-    markers: &[(String, Option<u64>)],
+    topic: &str,
+    markers: &[Marker],
     pending: &'p [Pending],
 ) -> Result<Vec<&'p Pending>, Newer> {
     // Checkpoint numbers grow across a job's runs: a marker below the
     // first of the past is output from before it began (a run the one
     // that led here did not restore), which its records came after.
     let first = point.past.first().map_or(0, |(from, _)| *from);
-    for (producer, marker) in markers {
-        if let Some(m) = marker.filter(|m| *m >= first) {
-            if m > point.id || !in_history(point.past, m) {
+    let value = |m: &Marker| m.value.filter(|v| *v >= first);
+    for marker in markers.iter().filter(|m| m.topic == topic) {
+        if let Some(v) = value(marker) {
+            if v > point.id || !in_history(point.past, v) {
                 return Err(Newer {
-                    producer: producer.clone(),
-                    marker: m,
+                    producer: marker.producer.clone(),
+                    marker: v,
                 });
             }
         }
     }
-    let marker = |producer: &str| {
+    let committed = |p: &Pending| {
         markers
             .iter()
-            .find(|(p, _)| p == producer)
-            .and_then(|(_, m)| *m)
-            .filter(|m| *m >= first)
+            .find(|m| m.producer == p.producer && m.topic == p.topic)
+            .and_then(value)
+            .is_some_and(|v| v >= p.covers)
     };
-    Ok(pending
-        .iter()
-        .filter(|p| marker(&p.producer).is_none_or(|m| m < p.covers))
-        .collect())
+    let mut again: Vec<&Pending> = pending.iter().filter(|p| !committed(p)).collect();
+    again.sort_by_key(|p| p.covers);
+    Ok(again)
 }
 
 #[cfg(test)]
@@ -126,6 +142,7 @@ mod tests {
     fn pending(producer: &str, covers: u64) -> Pending {
         Pending {
             producer: producer.into(),
+            topic: "t".into(),
             tag: format!("t{covers}"),
             covers,
             partitions: vec![(0, 10, 3)],
@@ -134,32 +151,42 @@ mod tests {
 
     const PAST: &[(u64, u64)] = &[(1, 4), (9, 12)];
 
+    fn markers(of: &[(&str, Option<u64>)]) -> Vec<Marker> {
+        of.iter()
+            .map(|(producer, value)| Marker {
+                producer: (*producer).into(),
+                topic: "t".into(),
+                value: *value,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_transaction_whose_marker_reached_its_checkpoint_committed() {
         let p = [pending("x-0-0", 11), pending("x-1-0", 12)];
-        let markers = [
-            ("x-0-0".to_owned(), Some(11)),
-            ("x-1-0".to_owned(), Some(10)),
-        ];
+        let markers = markers(&[("x-0-0", Some(11)), ("x-1-0", Some(10))]);
         let point = Point { id: 12, past: PAST };
-        let again = to_write_again(&point, &markers, &p).unwrap();
+        let again = to_write_again(&point, "t", &markers, &p).unwrap();
         assert_eq!(again, vec![&p[1]]);
     }
 
     #[test]
     fn a_producer_that_never_committed_writes_again() {
         let p = [pending("x-0-1", 3)];
-        let markers = [("x-0-1".to_owned(), None)];
+        let markers = markers(&[("x-0-1", None)]);
         let point = Point { id: 4, past: PAST };
-        assert_eq!(to_write_again(&point, &markers, &p).unwrap(), vec![&p[0]]);
+        assert_eq!(
+            to_write_again(&point, "t", &markers, &p).unwrap(),
+            vec![&p[0]]
+        );
     }
 
     #[test]
     fn a_marker_after_the_checkpoint_is_newer_output() {
-        let markers = [("x-0-0".to_owned(), Some(13))];
+        let markers = markers(&[("x-0-0", Some(13))]);
         let point = Point { id: 12, past: PAST };
         assert_eq!(
-            to_write_again(&point, &markers, &[]),
+            to_write_again(&point, "t", &markers, &[]),
             Err(Newer {
                 producer: "x-0-0".into(),
                 marker: 13
@@ -171,9 +198,9 @@ mod tests {
     fn a_marker_of_another_branch_is_newer_output_too() {
         // Checkpoints 5 to 8 were taken by a run this checkpoint's past
         // does not include (the restore that led here started from 4).
-        let markers = [("x-0-0".to_owned(), Some(6))];
+        let markers = markers(&[("x-0-0", Some(6))]);
         let point = Point { id: 12, past: PAST };
-        assert!(to_write_again(&point, &markers, &[]).is_err());
+        assert!(to_write_again(&point, "t", &markers, &[]).is_err());
     }
 
     #[test]
@@ -182,12 +209,35 @@ mod tests {
         // run had written up to its checkpoint 6.
         let past = [(9, 12)];
         let p = [pending("x-0-1", 12)];
-        let markers = [("x-0-1".to_owned(), Some(6))];
+        let markers = markers(&[("x-0-1", Some(6))]);
         let point = Point {
             id: 12,
             past: &past,
         };
-        assert_eq!(to_write_again(&point, &markers, &p).unwrap(), vec![&p[0]]);
+        assert_eq!(
+            to_write_again(&point, "t", &markers, &p).unwrap(),
+            vec![&p[0]]
+        );
+    }
+
+    #[test]
+    fn transactions_are_written_again_oldest_first() {
+        let p = [pending("x-0-0", 12), pending("x-0-1", 11)];
+        let point = Point { id: 12, past: PAST };
+        let again = to_write_again(&point, "t", &[], &p).unwrap();
+        assert_eq!(again, vec![&p[1], &p[0]]);
+    }
+
+    #[test]
+    fn markers_of_another_topic_judge_only_its_transactions() {
+        // The sink writes to `u` now; chk-12 recorded a transaction of `t`.
+        let p = [pending("x-0-0", 12)];
+        let old = markers(&[("x-0-0", Some(12))]);
+        let point = Point { id: 12, past: PAST };
+        assert!(to_write_again(&point, "u", &old, &p).unwrap().is_empty());
+        // A newer marker in the old topic refuses nothing in the new one.
+        let newer = markers(&[("x-0-0", Some(15))]);
+        assert!(to_write_again(&point, "u", &newer, &[]).is_ok());
     }
 
     #[test]

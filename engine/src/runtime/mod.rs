@@ -346,7 +346,9 @@ fn attempt(
         // completed: its output is committed here, so a run that ends, for
         // whatever reason, leaves every sink committed up to the same point.
         if let Some(stats) = checkpoint_stats.as_ref().filter(|s| s.last.is_some()) {
-            settle_sinks(plan, stats);
+            // Finished or stopped, every sink committed the last checkpoint.
+            let clean = first_error.is_none() && !matches!(outcome, Outcome::Cancelled(_));
+            settle_sinks(plan, stats, clean);
         }
         let cancelled = matches!(outcome, Outcome::Cancelled(_));
         if cancelled

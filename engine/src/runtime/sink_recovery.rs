@@ -101,11 +101,34 @@ pub(super) fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), Run
 }
 
 /// Commits each file sink's files pending for the last checkpoint this
-/// attempt completed (and the earlier ones of its past).
-pub(super) fn settle_sinks(plan: &Plan, stats: &coordinator::Stats) {
+/// attempt completed (and the earlier ones of its past). After an attempt
+/// that did not finish (a failure, a cancel), the other sinks are settled
+/// for that checkpoint as a restore from it would: what they pre-committed
+/// for it and had not committed becomes visible.
+pub(super) fn settle_sinks(plan: &Plan, stats: &coordinator::Stats, finished: bool) {
     let Some(last) = stats.last else {
         return;
     };
+    if let Some(metadata) = stats.last_metadata.as_deref().filter(|_| !finished) {
+        for node in plan.graph().node_weights() {
+            let Planned::Sink(sink) = &node.planned else {
+                continue;
+            };
+            let at = crate::nodes::SinkRestore {
+                node: &node.name,
+                parallelism: node.parallelism,
+                from: Some(metadata),
+            };
+            match sink.recover(&at) {
+                Ok(Some(done)) => tracing::info!("{done}"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    "`{}`: the output of chk-{last} is not all committed yet ({e}); the next restore commits it",
+                    node.name
+                ),
+            }
+        }
+    }
     let point = crate::operators::sinks::file::RestorePoint {
         id: last,
         history: &stats.last_history,

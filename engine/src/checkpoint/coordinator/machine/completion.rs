@@ -98,6 +98,7 @@ impl Machine {
         s.completed += 1;
         s.last = Some(id);
         s.last_history = metadata.history.clone();
+        s.last_metadata = Some(Box::new(metadata.clone()));
         s.durations.push(duration);
         s.bytes_written += written;
         s.max_sync = s

@@ -134,6 +134,9 @@ pub struct Stats {
     pub stopped: bool,
     /// The history of the last completed checkpoint (see `Metadata::history`).
     pub last_history: Vec<(u64, u64)>,
+    /// The last completed checkpoint's `_metadata`: what its sinks had
+    /// pre-committed, for the runtime to settle them as a restore would.
+    pub last_metadata: Option<Box<crate::checkpoint::metadata::Metadata>>,
 }
 
 struct InFlight {

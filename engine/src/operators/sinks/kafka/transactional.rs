@@ -101,24 +101,55 @@ pub(crate) fn marker_group(spec: &Kafka, id: &str) -> Result<ConsumerGroupMetada
 }
 
 /// Commits `writer`'s open transaction with its marker: checkpoint
-/// `covers` in partition 0 of the topic, for `group`.
+/// `covers` in partition 0 of `topic`, for `group`.
 pub(crate) fn commit(
     writer: &Writer,
     group: &ConsumerGroupMetadata,
+    topic: &str,
     covers: u64,
 ) -> Result<(), SinkError> {
     let mut marker = TopicPartitionList::new();
     marker
-        .add_partition_offset(&writer.topic, 0, Offset::Offset(covers as i64))
+        .add_partition_offset(topic, 0, Offset::Offset(covers as i64))
         .map_err(|e| writer.sink_error("mark a transaction on", e))?;
-    writer
-        .producer
-        .send_offsets_to_transaction(&marker, group, COMMIT_DEADLINE)
-        .map_err(|e| writer.sink_error("mark a transaction on", e))?;
-    writer
-        .producer
-        .commit_transaction(COMMIT_DEADLINE)
-        .map_err(|e| writer.sink_error("commit a transaction on", e))
+    retrying(writer, "mark a transaction on", || {
+        writer
+            .producer
+            .send_offsets_to_transaction(&marker, group, COMMIT_DEADLINE)
+    })?;
+    retrying(writer, "commit a transaction on", || {
+        writer.producer.commit_transaction(COMMIT_DEADLINE)
+    })
+}
+
+/// Runs a transactional call again while librdkafka says it may succeed
+/// if retried (a coordinator that moved); anything else, or a call that
+/// keeps failing for [`COMMIT_DEADLINE`], fails the sink, and the restore
+/// that follows writes the transaction again.
+fn retrying(
+    writer: &Writer,
+    action: &'static str,
+    call: impl Fn() -> rdkafka::error::KafkaResult<()>,
+) -> Result<(), SinkError> {
+    let started = std::time::Instant::now();
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(rdkafka::error::KafkaError::Transaction(e))
+                if e.is_retriable() && started.elapsed() < COMMIT_DEADLINE =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                if let rdkafka::error::KafkaError::Transaction(t) = &e {
+                    if t.txn_requires_abort() {
+                        let _ = writer.producer.abort_transaction(Duration::from_secs(5));
+                    }
+                }
+                return Err(writer.sink_error(action, e));
+            }
+        }
+    }
 }
 
 /// Opens transactional producer `id`: fences every earlier producer of
@@ -258,6 +289,7 @@ impl Sink for TransactionalKafkaSink {
             .ok_or(SinkError::Bug("no open transaction"))?;
         open.recorded = Some(Pending {
             producer: slot.id.clone(),
+            topic: self.topic.clone(),
             tag: open.tag.clone(),
             covers: id,
             partitions: slot.landed.written(),
@@ -287,18 +319,23 @@ impl Sink for TransactionalKafkaSink {
 
     /// Commit: every transaction whose checkpoint is complete, unless it
     /// has taken records since its barrier.
+    /// Oldest first, so that a key's records become visible in the order
+    /// they were written, and a failed commit leaves no newer one after it.
     fn on_complete(&mut self, id: u64) -> Result<(), SinkError> {
-        for (k, slot) in self.slots.iter_mut().enumerate() {
-            let Some(open) = &slot.open else {
-                continue;
-            };
-            let Some(covers) = open.recorded.as_ref().map(|r| r.covers) else {
-                continue;
-            };
-            if covers > id || (!open.closed && open.since_barrier) {
-                continue;
-            }
-            commit(&slot.writer, &slot.group, covers)?;
+        let mut ready: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(k, slot)| {
+                let open = slot.open.as_ref()?;
+                let covers = open.recorded.as_ref()?.covers;
+                (covers <= id && (open.closed || !open.since_barrier)).then_some((covers, k))
+            })
+            .collect();
+        ready.sort_unstable();
+        for (covers, k) in ready {
+            let slot = &mut self.slots[k];
+            commit(&slot.writer, &slot.group, &self.topic, covers)?;
             slot.open = None;
             if self.current == Some(k) {
                 self.current = None;
@@ -317,8 +354,9 @@ impl Sink for TransactionalKafkaSink {
 impl Drop for TransactionalKafkaSink {
     /// A transaction left open would hold back every `read_committed`
     /// reader of the topic until the brokers time it out. Aborting one a
-    /// completed checkpoint recorded loses nothing: the restore from that
-    /// checkpoint writes its records again.
+    /// completed checkpoint recorded loses nothing: once the attempt ends,
+    /// the runtime settles the sink for its last checkpoint, as a restore
+    /// from it does, which writes its records again.
     fn drop(&mut self) {
         for slot in &self.slots {
             if slot.open.is_some() {
