@@ -23,6 +23,11 @@ Four parts, each run the same way in --quick (tiny, checked, no file written):
    incremental checkpoints: load rate, checkpoint size and duration, the time
    to restore, and checkpoints of 1,000 changed keys a second afterwards.
 4. A plot of throughput and checkpoint size against state size.
+5. (--parts kafka, printed only) Kafka → word count → Kafka, exactly-once, 1 s checkpoints,
+   against the client alone reading the same lines and writing their words in transactions
+   (bench/kafka_limit.rs `copy`) and, with --with-flink, Flink's Kafka connector
+   (bench/peers/flink/FlinkKafkaWordCount.java, its jars from bench/peers/flink/kafka/pom.xml by
+   Maven), on one Apache Kafka broker the part starts (tests/kafka/pom.xml's jars).
 
 The Flink peer is the job in bench/peers/flink (see its README.md). Its work
 folder is $FLINKPEER (default /tmp/flinkpeer): the first --with-flink run
@@ -541,6 +546,160 @@ def windows_part(events, runs, flink):
     return rows
 
 
+class KafkaBroker:
+    """A one-node Apache Kafka broker (KRaft) on loopback ports, from the jars tests/kafka/pom.xml
+    names (Maven fetches them), in a folder of its own; killed by stop()."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="bench-kafka-")
+        cp_file = os.path.join(self.dir, "classpath.txt")
+        subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(ROOT, "tests", "kafka", "pom.xml"),
+                        "dependency:build-classpath", "-Dmdep.outputFile=" + cp_file], check=True)
+        classpath = open(cp_file).read().strip()
+        port, controller = free_port(), free_port()
+        self.servers = f"127.0.0.1:{port}"
+        config = os.path.join(self.dir, "server.properties")
+        write(config, "\n".join([
+            "process.roles=broker,controller", "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}", "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.dir}/data", "num.partitions=1", "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=4", "group.initial.rebalance.delay.ms=0", ""]))
+        subprocess.run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
+                        "-t", "ZGF0YWZsb3ctYmVuY2gxMg", "-c", config], check=True, capture_output=True)
+        self.log = open(os.path.join(self.dir, "broker.log"), "w")
+        self.process = subprocess.Popen(["java", "-Xms512m", "-Xmx1g", "-cp", classpath, "kafka.Kafka", config],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while subprocess.run(kafka_limit("create", self.servers, "probe", "1"), capture_output=True).returncode:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                sys.exit(f"the Kafka broker did not start; its log is {self.log.name}")
+            time.sleep(0.5)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kafka_limit(*args):
+    return [os.path.join(BIN, "kafka-limit"), *args]
+
+
+def limit_figures(stdout):
+    """`messages N bytes B seconds S` of kafka-limit: (messages, seconds)."""
+    m = re.search(r"messages (\d+) bytes (\d+) seconds ([\d.]+)", stdout)
+    if not m:
+        sys.exit(f"kafka-limit printed no figures: {stdout}")
+    return int(m.group(1)), float(m.group(3))
+
+
+def kafka_spec(name, servers, output):
+    return f"""name: {name}
+{checkpoint_section("1s")}sources:
+  lines: {{type: kafka, bootstrap_servers: "{servers}", topics: [lines], bounded: true}}
+transforms:
+  words: {{type: flat_map, inputs: [lines], split: ","}}
+  pairs: {{type: map, inputs: [words], expr: '{{"word": this, "count": 1}}'}}
+  counts: {{type: sum, inputs: [pairs], key: word, field: count}}
+sinks:
+  out: {{type: kafka, inputs: [counts], bootstrap_servers: "{servers}", topic: {output}, key: word, delivery: exactly_once}}
+"""
+
+
+def kafka_part(lines, runs, flink, connector_cp):
+    """Kafka → word count → Kafka, exactly-once, 1 s checkpoints, parallelism 1, topics of one
+    partition: dataflow, the client alone copying the same lines' words (kafka-limit copy), and
+    with flink, Flink's Kafka connector; interleaved. Each output is counted back."""
+    broker = KafkaBroker()
+    servers = broker.servers
+    try:
+        subprocess.run(kafka_limit("create", servers, "lines", "1"), check=True, capture_output=True)
+        n, secs = limit_figures(subprocess.run(kafka_limit("write", servers, "lines", str(lines)), check=True,
+                                               capture_output=True, text=True).stdout)
+        words = lines * 4
+        print(f"  {n:,} lines of 4 words written to `lines` in {secs:.1f} s", flush=True)
+
+        def counted(topic):
+            return limit_figures(subprocess.run(kafka_limit("read", servers, topic), check=True,
+                                                capture_output=True, text=True).stdout)[0]
+
+        rows = {"limit": [], "dataflow": [], "flink": []}
+        for r in range(runs):
+            out = f"limit-{r}"
+            subprocess.run(kafka_limit("create", servers, out, "1"), check=True, capture_output=True)
+            _, rss, stdout, _ = timed(kafka_limit("copy", servers, "lines", out))
+            rows["limit"].append((limit_figures(stdout)[1], rss))
+            out = f"counts-{r}"
+            subprocess.run(kafka_limit("create", servers, out, "1"), check=True, capture_output=True)
+            spec_path = write(os.path.join(WORK, f"kafka-wc-{r}.yaml"), kafka_spec(f"kafka-wc-{r}", servers, out))
+            shutil.rmtree(os.path.join(WORK, "checkpoints", f"kafka-wc-{r}"), ignore_errors=True)
+            secs, rss, _, err = timed(dataflow("run", spec_path))
+            m = re.search(r" finished in ([\d.]+)s", err)
+            took = float(m.group(1)) if m else secs
+            if counted(out) != words:
+                sys.exit(f"dataflow wrote {counted(out)} counts to {out}, not {words}")
+            rows["dataflow"].append((took, rss))
+            print(f"  run {r + 1}/{runs}: limit {lines / rows['limit'][-1][0] / 1e3:.0f}k lines/s, "
+                  f"dataflow {lines / took / 1e3:.0f}k lines/s ({rss:.0f} MiB)", flush=True)
+            if flink:
+                out = f"flink-{r}"
+                subprocess.run(kafka_limit("create", servers, out, "1"), check=True, capture_output=True)
+                run_id = f"flink-kafka-r{r}"
+                checkpoints = os.path.join(FLINKPEER, "checkpoints", run_id)
+                shutil.rmtree(checkpoints, ignore_errors=True)
+                tmp = os.path.join(FLINKPEER, "tmp")
+                os.makedirs(tmp, exist_ok=True)
+                cmd = ["java", *flink.java_options(),
+                       "-Dlog4j.configurationFile=" + os.path.join(PEER, "log4j2.properties"),
+                       "-cp", ":".join(flink.jars() + connector_cp + [flink.classes]), "FlinkKafkaWordCount",
+                       "--servers", servers, "--input", "lines", "--output", out, "--prefix", run_id,
+                       "--interval-ms", "1000", "--checkpoints", "file://" + checkpoints, "--tmp", tmp]
+                p, fsecs, frss, _, _ = measured(cmd)
+                result = next((l.split()[1:] for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+                if p.returncode != 0 or result is None:
+                    sys.exit(f"Flink run {run_id} failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+                t = {k: int(v) for k, v in (x.split("=") for x in result)}
+                if counted(out) != words:
+                    sys.exit(f"Flink wrote {counted(out)} counts to {out}, not {words}")
+                rows["flink"].append(((t["finished_ms"] - t["execute_ms"]) / 1000, frss))
+                print(f"  run {r + 1}/{runs}: flink {lines / rows['flink'][-1][0] / 1e3:.1f}k lines/s "
+                      f"({frss:.0f} MiB)", flush=True)
+        return {k: [(lines / s, rss) for s, rss in v] for k, v in rows.items()}
+    finally:
+        broker.stop()
+
+
+def kafka_table(rows, lines):
+    limit = statistics.median(x[0] for x in rows["limit"])
+    t = [f"Kafka → word count → Kafka, exactly-once, checkpoints every 1 s, parallelism 1, {lines:,} lines "
+         f"of 4 words (one message each), topics of one partition, one broker on the same machine:", "",
+         "| what runs | lines/s (median, min–max) | of the limit | peak RSS MiB |", "|---|---|---|---|"]
+    for name, label in (("limit", "the client alone (`kafka-limit copy`)"), ("dataflow", "dataflow"),
+                        ("flink", "Flink 2.3.0, Kafka connector 5.0.0-2.2")):
+        if not rows[name]:
+            continue
+        rates = [x[0] for x in rows[name]]
+        t.append(f"| {label} | {statistics.median(rates) / 1e3:.0f}k ({min(rates) / 1e3:.0f}k–{max(rates) / 1e3:.0f}k) "
+                 f"| {statistics.median(rates) / limit:.0%} | {statistics.median(x[1] for x in rows[name]):.0f} |")
+    if rows["flink"]:
+        ratio = statistics.median(x[0] for x in rows["dataflow"]) / statistics.median(x[0] for x in rows["flink"])
+        t += ["", f"dataflow against Flink at parallelism 1: {ratio:.1f}×"]
+    return t
+
+
 def windows_table(rows, open_windows):
     t = ["| job | events | results | events/s | peak RSS MiB | Flink events/s | Flink peak RSS MiB | vs Flink | memory vs Flink |",
          "|---|---|---|---|---|---|---|---|---|"]
@@ -957,9 +1116,10 @@ def main():
     ap.add_argument("--backends", default="memory", help="state backends of the series (memory,sled)")
     ap.add_argument("--latency-seconds", type=float, default=None, help="length of each latency run (default 20)")
     ap.add_argument("--parts", default="wordcount,latency,state",
-                    help="which parts to run (also: windows); docs/performance.md is written only when "
+                    help="which parts to run (also: windows, kafka); docs/performance.md is written only when "
                          "wordcount, latency and state all run")
     ap.add_argument("--events", type=int, default=None, help="events of the window and join jobs (default 10,000,000)")
+    ap.add_argument("--kafka-lines", type=int, default=None, help="lines of the Kafka part (default 1,000,000)")
     ap.add_argument("--report-only", action="store_true",
                     help="write docs/performance.md and the plot again from the last full run's results")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
@@ -1025,6 +1185,23 @@ def main():
         open_windows = open_windows_checkpoint(*((2_000, 100) if a.quick else (1_000_000, 1_000)))
         print("\n".join(windows_table(wrows, open_windows)))
         took("windows")
+    if "kafka" in parts:
+        print("kafka:", flush=True)
+        connector_cp = []
+        if flink:
+            compiled = os.path.join(flink.classes, "FlinkKafkaWordCount.class")
+            cp_file = os.path.join(FLINKPEER, "kafka-connector-classpath.txt")
+            subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(PEER, "kafka", "pom.xml"),
+                            "dependency:build-classpath", "-Dmdep.outputFile=" + cp_file], check=True)
+            connector_cp = open(cp_file).read().strip().split(":")
+            source = os.path.join(PEER, "FlinkKafkaWordCount.java")
+            if not os.path.exists(compiled) or os.path.getmtime(compiled) < os.path.getmtime(source):
+                subprocess.run(["javac", "-d", flink.classes, "-cp", ":".join(flink.jars() + connector_cp), source],
+                               check=True)
+        kafka_lines = a.kafka_lines or (20_000 if a.quick else 1_000_000)
+        krows = kafka_part(kafka_lines, runs, flink, connector_cp)
+        print("\n".join(kafka_table(krows, kafka_lines)))
+        took("kafka")
     if a.quick or parts != {"wordcount", "latency", "state"}:
         return
     command = ("python3 bench/bench.py " + " ".join(sys.argv[1:])).strip()

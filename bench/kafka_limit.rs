@@ -7,7 +7,13 @@
 //! to the end it has when the program starts.
 //! `kafka-limit write SERVERS TOPIC COUNT`: writes COUNT messages of
 //! generated words (`w17,w3,w99,w42`) with an idempotent producer.
-//! Each prints `messages N bytes B seconds S`.
+//! `kafka-limit copy SERVERS FROM TO`: reads FROM to its end as `read`
+//! does and writes each comma-separated word of each message to TO as a
+//! message keyed by the word, in transactions committed every second: the
+//! exactly-once word count's reading and writing, with no counting.
+//! Each prints `messages N bytes B seconds S` (for `copy`, messages read).
+//! `kafka-limit create SERVERS TOPIC PARTITIONS` creates a topic (for the
+//! benchmark, which has no Kafka tool of its own).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -25,7 +31,12 @@ fn main() -> ExitCode {
             Ok(count) => write(&args[2], &args[3], count),
             Err(_) => Err(format!("COUNT must be a number, not `{}`", args[4])),
         },
-        _ => Err("usage: kafka-limit read SERVERS TOPIC | write SERVERS TOPIC COUNT".into()),
+        Some("copy") if args.len() == 5 => copy(&args[2], &args[3], &args[4]),
+        Some("create") if args.len() == 5 => match args[4].parse() {
+            Ok(partitions) => create(&args[2], &args[3], partitions),
+            Err(_) => Err(format!("PARTITIONS must be a number, not `{}`", args[4])),
+        },
+        _ => Err("usage: kafka-limit read SERVERS TOPIC | write SERVERS TOPIC COUNT | copy SERVERS FROM TO | create SERVERS TOPIC PARTITIONS".into()),
     };
     match result {
         Ok((messages, bytes, took)) => {
@@ -43,6 +54,16 @@ fn main() -> ExitCode {
 }
 
 fn read(servers: &str, topic: &str) -> Result<(u64, u64, Duration), String> {
+    read_each(servers, topic, |_| Ok(()))
+}
+
+/// Reads every partition of `topic` to the end it has now, calling `each`
+/// with every message's value.
+fn read_each(
+    servers: &str,
+    topic: &str,
+    mut each: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(u64, u64, Duration), String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", "kafka-limit")
@@ -72,8 +93,10 @@ fn read(servers: &str, topic: &str) -> Result<(u64, u64, Duration), String> {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 messages += 1;
-                bytes += m.payload().map_or(0, |p| p.len() as u64);
+                let payload = m.payload().unwrap_or_default();
+                bytes += payload.len() as u64;
                 next[m.partition() as usize] = m.offset() + 1;
+                each(payload)?;
             }
             Some(Err(e)) => return Err(e.to_string()),
             // Past the last message, only transaction markers are left.
@@ -130,4 +153,81 @@ fn write(servers: &str, topic: &str, count: u64) -> Result<(u64, u64, Duration),
         .flush(Duration::from_secs(300))
         .map_err(|e| e.to_string())?;
     Ok((count, bytes, started.elapsed()))
+}
+
+fn copy(servers: &str, from: &str, to: &str) -> Result<(u64, u64, Duration), String> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("enable.idempotence", "true")
+        .set("transactional.id", "kafka-limit-copy")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(60);
+    producer
+        .init_transactions(timeout)
+        .map_err(|e| e.to_string())?;
+    producer.begin_transaction().map_err(|e| e.to_string())?;
+    let mut committed = Instant::now();
+    let result = read_each(servers, from, |line| {
+        for word in line.split(|b| *b == b',') {
+            let mut record = BaseRecord::<[u8], [u8]>::to(to).payload(word).key(word);
+            while let Err((e, back)) = producer.send(record) {
+                if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
+                    return Err(e.to_string());
+                }
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+        }
+        producer.poll(Duration::ZERO);
+        if committed.elapsed() >= Duration::from_secs(1) {
+            producer
+                .commit_transaction(timeout)
+                .map_err(|e| e.to_string())?;
+            producer.begin_transaction().map_err(|e| e.to_string())?;
+            committed = Instant::now();
+        }
+        Ok(())
+    })?;
+    producer
+        .commit_transaction(timeout)
+        .map_err(|e| e.to_string())?;
+    Ok(result)
+}
+
+fn create(servers: &str, topic: &str, partitions: i32) -> Result<(u64, u64, Duration), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let created =
+        block_on(admin.create_topics(&topics, &AdminOptions::new())).map_err(|e| e.to_string())?;
+    for result in created {
+        result.map_err(|(topic, code)| format!("cannot create `{topic}`: {code}"))?;
+    }
+    Ok((0, 0, started.elapsed()))
+}
+
+/// Runs a future to its end on this thread (the admin client's calls are
+/// futures; this program needs nothing more of an executor).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
