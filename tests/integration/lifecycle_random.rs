@@ -64,8 +64,11 @@ struct Life {
     files: [usize; 2],
     /// Parallelism of `counts`.
     parallelism: u64,
-    /// Folders holding a savepoint taken with `--to` or `--savepoint-to`.
+    /// Folders holding a savepoint taken with `--to` or `--savepoint-to`
+    /// (the newest few: the user deletes older ones).
     savepoints: Vec<PathBuf>,
+    /// Savepoints taken so far.
+    taken: usize,
     /// The steps so far, for a failure's message.
     steps: Vec<String>,
     /// Runs started so far.
@@ -97,6 +100,7 @@ impl Life {
             files: [0, 0],
             parallelism: 2,
             savepoints: Vec::new(),
+            taken: 0,
             steps: Vec::new(),
             runs: 0,
             parsed: RefCell::new(HashMap::new()),
@@ -521,6 +525,7 @@ sinks:
         self.note(format!("  {}: {}", args[0], stderr.trim()));
         if out.status.success() {
             self.savepoints.push(folder);
+            self.taken += 1;
         } else if !["finish", "ended", "ending", "no job"]
             .iter()
             .any(|why| stderr.contains(why))
@@ -697,7 +702,7 @@ fn run_life(default_seed: u64) {
         count("stopped with savepoint"),
         count("inject=Some"),
         count("from=chk-"),
-        life.savepoints.len(),
+        life.taken,
         count("from=/"),
         count("store down"),
         count("new input file"),
