@@ -1061,3 +1061,45 @@ fn a_fresh_start_forgets_the_markers_of_an_earlier_run() {
     let expected: Vec<i64> = (0..20).chain(100..110).collect();
     assert_eq!(committed_ns(broker, topic), expected);
 }
+
+/// Messages that are not JSON follow the source's `on_error`: `fail`
+/// fails the job naming the topic, partition and offset; `skip` drops
+/// them and reads on.
+#[test]
+fn unreadable_json_follows_on_error() {
+    let broker = Broker::shared();
+    broker.create_topic("bad-json", 1);
+    let values: Vec<String> = [r#"{"n": 1}"#, "not json", r#"{"n": 2}"#, "{\"n\": "]
+        .iter()
+        .map(|v| (*v).to_owned())
+        .collect();
+    broker.produce("bad-json", 1, &values);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |on_error: &str| {
+        let path = copy_spec(dir.path(), on_error, &broker.servers, "bad-json", 1, "");
+        let written = std::fs::read_to_string(&path).unwrap().replace(
+            "    bounded: true\n",
+            &format!("    bounded: true\n    format: json\n    on_error: {on_error}\n"),
+        );
+        std::fs::write(&path, written).unwrap();
+        let out = Command::new(bin()).arg("run").arg(&path).output().unwrap();
+        (
+            out.status.code(),
+            text(&out).1,
+            dir.path().join(format!("out-{on_error}")),
+        )
+    };
+    let (code, stderr, _) = run("fail");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`bad-json` partition 0 offset 1 is not JSON"),
+        "{stderr}"
+    );
+    let (code, stderr, out) = run("skip");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        output(&out),
+        once_each(&[r#"{"n":1}"#.to_owned(), r#"{"n":2}"#.to_owned()]),
+        "{stderr}"
+    );
+}
