@@ -8,6 +8,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dataflow::checkpoint::metadata::Metadata;
+use dataflow::nodes::SinkRestore;
+use dataflow::operators::sinks::kafka::transactional::TransactionalKafkaSink;
+use dataflow::operators::Sink;
+
 use crate::harness::{bin, text};
 use crate::kafka_broker::Broker;
 use crate::recovery::Prng;
@@ -699,13 +704,18 @@ fn exactly_once_sink(servers: &str, topic: &str) -> dataflow::nodes::sinks::kafk
     .unwrap()
 }
 
+/// A start of the sink `out` at parallelism 1 from `from`.
+fn sink_restore(from: Option<&Metadata>) -> SinkRestore<'_> {
+    SinkRestore {
+        node: "out",
+        parallelism: 1,
+        from,
+    }
+}
+
 /// A checkpoint `id` of the sink alone, with `pending` as what its one
 /// instance recorded and `past` as its history.
-fn checkpoint_with(
-    id: u64,
-    past: &[(u64, u64)],
-    pending: Option<serde_json::Value>,
-) -> dataflow::checkpoint::metadata::Metadata {
+fn checkpoint_with(id: u64, past: &[(u64, u64)], pending: Option<serde_json::Value>) -> Metadata {
     serde_json::from_value(serde_json::json!({
         "format_version": 4,
         "job": "crash",
@@ -759,10 +769,6 @@ fn committed_ns(broker: &Broker, topic: &str) -> Vec<i64> {
 /// output after it.
 #[test]
 fn a_restore_writes_again_once_what_a_crash_left_uncommitted() {
-    use dataflow::nodes::SinkRestore;
-    use dataflow::operators::sinks::kafka::transactional::TransactionalKafkaSink;
-    use dataflow::operators::Sink;
-
     let broker = Broker::shared();
     let topic = "eo-crash";
     broker.create_topic(topic, 3);
@@ -781,11 +787,7 @@ fn a_restore_writes_again_once_what_a_crash_left_uncommitted() {
     std::mem::forget(sink);
 
     let chk7 = checkpoint_with(7, &[(1, 7)], pending);
-    let restore = SinkRestore {
-        node: "out",
-        parallelism: 1,
-        from: Some(&chk7),
-    };
+    let restore = sink_restore(Some(&chk7));
     let done = dataflow::kafka::recovery::recover(&spec, &restore).unwrap();
     assert!(
         done.as_deref()
@@ -800,11 +802,7 @@ fn a_restore_writes_again_once_what_a_crash_left_uncommitted() {
     assert_eq!(committed_ns(broker, topic), (0..100).collect::<Vec<_>>());
 
     let chk6 = checkpoint_with(6, &[(1, 6)], None);
-    let older = SinkRestore {
-        node: "out",
-        parallelism: 1,
-        from: Some(&chk6),
-    };
+    let older = sink_restore(Some(&chk6));
     let refused = dataflow::kafka::recovery::recover(&spec, &older).unwrap_err();
     assert!(
         refused.to_string().contains("not in chk-6's past"),
@@ -816,10 +814,6 @@ fn a_restore_writes_again_once_what_a_crash_left_uncommitted() {
 /// written again by a restore from it.
 #[test]
 fn a_restore_writes_nothing_again_after_a_commit() {
-    use dataflow::nodes::SinkRestore;
-    use dataflow::operators::sinks::kafka::transactional::TransactionalKafkaSink;
-    use dataflow::operators::Sink;
-
     let broker = Broker::shared();
     let topic = "eo-committed";
     broker.create_topic(topic, 2);
@@ -833,11 +827,7 @@ fn a_restore_writes_nothing_again_after_a_commit() {
     std::mem::forget(sink);
 
     let chk3 = checkpoint_with(3, &[(1, 3)], pending);
-    let restore = SinkRestore {
-        node: "out",
-        parallelism: 1,
-        from: Some(&chk3),
-    };
+    let restore = sink_restore(Some(&chk3));
     assert_eq!(
         dataflow::kafka::recovery::recover(&spec, &restore).unwrap(),
         None
@@ -1015,19 +1005,11 @@ fn each_partition_has_its_own_watermark() {
 /// fresh start reset (without that, B's chk-2 was taken as committed).
 #[test]
 fn a_fresh_start_forgets_the_markers_of_an_earlier_run() {
-    use dataflow::nodes::SinkRestore;
-    use dataflow::operators::sinks::kafka::transactional::TransactionalKafkaSink;
-    use dataflow::operators::Sink;
-
     let broker = Broker::shared();
     let topic = "eo-fresh";
     broker.create_topic(topic, 2);
     let spec = exactly_once_sink(&broker.servers, topic);
-    let fresh = SinkRestore {
-        node: "out",
-        parallelism: 1,
-        from: None,
-    };
+    let fresh = sink_restore(None);
     let run = |records: [(usize, usize); 2], commit_second: bool| {
         dataflow::kafka::recovery::recover(&spec, &fresh).unwrap();
         let mut sink = TransactionalKafkaSink::open(&spec, spec.prefix(), 0).unwrap();
@@ -1048,11 +1030,7 @@ fn a_fresh_start_forgets_the_markers_of_an_earlier_run() {
     run([(0, 10), (10, 20)], true);
     let pending = run([(100, 105), (105, 110)], false);
     let chk2 = checkpoint_with(2, &[(1, 2)], pending);
-    let restore = SinkRestore {
-        node: "out",
-        parallelism: 1,
-        from: Some(&chk2),
-    };
+    let restore = sink_restore(Some(&chk2));
     let done = dataflow::kafka::recovery::recover(&spec, &restore).unwrap();
     assert!(
         done.as_deref().is_some_and(|d| d.contains("5 messages")),

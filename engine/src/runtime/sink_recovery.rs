@@ -20,23 +20,12 @@ pub(super) fn recover_sinks(plan: &Plan, options: &RunOptions) -> Result<(), Run
     use crate::operators::sinks::file;
 
     // Sinks that settle their output themselves (a Kafka topic's).
-    for node in plan.graph().node_weights() {
-        let Planned::Sink(sink) = &node.planned else {
-            continue;
-        };
-        let at = crate::nodes::SinkRestore {
-            node: &node.name,
-            parallelism: node.parallelism,
-            from: options.restore.as_ref().map(|r| &r.metadata),
-        };
-        let done = sink.recover(&at).map_err(|source| SetupError::Output {
-            node: node.name.clone(),
+    recover_each(plan, options.restore.as_ref().map(|r| &r.metadata)).map_err(
+        |(node, source)| SetupError::Output {
+            node: node.to_owned(),
             source,
-        })?;
-        if let Some(done) = done {
-            tracing::info!("{done}");
-        }
-    }
+        },
+    )?;
 
     let sinks: Vec<(&str, &std::path::Path)> = plan
         .graph()
@@ -110,23 +99,10 @@ pub(super) fn settle_sinks(plan: &Plan, stats: &coordinator::Stats, finished: bo
         return;
     };
     if let Some(metadata) = stats.last_metadata.as_deref().filter(|_| !finished) {
-        for node in plan.graph().node_weights() {
-            let Planned::Sink(sink) = &node.planned else {
-                continue;
-            };
-            let at = crate::nodes::SinkRestore {
-                node: &node.name,
-                parallelism: node.parallelism,
-                from: Some(metadata),
-            };
-            match sink.recover(&at) {
-                Ok(Some(done)) => tracing::info!("{done}"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(
-                    "`{}`: the output of chk-{last} is not all committed yet ({e}); the next restore commits it",
-                    node.name
-                ),
-            }
+        if let Err((node, e)) = recover_each(plan, Some(metadata)) {
+            tracing::warn!(
+                "`{node}`: the output of chk-{last} is not all committed yet ({e}); the next restore commits it"
+            );
         }
     }
     let point = crate::operators::sinks::file::RestorePoint {
@@ -147,4 +123,28 @@ pub(super) fn settle_sinks(plan: &Plan, stats: &coordinator::Stats, finished: bo
             }
         }
     }
+}
+
+/// [`PlannedSink::recover`](crate::nodes::PlannedSink::recover) of every
+/// sink, for a start from `from`; the first failure, with its node.
+fn recover_each<'p>(
+    plan: &'p Plan,
+    from: Option<&crate::checkpoint::metadata::Metadata>,
+) -> Result<(), (&'p str, crate::operators::SinkError)> {
+    for node in plan.graph().node_weights() {
+        let Planned::Sink(sink) = &node.planned else {
+            continue;
+        };
+        let at = crate::nodes::SinkRestore {
+            node: &node.name,
+            parallelism: node.parallelism,
+            from,
+        };
+        match sink.recover(&at) {
+            Ok(Some(done)) => tracing::info!("{done}"),
+            Ok(None) => {}
+            Err(e) => return Err((&node.name, e)),
+        }
+    }
+    Ok(())
 }
