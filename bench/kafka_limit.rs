@@ -139,20 +139,29 @@ fn write(servers: &str, topic: &str, count: u64) -> Result<(u64, u64, Duration),
             value.push_str(&(seed % 1000).to_string());
         }
         bytes += value.len() as u64;
-        let mut record = BaseRecord::<str, str>::to(topic).payload(&value);
-        while let Err((e, back)) = producer.send(record) {
-            if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
-                return Err(e.to_string());
-            }
-            producer.poll(Duration::from_millis(10));
-            record = back;
-        }
+        send(&producer, BaseRecord::<str, str>::to(topic).payload(&value))?;
         producer.poll(Duration::ZERO);
     }
     producer
         .flush(Duration::from_secs(300))
         .map_err(|e| e.to_string())?;
     Ok((count, bytes, started.elapsed()))
+}
+
+/// Sends `record`; a full queue waits for acknowledgements, as the sink does.
+fn send<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>) -> Result<(), String>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    while let Err((e, back)) = producer.send(record) {
+        if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
+            return Err(e.to_string());
+        }
+        producer.poll(Duration::from_millis(10));
+        record = back;
+    }
+    Ok(())
 }
 
 fn copy(servers: &str, from: &str, to: &str) -> Result<(u64, u64, Duration), String> {
@@ -170,14 +179,10 @@ fn copy(servers: &str, from: &str, to: &str) -> Result<(u64, u64, Duration), Str
     let mut committed = Instant::now();
     let result = read_each(servers, from, |line| {
         for word in line.split(|b| *b == b',') {
-            let mut record = BaseRecord::<[u8], [u8]>::to(to).payload(word).key(word);
-            while let Err((e, back)) = producer.send(record) {
-                if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::QueueFull) {
-                    return Err(e.to_string());
-                }
-                producer.poll(Duration::from_millis(10));
-                record = back;
-            }
+            send(
+                &producer,
+                BaseRecord::<[u8], [u8]>::to(to).payload(word).key(word),
+            )?;
         }
         producer.poll(Duration::ZERO);
         if committed.elapsed() >= Duration::from_secs(1) {

@@ -287,16 +287,7 @@ fn a_missing_topic_and_an_unreachable_broker_fail_clearly() {
         1,
         "",
     );
-    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "the Kafka topic `no-such-topic` does not exist on {}",
-            broker.servers
-        )),
-        "{stderr}"
-    );
+    fails_for_a_missing_topic(&spec, "no-such-topic", &broker.servers);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -562,13 +553,17 @@ fn a_sink_topic_that_does_not_exist_fails_clearly() {
         "no-such-output",
         1,
     );
-    let out = Command::new(bin()).arg("run").arg(&spec).output().unwrap();
+    fails_for_a_missing_topic(&spec, "no-such-output", &broker.servers);
+}
+
+/// `dataflow run spec` exits 1 naming the missing `topic` and the brokers.
+fn fails_for_a_missing_topic(spec: &Path, topic: &str, servers: &str) {
+    let out = Command::new(bin()).arg("run").arg(spec).output().unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "the Kafka topic `no-such-output` does not exist on {}",
-            broker.servers
+            "the Kafka topic `{topic}` does not exist on {servers}"
         )),
         "{stderr}"
     );

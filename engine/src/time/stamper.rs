@@ -255,6 +255,11 @@ mod tests {
         )
     }
 
+    /// Times from `ts`, no bound, restored at the highest time `restored`.
+    fn restored(restored: i64) -> Stamper {
+        Stamper::new(stamper(0, None, None).settings, Some(restored))
+    }
+
     fn records(json: &[&str]) -> Vec<Value> {
         json.iter()
             .map(|j| serde_json::from_str(j).unwrap())
@@ -354,16 +359,7 @@ mod tests {
 
     #[test]
     fn a_restored_source_goes_on_from_the_time_it_had_read() {
-        let mut s = Stamper::new(
-            EventTime {
-                timestamp: Expr::compile_key("ts").unwrap(),
-                written: "ts".into(),
-                max_out_of_orderness_ms: 0,
-                idle_timeout: None,
-                max_future_ms: None,
-            },
-            Some(500),
-        );
+        let mut s = restored(500);
         let (mut times, mut rejected) = (Vec::new(), Vec::new());
         let mut batch = records(&[r#"{"ts": 100}"#]);
         s.stamp(&mut batch, &mut times, 0, &mut rejected, None);
@@ -453,16 +449,7 @@ mod tests {
 
     #[test]
     fn with_splits_a_restored_watermark_is_a_floor() {
-        let mut s = Stamper::new(
-            EventTime {
-                timestamp: Expr::compile_key("ts").unwrap(),
-                written: "ts".into(),
-                max_out_of_orderness_ms: 0,
-                idle_timeout: None,
-                max_future_ms: None,
-            },
-            Some(500),
-        );
+        let mut s = restored(500);
         let (mut times, mut rejected) = (Vec::new(), Vec::new());
         let (mut batch, of) = split_batch(&[(0, 100), (1, 900)]);
         let splits = Splits {
