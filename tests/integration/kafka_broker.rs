@@ -218,6 +218,30 @@ impl Broker {
         for result in created {
             result.unwrap_or_else(|e| panic!("cannot create topic {topic}: {e:?}"));
         }
+        // Created means the controller has it; a test goes on once the
+        // broker's metadata shows every partition, as a client sees it.
+        let consumer = self.consumer(&[]);
+        let ready = || {
+            consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .is_ok_and(|m| {
+                    let found = m.topics()[0].partitions();
+                    found.len() == partitions as usize
+                        && found.iter().all(|p| {
+                            consumer
+                                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                                .is_ok()
+                        })
+                })
+        };
+        let started = Instant::now();
+        while !ready() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the partitions of {topic} did not show within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Grows a topic to `partitions` partitions.
@@ -266,19 +290,29 @@ impl Broker {
         producer.flush(Duration::from_secs(60)).unwrap();
     }
 
-    /// Writes one message to `partition` of `topic`, stamped `millis`.
+    /// Writes one message to `partition` of `topic`, stamped `millis`, and
+    /// waits until the partition holds it (a flush succeeds even when the
+    /// message was refused).
     pub fn produce_at(&self, topic: &str, partition: i32, millis: i64, value: &str) {
+        let before = self.ends(topic)[partition as usize];
         let producer: BaseProducer = self.client(&[]).create().unwrap();
-        producer
-            .send(
-                BaseRecord::<str, str>::to(topic)
-                    .payload(value)
-                    .partition(partition)
-                    .timestamp(millis),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-        producer.flush(Duration::from_secs(60)).unwrap();
+        for _ in 0..5 {
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .payload(value)
+                        .partition(partition)
+                        .timestamp(millis),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap();
+            producer.flush(Duration::from_secs(60)).unwrap();
+            if self.ends(topic)[partition as usize] > before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("the message to partition {partition} of {topic} was not written");
     }
 }
 
