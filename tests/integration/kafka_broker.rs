@@ -89,6 +89,9 @@ impl Broker {
 
     fn configure(&self, port: u16, sasl: u16) {
         let controller = self.controller;
+        // Time retention (7 days) is applied every 5 s, not every 5
+        // minutes: a test whose messages are stamped beyond it then fails
+        // at once, not only when it happens to run late in the suite.
         let properties = format!(
             "process.roles=broker,controller\n\
              node.id=1\n\
@@ -108,7 +111,8 @@ impl Broker {
              transaction.state.log.replication.factor=1\n\
              transaction.state.log.min.isr=1\n\
              transaction.state.log.num.partitions=4\n\
-             group.initial.rebalance.delay.ms=0\n",
+             group.initial.rebalance.delay.ms=0\n\
+             log.retention.check.interval.ms=5000\n",
             self.dir.path().join("data").display()
         );
         std::fs::write(self.config(), properties).unwrap();
@@ -241,6 +245,25 @@ impl Broker {
                 "the partitions of {topic} did not show within 30 s"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Deletes the records of `partition` of `topic` before `offset`, as
+    /// retention would.
+    pub fn delete_before(&self, topic: &str, partition: i32, offset: i64) {
+        let admin: AdminClient<DefaultClientContext> = self.client(&[]).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .unwrap();
+        let done = futures_executor::block_on(admin.delete_records(
+            &tpl,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap();
+        for element in done.elements() {
+            element
+                .error()
+                .unwrap_or_else(|e| panic!("cannot delete records of {topic}: {e:?}"));
         }
     }
 

@@ -63,6 +63,13 @@ pub enum KafkaError {
         count: u64,
         found: u64,
     },
+    /// A record too large for the brokers: the same record fails again.
+    #[error("a message for the Kafka topic `{topic}` on {servers} is larger than allowed: {why} (raise `message.max.bytes` in `librdkafka_options` and the topic's `max.message.bytes`, or write smaller records)")]
+    TooLarge {
+        topic: String,
+        servers: String,
+        why: String,
+    },
     #[error("a bug in dataflow: {0}")]
     Bug(&'static str),
 }
@@ -80,7 +87,8 @@ impl Classify for KafkaError {
             KafkaError::Config { .. }
             | KafkaError::NoTopic { .. }
             | KafkaError::NoMatch { .. }
-            | KafkaError::NewerOutput { .. } => Class::User,
+            | KafkaError::NewerOutput { .. }
+            | KafkaError::TooLarge { .. } => Class::User,
             KafkaError::Client { .. } | KafkaError::Damaged { .. } | KafkaError::Gone { .. } => {
                 Class::External
             }
@@ -140,6 +148,14 @@ impl Context {
     }
 }
 
+/// A librdkafka log line without the thread it names (`[thrd:main]: `).
+fn without_thread(message: &str) -> &str {
+    match message.split_once("]: ") {
+        Some((thread, rest)) if thread.starts_with("[thrd:") => rest,
+        _ => message,
+    }
+}
+
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
@@ -151,6 +167,14 @@ impl ClientContext for Context {
                 tracing::error!("librdkafka {facility}: {message}");
                 self.note(message);
             }
+            // An offset reset after a failed fetch: the records from the
+            // offset a source was to read next are gone from the topic,
+            // and it reads on from the oldest kept. Records were lost
+            // before the job could read them, which a user must hear of.
+            RDKafkaLogLevel::Warning if facility == "OFFSET" => tracing::warn!(
+                "Kafka: {}; records this job had not read yet are no longer in the topic (deleted by its retention, or truncated), and it reads on from the oldest kept",
+                self.mask(without_thread(message))
+            ),
             RDKafkaLogLevel::Warning => {
                 tracing::debug!("librdkafka {facility}: {}", self.mask(message))
             }
@@ -173,6 +197,10 @@ pub fn config(
     own: &[(&str, &str)],
 ) -> ClientConfig {
     let mut config = ClientConfig::new();
+    // rust-rdkafka takes the level from the `log` crate, which dataflow
+    // does not use (its default passes errors only); [`Context::log`]
+    // chooses what to show of warnings.
+    config.set_log_level(RDKafkaLogLevel::Warning);
     config.set("bootstrap.servers", servers);
     for (k, v) in properties {
         config.set(k, v);

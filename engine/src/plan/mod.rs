@@ -1214,6 +1214,19 @@ mod tests {
         assert_eq!(&text[span.start..span.end], "0");
     }
 
+    /// librdkafka takes an empty group, then refuses every commit.
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn an_empty_kafka_group_is_refused_where_it_is_written() {
+        let text = "name: x\nsources: {a: {type: kafka, bootstrap_servers: 'h:9092', \
+                    topics: [t], group_id: ' '}}\nsinks: {o: {type: print, inputs: [a]}}\n";
+        let diagnostics = check(text.to_owned());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].code, "invalid-value");
+        let span = diagnostics[0].span.clone().expect("a span");
+        assert_eq!(&text[span.start..span.end], "' '");
+    }
+
     #[test]
     fn a_document_that_cannot_be_read_is_not_also_missing_its_nodes() {
         assert_eq!(

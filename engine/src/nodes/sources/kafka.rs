@@ -51,8 +51,9 @@ pub struct Kafka {
     /// `topic_pattern`, new topics); `0s` never.
     #[serde(default = "default_discovery_interval")]
     pub discovery_interval: Duration,
-    /// Read up to the end the partitions had when the run started, then
-    /// end (Flink's bounded mode), instead of reading forever.
+    /// Read up to the end the partitions had when the job started, then
+    /// end (Flink's bounded mode), instead of reading forever; a restore
+    /// keeps those ends.
     #[serde(default)]
     pub bounded: bool,
     /// The largest message value kept, in bytes; a larger one is a bad
@@ -182,6 +183,16 @@ impl SourceType for Kafka {
                 format!("source `{name}` has `columns`, which only `format: csv` reads"),
             )
             .at(cx.span("columns"), "unused");
+            cx.error(d);
+        }
+        if self.group_id.as_deref().is_some_and(|g| g.trim().is_empty()) {
+            // librdkafka takes an empty group, then refuses every commit.
+            let d = Diagnostic::error(
+                "invalid-value",
+                format!("`group_id` of source `{name}` is empty"),
+            )
+            .at(cx.span("group_id"), "empty")
+            .help("leave it out for `dataflow-<job>-<source>`");
             cx.error(d);
         }
         crate::kafka::check_properties(cx, &self.librdkafka_options, &OWN_PROPERTIES);

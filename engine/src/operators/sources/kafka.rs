@@ -39,6 +39,9 @@ pub struct KafkaSource {
     restored: Option<BTreeMap<Partition, i64>>,
     /// Bounded: where each partition ends.
     ends: BTreeMap<Partition, i64>,
+    /// Bounded: the ends a restored checkpoint recorded, which the first
+    /// run found: a restored run ends where that run would have.
+    restored_ends: BTreeMap<Partition, i64>,
     /// When the partitions were last listed; `None` before the first time.
     discovered: Option<Instant>,
     /// Offsets recorded at each checkpoint not yet complete, to commit to
@@ -125,6 +128,7 @@ impl KafkaSource {
             next: BTreeMap::new(),
             restored: None,
             ends: BTreeMap::new(),
+            restored_ends: BTreeMap::new(),
             discovered: None,
             checkpoints: VecDeque::new(),
             decoder: Decoder::new(spec),
@@ -168,7 +172,10 @@ impl KafkaSource {
         for ((topic, partition), start) in new.into_iter().zip(starts) {
             let key: Partition = (Arc::from(topic.as_str()), partition);
             if self.spec.bounded {
-                let (_, end) = self.reader.bounds(&topic, partition)?;
+                let end = match self.restored_ends.get(&key) {
+                    Some(end) => *end,
+                    None => self.reader.bounds(&topic, partition)?.1,
+                };
                 self.ends.insert(key.clone(), end);
             }
             self.splits.push(key.clone());
@@ -276,6 +283,24 @@ impl KafkaSource {
         }
     }
 
+    /// `known`, and the partitions of `restored` this instance owns but
+    /// has not found again, as `[topic, partition, offset]`.
+    fn listed(
+        &self,
+        known: &BTreeMap<Partition, i64>,
+        restored: &BTreeMap<Partition, i64>,
+    ) -> Vec<serde_json::Value> {
+        let waiting = restored.iter().filter(|((topic, partition), _)| {
+            crate::kafka::owner(topic, *partition, self.at.parallelism) == self.at.index
+                && !self.next.contains_key(&(Arc::clone(topic), *partition))
+        });
+        known
+            .iter()
+            .chain(waiting)
+            .map(|((topic, partition), offset)| serde_json::json!([&**topic, partition, offset]))
+            .collect()
+    }
+
     fn ended(&self) -> bool {
         self.spec.bounded
             && self
@@ -364,23 +389,15 @@ impl Source for KafkaSource {
     /// The next offset of every partition this instance reads, and of
     /// those it owns by a restored checkpoint but has not found again yet
     /// (a listing that missed them): a checkpoint taken meanwhile must
-    /// not forget where they were.
+    /// not forget where they were. Bounded, each one's end too.
     fn position(&self) -> serde_json::Value {
-        let waiting = self
-            .restored
-            .iter()
-            .flatten()
-            .filter(|((topic, partition), _)| {
-                crate::kafka::owner(topic, *partition, self.at.parallelism) == self.at.index
-                    && !self.next.contains_key(&(Arc::clone(topic), *partition))
-            });
-        let offsets: Vec<serde_json::Value> = self
-            .next
-            .iter()
-            .chain(waiting)
-            .map(|((topic, partition), offset)| serde_json::json!([&**topic, partition, offset]))
-            .collect();
-        serde_json::json!({ "offsets": offsets })
+        let none = BTreeMap::new();
+        let offsets = self.listed(&self.next, self.restored.as_ref().unwrap_or(&none));
+        if !self.spec.bounded {
+            return serde_json::json!({ "offsets": offsets });
+        }
+        let ends = self.listed(&self.ends, &self.restored_ends);
+        serde_json::json!({ "offsets": offsets, "ends": ends })
     }
 
     fn on_barrier(&mut self, id: u64) {
@@ -410,8 +427,15 @@ impl Source for KafkaSource {
     fn restore(&mut self, positions: &[serde_json::Value]) -> Result<(), OpError> {
         let mut restored = BTreeMap::new();
         for position in positions {
-            for (topic, partition, offset) in parse_position(position)? {
+            for (topic, partition, offset) in parse_position(position, "offsets")? {
                 restored.insert((Arc::from(topic.as_str()), partition), offset);
+            }
+            // Checkpoints of a run that was not bounded have no ends.
+            if position.get("ends").is_some() {
+                for (topic, partition, end) in parse_position(position, "ends")? {
+                    self.restored_ends
+                        .insert((Arc::from(topic.as_str()), partition), end);
+                }
             }
         }
         self.restored = Some(restored);
@@ -497,16 +521,27 @@ impl Drop for Committer {
 /// How long an ending source waits for its last commit.
 const COMMIT_WAIT: Duration = Duration::from_secs(1);
 
-/// The offsets a position records: `{"offsets": [[topic, partition, next], …]}`.
-fn parse_position(position: &serde_json::Value) -> Result<Vec<(String, i32, i64)>, PositionError> {
+/// The offsets a position records under `field`: `{"offsets": [[topic,
+/// partition, next], …], "ends": [[topic, partition, end], …]}` (ends
+/// for a bounded source only).
+fn parse_position(
+    position: &serde_json::Value,
+    field: &'static str,
+) -> Result<Vec<(String, i32, i64)>, PositionError> {
     let damaged = |why| PositionError::Shape {
         why,
         position: position.to_string(),
     };
     let offsets = position
-        .get("offsets")
+        .get(field)
         .and_then(|o| o.as_array())
-        .ok_or_else(|| damaged("no offsets"))?;
+        .ok_or_else(|| {
+            damaged(if field == "ends" {
+                "no ends"
+            } else {
+                "no offsets"
+            })
+        })?;
     offsets
         .iter()
         .map(|entry| {
@@ -772,10 +807,31 @@ mod tests {
         );
     }
 
+    /// Bounded, the ends a checkpoint recorded are restored with the
+    /// offsets, and recorded again before the partitions are found.
+    #[test]
+    fn restored_ends_stay_in_the_position() {
+        let spec: Kafka = serde_yaml::from_str(
+            "{bootstrap_servers: '127.0.0.1:9', topics: [t], group_id: g, bounded: true}",
+        )
+        .unwrap();
+        let at = Instance {
+            index: 0,
+            parallelism: 1,
+        };
+        let mut source =
+            KafkaSource::open(&spec, at, crate::runtime::cancel::Canceller::new().token()).unwrap();
+        let restored = serde_json::json!({"offsets": [["t", 0, 5]], "ends": [["t", 0, 9]]});
+        source.restore(std::slice::from_ref(&restored)).unwrap();
+        assert_eq!(source.position(), restored);
+        let damaged = serde_json::json!({"offsets": [["t", 0, 5]], "ends": [["t", 0]]});
+        assert!(source.restore(&[damaged]).is_err());
+    }
+
     #[test]
     fn a_damaged_position_is_refused() {
         let ok = serde_json::json!({"offsets": [["t", 0, 5], ["t", 1, 0]]});
-        assert_eq!(parse_position(&ok).unwrap().len(), 2);
+        assert_eq!(parse_position(&ok, "offsets").unwrap().len(), 2);
         for bad in [
             serde_json::json!({}),
             serde_json::json!({"offsets": [["t", 0]]}),
@@ -784,7 +840,7 @@ mod tests {
             serde_json::json!({"offsets": [["", 0, 5]]}),
             serde_json::json!({"offsets": [["t", 4_294_967_296_i64, 5]]}),
         ] {
-            assert!(parse_position(&bad).is_err(), "{bad}");
+            assert!(parse_position(&bad, "offsets").is_err(), "{bad}");
         }
     }
 }

@@ -31,7 +31,8 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub(crate) struct Delivery {
     client: Context,
-    failed: Arc<Mutex<Option<String>>>,
+    /// Why, and whether for the message's size.
+    failed: Arc<Mutex<Option<(String, bool)>>>,
     landed: Option<Arc<Landed>>,
 }
 
@@ -113,11 +114,21 @@ impl ProducerContext for Delivery {
             }
             Err((e, _)) => {
                 if let Ok(mut failed) = self.failed.lock() {
-                    failed.get_or_insert_with(|| self.client.mask(&e.to_string()));
+                    failed.get_or_insert_with(|| (self.client.mask(&e.to_string()), too_large(e)));
                 }
             }
         }
     }
+}
+
+/// Whether a message was refused for its size, by the client
+/// (`message.max.bytes`) or by the brokers (the topic's
+/// `max.message.bytes`): sending it again cannot help.
+fn too_large(e: &RdError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
 }
 
 /// A producer and what it needs to say what went wrong.
@@ -197,13 +208,22 @@ impl Writer {
         let failed = self.context.failed.lock().ok().and_then(|f| f.clone());
         match failed {
             None => Ok(()),
-            Some(why) => Err(SinkError::Kafka(Box::new(KafkaError::Client {
+            Some((why, true)) => Err(self.too_large(why)),
+            Some((why, false)) => Err(SinkError::Kafka(Box::new(KafkaError::Client {
                 action: "write to",
                 servers: format!("{} (topic `{}`)", self.servers, self.topic),
                 why,
                 cause: self.context.client.last_error(),
             }))),
         }
+    }
+
+    fn too_large(&self, why: String) -> SinkError {
+        SinkError::Kafka(Box::new(KafkaError::TooLarge {
+            topic: self.topic.clone(),
+            servers: self.servers.clone(),
+            why,
+        }))
     }
 
     /// Sends one message; a full queue is backpressure: it waits for
@@ -222,6 +242,9 @@ impl Writer {
             message = message.headers(headers.clone());
         }
         while let Err((e, back)) = self.producer.send(message) {
+            if too_large(&e) {
+                return Err(self.too_large(self.context.client.mask(&e.to_string())));
+            }
             if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
                 return Err(self.sink_error("write to", e));
             }
