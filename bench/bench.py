@@ -547,38 +547,22 @@ def windows_part(events, runs, flink):
 
 
 class KafkaBroker:
-    """A one-node Apache Kafka broker (KRaft) on loopback ports, from the jars tests/kafka/pom.xml
-    names (Maven fetches them), in a folder of its own; killed by stop()."""
+    """The one-node Apache Kafka broker of scripts/kafka.py on free loopback ports, in a folder of its
+    own; killed by stop()."""
 
     def __init__(self):
+        import importlib.util
+        loader = importlib.util.spec_from_file_location("kafka_script", os.path.join(ROOT, "scripts", "kafka.py"))
+        script = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(script)
         self.dir = tempfile.mkdtemp(prefix="bench-kafka-")
-        cp_file = os.path.join(self.dir, "classpath.txt")
-        subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(ROOT, "tests", "kafka", "pom.xml"),
-                        "dependency:build-classpath", "-Dmdep.outputFile=" + cp_file], check=True)
-        classpath = open(cp_file).read().strip()
-        port, controller = free_port(), free_port()
+        port = free_port()
         self.servers = f"127.0.0.1:{port}"
-        config = os.path.join(self.dir, "server.properties")
-        write(config, "\n".join([
-            "process.roles=broker,controller", "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}", "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={self.dir}/data", "num.partitions=1", "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=4", "group.initial.rebalance.delay.ms=0", ""]))
-        subprocess.run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
-                        "-t", "ZGF0YWZsb3ctYmVuY2gxMg", "-c", config], check=True, capture_output=True)
-        self.log = open(os.path.join(self.dir, "broker.log"), "w")
-        self.process = subprocess.Popen(["java", "-Xms512m", "-Xmx1g", "-cp", classpath, "kafka.Kafka", config],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = script.start_broker(self.dir, port, free_port(), script.classpath(self.dir))
         deadline = time.monotonic() + 120
         while subprocess.run(kafka_limit("create", self.servers, "probe", "1"), capture_output=True).returncode:
             if time.monotonic() > deadline or self.process.poll() is not None:
-                sys.exit(f"the Kafka broker did not start; its log is {self.log.name}")
+                sys.exit(f"the Kafka broker did not start; its log is {os.path.join(self.dir, 'broker.log')}")
             time.sleep(0.5)
 
     def stop(self):
