@@ -69,6 +69,8 @@ fn read_each(
         .set("group.id", "kafka-limit")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
+        // As the `kafka` source sets it (engine/src/operators/sources/kafka.rs).
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(15);

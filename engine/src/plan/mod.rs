@@ -1227,6 +1227,20 @@ mod tests {
         assert_eq!(&text[span.start..span.end], "' '");
     }
 
+    /// The source would read committed records whatever the option said.
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_kafka_property_the_source_sets_itself_is_refused_where_it_is_written() {
+        let text = "name: x\nsources: {a: {type: kafka, bootstrap_servers: 'h:9092', topics: [t], \
+                    librdkafka_options: {isolation.level: read_uncommitted}}}\n\
+                    sinks: {o: {type: print, inputs: [a]}}\n";
+        let diagnostics = check(text.to_owned());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].code, "invalid-property");
+        let span = diagnostics[0].span.clone().expect("a span");
+        assert_eq!(&text[span.start..span.end], "read_uncommitted");
+    }
+
     #[test]
     fn a_document_that_cannot_be_read_is_not_also_missing_its_nodes() {
         assert_eq!(

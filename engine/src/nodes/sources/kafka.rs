@@ -102,12 +102,16 @@ fn default_discovery_interval() -> Duration {
 }
 
 /// Properties this source sets itself from its own settings.
-const OWN_PROPERTIES: [(&str, &str); 5] = [
+const OWN_PROPERTIES: [(&str, &str); 6] = [
     ("bootstrap.servers", "bootstrap_servers"),
     ("group.id", "group_id"),
     ("enable.auto.commit", "nothing: offsets are committed when checkpoints complete"),
     ("enable.auto.offset.store", "nothing: offsets are committed when checkpoints complete"),
     ("auto.offset.reset", "start"),
+    (
+        "isolation.level",
+        "nothing: the source reads committed records only, so that what an exactly-once producer aborts is never read",
+    ),
 ];
 
 impl Kafka {

@@ -24,6 +24,33 @@ use crate::value::{intern, Name, Str, Value};
 /// for barriers and cancellation to pass promptly.
 const WAIT: Duration = Duration::from_millis(50);
 
+/// How soon librdkafka looks again at a partition whose local queue was
+/// full. Its default, 1 s, makes a source that drains `queued.min.messages`
+/// in less than a second wait for the rest of it (confluentinc/librdkafka#2879).
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+/// The consumer's configuration: the source's own settings over the user's
+/// `librdkafka_options`, and the user's over the source's defaults.
+fn consumer_config(spec: &Kafka, group: &str) -> rdkafka::ClientConfig {
+    let own = [
+        ("group.id", group),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("isolation.level", "read_committed"),
+        // Where an assigned offset no longer exists (deleted by
+        // retention): the oldest kept, as Flink does.
+        ("auto.offset.reset", "earliest"),
+    ];
+    let mut config = config(&spec.bootstrap_servers, &spec.librdkafka_options, &own);
+    if !spec
+        .librdkafka_options
+        .contains_key("fetch.queue.backoff.ms")
+    {
+        config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    }
+    config
+}
+
 /// A partition: topic and number.
 type Partition = (Arc<str>, i32);
 
@@ -99,17 +126,8 @@ fn passing(e: &rdkafka::error::KafkaError) -> bool {
 impl KafkaSource {
     pub fn open(spec: &Kafka, at: Instance, cancel: Cancel) -> Result<KafkaSource, OpError> {
         let group = spec.group_id.clone().unwrap_or_default();
-        let own = [
-            ("group.id", group.as_str()),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("isolation.level", "read_committed"),
-            // Where an assigned offset no longer exists (deleted by
-            // retention): the oldest kept, as Flink does.
-            ("auto.offset.reset", "earliest"),
-        ];
         let reader = Reader::new(
-            &config(&spec.bootstrap_servers, &spec.librdkafka_options, &own),
+            &consumer_config(spec, &group),
             &spec.bootstrap_servers,
             Context::new(&spec.librdkafka_options),
         )?;
@@ -728,6 +746,22 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fetch_queue_backoff_is_short_unless_the_user_sets_it() {
+        let spec: Kafka = serde_yaml::from_str("{bootstrap_servers: 'h:1', topics: [t]}").unwrap();
+        let config = consumer_config(&spec, "g");
+        assert_eq!(config.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+        let spec: Kafka = serde_yaml::from_str(
+            "{bootstrap_servers: 'h:1', topics: [t], librdkafka_options: {fetch.queue.backoff.ms: '500', isolation.level: read_uncommitted}}",
+        )
+        .unwrap();
+        let config = consumer_config(&spec, "g");
+        assert_eq!(config.get("fetch.queue.backoff.ms"), Some("500"));
+        // What exactly-once rests on stays the source's own.
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+    }
 
     fn decoder(format: &str, columns: &str) -> Decoder {
         let spec: Kafka = serde_yaml::from_str(&format!(
