@@ -15,6 +15,11 @@
 //! `kafka-limit create SERVERS TOPIC PARTITIONS` creates a topic (for the
 //! benchmark, which has no Kafka tool of its own).
 
+/// The engine's allocator, which serves librdkafka's allocations too
+/// (see engine/src/main.rs): the same client, allocating the same way.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
