@@ -25,6 +25,10 @@ pub mod transactional;
 /// 5 minutes by default) usually ends it first, with the reason.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(300);
 
+/// How long a flush serves acknowledgements before it asks again whether
+/// all have come.
+const FLUSH_POLL: Duration = Duration::from_millis(1);
+
 /// The producer's context: the client's, plus the first message the
 /// brokers refused for good (after librdkafka's retries), and for a
 /// transactional producer where its messages landed.
@@ -256,14 +260,21 @@ impl Writer {
     }
 
     /// Waits until every message sent is acknowledged or refused.
+    ///
+    /// rdkafka's `flush` serves acknowledgements in polls of 100 ms that
+    /// last their whole length, so a flush that needs 5 ms took 100 (at
+    /// every barrier, while the chain waits). Asked with no wait, it only
+    /// starts sending what lingers and says whether all is acknowledged;
+    /// the acknowledgements are served here, a millisecond at a time.
     pub(crate) fn flush(&self) -> Result<(), SinkError> {
         let started = Instant::now();
         loop {
-            match self.producer.flush(Duration::from_millis(500)) {
+            match self.producer.flush(Duration::ZERO) {
                 Ok(()) => break,
                 Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut))
                     if started.elapsed() < FLUSH_DEADLINE =>
                 {
+                    self.producer.poll(FLUSH_POLL);
                     self.delivered()?
                 }
                 Err(e) => return Err(self.sink_error("flush messages to", e)),
