@@ -261,11 +261,12 @@ impl Writer {
 
     /// Waits until every message sent is acknowledged or refused.
     ///
-    /// rdkafka's `flush` serves acknowledgements in polls of 100 ms that
-    /// last their whole length, so a flush that needs 5 ms took 100 (at
-    /// every barrier, while the chain waits). Asked with no wait, it only
-    /// starts sending what lingers and says whether all is acknowledged;
-    /// the acknowledgements are served here, a millisecond at a time.
+    /// rdkafka's `flush` serves acknowledgements in polls of up to 100 ms
+    /// that last their whole length, so every barrier waited out the rest
+    /// of a poll after its last acknowledgement, with the chain stopped.
+    /// Asked with no wait, it only starts sending what lingers and says
+    /// whether all is acknowledged; the acknowledgements are served here,
+    /// [`FLUSH_POLL`] at a time.
     pub(crate) fn flush(&self) -> Result<(), SinkError> {
         let started = Instant::now();
         loop {
