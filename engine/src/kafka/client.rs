@@ -189,10 +189,11 @@ impl ClientContext for Context {
 
 impl ConsumerContext for Context {}
 
-/// A client's configuration: the brokers, the user's properties, then
-/// what the node sets itself (`own`).
+/// A client's configuration: the brokers, the node's `defaults`, the
+/// user's properties over those, then what the node sets itself (`own`).
 pub fn config(
     servers: &str,
+    defaults: &[(&str, &str)],
     properties: &IndexMap<String, String>,
     own: &[(&str, &str)],
 ) -> ClientConfig {
@@ -202,6 +203,9 @@ pub fn config(
     // chooses what to show of warnings.
     config.set_log_level(RDKafkaLogLevel::Warning);
     config.set("bootstrap.servers", servers);
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
     for (k, v) in properties {
         config.set(k, v);
     }

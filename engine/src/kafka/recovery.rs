@@ -48,7 +48,7 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
     // The topic first: a missing one is the user's mistake, named as such.
     let probe = Writer::open(
         spec,
-        &config(&spec.bootstrap_servers, &spec.librdkafka_options, &[]),
+        &config(&spec.bootstrap_servers, &[], &spec.librdkafka_options, &[]),
         None,
     )?;
     probe.partitions()?;
@@ -175,7 +175,7 @@ fn reader(spec: &Kafka, group: &str, extra: &[(&str, &str)]) -> Result<Reader, K
     let mut own = vec![("group.id", group), ("enable.auto.commit", "false")];
     own.extend_from_slice(extra);
     Reader::new(
-        &config(&spec.bootstrap_servers, &spec.librdkafka_options, &own),
+        &config(&spec.bootstrap_servers, &[], &spec.librdkafka_options, &own),
         &spec.bootstrap_servers,
         Context::new(&spec.librdkafka_options),
     )

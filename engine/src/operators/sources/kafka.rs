@@ -41,14 +41,12 @@ fn consumer_config(spec: &Kafka, group: &str) -> rdkafka::ClientConfig {
         // retention): the oldest kept, as Flink does.
         ("auto.offset.reset", "earliest"),
     ];
-    let mut config = config(&spec.bootstrap_servers, &spec.librdkafka_options, &own);
-    if !spec
-        .librdkafka_options
-        .contains_key("fetch.queue.backoff.ms")
-    {
-        config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
-    }
-    config
+    config(
+        &spec.bootstrap_servers,
+        &[("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)],
+        &spec.librdkafka_options,
+        &own,
+    )
 }
 
 /// A partition: topic and number.

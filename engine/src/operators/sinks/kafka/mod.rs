@@ -339,7 +339,7 @@ impl KafkaSink {
             ("enable.idempotence", "true"),
             ("allow.auto.create.topics", "false"),
         ];
-        let config = config(&spec.bootstrap_servers, &spec.librdkafka_options, &own);
+        let config = config(&spec.bootstrap_servers, &[], &spec.librdkafka_options, &own);
         let writer = Writer::open(spec, &config, None)?;
         writer.partitions()?;
         Ok(KafkaSink {

@@ -70,20 +70,19 @@ pub(crate) fn producer_config(spec: &Kafka, id: &str) -> rdkafka::ClientConfig {
         ("enable.idempotence", "true"),
         ("allow.auto.create.topics", "false"),
     ];
-    let mut config = config(&spec.bootstrap_servers, &spec.librdkafka_options, &own);
-    if !spec
-        .librdkafka_options
-        .contains_key("transaction.timeout.ms")
-    {
-        config.set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
-    }
-    config
+    config(
+        &spec.bootstrap_servers,
+        &[("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)],
+        &spec.librdkafka_options,
+        &own,
+    )
 }
 
 /// The metadata of the consumer group a producer's marker goes to.
 pub(crate) fn marker_group(spec: &Kafka, id: &str) -> Result<ConsumerGroupMetadata, KafkaError> {
     let consumer: BaseConsumer = config(
         &spec.bootstrap_servers,
+        &[],
         &spec.librdkafka_options,
         &[("group.id", id), ("enable.auto.commit", "false")],
     )
