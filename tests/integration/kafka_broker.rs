@@ -430,18 +430,38 @@ impl Broker {
             .collect()
     }
 
-    /// How many messages `topic` holds (transaction markers included).
-    pub fn written(&self, topic: &str) -> i64 {
-        let consumer = self.consumer(&[]);
-        let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+    /// A probe of how many messages `topic` holds, for a test that acts
+    /// at a point of a run: its one client stays connected, so each look
+    /// costs a round trip, not a new client (which a fast job outran).
+    pub fn watch(&self, topic: &str) -> Watch {
+        Watch {
+            consumer: self.consumer(&[]),
+            topic: topic.to_owned(),
+        }
+    }
+}
+
+/// See [`Broker::watch`].
+pub struct Watch {
+    consumer: BaseConsumer,
+    topic: String,
+}
+
+impl Watch {
+    /// How many messages the topic holds (transaction markers included).
+    pub fn written(&self) -> i64 {
+        let Ok(metadata) = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+        else {
             return 0;
         };
         metadata.topics()[0]
             .partitions()
             .iter()
             .filter_map(|p| {
-                consumer
-                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                self.consumer
+                    .fetch_watermarks(&self.topic, p.id(), Duration::from_secs(10))
                     .ok()
             })
             .map(|(low, high)| high - low)
