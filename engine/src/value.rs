@@ -248,33 +248,19 @@ impl Value {
     }
 
     /// Appends the value as JSON, with no string of its own in between.
-    pub fn write_json(&self, out: &mut String) {
-        /// serde_json writes whole UTF-8 pieces (escapes split strings
-        /// only at ASCII characters), so each is checked and appended.
-        struct Append<'a>(&'a mut String);
-        impl std::io::Write for Append<'_> {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                let text = std::str::from_utf8(buf)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                self.0.push_str(text);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        if serde_json::to_writer(Append(out), self).is_err() {
+        if serde_json::to_writer(&mut *out, self).is_err() {
             out.truncate(start);
-            out.push_str(&self.to_json());
+            out.extend_from_slice(self.to_json().as_bytes());
         }
     }
 
     /// Appends the value's text form for the `text` and `csv` formats: a
     /// string as itself, anything else as JSON.
-    pub fn write_text(&self, out: &mut String) {
+    pub fn write_text(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Str(s) => out.push_str(s.as_str()),
+            Value::Str(s) => out.extend_from_slice(s.as_str().as_bytes()),
             other => other.write_json(out),
         }
     }
@@ -556,9 +542,9 @@ mod tests {
         .map(|text| serde_json::from_str(text).unwrap())
         .collect();
         for value in values {
-            let mut out = String::from("before:");
+            let mut out = b"before:".to_vec();
             value.write_json(&mut out);
-            assert_eq!(out, format!("before:{}", value.to_json()));
+            assert_eq!(out, format!("before:{}", value.to_json()).into_bytes());
         }
     }
     use super::*;

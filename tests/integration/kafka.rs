@@ -800,6 +800,27 @@ fn sink_restore(from: Option<&Metadata>) -> SinkRestore<'_> {
 /// A checkpoint `id` of the sink alone, with `pending` as what its one
 /// instance recorded and `past` as its history.
 fn checkpoint_with(id: u64, past: &[(u64, u64)], pending: Option<serde_json::Value>) -> Metadata {
+    checkpoint_of(id, past, vec![pending])
+}
+
+/// A checkpoint `id` of the sink alone, with `pending[i]` as what its
+/// instance `i` recorded and `past` as its history.
+fn checkpoint_of(
+    id: u64,
+    past: &[(u64, u64)],
+    pending: Vec<Option<serde_json::Value>>,
+) -> Metadata {
+    let parallelism = pending.len();
+    let instances: serde_json::Map<String, serde_json::Value> = pending
+        .into_iter()
+        .enumerate()
+        .map(|(i, pending)| {
+            (
+                format!("out#{i}"),
+                serde_json::json!({"node": "out", "instance": i, "parallelism": parallelism, "sink_pending": pending}),
+            )
+        })
+        .collect();
     serde_json::from_value(serde_json::json!({
         "format_version": 4,
         "job": "crash",
@@ -812,9 +833,7 @@ fn checkpoint_with(id: u64, past: &[(u64, u64)], pending: Option<serde_json::Val
         "mode": "exactly_once",
         "incremental": false,
         "max_parallelism": 128,
-        "instances": {
-            "out#0": {"node": "out", "instance": 0, "parallelism": 1, "sink_pending": pending}
-        },
+        "instances": instances,
         "alignment_ms": 0.0,
         "sync_ms": 0.0
     }))
@@ -892,6 +911,118 @@ fn a_restore_writes_again_once_what_a_crash_left_uncommitted() {
         refused.to_string().contains("not in chk-6's past"),
         "{refused}"
     );
+}
+
+/// A transaction's records need not be consecutive in a partition: other
+/// instances' records and the marker of the instance's own earlier
+/// transaction land between them. The checkpoint records the runs its
+/// records landed at, and a restore writes again exactly those.
+#[test]
+fn a_restore_writes_again_exactly_the_runs_a_transaction_landed_at() {
+    let broker = Broker::shared();
+    let topic = "eo-interleaved";
+    broker.create_topic(topic, 2);
+    let spec = exactly_once_sink(&broker.servers, topic);
+    let mut a = TransactionalKafkaSink::open(&spec, spec.prefix(), 0).unwrap();
+    let mut b = TransactionalKafkaSink::open(&spec, spec.prefix(), 1).unwrap();
+    a.write(&words(0, 20)).unwrap();
+    a.on_barrier(7).unwrap();
+    // Checkpoint 7 waits: `a`'s second transaction stays open past 8.
+    a.write(&words(20, 40)).unwrap();
+    a.on_barrier(8).unwrap();
+    // Its first commits, its marker landing after those 20 records.
+    a.on_complete(7).unwrap();
+    b.write(&words(100, 130)).unwrap();
+    b.on_barrier(8).unwrap();
+    a.write(&words(40, 60)).unwrap();
+    a.on_barrier(9).unwrap();
+    b.on_barrier(9).unwrap();
+    let pending = vec![a.pending(), b.pending()];
+    let recorded: dataflow::kafka::transactions::Recorded =
+        serde_json::from_value(pending[0].clone().unwrap()).unwrap();
+    let open = recorded.pending.iter().find(|p| p.covers == 9).unwrap();
+    for partition in 0..2 {
+        let runs = open.partitions.iter().filter(|r| r.0 == partition).count();
+        assert!(
+            runs >= 2,
+            "partition {partition}: {runs} runs in {:?}",
+            open.partitions
+        );
+    }
+    // Killed after checkpoint 9 completed, before either sink committed.
+    std::mem::forget(a);
+    std::mem::forget(b);
+
+    let chk9 = checkpoint_of(9, &[(1, 9)], pending);
+    let restore = SinkRestore {
+        node: "out",
+        parallelism: 2,
+        from: Some(&chk9),
+    };
+    let done = dataflow::kafka::recovery::recover(&spec, &restore).unwrap();
+    assert!(
+        done.as_deref()
+            .is_some_and(|d| d.contains("70 messages of 2 transactions")),
+        "{done:?}"
+    );
+    let expected: Vec<i64> = (0..60).chain(100..130).collect();
+    assert_eq!(committed_ns(broker, topic), expected);
+}
+
+/// A checkpoint taken when the sink named each record's transaction in a
+/// header records, per partition, the first record and how many: a
+/// restore from it finds them by the header among other records.
+#[test]
+fn a_restore_from_a_checkpoint_of_tagged_transactions_finds_them_by_tag() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Broker::shared();
+    let topic = "eo-tagged";
+    broker.create_topic(topic, 1);
+    let spec = exactly_once_sink(&broker.servers, topic);
+    let producer = format!("{}-0-0", spec.prefix());
+    let others: Vec<String> = (1000..1005)
+        .map(|n| serde_json::json!({"word": "x", "n": n}).to_string())
+        .collect();
+    broker.produce(topic, 1, &others);
+    let tagged: BaseProducer = broker
+        .client(&[("transactional.id", producer.as_str())])
+        .create()
+        .unwrap();
+    tagged.init_transactions(Duration::from_secs(30)).unwrap();
+    tagged.begin_transaction().unwrap();
+    let send = |from: i64, to: i64| {
+        for n in from..to {
+            let value = serde_json::json!({"word": "w", "n": n}).to_string();
+            let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                key: "dataflow-txn",
+                value: Some("run.1"),
+            });
+            tagged
+                .send(BaseRecord::<str, str>::to(topic).payload(&value).headers(headers))
+                .unwrap();
+        }
+        tagged.flush(Duration::from_secs(30)).unwrap();
+    };
+    send(0, 6);
+    let between: Vec<String> = (1005..1008)
+        .map(|n| serde_json::json!({"word": "x", "n": n}).to_string())
+        .collect();
+    broker.produce(topic, 1, &between);
+    send(6, 10);
+    // Killed before the commit.
+    std::mem::forget(tagged);
+
+    let pending = serde_json::json!({"pending": [{"producer": producer, "topic": topic,
+        "tag": "run.1", "covers": 7, "partitions": [[0, 5, 10]]}]});
+    let chk7 = checkpoint_with(7, &[(1, 7)], Some(pending));
+    let done = dataflow::kafka::recovery::recover(&spec, &sink_restore(Some(&chk7))).unwrap();
+    assert!(
+        done.as_deref()
+            .is_some_and(|d| d.contains("10 messages of 1 transaction")),
+        "{done:?}"
+    );
+    let expected: Vec<i64> = (0..10).chain(1000..1008).collect();
+    assert_eq!(committed_ns(broker, topic), expected);
 }
 
 /// Transactions committed when their checkpoint completed are not

@@ -199,7 +199,7 @@ impl Broker {
         self.run();
     }
 
-    fn client(&self, extra: &[(&str, &str)]) -> ClientConfig {
+    pub fn client(&self, extra: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.servers);
         for (k, v) in extra {

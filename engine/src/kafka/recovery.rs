@@ -221,9 +221,10 @@ fn marker(spec: &Kafka, group: &str, topic: &str) -> Result<Option<u64>, KafkaEr
 /// writes them again with its marker in one transaction of `writer`, the
 /// producer that wrote them. Returns how many it wrote.
 ///
-/// Its records of each partition are the first `count` with its tag from
-/// the offset of its first: one producer's records keep their order
-/// within a partition. The scan also reads the other instances' records
+/// Its records of each partition are those at the offsets of its runs
+/// (or, recorded by a version that tagged them, the first `count` with
+/// its tag from its first: one producer's records keep their order
+/// within a partition). The scan also reads the other instances' records
 /// in between, about one checkpoint interval of the topic per
 /// transaction.
 fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u64, KafkaError> {
@@ -241,7 +242,17 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
         .begin_transaction()
         .map_err(|e| writer.failed("begin a transaction on", e))?;
     let mut written = 0;
-    for &(partition, first, count) in &transaction.partitions {
+    for (partition, runs) in transaction.runs() {
+        let first = runs.first().map_or(0, |r| r.0);
+        let count: u64 = runs.iter().map(|r| r.1).sum();
+        let end = runs.last().map_or(0, |(f, n)| f + *n as i64);
+        let gone = |found| KafkaError::Gone {
+            topic: topic.clone(),
+            partition,
+            first,
+            count,
+            found,
+        };
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(topic, partition, Offset::Offset(first))
@@ -252,6 +263,8 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
             .map_err(|e| reader.failed("read back a transaction from", e))?;
         let mut progress = Instant::now();
         let mut found = 0;
+        // The run the next offset may be in.
+        let mut run = 0;
         while found < count {
             if progress.elapsed() > READ_BACK_STALL {
                 return Err(reader.failed(
@@ -267,25 +280,33 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
             let message = match polled {
                 Ok(m) => m,
                 Err(rdkafka::error::KafkaError::PartitionEOF(p)) if p == partition => {
-                    return Err(KafkaError::Gone {
-                        topic: topic.clone(),
-                        partition,
-                        first,
-                        count,
-                        found,
-                    })
+                    return Err(gone(found))
                 }
                 Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
                 Err(e) => return Err(reader.failed("read back a transaction from", e)),
             };
-            let ours = message.partition() == partition
-                && message.topic() == topic
-                && message.headers().is_some_and(|headers| {
+            if message.partition() != partition || message.topic() != topic {
+                continue;
+            }
+            let offset = message.offset();
+            let ours = match &transaction.tag {
+                Some(tag) => message.headers().is_some_and(|headers| {
                     headers
                         .iter()
-                        .any(|h| h.key == HEADER && h.value == Some(transaction.tag.as_bytes()))
-                });
+                        .any(|h| h.key == HEADER && h.value == Some(tag.as_bytes()))
+                }),
+                None => {
+                    while runs.get(run).is_some_and(|(f, n)| offset >= f + *n as i64) {
+                        run += 1;
+                    }
+                    runs.get(run).is_some_and(|(f, _)| offset >= *f)
+                }
+            };
             if !ours {
+                if transaction.tag.is_none() && offset >= end {
+                    // Past its last run with records missing.
+                    return Err(gone(found));
+                }
                 continue;
             }
             found += 1;

@@ -4,11 +4,10 @@
 //!
 //! Each sink instance writes through [`SLOTS`] transactional producers,
 //! with ids stable across runs (`<prefix>-<instance>-<slot>`), so that a
-//! restore can fence whatever a crashed run left open. A transaction's
-//! records carry a header naming it ([`HEADER`]). At a barrier the open
-//! transaction is flushed (pre-commit) and recorded in the checkpoint as
-//! [`Pending`]: per partition, the offset of its first record and how many
-//! it had then. When the checkpoint completes the transaction commits,
+//! restore can fence whatever a crashed run left open. At a barrier the
+//! open transaction is flushed (pre-commit) and recorded in the checkpoint
+//! as [`Pending`]: per partition, the runs of consecutive offsets its
+//! records landed at, as the brokers acknowledged them. When the checkpoint completes the transaction commits,
 //! and with it, atomically, a marker: the number of the last checkpoint
 //! it covers, as the committed offset of a consumer group named after
 //! the producer's transactional id.
@@ -21,6 +20,8 @@
 //! are still in the log; the restore reads them back and writes them
 //! again, with the marker, in one transaction.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::metadata::in_history;
@@ -29,7 +30,8 @@ use crate::checkpoint::metadata::in_history;
 /// the other's transaction waits for its checkpoint to complete.
 pub const SLOTS: u32 = 2;
 
-/// The header whose value names a message's transaction.
+/// The header whose value named a message's transaction, in checkpoints
+/// taken before the sink recorded exact runs of offsets.
 pub const HEADER: &str = "dataflow-txn";
 
 /// The transactional id of an instance's producer `slot`, also the name
@@ -46,15 +48,48 @@ pub struct Pending {
     pub producer: String,
     /// The topic written (the sink's may have changed since).
     pub topic: String,
-    /// The value of its records' [`HEADER`].
-    pub tag: String,
+    /// The value of its records' [`HEADER`], in checkpoints of versions
+    /// that tagged them; none, `partitions` holds exact runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// The last checkpoint whose barrier it covers, as recorded; its
     /// commit sets the marker to this number or a later one.
     pub covers: u64,
-    /// Per partition written: the offset of its first record, and how
-    /// many records it had at that barrier (later ones belong to a later
-    /// checkpoint).
+    /// `(partition, first offset, count)`: the runs of consecutive offsets
+    /// its records had landed at by that barrier (later ones belong to a
+    /// later checkpoint), in offset order. Other producers' records and
+    /// transaction markers land between runs. With a tag, one entry per
+    /// partition: its first record, and how many with the tag from there.
     pub partitions: Vec<(i32, i64, u64)>,
+}
+
+impl Pending {
+    /// Its runs of each partition, in offset order.
+    pub fn runs(&self) -> BTreeMap<i32, Vec<(i64, u64)>> {
+        let mut runs: BTreeMap<i32, Vec<(i64, u64)>> = BTreeMap::new();
+        for &(partition, first, count) in &self.partitions {
+            runs.entry(partition).or_default().push((first, count));
+        }
+        for of in runs.values_mut() {
+            of.sort_unstable();
+        }
+        runs
+    }
+}
+
+/// `runs` sorted, with those that continue one another joined: the
+/// acknowledgements of one run may come split (a run ends where its
+/// messages' acknowledgements came out of order).
+pub fn joined(mut runs: Vec<(i32, i64, u64)>) -> Vec<(i32, i64, u64)> {
+    runs.sort_unstable();
+    let mut out: Vec<(i32, i64, u64)> = Vec::with_capacity(runs.len());
+    for (partition, first, count) in runs {
+        match out.last_mut() {
+            Some((p, f, n)) if *p == partition && *f + *n as i64 == first => *n += count,
+            _ => out.push((partition, first, count)),
+        }
+    }
+    out
 }
 
 /// What a sink instance records in a checkpoint.
@@ -143,7 +178,7 @@ mod tests {
         Pending {
             producer: producer.into(),
             topic: "t".into(),
-            tag: format!("t{covers}"),
+            tag: None,
             covers,
             partitions: vec![(0, 10, 3)],
         }
@@ -238,6 +273,30 @@ mod tests {
         // A newer marker in the old topic refuses nothing in the new one.
         let newer = markers(&[("x-0-0", Some(15))]);
         assert!(to_write_again(&point, "u", &newer, &[]).is_ok());
+    }
+
+    #[test]
+    fn runs_that_continue_one_another_join() {
+        let runs = vec![(1, 20, 2), (0, 5, 3), (0, 0, 5), (0, 9, 1), (1, 22, 1)];
+        assert_eq!(joined(runs), vec![(0, 0, 8), (0, 9, 1), (1, 20, 3)]);
+    }
+
+    #[test]
+    fn runs_group_by_partition_in_offset_order() {
+        let mut p = pending("x-0-0", 3);
+        p.partitions = vec![(2, 40, 1), (0, 9, 2), (2, 10, 4)];
+        let runs = p.runs();
+        assert_eq!(runs[&0], vec![(9, 2)]);
+        assert_eq!(runs[&2], vec![(10, 4), (40, 1)]);
+    }
+
+    #[test]
+    fn a_checkpoint_of_tagged_transactions_reads_back() {
+        let json = serde_json::json!({"pending": [{"producer": "x-0-0", "topic": "t",
+            "tag": "abc.1", "covers": 4, "partitions": [[0, 10, 3]]}]});
+        let recorded: Recorded = serde_json::from_value(json).unwrap();
+        assert_eq!(recorded.pending[0].tag.as_deref(), Some("abc.1"));
+        assert_eq!(recorded.pending[0].partitions, vec![(0, 10, 3)]);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct FileSink {
     pending: Vec<(u64, PathBuf)>,
     /// In-progress files opened so far, for unique names.
     opened: u64,
-    line: String,
+    line: Vec<u8>,
 }
 
 /// The file being written.
@@ -77,7 +77,7 @@ impl FileSink {
             current: None,
             pending: Vec::new(),
             opened: 0,
-            line: String::new(),
+            line: Vec::new(),
         })
     }
 
@@ -143,15 +143,19 @@ impl FileSink {
 }
 
 /// Appends one CSV field, quoted when it must be (RFC 4180).
-fn csv_field(value: &Value, out: &mut String) {
-    let mut text = String::new();
-    value.write_text(&mut text);
-    if text.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&text.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(&text);
+fn csv_field(value: &Value, out: &mut Vec<u8>) {
+    let start = out.len();
+    value.write_text(out);
+    if out[start..].iter().any(|b| b",\"\n\r".contains(b)) {
+        let text = out.split_off(start);
+        out.push(b'"');
+        for &b in &text {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
     }
 }
 
@@ -163,13 +167,13 @@ impl Sink for FileSink {
         for record in batch {
             line.clear();
             match format {
-                OutputFormat::Json => line.push_str(&record.to_json()),
+                OutputFormat::Json => record.write_json(&mut line),
                 OutputFormat::Text => record.write_text(&mut line),
                 OutputFormat::Csv => match record {
                     Value::Map(fields) => {
                         for (i, (_, v)) in fields.iter().enumerate() {
                             if i > 0 {
-                                line.push(',');
+                                line.push(b',');
                             }
                             csv_field(v, &mut line);
                         }
@@ -177,9 +181,9 @@ impl Sink for FileSink {
                     other => csv_field(other, &mut line),
                 },
             }
-            line.push('\n');
+            line.push(b'\n');
             part.writer
-                .write_all(line.as_bytes())
+                .write_all(&line)
                 .map_err(|e| io_error("write", &part.path, e))?;
         }
         self.line = line;

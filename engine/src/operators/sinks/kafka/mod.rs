@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -40,12 +40,18 @@ pub(crate) struct Delivery {
     landed: Option<Arc<Landed>>,
 }
 
-/// Per partition of the topic, the offset of the first message of the
-/// open transaction and how many were acknowledged: atomics, as the
-/// acknowledgements come on the sink's own thread but through a context
-/// librdkafka requires to be shared.
+/// Where the open transaction's messages landed: per partition of the
+/// topic, runs of consecutive offsets. The run each partition is
+/// extending is kept in atomics; a message that does not continue it
+/// (another producer's or a transaction marker came between) ends it
+/// into `ended`, the only lock, taken once per run. Atomics, as
+/// librdkafka requires the context to be shared, though acknowledgements
+/// come only on the thread that polls, the sink's own.
 pub(crate) struct Landed {
-    partitions: Vec<(AtomicI64, AtomicU64)>,
+    /// Per partition: the first offset of the run being extended, and
+    /// its length.
+    current: Vec<(AtomicI64, AtomicU64)>,
+    ended: Mutex<Vec<(i32, i64, u64)>>,
     /// A message went to a partition the topic did not have when the sink
     /// opened.
     grew: AtomicBool,
@@ -53,46 +59,57 @@ pub(crate) struct Landed {
 
 impl Landed {
     fn new(partitions: usize) -> Landed {
-        let landed = Landed {
-            partitions: (0..partitions)
+        Landed {
+            current: (0..partitions)
                 .map(|_| (AtomicI64::new(0), AtomicU64::new(0)))
                 .collect(),
+            ended: Mutex::default(),
             grew: AtomicBool::new(false),
-        };
-        landed.reset();
-        landed
+        }
+    }
+
+    fn ended(&self) -> std::sync::MutexGuard<'_, Vec<(i32, i64, u64)>> {
+        // A push cannot leave the list half-changed.
+        self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn reset(&self) {
-        for (first, count) in &self.partitions {
-            first.store(i64::MAX, Ordering::Relaxed);
+        for (_, count) in &self.current {
             count.store(0, Ordering::Relaxed);
         }
+        self.ended().clear();
     }
 
     fn note(&self, partition: i32, offset: i64) {
-        match usize::try_from(partition)
+        let Some((first, count)) = usize::try_from(partition)
             .ok()
-            .and_then(|p| self.partitions.get(p))
-        {
-            Some((first, count)) => {
-                first.fetch_min(offset, Ordering::Relaxed);
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-            None => self.grew.store(true, Ordering::Relaxed),
+            .and_then(|p| self.current.get(p))
+        else {
+            self.grew.store(true, Ordering::Relaxed);
+            return;
+        };
+        let (f, n) = (first.load(Ordering::Relaxed), count.load(Ordering::Relaxed));
+        if n > 0 && f.checked_add(n as i64) == Some(offset) {
+            count.store(n + 1, Ordering::Relaxed);
+            return;
         }
+        if n > 0 {
+            self.ended().push((partition, f, n));
+        }
+        first.store(offset, Ordering::Relaxed);
+        count.store(1, Ordering::Relaxed);
     }
 
-    /// `(partition, first offset, count)` of every partition written.
+    /// `(partition, first offset, count)` of every run, in offset order.
     fn written(&self) -> Vec<(i32, i64, u64)> {
-        self.partitions
-            .iter()
-            .enumerate()
-            .filter_map(|(p, (first, count))| {
-                let count = count.load(Ordering::Relaxed);
-                (count > 0).then(|| (p as i32, first.load(Ordering::Relaxed), count))
-            })
-            .collect()
+        let mut runs = self.ended().clone();
+        for (p, (first, count)) in self.current.iter().enumerate() {
+            let n = count.load(Ordering::Relaxed);
+            if n > 0 {
+                runs.push((p as i32, first.load(Ordering::Relaxed), n));
+            }
+        }
+        crate::kafka::transactions::joined(runs)
     }
 }
 
@@ -232,18 +249,10 @@ impl Writer {
 
     /// Sends one message; a full queue is backpressure: it waits for
     /// acknowledgements.
-    fn send(
-        &self,
-        value: &str,
-        key: Option<&str>,
-        headers: Option<&OwnedHeaders>,
-    ) -> Result<(), SinkError> {
-        let mut message = BaseRecord::<str, str>::to(&self.topic).payload(value);
+    fn send(&self, value: &[u8], key: Option<&[u8]>) -> Result<(), SinkError> {
+        let mut message = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(value);
         if let Some(key) = key {
             message = message.key(key);
-        }
-        if let Some(headers) = headers {
-            message = message.headers(headers.clone());
         }
         while let Err((e, back)) = self.producer.send(message) {
             if too_large(&e) {
@@ -290,8 +299,8 @@ impl Writer {
 struct Encoder {
     key: Option<Vec<Name>>,
     format: KafkaOutput,
-    value: String,
-    key_text: String,
+    value: Vec<u8>,
+    key_text: Vec<u8>,
 }
 
 impl Encoder {
@@ -302,13 +311,13 @@ impl Encoder {
                 .as_ref()
                 .map(|k| k.split('.').map(crate::value::intern).collect()),
             format: spec.format,
-            value: String::new(),
-            key_text: String::new(),
+            value: Vec::new(),
+            key_text: Vec::new(),
         }
     }
 
     /// Encodes `record`: its value, and its key if it has one.
-    fn encode(&mut self, record: &Value) -> (&str, Option<&str>) {
+    fn encode(&mut self, record: &Value) -> (&[u8], Option<&[u8]>) {
         self.value.clear();
         match self.format {
             KafkaOutput::Json => record.write_json(&mut self.value),
@@ -322,7 +331,7 @@ impl Encoder {
             }
             None => false,
         };
-        (&self.value, keyed.then_some(self.key_text.as_str()))
+        (&self.value, keyed.then_some(self.key_text.as_slice()))
     }
 }
 
@@ -353,7 +362,7 @@ impl Sink for KafkaSink {
     fn write(&mut self, batch: &[Value]) -> Result<(), SinkError> {
         for record in batch {
             let (value, key) = self.encoder.encode(record);
-            self.writer.send(value, key, None)?;
+            self.writer.send(value, key)?;
         }
         self.writer.producer.poll(Duration::ZERO);
         self.writer.delivered()

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Encoder, Landed, Writer};
 use crate::kafka::client::{config, KafkaError, DEADLINE};
-use crate::kafka::transactions::{self, Pending, Recorded, HEADER, SLOTS};
+use crate::kafka::transactions::{self, Pending, Recorded, SLOTS};
 use crate::nodes::sinks::kafka::Kafka;
 use crate::operators::{Sink, SinkError};
 use crate::value::Value;
@@ -42,8 +41,6 @@ struct Slot {
 
 /// An open transaction.
 struct Open {
-    headers: OwnedHeaders,
-    tag: String,
     /// What the last barrier it covers recorded of it.
     recorded: Option<Pending>,
     /// Closed: it takes no more records and waits for its checkpoint.
@@ -58,9 +55,6 @@ pub struct TransactionalKafkaSink {
     current: Option<usize>,
     encoder: Encoder,
     topic: String,
-    /// Unique to this opening of the sink: the tags of its transactions.
-    nonce: String,
-    opened: u64,
 }
 
 /// The transactional configuration of producer `id`.
@@ -201,8 +195,6 @@ impl TransactionalKafkaSink {
             current: None,
             encoder: Encoder::new(spec),
             topic: spec.topic.clone(),
-            nonce: crate::runtime::lifecycle::new_run_id(),
-            opened: 0,
         })
     }
 
@@ -224,14 +216,7 @@ impl TransactionalKafkaSink {
             .begin_transaction()
             .map_err(|e| slot.writer.sink_error("begin a transaction on", e))?;
         slot.landed.reset();
-        self.opened += 1;
-        let tag = format!("{}.{}", self.nonce, self.opened);
         slot.open = Some(Open {
-            headers: OwnedHeaders::new_with_capacity(1).insert(Header {
-                key: HEADER,
-                value: Some(tag.as_bytes()),
-            }),
-            tag,
             recorded: None,
             closed: false,
             since_barrier: false,
@@ -255,7 +240,7 @@ impl Sink for TransactionalKafkaSink {
         open.since_barrier = true;
         for record in batch {
             let (value, key) = self.encoder.encode(record);
-            slot.writer.send(value, key, Some(&open.headers))?;
+            slot.writer.send(value, key)?;
         }
         slot.writer.producer.poll(Duration::ZERO);
         slot.writer.delivered()
@@ -289,7 +274,7 @@ impl Sink for TransactionalKafkaSink {
         open.recorded = Some(Pending {
             producer: slot.id.clone(),
             topic: self.topic.clone(),
-            tag: open.tag.clone(),
+            tag: None,
             covers: id,
             partitions: slot.landed.written(),
         });
