@@ -998,7 +998,11 @@ fn a_restore_from_a_checkpoint_of_tagged_transactions_finds_them_by_tag() {
                 value: Some("run.1"),
             });
             tagged
-                .send(BaseRecord::<str, str>::to(topic).payload(&value).headers(headers))
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .payload(&value)
+                        .headers(headers),
+                )
                 .unwrap();
         }
         tagged.flush(Duration::from_secs(30)).unwrap();

@@ -6,6 +6,7 @@
 //! ([`super::transactions`] says why).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -18,8 +19,8 @@ use super::client::{config, Context, KafkaError, Reader, DEADLINE};
 use super::transactions::{self, Marker, Pending, Point, Recorded, HEADER, SLOTS};
 use crate::nodes::sinks::kafka::Kafka;
 use crate::nodes::SinkRestore;
-use crate::operators::sinks::kafka::transactional::{commit, fenced, marker_group};
-use crate::operators::sinks::kafka::Writer;
+use crate::operators::sinks::kafka::transactional::{self, commit, fenced, marker_group};
+use crate::operators::sinks::kafka::{Landed, Writer};
 use crate::operators::SinkError;
 
 /// How long reading back a transaction's records may go without finding
@@ -51,7 +52,7 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
         &config(&spec.bootstrap_servers, &[], &spec.librdkafka_options, &[]),
         None,
     )?;
-    probe.partitions()?;
+    let partitions = probe.partitions()?;
     // Every producer any run of the sink may have used: up to the widest
     // parallelism it ever started at, which the brokers keep for it.
     let before = states.iter().map(|i| i.parallelism).max().unwrap_or(0);
@@ -61,26 +62,21 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
         .map(|(i, k)| transactions::transactional_id(spec.prefix(), i, k))
         .chain(pending.iter().map(|p| p.producer.clone()))
         .collect();
-    let writers: Vec<(String, Writer)> = ids
-        .into_iter()
-        .map(|id| Ok((id.clone(), fenced(spec, &id, None)?)))
-        .collect::<Result<_, KafkaError>>()?;
+    // A fresh start resets the markers: output already in the topic is
+    // older than this run's history, whatever numbers they carry.
+    let writers = fence_all(spec, ids, partitions, at.from.is_none())?;
     let Some(from) = at.from else {
-        // A fresh start: output already in the topic is older than this
-        // run's history, whatever numbers its markers carry.
-        for (id, writer) in &writers {
-            mark(spec, writer, id, 0)?;
-        }
+        hand_over(spec, at.parallelism, writers);
         return Ok(None);
     };
-    let mut markers = Vec::with_capacity(writers.len());
-    for (id, _) in &writers {
-        markers.push(Marker {
-            producer: id.clone(),
+    let mut markers: Vec<Marker> = writers
+        .iter()
+        .map(|f| Marker {
+            producer: f.id.clone(),
             topic: spec.topic.clone(),
-            value: marker(spec, id, &spec.topic)?,
-        });
-    }
+            value: f.marker,
+        })
+        .collect();
     for p in pending.iter().filter(|p| p.topic != spec.topic) {
         markers.push(Marker {
             producer: p.producer.clone(),
@@ -107,8 +103,8 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
     for transaction in &again {
         let writer = writers
             .iter()
-            .find(|(id, _)| *id == transaction.producer)
-            .map(|(_, w)| w)
+            .find(|f| f.id == transaction.producer)
+            .map(|f| &f.writer)
             .ok_or(KafkaError::Bug(
                 "a pending transaction's producer was not fenced",
             ))?;
@@ -122,6 +118,7 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
             }
         }
     }
+    hand_over(spec, at.parallelism, writers);
     Ok((!again.is_empty()).then(|| {
         format!(
             "`{node}`: {records} message{} of {} transaction{} chk-{} recorded and no one committed written again to `{}`",
@@ -132,6 +129,71 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
             spec.topic
         )
     }))
+}
+
+/// A producer a restore fenced.
+struct Fenced {
+    id: String,
+    writer: Writer,
+    /// Where its messages land.
+    landed: Arc<Landed>,
+    /// Its marker in the sink's topic, as found once fenced.
+    marker: Option<u64>,
+}
+
+/// Fences every producer of `ids`, each counting where its messages land
+/// in a topic of `partitions`; then reads its marker, or with `reset`
+/// commits marker 0. All at once: librdkafka may wait a fixed 500 ms
+/// before it asks for a producer id, and one restore may fence dozens.
+fn fence_all(
+    spec: &Kafka,
+    ids: BTreeSet<String>,
+    partitions: usize,
+    reset: bool,
+) -> Result<Vec<Fenced>, KafkaError> {
+    std::thread::scope(|scope| {
+        let fencing: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                scope.spawn(move || {
+                    let landed = Arc::new(Landed::new(partitions));
+                    let writer = fenced(spec, &id, Some(Arc::clone(&landed)))?;
+                    let marker = if reset {
+                        mark(spec, &writer, &id, 0)?;
+                        None
+                    } else {
+                        marker(spec, &id, &spec.topic)?
+                    };
+                    Ok(Fenced {
+                        id,
+                        writer,
+                        landed,
+                        marker,
+                    })
+                })
+            })
+            .collect();
+        fencing
+            .into_iter()
+            .map(|f| {
+                f.join()
+                    .unwrap_or(Err(KafkaError::Bug("fencing a producer panicked")))
+            })
+            .collect()
+    })
+}
+
+/// Parks the producers of the sink's instances at `parallelism` for them
+/// to take over ([`transactional::park`]).
+fn hand_over(spec: &Kafka, parallelism: u32, fenced: Vec<Fenced>) {
+    let ours: BTreeSet<String> = (0..parallelism)
+        .flat_map(|i| (0..SLOTS).map(move |k| transactions::transactional_id(spec.prefix(), i, k)))
+        .collect();
+    for f in fenced {
+        if ours.contains(&f.id) {
+            transactional::park(f.id, f.writer, f.landed);
+        }
+    }
 }
 
 /// A Kafka error out of a sink's.

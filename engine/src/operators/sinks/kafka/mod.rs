@@ -58,7 +58,7 @@ pub(crate) struct Landed {
 }
 
 impl Landed {
-    fn new(partitions: usize) -> Landed {
+    pub(crate) fn new(partitions: usize) -> Landed {
         Landed {
             current: (0..partitions)
                 .map(|_| (AtomicI64::new(0), AtomicU64::new(0)))
@@ -70,7 +70,9 @@ impl Landed {
 
     fn ended(&self) -> std::sync::MutexGuard<'_, Vec<(i32, i64, u64)>> {
         // A push cannot leave the list half-changed.
-        self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.ended
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn reset(&self) {
@@ -374,5 +376,40 @@ impl Sink for KafkaSink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         self.writer.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Acknowledged offsets become runs of consecutive ones, per
+    /// partition; a partition the topic did not have is noticed.
+    #[test]
+    fn landed_offsets_become_runs() {
+        let landed = Landed::new(2);
+        for offset in [10, 11, 12, 20, 21] {
+            landed.note(0, offset);
+        }
+        landed.note(1, 5);
+        landed.note(0, 22);
+        landed.note(1, 7);
+        assert_eq!(
+            landed.written(),
+            vec![(0, 10, 3), (0, 20, 3), (1, 5, 1), (1, 7, 1)]
+        );
+        assert!(!landed.grew.load(Ordering::Relaxed));
+        landed.note(2, 0);
+        assert!(landed.grew.load(Ordering::Relaxed));
+        landed.reset();
+        assert!(landed.written().is_empty());
+        landed.note(0, 30);
+        assert_eq!(landed.written(), vec![(0, 30, 1)]);
+        // Out of order, they still join into one run.
+        landed.reset();
+        for offset in [42, 40, 41] {
+            landed.note(1, offset);
+        }
+        assert_eq!(landed.written(), vec![(1, 40, 3)]);
     }
 }

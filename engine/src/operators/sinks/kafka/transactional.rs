@@ -4,7 +4,8 @@
 //! [`crate::kafka::transactions`] for what a checkpoint records and how a
 //! restore finishes what a crashed run left).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
@@ -28,6 +29,28 @@ const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
 /// is aborted by the broker and written again by the restore that
 /// follows.
 const TRANSACTION_TIMEOUT_MS: &str = "900000";
+
+/// Producers a restore fenced, by transactional id, for the sink
+/// instances that start next to take over. Fenced again, an id whose
+/// marker the restore just committed would wait out librdkafka's fixed
+/// 500 ms retry while the brokers complete that commit, slot after slot.
+static PARKED: Mutex<BTreeMap<String, (Writer, Arc<Landed>)>> = Mutex::new(BTreeMap::new());
+
+/// Parks producer `id`, fenced, with no transaction open, counting where
+/// its messages land in `landed`; one parked before under that id is
+/// closed.
+pub(crate) fn park(id: String, writer: Writer, landed: Arc<Landed>) {
+    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    parked.insert(id, (writer, landed));
+}
+
+/// Producer `id` as parked for `spec`'s topic, if it is.
+fn unpark(spec: &Kafka, id: &str) -> Option<(Writer, Arc<Landed>)> {
+    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    let (writer, landed) = parked.remove(id)?;
+    (writer.topic == spec.topic && writer.servers == spec.bootstrap_servers)
+        .then_some((writer, landed))
+}
 
 /// A transactional producer, and the transaction it has open.
 struct Slot {
@@ -170,18 +193,24 @@ impl TransactionalKafkaSink {
         let mut partitions = None;
         for k in 0..SLOTS {
             let id = transactions::transactional_id(prefix, instance, k);
-            // The topic's partitions, asked once, size each slot's counts.
-            let count = match partitions {
-                Some(n) => n,
+            let (writer, landed) = match unpark(spec, &id) {
+                Some(parked) => parked,
                 None => {
-                    let probe = Writer::open(spec, &producer_config(spec, &id), None)?;
-                    let n = probe.partitions()?;
-                    partitions = Some(n);
-                    n
+                    // The topic's partitions, asked once, size each
+                    // slot's counts.
+                    let count = match partitions {
+                        Some(n) => n,
+                        None => {
+                            let probe = Writer::open(spec, &producer_config(spec, &id), None)?;
+                            let n = probe.partitions()?;
+                            partitions = Some(n);
+                            n
+                        }
+                    };
+                    let landed = Arc::new(Landed::new(count));
+                    (fenced(spec, &id, Some(Arc::clone(&landed)))?, landed)
                 }
             };
-            let landed = Arc::new(Landed::new(count));
-            let writer = fenced(spec, &id, Some(Arc::clone(&landed)))?;
             slots.push(Slot {
                 writer,
                 landed,
