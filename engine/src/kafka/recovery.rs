@@ -307,7 +307,9 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
     for (partition, runs) in transaction.runs() {
         let first = runs.first().map_or(0, |r| r.0);
         let count: u64 = runs.iter().map(|r| r.1).sum();
-        let end = runs.last().map_or(0, |(f, n)| f + *n as i64);
+        let end = runs
+            .last()
+            .map_or(0, |(f, n)| transactions::run_end(*f, *n));
         let gone = |found| KafkaError::Gone {
             topic: topic.clone(),
             partition,
@@ -358,7 +360,10 @@ fn write_again(spec: &Kafka, writer: &Writer, transaction: &Pending) -> Result<u
                         .any(|h| h.key == HEADER && h.value == Some(tag.as_bytes()))
                 }),
                 None => {
-                    while runs.get(run).is_some_and(|(f, n)| offset >= f + *n as i64) {
+                    while runs
+                        .get(run)
+                        .is_some_and(|(f, n)| offset >= transactions::run_end(*f, *n))
+                    {
                         run += 1;
                     }
                     runs.get(run).is_some_and(|(f, _)| offset >= *f)

@@ -7,10 +7,11 @@
 //! restore can fence whatever a crashed run left open. At a barrier the
 //! open transaction is flushed (pre-commit) and recorded in the checkpoint
 //! as [`Pending`]: per partition, the runs of consecutive offsets its
-//! records landed at, as the brokers acknowledged them. When the checkpoint completes the transaction commits,
-//! and with it, atomically, a marker: the number of the last checkpoint
-//! it covers, as the committed offset of a consumer group named after
-//! the producer's transactional id.
+//! records landed at, as the brokers acknowledged them. When the
+//! checkpoint completes the transaction commits, and with it, atomically,
+//! a marker: the number of the last checkpoint it covers, as the
+//! committed offset of a consumer group named after the producer's
+//! transactional id.
 //!
 //! librdkafka cannot resume another process's transaction (Flink does so
 //! by reflection into the Java client), so a restore cannot commit what a
@@ -77,6 +78,12 @@ impl Pending {
     }
 }
 
+/// The offset after a run of `count` from `first`; a damaged checkpoint's
+/// figures saturate rather than wrap.
+pub fn run_end(first: i64, count: u64) -> i64 {
+    first.saturating_add(i64::try_from(count).unwrap_or(i64::MAX))
+}
+
 /// `runs` sorted, with those that continue one another joined: the
 /// acknowledgements of one run may come split (a run ends where its
 /// messages' acknowledgements came out of order).
@@ -85,7 +92,7 @@ pub fn joined(mut runs: Vec<(i32, i64, u64)>) -> Vec<(i32, i64, u64)> {
     let mut out: Vec<(i32, i64, u64)> = Vec::with_capacity(runs.len());
     for (partition, first, count) in runs {
         match out.last_mut() {
-            Some((p, f, n)) if *p == partition && *f + *n as i64 == first => *n += count,
+            Some((p, f, n)) if *p == partition && run_end(*f, *n) == first => *n += count,
             _ => out.push((partition, first, count)),
         }
     }

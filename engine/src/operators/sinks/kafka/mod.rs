@@ -91,7 +91,7 @@ impl Landed {
             return;
         };
         let (f, n) = (first.load(Ordering::Relaxed), count.load(Ordering::Relaxed));
-        if n > 0 && f.checked_add(n as i64) == Some(offset) {
+        if n > 0 && crate::kafka::transactions::run_end(f, n) == offset {
             count.store(n + 1, Ordering::Relaxed);
             return;
         }
