@@ -980,10 +980,12 @@ fn a_restore_from_a_checkpoint_of_tagged_transactions_finds_them_by_tag() {
     broker.create_topic(topic, 1);
     let spec = exactly_once_sink(&broker.servers, topic);
     let producer = format!("{}-0-0", spec.prefix());
-    let others: Vec<String> = (1000..1005)
-        .map(|n| serde_json::json!({"word": "x", "n": n}).to_string())
-        .collect();
-    broker.produce(topic, 1, &others);
+    // Untagged records, as another instance's.
+    let others = |ns: std::ops::Range<i64>| -> Vec<String> {
+        ns.map(|n| serde_json::json!({"word": "x", "n": n}).to_string())
+            .collect()
+    };
+    broker.produce(topic, 1, &others(1000..1005));
     let tagged: BaseProducer = broker
         .client(&[("transactional.id", producer.as_str())])
         .create()
@@ -1008,10 +1010,7 @@ fn a_restore_from_a_checkpoint_of_tagged_transactions_finds_them_by_tag() {
         tagged.flush(Duration::from_secs(30)).unwrap();
     };
     send(0, 6);
-    let between: Vec<String> = (1005..1008)
-        .map(|n| serde_json::json!({"word": "x", "n": n}).to_string())
-        .collect();
-    broker.produce(topic, 1, &between);
+    broker.produce(topic, 1, &others(1005..1008));
     send(6, 10);
     // Killed before the commit.
     std::mem::forget(tagged);

@@ -16,7 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{config, Context, KafkaError, Reader, DEADLINE};
-use super::transactions::{self, Marker, Pending, Point, Recorded, HEADER, SLOTS};
+use super::transactions::{self, Marker, Pending, Point, Recorded, HEADER};
 use crate::nodes::sinks::kafka::Kafka;
 use crate::nodes::SinkRestore;
 use crate::operators::sinks::kafka::transactional::{self, commit, fenced, marker_group};
@@ -57,9 +57,7 @@ pub fn recover(spec: &Kafka, at: &SinkRestore<'_>) -> Result<Option<String>, Kaf
     // parallelism it ever started at, which the brokers keep for it.
     let before = states.iter().map(|i| i.parallelism).max().unwrap_or(0);
     let widest = widest(spec, before.max(at.parallelism))?;
-    let ids: BTreeSet<String> = (0..widest)
-        .flat_map(|i| (0..SLOTS).map(move |k| (i, k)))
-        .map(|(i, k)| transactions::transactional_id(spec.prefix(), i, k))
+    let ids: BTreeSet<String> = transactions::transactional_ids(spec.prefix(), widest)
         .chain(pending.iter().map(|p| p.producer.clone()))
         .collect();
     // A fresh start resets the markers: output already in the topic is
@@ -186,9 +184,8 @@ fn fence_all(
 /// Parks the producers of the sink's instances at `parallelism` for them
 /// to take over ([`transactional::park`]).
 fn hand_over(spec: &Kafka, parallelism: u32, fenced: Vec<Fenced>) {
-    let ours: BTreeSet<String> = (0..parallelism)
-        .flat_map(|i| (0..SLOTS).map(move |k| transactions::transactional_id(spec.prefix(), i, k)))
-        .collect();
+    let ours: BTreeSet<String> =
+        transactions::transactional_ids(spec.prefix(), parallelism).collect();
     for f in fenced {
         if ours.contains(&f.id) {
             transactional::park(f.id, f.writer, f.landed);

@@ -41,6 +41,11 @@ pub fn transactional_id(prefix: &str, instance: u32, slot: u32) -> String {
     format!("{prefix}-{instance}-{slot}")
 }
 
+/// The transactional ids of every slot of instances `0..instances`.
+pub fn transactional_ids(prefix: &str, instances: u32) -> impl Iterator<Item = String> + '_ {
+    (0..instances).flat_map(move |i| (0..SLOTS).map(move |k| transactional_id(prefix, i, k)))
+}
+
 /// A transaction pre-committed at a barrier and not known to be
 /// committed, as recorded in the checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

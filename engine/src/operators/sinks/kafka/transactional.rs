@@ -31,9 +31,10 @@ const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
 const TRANSACTION_TIMEOUT_MS: &str = "900000";
 
 /// Producers a restore fenced, by transactional id, for the sink
-/// instances that start next to take over. Fenced again, an id whose
-/// marker the restore just committed would wait out librdkafka's fixed
-/// 500 ms retry while the brokers complete that commit, slot after slot.
+/// instances that start next to take over. Fenced again right after the
+/// restore committed its marker, an id waited 500 ms, librdkafka's fixed
+/// retry of a producer id request (the brokers still completing that
+/// commit, as far as timings show), slot after slot.
 static PARKED: Mutex<BTreeMap<String, (Writer, Arc<Landed>)>> = Mutex::new(BTreeMap::new());
 
 /// Parks producer `id`, fenced, with no transaction open, counting where
